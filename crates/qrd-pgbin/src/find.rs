@@ -1,0 +1,275 @@
+//! Locating a tool of a fitting major version: `--pg-bin-dir`, then `PATH`, then the Debian/Ubuntu layout
+//! `/usr/lib/postgresql/<major>/bin`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::version::PgVersion;
+
+/// The PostgreSQL programs qrd or its harness run, and how their version must relate to the server's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tool {
+    PgDump,
+    PgDumpall,
+    PgRestore,
+    PgBasebackup,
+    PgRewind,
+    Psql,
+    Initdb,
+    PgCtl,
+    Postgres,
+    PgControldata,
+}
+
+impl Tool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::PgDump => "pg_dump",
+            Tool::PgDumpall => "pg_dumpall",
+            Tool::PgRestore => "pg_restore",
+            Tool::PgBasebackup => "pg_basebackup",
+            Tool::PgRewind => "pg_rewind",
+            Tool::Psql => "psql",
+            Tool::Initdb => "initdb",
+            Tool::PgCtl => "pg_ctl",
+            Tool::Postgres => "postgres",
+            Tool::PgControldata => "pg_controldata",
+        }
+    }
+
+    /// Whether a newer major than the server's is acceptable.
+    ///
+    /// Client tools speak the protocol and read older catalogs, so newer is fine (and the only way to
+    /// dump a server whose own major has no packaged clients). Tools that read or write the data
+    /// directory itself — pg_rewind, initdb, pg_ctl, postgres, pg_controldata — must match exactly:
+    /// pg_rewind refuses a data directory of another major ("incompatible" catalog version).
+    pub fn accepts_newer(self) -> bool {
+        matches!(self, Tool::PgDump | Tool::PgDumpall | Tool::PgRestore | Tool::PgBasebackup | Tool::Psql)
+    }
+
+    fn fits(self, tool: &PgVersion, server: &PgVersion) -> bool {
+        if self.accepts_newer() { tool.major >= server.major } else { tool.major == server.major }
+    }
+
+    fn requirement(self, server: &PgVersion) -> String {
+        if self.accepts_newer() {
+            format!("PostgreSQL {} or newer", server.major_text())
+        } else {
+            format!("exactly PostgreSQL {}", server.major_text())
+        }
+    }
+}
+
+impl fmt::Display for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A tool that was found and fits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundTool {
+    pub tool: Tool,
+    pub path: PathBuf,
+    pub version: PgVersion,
+}
+
+/// A candidate that was looked at and rejected, kept to explain the failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub path: PathBuf,
+    /// The version it reported, or why it could not be asked.
+    pub version: Result<PgVersion, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub struct FindError {
+    pub tool: Tool,
+    pub server: PgVersion,
+    pub searched: Vec<PathBuf>,
+    pub rejected: Vec<Candidate>,
+}
+
+impl fmt::Display for FindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no usable {tool} for the server's PostgreSQL {server}: it needs {req}",
+            tool = self.tool,
+            server = self.server,
+            req = self.tool.requirement(&self.server),
+        )?;
+        for c in &self.rejected {
+            match &c.version {
+                Ok(v) if v.major < self.server.major => {
+                    write!(f, "\n  {} is {} (older than the server's {})", c.path.display(), v, self.server)?
+                }
+                Ok(v) => write!(f, "\n  {} is {} (a different major than the server's {})", c.path.display(), v, self.server)?,
+                Err(e) => write!(f, "\n  {} could not report its version: {e}", c.path.display())?,
+            }
+        }
+        if self.rejected.is_empty() {
+            write!(f, "\n  searched: ")?;
+            let dirs: Vec<String> = self.searched.iter().map(|d| d.display().to_string()).collect();
+            write!(f, "{}", if dirs.is_empty() { "(nothing)".to_owned() } else { dirs.join(", ") })?;
+        }
+        Ok(())
+    }
+}
+
+impl FindError {
+    /// The next step for the user.
+    pub fn hint(&self) -> String {
+        format!(
+            "install the PostgreSQL {major} client tools (Debian/Ubuntu: postgresql-client-{major}) or pass \
+             --pg-bin-dir DIR pointing at a bin directory with {tool} {req}",
+            major = self.server.major_text(),
+            tool = self.tool,
+            req = self.tool.requirement(&self.server),
+        )
+    }
+}
+
+/// Where to look for tools. Build once, ask many times.
+#[derive(Debug, Clone)]
+pub struct Finder {
+    explicit: Option<PathBuf>,
+    path_dirs: Vec<PathBuf>,
+    distro_root: PathBuf,
+}
+
+impl Finder {
+    /// `explicit` is `--pg-bin-dir`; when given it is the only place searched, so a wrong directory is an
+    /// error rather than a silent fallback to some other installation.
+    pub fn new(explicit: Option<PathBuf>) -> Self {
+        let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+        Self { explicit, path_dirs, distro_root: PathBuf::from("/usr/lib/postgresql") }
+    }
+
+    /// A finder over exactly these directories (the harness uses it with its manifest's bin dirs).
+    pub fn in_dirs(dirs: impl IntoIterator<Item = PathBuf>) -> Self {
+        Self { explicit: None, path_dirs: dirs.into_iter().collect(), distro_root: PathBuf::new() }
+    }
+
+    /// Replaces `/usr/lib/postgresql` (for tests).
+    pub fn with_distro_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.distro_root = root.into();
+        self
+    }
+
+    /// The directories searched for `server`, in order.
+    pub fn search_dirs(&self, server: &PgVersion) -> Vec<PathBuf> {
+        if let Some(dir) = &self.explicit {
+            return vec![dir.clone()];
+        }
+        let mut dirs = self.path_dirs.clone();
+        if !self.distro_root.as_os_str().is_empty() {
+            // The server's own major first, then newer ones ascending: the closest fit wins.
+            let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir(&self.distro_root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let major = PgVersion::parse(&name).ok()?.major;
+                    Some((major, e.path().join("bin")))
+                })
+                .filter(|(m, _)| *m >= server.major)
+                .collect();
+            majors.sort();
+            dirs.extend(majors.into_iter().map(|(_, d)| d));
+        }
+        dirs
+    }
+
+    /// Finds `tool` fitting a server of version `server`.
+    pub fn find(&self, tool: Tool, server: &PgVersion) -> Result<FoundTool, FindError> {
+        let searched = self.search_dirs(server);
+        let mut rejected = Vec::new();
+        for dir in &searched {
+            let path = dir.join(tool.name());
+            if !is_executable(&path) {
+                continue;
+            }
+            match tool_version(&path) {
+                Ok(version) if tool.fits(&version, server) => {
+                    tracing::debug!(tool = tool.name(), path = %path.display(), %version, "found");
+                    return Ok(FoundTool { tool, path, version });
+                }
+                version => {
+                    if !rejected.iter().any(|c: &Candidate| c.path == path) {
+                        rejected.push(Candidate { path, version })
+                    }
+                }
+            }
+        }
+        Err(FindError { tool, server: server.clone(), searched, rejected })
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// Runs `path --version` and parses what it prints.
+pub(crate) fn tool_version(path: &Path) -> Result<PgVersion, String> {
+    let out = crate::run::scrubbed_command(path).arg("--version").output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("`{} --version` failed: {}", path.display(), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    PgVersion::from_version_output(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A fake tool that prints a version, the way the real ones do.
+    fn fake(dir: &Path, name: &str, version: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\necho '{name} (PostgreSQL) {version}'\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn prefers_first_fitting_and_explains_rejections() {
+        let t = tempfile::tempdir().unwrap();
+        let path15 = t.path().join("path15");
+        fake(&path15, "pg_dump", "15.18");
+        fake(&t.path().join("distro/16/bin"), "pg_dump", "16.2");
+        fake(&t.path().join("distro/17/bin"), "pg_dump", "17.1");
+        fake(&t.path().join("distro/14/bin"), "pg_dump", "14.17");
+        let finder = Finder::in_dirs([path15.clone()]).with_distro_root(t.path().join("distro"));
+        let server = PgVersion::parse("16.14").unwrap();
+
+        let found = finder.find(Tool::PgDump, &server).unwrap();
+        assert_eq!(found.version.text, "16.2", "the server's own major is preferred over newer ones");
+
+        // pg_rewind must match exactly: a 17 is no good for a 16 server.
+        fake(&t.path().join("distro/17/bin"), "pg_rewind", "17.1");
+        let err = finder.find(Tool::PgRewind, &server).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("needs exactly PostgreSQL 16"), "{msg}");
+        assert!(msg.contains("is 17.1 (a different major"), "{msg}");
+
+        // Only older tools: the message names both versions.
+        let finder = Finder::in_dirs([path15]).with_distro_root(t.path().join("none"));
+        let msg = finder.find(Tool::PgDump, &server).unwrap_err().to_string();
+        assert!(msg.contains("PostgreSQL 16.14"), "{msg}");
+        assert!(msg.contains("is 15.18 (older than the server's 16.14)"), "{msg}");
+    }
+
+    #[test]
+    fn explicit_dir_is_the_only_place_searched() {
+        let t = tempfile::tempdir().unwrap();
+        fake(&t.path().join("distro/16/bin"), "pg_dump", "16.2");
+        let finder = Finder::new(Some(t.path().join("empty"))).with_distro_root(t.path().join("distro"));
+        let err = finder.find(Tool::PgDump, &PgVersion::parse("16.1").unwrap()).unwrap_err();
+        assert_eq!(err.searched, vec![t.path().join("empty")]);
+        assert!(err.hint().contains("--pg-bin-dir"));
+    }
+}
