@@ -1,1 +1,21 @@
-//! placeholder
+//! Everything qrd says to a PostgreSQL server: connections made like libpq tools make them, the one quoting
+//! helper every identifier and literal goes through, the SQL templates in `sql/`, the server inventory the
+//! commands reason about, and provisioning of the Qlik repository databases.
+
+pub mod connect;
+pub mod inventory;
+pub mod password;
+pub mod pgpass;
+pub mod provision;
+pub mod quote;
+pub mod secret;
+pub mod session;
+pub mod spec;
+pub mod template;
+pub mod verifier;
+
+pub use connect::{ConnectError, ConnectOpts, SslMode};
+pub use inventory::Inventory;
+pub use secret::Secret;
+pub use session::Session;
+pub use spec::RepoSpec;

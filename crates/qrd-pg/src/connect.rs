@@ -1,0 +1,457 @@
+//! Connecting the way libpq tools do: `-h/-p/-U/-d`, the `PG*` environment, `~/.pgpass`, sslmode, and
+//! errors that name host, port, user and the server's own message, within `--connect-timeout`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres_native_tls::MakeTlsConnector;
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use crate::password::{self, PasswordError};
+use crate::pgpass;
+use crate::secret::Secret;
+
+/// The Qlik repository database's default port.
+pub const DEFAULT_PORT: u16 = 4432;
+pub const DEFAULT_USER: &str = "postgres";
+pub const DEFAULT_DBNAME: &str = "postgres";
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// libpq's sslmode values (`allow` is treated as `prefer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    Disable,
+    #[default]
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl FromStr for SslMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => return Err(format!("invalid sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full")),
+        })
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        })
+    }
+}
+
+/// What the user asked for. Environment defaults (PGHOST, …) are applied by the command line layer; the
+/// password sources that must not appear in `--help` (PGPASSWORD, PGPASSFILE) are read here.
+#[derive(Debug, Clone)]
+pub struct ConnectOpts {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub dbname: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Whether to prompt on a terminal when the server asks for a password nobody gave.
+    pub prompt: bool,
+    pub application_name: String,
+}
+
+impl Default for ConnectOpts {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: None,
+            user: None,
+            dbname: None,
+            password_file: None,
+            sslmode: SslMode::default(),
+            sslrootcert: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            prompt: true,
+            application_name: "qrd".to_owned(),
+        }
+    }
+}
+
+/// Where we connect: resolved host, port, user and maintenance database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+}
+
+impl Target {
+    pub fn is_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// `127.0.0.1:4432`, or `socket /run/postgresql/.s.PGSQL.4432`.
+    pub fn address(&self) -> String {
+        if self.is_socket() {
+            format!("socket {}/.s.PGSQL.{}", self.host.trim_end_matches('/'), self.port)
+        } else if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} as user {:?}", self.address(), self.user)
+    }
+}
+
+impl ConnectOpts {
+    /// Applies defaults: port 4432, user `postgres`, database `postgres`, and for the host the first
+    /// standard socket directory holding a socket for that port (as libpq would use), else `localhost`.
+    pub fn target(&self) -> Target {
+        let port = self.port.unwrap_or(DEFAULT_PORT);
+        let host = match self.host.as_deref() {
+            Some(h) if !h.is_empty() => h.to_owned(),
+            _ => ["/run/postgresql", "/var/run/postgresql", "/tmp"]
+                .iter()
+                .find(|d| Path::new(d).join(format!(".s.PGSQL.{port}")).exists())
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "localhost".to_owned()),
+        };
+        Target {
+            host,
+            port,
+            user: self.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| DEFAULT_USER.to_owned()),
+            dbname: self.dbname.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DBNAME.to_owned()),
+        }
+    }
+}
+
+/// Why a connection failed, so the hint can say what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectErrorKind {
+    /// Nothing listens there.
+    Refused,
+    /// No answer within the connect timeout.
+    Timeout,
+    /// Wrong password, unknown role.
+    Auth,
+    /// The server wants a password and none was given (and no prompt was possible).
+    PasswordMissing,
+    /// pg_hba.conf has no line for this client.
+    NoHbaEntry,
+    /// The database does not exist.
+    NoDatabase,
+    /// TLS could not be set up or verified.
+    Tls,
+    /// Bad options (unreadable root certificate, password file …).
+    Config,
+    /// Server starting up, shutting down, or out of connection slots.
+    Unavailable,
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("failed to connect to {target}, database {dbname:?}: {reason}")]
+pub struct ConnectError {
+    pub target: Target,
+    pub dbname: String,
+    pub kind: ConnectErrorKind,
+    /// The server's message (`FATAL: …`) or the local cause.
+    pub reason: String,
+}
+
+impl ConnectError {
+    fn new(target: &Target, dbname: &str, kind: ConnectErrorKind, reason: impl Into<String>) -> Self {
+        Self { target: target.clone(), dbname: dbname.to_owned(), kind, reason: reason.into() }
+    }
+
+    /// The next step for the user.
+    pub fn hint(&self) -> String {
+        let t = &self.target;
+        match self.kind {
+            ConnectErrorKind::Refused => format!(
+                "is PostgreSQL running and listening on {}? Check `listen_addresses` and `port` in postgresql.conf, \
+                 or pass the right -h/--host and -p/--port (the default port is {DEFAULT_PORT})",
+                t.address()
+            ),
+            ConnectErrorKind::Timeout => format!(
+                "no answer from {} in time: check the host name, firewalls between here and the server, \
+                 or raise --connect-timeout",
+                t.address()
+            ),
+            ConnectErrorKind::Auth => format!(
+                "check the user name and password for {:?}: qrd reads the password from --password-file, \
+                 PGPASSWORD, or the password file (PGPASSFILE or ~/.pgpass), and asks on a terminal",
+                t.user
+            ),
+            ConnectErrorKind::PasswordMissing => "the server asks for a password: give it with --password-file FILE, \
+                 PGPASSWORD, or a ~/.pgpass entry (mode 0600), or run qrd on a terminal to be asked"
+                .to_owned(),
+            ConnectErrorKind::NoHbaEntry => "pg_hba.conf on the server has no line that lets this client in: add one \
+                 for this address, user and database (and hostssl/host to match the sslmode), then reload"
+                .to_owned(),
+            ConnectErrorKind::NoDatabase => {
+                format!("pass an existing database with -d/--dbname (the default is {DEFAULT_DBNAME:?})")
+            }
+            ConnectErrorKind::Tls => "check --sslmode and --sslrootcert (the CA that signed the server's certificate; \
+                 verify-full also needs the host name to be in the certificate)"
+                .to_owned(),
+            ConnectErrorKind::Config => "fix the option named above and run the command again".to_owned(),
+            ConnectErrorKind::Unavailable => "the server is not accepting connections right now (starting, \
+                 stopping, in recovery, or out of connection slots): try again shortly"
+                .to_owned(),
+            ConnectErrorKind::Other => "run again with -v for details".to_owned(),
+        }
+    }
+
+    /// Classifies a tokio-postgres error.
+    pub fn from_pg(target: &Target, dbname: &str, err: &tokio_postgres::Error) -> Self {
+        use ConnectErrorKind::*;
+        if let Some(db) = err.as_db_error() {
+            let code = db.code();
+            let kind = if *code == SqlState::INVALID_PASSWORD {
+                Auth
+            } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+                if db.message().starts_with("no pg_hba.conf entry") { NoHbaEntry } else { Auth }
+            } else if *code == SqlState::INVALID_CATALOG_NAME {
+                NoDatabase
+            } else if *code == SqlState::TOO_MANY_CONNECTIONS
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::ADMIN_SHUTDOWN
+            {
+                Unavailable
+            } else {
+                Other
+            };
+            return Self::new(target, dbname, kind, format!("{}: {}", db.severity(), db.message()));
+        }
+        let text = error_chain(err);
+        let kind = if text.contains("password missing") {
+            PasswordMissing
+        } else if let Some(io) = find_io_error(err) {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => Refused,
+                std::io::ErrorKind::TimedOut => Timeout,
+                _ => Other,
+            }
+        } else if text.contains("tls") || text.contains("TLS") || text.contains("SSL") || text.contains("certificate") {
+            Tls
+        } else {
+            Other
+        };
+        let reason = if kind == PasswordMissing { "the server asks for a password and none was given".to_owned() } else { text };
+        Self::new(target, dbname, kind, reason)
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut src = err.source();
+    while let Some(e) = src {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        src = e.source();
+    }
+    parts.join(": ")
+}
+
+fn find_io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// Opens connections to any database of one server with the same credentials and TLS settings.
+#[derive(Clone)]
+pub struct Connector {
+    target: Target,
+    opts: ConnectOpts,
+    tls: MakeTlsConnector,
+    /// A password given explicitly (file, PGPASSWORD, prompt); otherwise ~/.pgpass is asked per database.
+    password: Option<Secret>,
+    passfile: Option<PathBuf>,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector").field("target", &self.target).field("sslmode", &self.opts.sslmode).finish()
+    }
+}
+
+impl Connector {
+    pub fn new(opts: &ConnectOpts) -> Result<Self, ConnectError> {
+        let target = opts.target();
+        let config_err = |reason: String| ConnectError::new(&target, &target.dbname, ConnectErrorKind::Config, reason);
+        let pw_err = |e: PasswordError| config_err(e.to_string());
+        let password = match &opts.password_file {
+            Some(path) => Some(password::from_file(path).map_err(pw_err)?),
+            None => password::from_env("PGPASSWORD").map_err(pw_err)?,
+        };
+        let tls = make_tls(opts.sslmode, opts.sslrootcert.as_deref()).map_err(config_err)?;
+        Ok(Self { target, opts: opts.clone(), tls, password, passfile: pgpass::default_path() })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The tokio-postgres configuration for `dbname`, password included when one is known.
+    pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
+        let t = &self.target;
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&t.host)
+            .port(t.port)
+            .user(&t.user)
+            .dbname(dbname)
+            .application_name(&self.opts.application_name)
+            .connect_timeout(self.opts.connect_timeout)
+            .ssl_mode(match self.opts.sslmode {
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+            });
+        let from_passfile = || {
+            let path = self.passfile.as_deref()?;
+            pgpass::lookup(path, &t.host, t.port, dbname, &t.user)
+        };
+        if let Some(pw) = self.password.clone().or_else(from_passfile) {
+            cfg.password(pw.expose());
+        }
+        cfg
+    }
+
+    pub fn tls(&self) -> MakeTlsConnector {
+        self.tls.clone()
+    }
+
+    /// Connects to `dbname`. When the server asks for a password nobody gave and we are on a terminal,
+    /// asks once and remembers it for the other databases.
+    pub async fn connect(&mut self, dbname: &str) -> Result<Client, ConnectError> {
+        match self.connect_once(dbname).await {
+            Err(e) if e.kind == ConnectErrorKind::PasswordMissing && self.opts.prompt && password::can_prompt() => {
+                let label = format!("Password for user {} at {}", self.target.user, self.target.address());
+                let pw = password::prompt(&label, false)
+                    .map_err(|pe| ConnectError::new(&self.target, dbname, ConnectErrorKind::PasswordMissing, pe.to_string()))?;
+                self.password = Some(pw);
+                self.connect_once(dbname).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_once(&self, dbname: &str) -> Result<Client, ConnectError> {
+        let cfg = self.config(dbname);
+        tracing::debug!(target = %self.target, dbname, sslmode = %self.opts.sslmode, "connecting");
+        // connect_timeout covers each TCP connect; this covers the whole start-up (TLS, authentication) too,
+        // so a server that accepts and then hangs cannot hang us.
+        let limit = self.opts.connect_timeout;
+        let attempt = tokio::time::timeout(limit, cfg.connect(self.tls.clone())).await;
+        let (client, connection) = match attempt {
+            Err(_) => {
+                return Err(ConnectError::new(
+                    &self.target,
+                    dbname,
+                    ConnectErrorKind::Timeout,
+                    format!("no complete answer within {} s", limit.as_secs_f32()),
+                ));
+            }
+            Ok(Err(e)) => return Err(ConnectError::from_pg(&self.target, dbname, &e)),
+            Ok(Ok(pair)) => pair,
+        };
+        let label = format!("{}/{dbname}", self.target.address());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(connection = %label, "connection closed: {e}");
+            }
+        });
+        Ok(client)
+    }
+}
+
+fn make_tls(mode: SslMode, rootcert: Option<&Path>) -> Result<MakeTlsConnector, String> {
+    let mut builder = native_tls::TlsConnector::builder();
+    // libpq's default root certificate location, used when verifying and none was given.
+    let default_root = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql/root.crt"));
+    let root = rootcert.map(Path::to_path_buf).or_else(|| default_root.filter(|p| p.exists()));
+    match mode {
+        SslMode::Disable => {}
+        SslMode::Prefer | SslMode::Require if rootcert.is_none() => {
+            // As libpq: encryption without authentication of the server.
+            builder.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
+        }
+        SslMode::Prefer | SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            let Some(root) = root else {
+                return Err(format!(
+                    "sslmode {mode} needs a root certificate: pass --sslrootcert FILE (or set PGSSLROOTCERT, \
+                     or put it in ~/.postgresql/root.crt)"
+                ));
+            };
+            let pem = std::fs::read(&root).map_err(|e| format!("failed to read the root certificate {}: {e}", root.display()))?;
+            let cert = native_tls::Certificate::from_pem(&pem)
+                .map_err(|e| format!("failed to parse the root certificate {} as PEM: {e}", root.display()))?;
+            builder.add_root_certificate(cert).disable_built_in_roots(true);
+            // libpq: require/verify-ca check the chain only; verify-full also the host name.
+            if mode != SslMode::VerifyFull {
+                builder.danger_accept_invalid_hostnames(true);
+            }
+        }
+    }
+    let connector = builder.build().map_err(|e| format!("failed to set up TLS: {e}"))?;
+    Ok(MakeTlsConnector::new(connector))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_guide() {
+        let t = ConnectOpts { host: Some("db.example".into()), ..Default::default() }.target();
+        assert_eq!((t.port, t.user.as_str(), t.dbname.as_str()), (4432, "postgres", "postgres"));
+        assert_eq!(t.to_string(), "db.example:4432 as user \"postgres\"");
+        let t = ConnectOpts { host: Some("/tmp/x".into()), port: Some(5), ..Default::default() }.target();
+        assert_eq!(t.address(), "socket /tmp/x/.s.PGSQL.5");
+        let t = ConnectOpts { host: Some("::1".into()), ..Default::default() }.target();
+        assert_eq!(t.address(), "[::1]:4432");
+    }
+
+    #[test]
+    fn sslmode_names() {
+        for m in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+            assert_eq!(m.parse::<SslMode>().unwrap().to_string(), m);
+        }
+        assert!("bogus".parse::<SslMode>().is_err());
+    }
+
+    #[test]
+    fn verify_modes_need_a_root_certificate() {
+        let err = make_tls(SslMode::VerifyFull, Some(Path::new("/nonexistent/root.crt"))).err().unwrap();
+        assert!(err.contains("/nonexistent/root.crt"), "{err}");
+    }
+}

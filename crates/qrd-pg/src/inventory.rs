@@ -1,0 +1,248 @@
+//! What a server holds that qrd reasons about, gathered once per command: version and settings, the
+//! repository role, and the Qlik databases with their privileges. Provisioning plans and checks are pure
+//! functions of an [`Inventory`], so they can be tested without a server.
+
+use futures_util::future::join_all;
+use qrd_pgbin::PgVersion;
+use tokio_postgres::Row;
+
+use crate::connect::ConnectError;
+use crate::secret::Secret;
+use crate::session::Session;
+use crate::spec::{RepoSpec, RoleAttrs};
+use crate::sql_template;
+use crate::template::Template;
+use crate::verifier::HashType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("failed to run {sql} on database {database:?}: {message}")]
+    Query { sql: &'static str, database: String, message: String },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+}
+
+impl QueryError {
+    pub fn query(sql: &'static str, database: &str, err: &tokio_postgres::Error) -> Self {
+        let message = match err.as_db_error() {
+            Some(db) => format!("{}: {}", db.severity(), db.message()),
+            None => err.to_string(),
+        };
+        QueryError::Query { sql, database: database.to_owned(), message }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub version: PgVersion,
+    /// `server_version` as the server prints it (e.g. `16.14 (Debian …)`).
+    pub version_text: String,
+    pub current_user: String,
+    pub is_superuser: bool,
+    pub password_encryption: String,
+    pub ssl: bool,
+    pub role: Option<RoleInfo>,
+    /// The Qlik databases that exist, in the spec's order.
+    pub databases: Vec<DbInfo>,
+    /// Maintenance database the inventory was taken from.
+    pub maintenance_db: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleInfo {
+    pub name: String,
+    pub attrs: RoleAttrs,
+    pub valid_until: Option<String>,
+    /// Whether the connecting user was granted the role explicitly (the guide's `GRANT role TO postgres`).
+    pub granted_to_current_user: bool,
+    /// The stored verifier; `None` when it could not be read (not a superuser).
+    pub password: Option<StoredPassword>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredPassword {
+    pub hash_type: HashType,
+    pub verifier: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AclEntry {
+    /// `None` is PUBLIC.
+    pub grantee: Option<String>,
+    pub grantor: String,
+    /// `CREATE`, `CONNECT`, `TEMPORARY`.
+    pub privilege: String,
+    pub grantable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DbInfo {
+    pub name: String,
+    pub encoding: String,
+    pub owner: String,
+    pub allow_conn: bool,
+    /// `datacl` is NULL: the built-in default applies (owner all, PUBLIC CONNECT and TEMPORARY).
+    pub acl_is_default: bool,
+    /// Effective privileges (the default expanded when `acl_is_default`).
+    pub acl: Vec<AclEntry>,
+    /// `None` when the database does not accept connections or has no schema `public`.
+    pub public_schema: Option<SchemaInfo>,
+}
+
+impl DbInfo {
+    /// Whether `grantee` (None = PUBLIC) holds all of `privileges` through an *explicit* ACL entry.
+    pub fn explicitly_grants(&self, grantee: Option<&str>, privileges: &[&str]) -> bool {
+        !self.acl_is_default
+            && privileges
+                .iter()
+                .all(|p| self.acl.iter().any(|e| e.grantee.as_deref() == grantee && e.privilege == *p))
+    }
+
+    /// Whether `grantee` holds `privilege` directly (explicit or by default).
+    pub fn grants(&self, grantee: Option<&str>, privilege: &str) -> bool {
+        self.acl.iter().any(|e| e.grantee.as_deref() == grantee && e.privilege == privilege)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SchemaInfo {
+    pub owner: String,
+    pub acl_is_default: bool,
+    /// Effective ACL as `grantee=PRIVILEGE` strings (PUBLIC for the public pseudo-role).
+    pub acl: Vec<String>,
+    /// What the repository role can really do (`None` when the role does not exist).
+    pub role_usage: Option<bool>,
+    pub role_create: Option<bool>,
+    /// Privileges granted to the role explicitly (`USAGE`, `CREATE`).
+    pub role_explicit: Vec<String>,
+}
+
+const SERVER: Template = sql_template!("inventory/server.sql");
+const ROLE: Template = sql_template!("inventory/role.sql");
+const ROLE_PASSWORD: Template = sql_template!("inventory/role_password.sql");
+const DATABASES: Template = sql_template!("inventory/databases.sql");
+const DATABASE_ACL: Template = sql_template!("inventory/database_acl.sql");
+const SCHEMA_PUBLIC: Template = sql_template!("inventory/schema_public.sql");
+
+impl Inventory {
+    /// Reads everything through `session`. Databases that exist are visited concurrently.
+    pub async fn gather(session: &Session, spec: &RepoSpec) -> Result<Self, QueryError> {
+        let main_db = session.target().dbname.clone();
+        let c = session.client();
+        let q = |t: &'static Template| t.text;
+
+        let server = c.query_one(q(&SERVER), &[]).await.map_err(|e| QueryError::query(SERVER.name, &main_db, &e))?;
+        let version_num: i32 = server.get("version_num");
+        let current_user: String = server.get("current_user");
+        let is_superuser: bool = server.get::<_, Option<bool>>("is_superuser").unwrap_or(false);
+
+        let role_row = c
+            .query_opt(q(&ROLE), &[&spec.role, &current_user])
+            .await
+            .map_err(|e| QueryError::query(ROLE.name, &main_db, &e))?;
+        let mut role = role_row.map(|r| role_info(&r));
+        if let Some(role) = role.as_mut().filter(|_| is_superuser) {
+            let row = c
+                .query_opt(q(&ROLE_PASSWORD), &[&spec.role])
+                .await
+                .map_err(|e| QueryError::query(ROLE_PASSWORD.name, &main_db, &e))?;
+            let stored: Option<String> = row.and_then(|r| r.get(0));
+            role.password = Some(StoredPassword {
+                hash_type: HashType::of(stored.as_deref()),
+                verifier: stored.map(Secret::new),
+            });
+        }
+
+        let names: Vec<&str> = spec.databases.iter().map(String::as_str).collect();
+        let db_rows =
+            c.query(q(&DATABASES), &[&names]).await.map_err(|e| QueryError::query(DATABASES.name, &main_db, &e))?;
+        let acl_rows =
+            c.query(q(&DATABASE_ACL), &[&names]).await.map_err(|e| QueryError::query(DATABASE_ACL.name, &main_db, &e))?;
+
+        let role_exists = role.is_some();
+        let visits = db_rows.iter().map(|row| {
+            let name: String = row.get("name");
+            let allow_conn: bool = row.get("allow_conn");
+            async move {
+                if !allow_conn {
+                    return Ok::<_, QueryError>((name, None));
+                }
+                let client = session.db(&name).await?;
+                let row = client
+                    .query_opt(q(&SCHEMA_PUBLIC), &[&spec.role, &role_exists])
+                    .await
+                    .map_err(|e| QueryError::query(SCHEMA_PUBLIC.name, &name, &e))?;
+                let Some(r) = row else { return Ok((name, None)) };
+                let schema = SchemaInfo {
+                    owner: r.get("owner"),
+                    acl_is_default: r.get("acl_is_default"),
+                    acl: r.get("acl"),
+                    role_usage: r.get("role_usage"),
+                    role_create: r.get("role_create"),
+                    role_explicit: r.get("role_explicit"),
+                };
+                Ok((name, Some(schema)))
+            }
+        });
+        let mut schemas = join_all(visits).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+
+        let mut databases = Vec::new();
+        for wanted in &spec.databases {
+            let Some(row) = db_rows.iter().find(|r| r.get::<_, String>("name") == *wanted) else { continue };
+            let acl = acl_rows
+                .iter()
+                .filter(|a| a.get::<_, String>("database") == *wanted)
+                .map(|a| AclEntry {
+                    grantee: a.get("grantee"),
+                    grantor: a.get("grantor"),
+                    privilege: a.get("privilege"),
+                    grantable: a.get("grantable"),
+                })
+                .collect();
+            let schema_pos = schemas.iter().position(|(n, _)| n == wanted);
+            databases.push(DbInfo {
+                name: wanted.clone(),
+                encoding: row.get("encoding"),
+                owner: row.get("owner"),
+                allow_conn: row.get("allow_conn"),
+                acl_is_default: row.get("acl_is_default"),
+                acl,
+                public_schema: schema_pos.and_then(|i| schemas.swap_remove(i).1),
+            });
+        }
+
+        Ok(Inventory {
+            version: PgVersion::from_version_num(version_num as u32),
+            version_text: server.get("version"),
+            current_user,
+            is_superuser,
+            password_encryption: server.get("password_encryption"),
+            ssl: server.get::<_, String>("ssl") == "on",
+            role,
+            databases,
+            maintenance_db: main_db,
+        })
+    }
+
+    pub fn database(&self, name: &str) -> Option<&DbInfo> {
+        self.databases.iter().find(|d| d.name == name)
+    }
+}
+
+fn role_info(r: &Row) -> RoleInfo {
+    RoleInfo {
+        name: r.get("name"),
+        attrs: RoleAttrs {
+            login: r.get("login"),
+            inherit: r.get("inherit"),
+            superuser: r.get("superuser"),
+            createdb: r.get("createdb"),
+            createrole: r.get("createrole"),
+            replication: r.get("replication"),
+            never_expires: r.get("never_expires"),
+        },
+        valid_until: r.get("valid_until"),
+        granted_to_current_user: r.get("granted_to_member"),
+        password: None,
+    }
+}

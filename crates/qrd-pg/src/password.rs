@@ -1,0 +1,94 @@
+//! Where passwords come from: a file, an environment variable, or a prompt on a terminal. Never argv.
+
+use std::io::IsTerminal;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::secret::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("failed to read the password file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the password from {origin} is empty; empty passwords are refused (PostgreSQL handles them badly, the guide says so too)")]
+    Empty { origin: String },
+    #[error("the password from {origin} is not valid UTF-8")]
+    NotUtf8 { origin: String },
+    #[error("{what} is needed, but there is no terminal to ask on")]
+    NoTerminal { what: String },
+    #[error("the two passwords typed do not match")]
+    Mismatch,
+    #[error("failed to read a password from the terminal: {0}")]
+    Prompt(std::io::Error),
+}
+
+/// Reads a password file: its whole content minus one trailing line break (`\n` or `\r\n`). A file others
+/// can read earns a warning, not a refusal: it may be a mounted secret whose mode the user cannot change.
+pub fn from_file(path: &Path) -> Result<Secret, PasswordError> {
+    let origin = format!("file {}", path.display());
+    let bytes = std::fs::read(path).map_err(|source| PasswordError::Read { path: path.to_owned(), source })?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!("password file {} is readable by group or others; chmod 600 it", path.display());
+        }
+    }
+    let text = String::from_utf8(bytes).map_err(|_| PasswordError::NotUtf8 { origin: origin.clone() })?;
+    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    non_empty(Secret::new(text), origin)
+}
+
+/// Reads a password from an environment variable, if set. Set-but-empty is an error, not "unset".
+pub fn from_env(var: &str) -> Result<Option<Secret>, PasswordError> {
+    match std::env::var_os(var) {
+        None => Ok(None),
+        Some(v) => {
+            let origin = format!("environment variable {var}");
+            let s = v.into_string().map_err(|_| PasswordError::NotUtf8 { origin: origin.clone() })?;
+            non_empty(Secret::new(s), origin).map(Some)
+        }
+    }
+}
+
+/// Whether we may prompt: stdin is a terminal (never in cron or systemd, so a scheduled job fails with a
+/// message instead of hanging).
+pub fn can_prompt() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Prompts on the terminal without echo. With `confirm`, asks twice.
+pub fn prompt(label: &str, confirm: bool) -> Result<Secret, PasswordError> {
+    if !can_prompt() {
+        return Err(PasswordError::NoTerminal { what: label.to_owned() });
+    }
+    let first = Secret::new(rpassword::prompt_password(format!("{label}: ")).map_err(PasswordError::Prompt)?);
+    let first = non_empty(first, "the prompt".to_owned())?;
+    if confirm {
+        let second = Secret::new(rpassword::prompt_password(format!("{label} (again): ")).map_err(PasswordError::Prompt)?);
+        if second != first {
+            return Err(PasswordError::Mismatch);
+        }
+    }
+    Ok(first)
+}
+
+fn non_empty(s: Secret, origin: String) -> Result<Secret, PasswordError> {
+    if s.is_empty() { Err(PasswordError::Empty { origin }) } else { Ok(s) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_loses_one_trailing_newline_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "a b \\'\"\r\n").unwrap();
+        assert_eq!(from_file(&p).unwrap().expose(), "a b \\'\"");
+        std::fs::write(&p, "x\n\n").unwrap();
+        assert_eq!(from_file(&p).unwrap().expose(), "x\n");
+        std::fs::write(&p, "\n").unwrap();
+        assert!(matches!(from_file(&p), Err(PasswordError::Empty { .. })));
+        assert!(matches!(from_file(&dir.path().join("missing")), Err(PasswordError::Read { .. })));
+    }
+}

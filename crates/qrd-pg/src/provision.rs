@@ -1,0 +1,381 @@
+//! `qrd provision`: what the guide's scripts create, planned from an [`Inventory`] so that only missing
+//! pieces are created, a second run changes nothing, and nothing existing is ever dropped.
+//!
+//! The guide runs `CREATE DATABASE` and then `ALTER DATABASE … OWNER`; qrd creates each database with its
+//! owner in one statement (same end state, no window where the superuser owns it). The guide's
+//! `ALTER DATABASE "Licenses" OWNER TO qliksenserepository` happens to work unquoted only because the role
+//! name is lower case; every name here is quoted.
+
+use crate::connect::ConnectError;
+use crate::inventory::{Inventory, QueryError};
+use crate::secret::Secret;
+use crate::session::Session;
+use crate::spec::{RepoSpec, RoleAttrs, SUPPORTED_MAJORS};
+use crate::sql_template;
+use crate::template::{Template, TemplateError, Vars};
+use crate::verifier::{self, Encryption, HashType};
+
+const CREATE_ROLE: Template = sql_template!("provision/create_role.sql");
+const ALTER_ROLE_ATTRIBUTES: Template = sql_template!("provision/alter_role_attributes.sql");
+const SET_PASSWORD: Template = sql_template!("provision/set_password.sql");
+const GRANT_ROLE: Template = sql_template!("provision/grant_role.sql");
+const CREATE_DATABASE: Template = sql_template!("provision/create_database.sql");
+const ALTER_DATABASE_OWNER: Template = sql_template!("provision/alter_database_owner.sql");
+const GRANT_DATABASE_PUBLIC: Template = sql_template!("provision/grant_database_public.sql");
+const GRANT_DATABASE_ALL: Template = sql_template!("provision/grant_database_all.sql");
+const GRANT_DATABASE_CREATE: Template = sql_template!("provision/grant_database_create.sql");
+const GRANT_SCHEMA_PUBLIC: Template = sql_template!("provision/grant_schema_public.sql");
+const LOCK: Template = sql_template!("provision/lock.sql");
+
+/// The psql variable that stands for the password verifier in `--dry-run` output.
+pub const VERIFIER_VAR: &str = "verifier";
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Change the owner of existing Qlik databases owned by someone else (otherwise that blocks).
+    pub fix_owner: bool,
+}
+
+/// One statement to run.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// What it does, for humans: `create database "QSR"`.
+    pub summary: String,
+    /// The database to run it in; `None` is the maintenance connection.
+    pub database: Option<String>,
+    template: Template,
+    vars: Vars,
+    /// The password verifier, for steps that set one.
+    verifier: Option<Secret>,
+}
+
+impl Step {
+    fn new(summary: String, database: Option<String>, template: Template, vars: Vars) -> Self {
+        Self { summary, database, template, vars, verifier: None }
+    }
+
+    /// The statement as sent to the server (comments dropped), verifier included.
+    fn statement(&self) -> Result<String, TemplateError> {
+        let vars = match &self.verifier {
+            Some(v) => self.vars.clone().set("verifier", v.expose()),
+            None => self.vars.clone(),
+        };
+        self.template.render_statement(&vars)
+    }
+
+    /// The statement with its comments and with the verifier left as the psql variable `:'verifier'`:
+    /// safe to print and to log.
+    pub fn display_sql(&self) -> Result<String, TemplateError> {
+        let vars = if self.verifier.is_some() { self.vars.clone().unexpanded("verifier") } else { self.vars.clone() };
+        Ok(self.template.render(&vars)?.trim_end().to_owned())
+    }
+
+    pub fn sets_password(&self) -> bool {
+        self.verifier.is_some()
+    }
+}
+
+/// Something that stops provisioning before any change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    pub message: String,
+    pub hint: String,
+}
+
+/// What provisioning would do.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub blockers: Vec<Blocker>,
+    /// Facts about what is already right, for the report (`role "x" exists`, `password unchanged`).
+    pub unchanged: Vec<String>,
+    /// A password is needed (new role, or a role without one) and none was given.
+    pub needs_password: bool,
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.steps.is_empty() && self.blockers.is_empty() && !self.needs_password
+    }
+
+    /// The plan as a psql script (for `--dry-run`): `\connect` lines switch databases, and the verifier stays
+    /// a psql variable so the script holds no secret and cannot run by accident without one.
+    pub fn script(&self, maintenance_db: &str) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        let mut current: Option<&str> = None;
+        for step in &self.steps {
+            let db = step.database.as_deref();
+            if db != current {
+                let target = db.unwrap_or(maintenance_db);
+                out.push_str(&format!("\\connect {}\n", crate::quote::ident(target).unwrap_or_default()));
+                current = db;
+            }
+            out.push_str(&step.display_sql()?);
+            out.push_str("\n\n");
+        }
+        Ok(out)
+    }
+}
+
+/// Plans provisioning of `spec` on the server described by `inv`. `password` is the repository role's
+/// password when the user gave one.
+pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &Options) -> Plan {
+    let mut plan = Plan::default();
+    let role = spec.role.as_str();
+    let me = inv.current_user.as_str();
+
+    if !SUPPORTED_MAJORS.contains(&inv.version.major) {
+        plan.blockers.push(Blocker {
+            message: format!(
+                "the server runs PostgreSQL {}, which qrd does not support (supported: {}–{})",
+                inv.version,
+                SUPPORTED_MAJORS.start(),
+                SUPPORTED_MAJORS.end()
+            ),
+            hint: "use a PostgreSQL 12–16 server (Qlik bundles 14.17)".to_owned(),
+        });
+    }
+    if !inv.is_superuser {
+        plan.blockers.push(Blocker {
+            message: format!("connected as {me:?}, which is not a superuser"),
+            hint: "connect as a superuser with -U (the guide uses postgres)".to_owned(),
+        });
+    }
+    if role == me {
+        plan.blockers.push(Blocker {
+            message: format!("the repository role {role:?} is the user qrd connects as"),
+            hint: "connect as a superuser other than the repository role; the guide says not to use postgres as the \
+                   repository user"
+                .to_owned(),
+        });
+    }
+
+    // The role and its password.
+    let encryption = Encryption::from_setting(&inv.password_encryption);
+    let vars_role = || Vars::new().set("role", role);
+    match &inv.role {
+        None => match password {
+            Some(pw) => {
+                let mut step = Step::new(format!("create role {role:?}"), None, CREATE_ROLE, vars_role());
+                step.verifier = Some(Secret::new(verifier::compute(encryption, pw, role)));
+                plan.steps.push(step);
+            }
+            None => {
+                plan.needs_password = true;
+                // Still show the statement; the verifier stays a psql variable.
+                let mut step = Step::new(format!("create role {role:?}"), None, CREATE_ROLE, vars_role());
+                step.verifier = Some(Secret::new(String::new()));
+                plan.steps.push(step);
+            }
+        },
+        Some(info) => {
+            let diffs = info.attrs.differences(&RoleAttrs::EXPECTED);
+            if diffs.is_empty() {
+                plan.unchanged.push(format!("role {role:?} exists with the guide's attributes"));
+            } else {
+                let changes: Vec<String> = diffs.iter().map(|(from, to)| format!("{from} → {to}")).collect();
+                plan.steps.push(Step::new(
+                    format!("set the attributes of role {role:?}: {}", changes.join(", ")),
+                    None,
+                    ALTER_ROLE_ATTRIBUTES,
+                    vars_role(),
+                ));
+            }
+            let stored = info.password.as_ref();
+            let stored_type = stored.map(|s| s.hash_type);
+            match password {
+                Some(pw) => {
+                    let same = stored
+                        .and_then(|s| s.verifier.as_ref())
+                        .is_some_and(|v| verifier::matches(v.expose(), pw, role));
+                    // Re-hash an md5 verifier when the server now encrypts with SCRAM; never downgrade.
+                    let upgrade = same && stored_type == Some(HashType::Md5) && encryption == Encryption::ScramSha256;
+                    if same && !upgrade {
+                        plan.unchanged.push(format!("password of role {role:?} unchanged"));
+                    } else {
+                        let why = if upgrade { "re-hash as SCRAM-SHA-256" } else { "set" };
+                        let mut step =
+                            Step::new(format!("{why} the password of role {role:?}"), None, SET_PASSWORD, vars_role());
+                        step.verifier = Some(Secret::new(verifier::compute(encryption, pw, role)));
+                        plan.steps.push(step);
+                    }
+                }
+                None if stored_type == Some(HashType::None) => plan.needs_password = true,
+                None => plan.unchanged.push(format!("password of role {role:?} kept (no new password given)")),
+            }
+            if info.granted_to_current_user {
+                plan.unchanged.push(format!("role {role:?} is granted to {me:?}"));
+            }
+        }
+    }
+    if !inv.role.as_ref().is_some_and(|r| r.granted_to_current_user) && role != me {
+        plan.steps.push(Step::new(
+            format!("grant role {role:?} to {me:?}"),
+            None,
+            GRANT_ROLE,
+            vars_role().set("member", me),
+        ));
+    }
+
+    // The databases, then their privileges, then schema public inside each.
+    let mut grants = Vec::new();
+    let mut schema_grants = Vec::new();
+    for db in &spec.databases {
+        let vars_db = || Vars::new().set("database", db.as_str()).set("role", role);
+        let grant = |summary: String, t: Template, vars: Vars| Step::new(summary, None, t, vars);
+        let schema_grant = || {
+            Step::new(
+                format!("grant ALL on schema public in {db:?} to {role:?}"),
+                Some(db.clone()),
+                GRANT_SCHEMA_PUBLIC,
+                Vars::new().set("role", role),
+            )
+        };
+        let existing = inv.database(db);
+        match existing {
+            None => {
+                plan.steps.push(Step::new(
+                    format!("create database {db:?} (UTF8, template0, owner {role:?})"),
+                    None,
+                    CREATE_DATABASE,
+                    vars_db(),
+                ));
+            }
+            Some(info) => {
+                if !info.encoding.eq_ignore_ascii_case("UTF8") {
+                    plan.blockers.push(Blocker {
+                        message: format!("database {db:?} exists with encoding {}, not UTF8", info.encoding),
+                        hint: format!(
+                            "qrd never drops a database. If {db:?} holds nothing you need, drop it yourself \
+                             (DROP DATABASE {}) and run qrd provision again; otherwise dump it, recreate it as UTF8 \
+                             and restore",
+                            crate::quote::ident(db).unwrap_or_default()
+                        ),
+                    });
+                }
+                if info.owner != role {
+                    if opts.fix_owner {
+                        plan.steps.push(Step::new(
+                            format!("change the owner of database {db:?} from {:?} to {role:?}", info.owner),
+                            None,
+                            ALTER_DATABASE_OWNER,
+                            vars_db(),
+                        ));
+                    } else {
+                        plan.blockers.push(Blocker {
+                            message: format!("database {db:?} exists but is owned by {:?}, not {role:?}", info.owner),
+                            hint: "run again with --fix-owner to make the repository role its owner (objects inside \
+                                   keep their owners), or check that this is the right server"
+                                .to_owned(),
+                        });
+                    }
+                } else {
+                    plan.unchanged.push(format!("database {db:?} exists, UTF8, owned by {role:?}"));
+                }
+                if !info.allow_conn {
+                    plan.blockers.push(Blocker {
+                        message: format!("database {db:?} does not accept connections (datallowconn is false)"),
+                        hint: format!(
+                            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true, then run qrd provision again",
+                            crate::quote::ident(db).unwrap_or_default()
+                        ),
+                    });
+                } else if info.public_schema.is_none() {
+                    plan.blockers.push(Blocker {
+                        message: format!("database {db:?} has no schema public"),
+                        hint: format!(
+                            "connect to {db:?} and CREATE SCHEMA public, then run qrd provision again (Qlik keeps its \
+                             tables there)"
+                        ),
+                    });
+                }
+            }
+        }
+
+        // Privileges: each GRANT is planned unless the privileges are already granted explicitly, so that a
+        // database created by qrd ends with the same ACL as one set up by the guide's script.
+        let has = |grantee: Option<&str>, privs: &[&str]| existing.is_some_and(|i| i.explicitly_grants(grantee, privs));
+        if !has(None, &["TEMPORARY", "CONNECT"]) {
+            grants.push(grant(
+                format!("grant TEMPORARY, CONNECT on database {db:?} to PUBLIC"),
+                GRANT_DATABASE_PUBLIC,
+                vars_db(),
+            ));
+        }
+        if !has(Some(me), &["CREATE", "TEMPORARY", "CONNECT"]) {
+            grants.push(grant(
+                format!("grant ALL on database {db:?} to {me:?}"),
+                GRANT_DATABASE_ALL,
+                vars_db().set("grantee", me),
+            ));
+        }
+        if !has(Some(role), &["CREATE"]) {
+            grants.push(grant(format!("grant CREATE on database {db:?} to {role:?}"), GRANT_DATABASE_CREATE, vars_db()));
+        }
+        let schema_done = existing
+            .and_then(|i| i.public_schema.as_ref())
+            .is_some_and(|s| ["CREATE", "USAGE"].iter().all(|p| s.role_explicit.iter().any(|e| e == p)));
+        if schema_done {
+            plan.unchanged.push(format!("{role:?} has USAGE and CREATE on schema public in {db:?}"));
+        } else {
+            schema_grants.push(schema_grant());
+        }
+    }
+    plan.steps.extend(grants);
+    plan.steps.extend(schema_grants);
+    plan
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("another qrd provision holds the provisioning lock on this server")]
+    Locked,
+    #[error("step {number} of {total} failed ({summary}): {message}\n  statement: {sql}")]
+    Step { number: usize, total: usize, summary: String, sql: String, message: String },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+/// Takes the provisioning lock for this session (released when the session ends).
+pub async fn lock(session: &Session) -> Result<(), ApplyError> {
+    let row = session
+        .client()
+        .query_one(LOCK.text, &[])
+        .await
+        .map_err(|e| QueryError::query(LOCK.name, &session.target().dbname, &e))?;
+    if row.get::<_, bool>("locked") { Ok(()) } else { Err(ApplyError::Locked) }
+}
+
+/// Runs the plan's steps in order, calling `done` after each. Stops at the first failure: every step is
+/// idempotent against the state it leaves, so running `qrd provision` again continues where it stopped.
+pub async fn apply(session: &Session, plan: &Plan, mut done: impl FnMut(&Step)) -> Result<(), ApplyError> {
+    let total = plan.steps.len();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let sql = step.statement()?;
+        let shown = step.display_sql()?;
+        tracing::debug!(step = %step.summary, sql = %shown, "running");
+        let result = match &step.database {
+            None => session.client().batch_execute(&sql).await,
+            Some(db) => session.db(db).await?.batch_execute(&sql).await,
+        };
+        if let Err(e) = result {
+            let message = match e.as_db_error() {
+                Some(db) => format!("{}: {}", db.severity(), db.message()),
+                None => e.to_string(),
+            };
+            return Err(ApplyError::Step {
+                number: i + 1,
+                total,
+                summary: step.summary.clone(),
+                sql: crate::template::strip_comment_lines(&shown),
+                message,
+            });
+        }
+        done(step);
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+-- The server and the connecting user: version, the settings qrd reasons about, superuser or not.
+SELECT current_setting('server_version_num')::int AS version_num,
+       current_setting('server_version') AS version,
+       current_setting('password_encryption') AS password_encryption,
+       current_setting('ssl') AS ssl,
+       current_user::text AS current_user,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS is_superuser

@@ -1,0 +1,2 @@
+-- Make the repository role the owner of an existing database (only with --fix-owner).
+ALTER DATABASE :"database" OWNER TO :"role";
