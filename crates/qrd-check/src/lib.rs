@@ -1,1 +1,77 @@
-//! placeholder
+//! `qrd check`: a registry of checks over a server [`Inventory`], each yielding findings (`ok` / `warn` /
+//! `fail` with a hint), and the report with its stable JSON form (schema in the README).
+//!
+//! Checks are pure functions of a [`Context`]: the inventory is gathered once, so adding a check costs no
+//! extra round trip unless it needs new facts, which then go into the inventory or the context.
+
+mod checks;
+mod report;
+
+pub use checks::{CHECKS, CheckDef};
+pub use report::{Report, ServerSummary, Summary};
+
+use qrd_pg::{Inventory, RepoSpec};
+use qrd_pgbin::{FindError, FoundTool};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One line of `qrd check` output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable identifier, e.g. `database.QSR.owner`.
+    pub id: String,
+    pub status: Status,
+    pub message: String,
+    /// The next step; present for `warn` and `fail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    pub fn ok(id: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { id: id.into(), status: Status::Ok, message: message.into(), hint: None }
+    }
+
+    pub fn warn(id: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { id: id.into(), status: Status::Warn, message: message.into(), hint: Some(hint.into()) }
+    }
+
+    pub fn fail(id: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { id: id.into(), status: Status::Fail, message: message.into(), hint: Some(hint.into()) }
+    }
+}
+
+/// The client tools the product will need for this server (backups, replicas), as found on this machine.
+#[derive(Debug, Default)]
+pub struct ToolsFound {
+    pub results: Vec<Result<FoundTool, FindError>>,
+}
+
+/// Everything checks may look at.
+pub struct Context<'a> {
+    pub inventory: &'a Inventory,
+    pub spec: &'a RepoSpec,
+    pub tools: &'a ToolsFound,
+}
+
+/// Runs every registered check.
+pub fn run_all(ctx: &Context<'_>) -> Vec<Finding> {
+    CHECKS.iter().flat_map(|c| (c.run)(ctx)).collect()
+}

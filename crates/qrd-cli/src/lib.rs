@@ -1,2 +1,56 @@
-//! placeholder
-pub fn main(_a: impl IntoIterator<Item = std::ffi::OsString>) -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! qrd's command line: clap definitions, one module per subcommand, rendering and exit codes. The binary
+//! (`crates/qrd`) only calls [`main`].
+
+mod cli;
+mod commands;
+mod error;
+mod options;
+mod output;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use error::{CliError, ExitStatus};
+
+/// Parses `args`, runs the command and returns its exit code (see the README's table).
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { ExitStatus::Usage as u8 } else { 0 });
+        }
+    };
+    init_logging(cli.verbose);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(status) => ExitCode::from(status as u8),
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::from(err.status as u8)
+        }
+    }
+}
+
+/// Logs go to stderr: `-v` shows qrd's debug messages (statements run, tools found), `-vv` everything;
+/// `QRD_LOG` takes a tracing filter directly.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("QRD_LOG") {
+        Ok(f) => EnvFilter::new(f),
+        Err(_) => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "warn,qrd_pg=debug,qrd_pgbin=debug,qrd_cli=debug,qrd_check=debug",
+            _ => "debug",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(output::stderr_color())
+        .try_init();
+}

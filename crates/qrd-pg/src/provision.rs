@@ -98,20 +98,31 @@ impl Plan {
         self.steps.is_empty() && self.blockers.is_empty() && !self.needs_password
     }
 
-    /// The plan as a psql script (for `--dry-run`): `\connect` lines switch databases, and the verifier stays
-    /// a psql variable so the script holds no secret and cannot run by accident without one.
+    /// The plan as a psql script (for `--dry-run`): `\connect` lines switch databases, each statement follows
+    /// a `-- N. summary` line (the template's own explanation the first time it appears), and the verifier
+    /// stays a psql variable so the script holds no secret and cannot run by accident without one.
     pub fn script(&self, maintenance_db: &str) -> Result<String, TemplateError> {
         let mut out = String::new();
         let mut current: Option<&str> = None;
-        for step in &self.steps {
+        let mut explained: Vec<&str> = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
             let db = step.database.as_deref();
             if db != current {
                 let target = db.unwrap_or(maintenance_db);
-                out.push_str(&format!("\\connect {}\n", crate::quote::ident(target).unwrap_or_default()));
+                out.push_str(&format!("\\connect {}\n\n", crate::quote::ident(target).unwrap_or_default()));
                 current = db;
             }
-            out.push_str(&step.display_sql()?);
-            out.push_str("\n\n");
+            let sql = step.display_sql()?;
+            let first_time = !explained.contains(&step.template.name);
+            explained.push(step.template.name);
+            out.push_str(&format!("-- {}. {}\n", i + 1, step.summary));
+            for line in sql.lines() {
+                if first_time || !line.trim_start().starts_with("--") {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            out.push('\n');
         }
         Ok(out)
     }
@@ -358,15 +369,18 @@ pub async fn apply(session: &Session, plan: &Plan, mut done: impl FnMut(&Step)) 
         let sql = step.statement()?;
         let shown = step.display_sql()?;
         tracing::debug!(step = %step.summary, sql = %shown, "running");
-        let result = match &step.database {
-            None => session.client().batch_execute(&sql).await,
-            Some(db) => session.db(db).await?.batch_execute(&sql).await,
+        let server_message = |e: tokio_postgres::Error| match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.severity(), db.message()),
+            None => e.to_string(),
         };
-        if let Err(e) = result {
-            let message = match e.as_db_error() {
-                Some(db) => format!("{}: {}", db.severity(), db.message()),
-                None => e.to_string(),
-            };
+        let result = match &step.database {
+            None => session.client().batch_execute(&sql).await.map_err(server_message),
+            Some(db) => match session.db(db).await {
+                Ok(client) => client.batch_execute(&sql).await.map_err(server_message),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        if let Err(message) = result {
             return Err(ApplyError::Step {
                 number: i + 1,
                 total,

@@ -118,6 +118,19 @@ impl fmt::Display for FindError {
 }
 
 impl FindError {
+    /// The rejected candidates in a few words: `/usr/bin/pg_dump 15.18, /opt/x/pg_dump (no version)`.
+    pub fn rejected_summary(&self) -> String {
+        let parts: Vec<String> = self
+            .rejected
+            .iter()
+            .map(|c| match &c.version {
+                Ok(v) => format!("{} {v}", c.path.display()),
+                Err(_) => format!("{} (no version)", c.path.display()),
+            })
+            .collect();
+        if parts.is_empty() { "none found".to_owned() } else { parts.join(", ") }
+    }
+
     /// The next step for the user.
     pub fn hint(&self) -> String {
         format!(
@@ -186,21 +199,24 @@ impl Finder {
     pub fn find(&self, tool: Tool, server: &PgVersion) -> Result<FoundTool, FindError> {
         let searched = self.search_dirs(server);
         let mut rejected = Vec::new();
+        let mut seen = Vec::new();
         for dir in &searched {
             let path = dir.join(tool.name());
             if !is_executable(&path) {
                 continue;
             }
+            // /bin and /usr/bin are often one directory: ask each real file once.
+            let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if seen.contains(&real) {
+                continue;
+            }
+            seen.push(real);
             match tool_version(&path) {
                 Ok(version) if tool.fits(&version, server) => {
                     tracing::debug!(tool = tool.name(), path = %path.display(), %version, "found");
                     return Ok(FoundTool { tool, path, version });
                 }
-                version => {
-                    if !rejected.iter().any(|c: &Candidate| c.path == path) {
-                        rejected.push(Candidate { path, version })
-                    }
-                }
+                version => rejected.push(Candidate { path, version }),
             }
         }
         Err(FindError { tool, server: server.clone(), searched, rejected })

@@ -1,0 +1,28 @@
+//! The command-line grammar.
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{check::CheckArgs, provision::ProvisionArgs};
+
+/// qrd — the PostgreSQL repository database of Qlik Sense Enterprise on Windows, done safely.
+///
+/// Connection options work like psql's (-h, -p, -U, -d and the PG* environment), with the repository's
+/// default port 4432. Passwords are never taken as arguments.
+#[derive(Debug, Parser)]
+#[command(name = "qrd", version, propagate_version = true, max_term_width = 110)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More logging on stderr (-v: statements run and tools found; -vv: everything).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the four Qlik databases, the repository role and the guide's privileges (idempotent).
+    Provision(ProvisionArgs),
+    /// Check a server against what Qlik Sense needs; exit 1 if any check fails.
+    Check(CheckArgs),
+}

@@ -1,0 +1,79 @@
+//! `qrd check`: one line per check, `--json` for machines; exit 1 when anything fails.
+
+use clap::Args;
+use qrd_check::{Context, Report, ServerSummary, ToolsFound};
+use qrd_pg::inventory::Inventory;
+use qrd_pg::spec::{DEFAULT_REPO_ROLE, SUPPORTED_MAJORS};
+use qrd_pg::{RepoSpec, Session};
+use qrd_pgbin::Tool;
+
+use crate::error::{CliError, ExitStatus};
+use crate::options::{ConnectArgs, ToolArgs};
+use crate::output::paint_status;
+
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+
+    #[command(flatten)]
+    pub tools: ToolArgs,
+
+    /// Name of the repository login role
+    #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPO_ROLE)]
+    pub repo_user: String,
+
+    /// Print the report as JSON (schema in the README)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The tools backups will need; checked now so a nightly job does not discover their absence.
+const BACKUP_TOOLS: [Tool; 2] = [Tool::PgDump, Tool::PgRestore];
+
+pub async fn execute(args: CheckArgs) -> Result<ExitStatus, CliError> {
+    let spec = RepoSpec::new(&args.repo_user);
+    let session = Session::open(&args.conn.opts()).await?;
+    let inv = Inventory::gather(&session, &spec).await?;
+
+    let finder = args.tools.finder();
+    let tools = ToolsFound { results: BACKUP_TOOLS.iter().map(|t| finder.find(*t, &inv.version)).collect() };
+    let findings = qrd_check::run_all(&Context { inventory: &inv, spec: &spec, tools: &tools });
+    let target = session.target();
+    let report = Report::new(
+        ServerSummary {
+            address: target.address(),
+            user: target.user.clone(),
+            version: inv.version.text.clone(),
+            major: inv.version.major,
+            supported: SUPPORTED_MAJORS.contains(&inv.version.major),
+        },
+        findings,
+    );
+
+    if args.json {
+        let json = serde_json::to_string_pretty(&report).expect("the report serialises");
+        println!("{json}");
+    } else {
+        print_human(&report, &spec, &inv);
+    }
+    Ok(if report.passed() { ExitStatus::Success } else { ExitStatus::ChecksFailed })
+}
+
+fn print_human(report: &Report, spec: &RepoSpec, inv: &Inventory) {
+    println!(
+        "qrd check: PostgreSQL {} at {} as {:?}, repository role {:?}",
+        inv.version, report.server.address, report.server.user, spec.role
+    );
+    let width = report.checks.iter().map(|f| f.id.chars().count()).max().unwrap_or(0);
+    for f in &report.checks {
+        let status = format!("{:<4}", f.status.as_str());
+        println!("{}  {:<width$}  {}", paint_status(&status), f.id, f.message);
+        if let Some(hint) = &f.hint {
+            println!("{:<4}  {:<width$}  hint: {hint}", "", "");
+        }
+    }
+    let s = report.summary;
+    println!("{} ok, {} warn, {} fail", s.ok, s.warn, s.fail);
+}

@@ -1,0 +1,14 @@
+//! One module per subcommand; each has an `Args` struct and an `execute` function.
+
+pub mod check;
+pub mod provision;
+
+use crate::cli::Command;
+use crate::error::{CliError, ExitStatus};
+
+pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
+    match command {
+        Command::Provision(args) => provision::execute(args).await,
+        Command::Check(args) => check::execute(args).await,
+    }
+}

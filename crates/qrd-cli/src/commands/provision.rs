@@ -1,0 +1,178 @@
+//! `qrd provision`: create what the guide's scripts create, idempotently.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use qrd_pg::inventory::Inventory;
+use qrd_pg::password;
+use qrd_pg::provision::{self, ApplyError, Plan};
+use qrd_pg::spec::DEFAULT_REPO_ROLE;
+use qrd_pg::{RepoSpec, Secret, Session};
+
+use crate::error::{CliError, ExitStatus};
+use crate::options::ConnectArgs;
+use crate::output::{note, paint_status};
+
+/// The environment variable holding the repository role's password (for scripts; a file is safer).
+pub const REPO_PASSWORD_ENV: &str = "QRD_REPO_PASSWORD";
+
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct ProvisionArgs {
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+
+    /// Name of the repository login role
+    #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPO_ROLE)]
+    pub repo_user: String,
+
+    /// Read the repository role's password from FILE (else QRD_REPO_PASSWORD, else a prompt on a terminal).
+    /// Needed when the role is created; when given for an existing role, its password is set to it.
+    #[arg(long, value_name = "FILE")]
+    pub repo_password_file: Option<PathBuf>,
+
+    /// Make the repository role the owner of existing Qlik databases owned by another role
+    #[arg(long)]
+    pub fix_owner: bool,
+
+    /// Print the SQL that would run (a psql script) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
+    qrd_pg::quote::ident(&args.repo_user).map_err(|e| {
+        CliError::new(ExitStatus::Refused, format!("invalid --repo-user: {e}"))
+            .hint("choose a role name of 1 to 63 bytes without NUL characters")
+    })?;
+    let spec = RepoSpec::new(&args.repo_user);
+    let mut repo_password = repo_password_given(&args)?;
+
+    let session = Session::open(&args.conn.opts()).await?;
+    if !args.dry_run {
+        provision::lock(&session).await.map_err(apply_error)?;
+    }
+    let inv = Inventory::gather(&session, &spec).await?;
+    let opts = provision::Options { fix_owner: args.fix_owner };
+    let mut plan = provision::plan(&inv, &spec, repo_password.as_ref(), &opts);
+
+    if !plan.blockers.is_empty() {
+        return Err(blocked(&plan));
+    }
+    if plan.needs_password && !args.dry_run {
+        if !password::can_prompt() {
+            return Err(CliError::new(
+                ExitStatus::Refused,
+                format!("the repository role {:?} needs a password and none was given", spec.role),
+            )
+            .hint(format!("pass --repo-password-file FILE (mode 0600) or set {REPO_PASSWORD_ENV}")));
+        }
+        let label = format!("New password for role {}", spec.role);
+        repo_password = Some(password::prompt(&label, true).map_err(|e| CliError::new(ExitStatus::Refused, e.to_string()))?);
+        plan = provision::plan(&inv, &spec, repo_password.as_ref(), &opts);
+    }
+
+    let header = format!(
+        "PostgreSQL {} at {}, repository role {:?}",
+        inv.version,
+        session.target(),
+        spec.role
+    );
+    if args.dry_run {
+        print_dry_run(&plan, &inv, &header)?;
+        return Ok(ExitStatus::Success);
+    }
+    if plan.steps.is_empty() {
+        println!("qrd provision: {header}");
+        for fact in &plan.unchanged {
+            println!("  {}  {fact}", paint_status("ok  "));
+        }
+        println!("nothing to do: the server already matches the guide");
+        return Ok(ExitStatus::Success);
+    }
+
+    println!("qrd provision: {header}");
+    let total = plan.steps.len();
+    let result = provision::apply(&session, &plan, |step| println!("  {}  {}", paint_status("done"), step.summary)).await;
+    match result {
+        Ok(()) => {
+            println!("provisioned: {total} change{}", if total == 1 { "" } else { "s" });
+            Ok(ExitStatus::Success)
+        }
+        Err(e @ ApplyError::Step { .. }) => {
+            // Say what exists now, so the DBA knows the state before doing anything else.
+            let now = Inventory::gather(&session, &spec).await.ok();
+            Err(apply_error(e).hint(format!(
+                "{}fix the cause and run qrd provision again: it continues where it stopped and never drops anything",
+                now.map(|i| format!("now on the server: {}.\n      ", state_summary(&i, &spec))).unwrap_or_default()
+            )))
+        }
+        Err(e) => Err(apply_error(e)),
+    }
+}
+
+/// The repository password from --repo-password-file or QRD_REPO_PASSWORD, if given.
+fn repo_password_given(args: &ProvisionArgs) -> Result<Option<Secret>, CliError> {
+    let refused = |e: password::PasswordError| {
+        CliError::new(ExitStatus::Refused, e.to_string()).hint("give a non-empty password in a file (mode 0600)")
+    };
+    match &args.repo_password_file {
+        Some(path) => Ok(Some(password::from_file(path).map_err(refused)?)),
+        None => password::from_env(REPO_PASSWORD_ENV).map_err(refused),
+    }
+}
+
+fn blocked(plan: &Plan) -> CliError {
+    let mut message = String::from("provisioning refused, nothing was changed:");
+    let mut hints = Vec::new();
+    for b in &plan.blockers {
+        message.push_str(&format!("\n  - {}", b.message));
+        hints.push(b.hint.clone());
+    }
+    hints.dedup();
+    CliError::new(ExitStatus::Refused, message).hint(hints.join("\n      "))
+}
+
+fn apply_error(e: ApplyError) -> CliError {
+    match e {
+        ApplyError::Locked => CliError::new(ExitStatus::Refused, e.to_string())
+            .hint("wait for the other run to finish (pg_locks shows it as an advisory lock), then run again"),
+        ApplyError::Connect(c) => c.into(),
+        other => CliError::new(ExitStatus::Failed, other.to_string()),
+    }
+}
+
+fn state_summary(inv: &Inventory, spec: &RepoSpec) -> String {
+    let role = if inv.role.is_some() { "exists" } else { "missing" };
+    let dbs: Vec<String> = spec
+        .databases
+        .iter()
+        .map(|d| format!("{d:?} {}", if inv.database(d).is_some() { "exists" } else { "missing" }))
+        .collect();
+    format!("role {:?} {role}; {}", spec.role, dbs.join(", "))
+}
+
+fn print_dry_run(plan: &Plan, inv: &Inventory, header: &str) -> Result<(), CliError> {
+    println!("-- qrd provision --dry-run: {header}");
+    for fact in &plan.unchanged {
+        println!("-- already so: {fact}");
+    }
+    if plan.steps.is_empty() {
+        println!("-- nothing to do: the server already matches the guide");
+        return Ok(());
+    }
+    if plan.steps.iter().any(|s| s.sets_password()) {
+        println!(
+            "-- :'{}' stands for the password verifier qrd computes on this machine; the password never appears here",
+            provision::VERIFIER_VAR
+        );
+    }
+    if plan.needs_password {
+        println!("-- the role needs a password: give --repo-password-file FILE or {REPO_PASSWORD_ENV}, or answer the prompt");
+    }
+    println!("\\set ON_ERROR_STOP on\n");
+    let script = plan.script(&inv.maintenance_db).map_err(|e| CliError::new(ExitStatus::Failed, e.to_string()))?;
+    print!("{script}");
+    note(format!("dry run: {} statement(s) shown, nothing changed", plan.steps.len()));
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! The user-facing error and the documented exit codes.
+
+use qrd_pg::connect::ConnectError;
+use qrd_pg::inventory::QueryError;
+
+/// Exit codes (README, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    Success = 0,
+    /// `qrd check` found at least one `fail`.
+    ChecksFailed = 1,
+    /// Bad command line (clap).
+    Usage = 2,
+    /// Could not connect or authenticate.
+    Connect = 3,
+    /// Refused before changing anything: the server's state or the input does not allow the action.
+    Refused = 4,
+    /// Failed while working (a statement failed part-way, a query failed, an I/O error).
+    Failed = 5,
+}
+
+/// An error as shown to the user: what failed, then the next step.
+#[derive(Debug)]
+pub struct CliError {
+    pub status: ExitStatus,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    pub fn new(status: ExitStatus, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), hint: None }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<ConnectError> for CliError {
+    fn from(e: ConnectError) -> Self {
+        let hint = e.hint();
+        CliError::new(ExitStatus::Connect, e.to_string()).hint(hint)
+    }
+}
+
+impl From<QueryError> for CliError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Connect(c) => c.into(),
+            other => CliError::new(ExitStatus::Failed, other.to_string())
+                .hint("run again with -v for the statements qrd runs; the server log may say more"),
+        }
+    }
+}

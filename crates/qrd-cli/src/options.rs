@@ -1,0 +1,85 @@
+//! Options shared by subcommands, flattened into each (connection, client tools).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use qrd_pg::connect::{ConnectOpts, SslMode};
+
+/// Connection options, as psql's, plus the Qlik default port. `-h` is the host, so help is `--help` only.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectArgs {
+    /// Server host name, IP address, or unix-socket directory [default: a local socket for the port, else localhost]
+    #[arg(short = 'h', long, env = "PGHOST", value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Server port [default: 4432, the Qlik repository's]
+    #[arg(short = 'p', long, env = "PGPORT", value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// User to connect as; provisioning needs a superuser [default: postgres]
+    #[arg(short = 'U', long = "username", env = "PGUSER", value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Maintenance database to connect to first [default: postgres]
+    #[arg(short = 'd', long, env = "PGDATABASE", value_name = "DBNAME")]
+    pub dbname: Option<String>,
+
+    /// Read the connecting user's password from FILE (else PGPASSWORD, PGPASSFILE or ~/.pgpass, else a prompt on a terminal)
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Never prompt for a password
+    #[arg(short = 'w', long)]
+    pub no_password: bool,
+
+    /// TLS: disable, prefer, require, verify-ca or verify-full
+    #[arg(long, env = "PGSSLMODE", value_name = "MODE", default_value = "prefer")]
+    pub sslmode: SslMode,
+
+    /// CA certificate (PEM) that signed the server's certificate, for verify-ca and verify-full
+    #[arg(long, env = "PGSSLROOTCERT", value_name = "FILE")]
+    pub sslrootcert: Option<PathBuf>,
+
+    /// Give up connecting after this many seconds
+    #[arg(long, env = "PGCONNECT_TIMEOUT", value_name = "SECONDS", default_value_t = 5)]
+    pub connect_timeout: u64,
+
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+impl ConnectArgs {
+    pub fn opts(&self) -> ConnectOpts {
+        ConnectOpts {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.username.clone(),
+            dbname: self.dbname.clone(),
+            password_file: self.password_file.clone(),
+            sslmode: self.sslmode,
+            sslrootcert: self.sslrootcert.clone(),
+            // libpq treats 0 as "wait forever"; so do we, within reason.
+            connect_timeout: Duration::from_secs(if self.connect_timeout == 0 { 3600 } else { self.connect_timeout }),
+            prompt: !self.no_password,
+            application_name: "qrd".to_owned(),
+        }
+    }
+}
+
+/// Where to find PostgreSQL client tools.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Client tools")]
+pub struct ToolArgs {
+    /// Directory with pg_dump, pg_restore … of the server's major or newer (searched instead of PATH and /usr/lib/postgresql/<major>/bin)
+    #[arg(long, env = "QRD_PG_BIN_DIR", value_name = "DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+impl ToolArgs {
+    pub fn finder(&self) -> qrd_pgbin::Finder {
+        qrd_pgbin::Finder::new(self.pg_bin_dir.clone())
+    }
+}
