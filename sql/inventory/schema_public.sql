@@ -1,7 +1,8 @@
 -- In the current database: the public schema's owner and privileges, and what the repository role ($1)
--- can really do there. has_schema_privilege() honours NOINHERIT: on PostgreSQL 15+ the public schema is
--- owned by pg_database_owner, whose rights a NOINHERIT owner does not get without SET ROLE, which is why the
--- guide's 15/16 section grants them explicitly. $2: whether the role exists (the functions error otherwise).
+-- can really do there. has_schema_privilege() applies the server's own membership rules: on PostgreSQL 15
+-- the public schema belongs to pg_database_owner, whose rights a NOINHERIT owner does not get (16 changed
+-- that), which is why the guide's 15/16 section grants them explicitly. $2: whether the role exists (the
+-- functions error otherwise).
 SELECT pg_get_userbyid(n.nspowner)::text AS owner,
        n.nspacl IS NULL AS acl_is_default,
        CASE WHEN $2::bool THEN has_schema_privilege($1::name, n.oid, 'USAGE') END AS role_usage,

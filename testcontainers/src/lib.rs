@@ -1,1 +1,30 @@
-//! placeholder
+//! Throwaway PostgreSQL servers for qrd's tests and demo, without a container engine: real `initdb` +
+//! `pg_ctl` of each installed major (see `install-postgres.sh` and its manifest), a private temp dir, socket
+//! dir and free port per server, private network/UTS namespaces for distinct loopback clients and
+//! hostnames, and cleanup on drop with the server log printed when a test panics.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use qrd_testcontainers::{HostAuth, Server};
+//! let server = Server::builder(14).host_auth(HostAuth::Md5).start().unwrap();
+//! let client = server.connect("postgres").await;
+//! let out = server.psql("postgres").args(["-c", "SELECT 1"]).output().unwrap();
+//! # }
+//! ```
+
+mod error;
+mod install;
+mod namespace;
+mod server;
+mod user;
+
+pub use error::HarnessError;
+pub use install::{Installation, installation, manifest_path};
+pub use namespace::{Namespace, NamespaceBuilder};
+pub use server::{HostAuth, Server, ServerBuilder};
+pub use user::SERVER_USER;
+
+/// The majors tested in every run.
+pub const EVERY_RUN: [u32; 2] = [16, 15];
+/// The majors of the smoke set: 14 (14.17, the version Qlik Sense bundles) and 12, the oldest supported.
+pub const SMOKE: [u32; 2] = [14, 12];

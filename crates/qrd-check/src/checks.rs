@@ -16,10 +16,22 @@ pub struct CheckDef {
 pub static CHECKS: &[CheckDef] = &[
     CheckDef { id: "server.version", about: "the server's major version is one qrd supports (12–16)", run: version },
     CheckDef { id: "role", about: "the repository role exists with the guide's attributes and a password", run: role },
-    CheckDef { id: "database", about: "the four Qlik databases: exist, UTF8, owner, privileges, schema public", run: databases },
-    CheckDef { id: "server.password_encryption", about: "new passwords are stored as SCRAM-SHA-256", run: password_encryption },
+    CheckDef {
+        id: "database",
+        about: "the four Qlik databases: exist, UTF8, owner, privileges, schema public",
+        run: databases,
+    },
+    CheckDef {
+        id: "server.password_encryption",
+        about: "new passwords are stored as SCRAM-SHA-256",
+        run: password_encryption,
+    },
     CheckDef { id: "server.ssl", about: "the server offers TLS", run: ssl },
-    CheckDef { id: "client-tools", about: "pg_dump/pg_restore fitting the server's major are installed here", run: client_tools },
+    CheckDef {
+        id: "client-tools",
+        about: "pg_dump/pg_restore fitting the server's major are installed here",
+        run: client_tools,
+    },
 ];
 
 fn provision_hint(ctx: &Context<'_>) -> String {
@@ -39,7 +51,11 @@ fn version(ctx: &Context<'_>) -> Vec<Finding> {
     } else {
         vec![Finding::fail(
             id,
-            format!("PostgreSQL {v} is not supported (supported: {}–{})", SUPPORTED_MAJORS.start(), SUPPORTED_MAJORS.end()),
+            format!(
+                "PostgreSQL {v} is not supported (supported: {}–{})",
+                SUPPORTED_MAJORS.start(),
+                SUPPORTED_MAJORS.end()
+            ),
             "run the repository on PostgreSQL 12–16; Qlik bundles 14.17",
         )]
     }
@@ -188,14 +204,18 @@ fn database(ctx: &Context<'_>, prefix: &str, db: &DbInfo) -> Vec<Finding> {
         )),
         None => out.push(Finding::fail(id, "schema public does not exist", "CREATE SCHEMA public in the database")),
         Some(s) => match (s.role_usage, s.role_create) {
-            (Some(true), Some(true)) => out.push(Finding::ok(id, format!("{role:?} has USAGE and CREATE on schema public"))),
+            (Some(true), Some(true)) => {
+                out.push(Finding::ok(id, format!("{role:?} has USAGE and CREATE on schema public")))
+            }
             (None, _) | (_, None) => {} // the role does not exist: reported by role.exists
             _ => {
-                let why = if ctx.inventory.version.major >= 15 {
-                    " (PostgreSQL 15+ no longer lets everyone create in public, and the NOINHERIT role does not get \
-                     the rights of pg_database_owner)"
-                } else {
-                    ""
+                let why = match ctx.inventory.version.major {
+                    15 => {
+                        " (on PostgreSQL 15 PUBLIC may not create in public and the NOINHERIT role does not get \
+                           the rights of pg_database_owner)"
+                    }
+                    m if m > 15 => " (on PostgreSQL 15+ PUBLIC may not create in public)",
+                    _ => "",
                 };
                 out.push(Finding::fail(
                     id,
@@ -237,13 +257,8 @@ fn ssl(ctx: &Context<'_>) -> Vec<Finding> {
 
 fn client_tools(ctx: &Context<'_>) -> Vec<Finding> {
     let id = "client-tools";
-    let found: Vec<String> = ctx
-        .tools
-        .results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|t| format!("{} {}", t.tool, t.version))
-        .collect();
+    let found: Vec<String> =
+        ctx.tools.results.iter().filter_map(|r| r.as_ref().ok()).map(|t| format!("{} {}", t.tool, t.version)).collect();
     let missing: Vec<_> = ctx.tools.results.iter().filter_map(|r| r.as_ref().err()).collect();
     if ctx.tools.results.is_empty() {
         return Vec::new();
@@ -255,7 +270,7 @@ fn client_tools(ctx: &Context<'_>) -> Vec<Finding> {
             vec![Finding::warn(
                 id,
                 format!(
-                    "no {} fitting PostgreSQL {} here, so backups from this machine would fail (candidates: {})",
+                    "no {} fitting PostgreSQL {} here: backups from this machine cannot run (candidates: {})",
                     names.join(", "),
                     ctx.inventory.version,
                     first.rejected_summary()

@@ -40,7 +40,11 @@ impl FromStr for SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => return Err(format!("invalid sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full")),
+            other => {
+                return Err(format!(
+                    "invalid sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full"
+                ));
+            }
         })
     }
 }
@@ -258,7 +262,8 @@ impl ConnectError {
         } else {
             Other
         };
-        let reason = if kind == PasswordMissing { "the server asks for a password and none was given".to_owned() } else { text };
+        let reason =
+            if kind == PasswordMissing { "the server asks for a password and none was given".to_owned() } else { text };
         Self::new(target, dbname, kind, reason)
     }
 }
@@ -356,8 +361,9 @@ impl Connector {
         match self.connect_once(dbname).await {
             Err(e) if e.kind == ConnectErrorKind::PasswordMissing && self.opts.prompt && password::can_prompt() => {
                 let label = format!("Password for user {} at {}", self.target.user, self.target.address());
-                let pw = password::prompt(&label, false)
-                    .map_err(|pe| ConnectError::new(&self.target, dbname, ConnectErrorKind::PasswordMissing, pe.to_string()))?;
+                let pw = password::prompt(&label, false).map_err(|pe| {
+                    ConnectError::new(&self.target, dbname, ConnectErrorKind::PasswordMissing, pe.to_string())
+                })?;
                 self.password = Some(pw);
                 self.connect_once(dbname).await
             }
@@ -412,7 +418,8 @@ fn make_tls(mode: SslMode, rootcert: Option<&Path>) -> Result<MakeTlsConnector, 
                      or put it in ~/.postgresql/root.crt)"
                 ));
             };
-            let pem = std::fs::read(&root).map_err(|e| format!("failed to read the root certificate {}: {e}", root.display()))?;
+            let pem = std::fs::read(&root)
+                .map_err(|e| format!("failed to read the root certificate {}: {e}", root.display()))?;
             let cert = native_tls::Certificate::from_pem(&pem)
                 .map_err(|e| format!("failed to parse the root certificate {} as PEM: {e}", root.display()))?;
             builder.add_root_certificate(cert).disable_built_in_roots(true);

@@ -93,9 +93,7 @@ impl DbInfo {
     /// Whether `grantee` (None = PUBLIC) holds all of `privileges` through an *explicit* ACL entry.
     pub fn explicitly_grants(&self, grantee: Option<&str>, privileges: &[&str]) -> bool {
         !self.acl_is_default
-            && privileges
-                .iter()
-                .all(|p| self.acl.iter().any(|e| e.grantee.as_deref() == grantee && e.privilege == *p))
+            && privileges.iter().all(|p| self.acl.iter().any(|e| e.grantee.as_deref() == grantee && e.privilege == *p))
     }
 
     /// Whether `grantee` holds `privilege` directly (explicit or by default).
@@ -147,17 +145,17 @@ impl Inventory {
                 .await
                 .map_err(|e| QueryError::query(ROLE_PASSWORD.name, &main_db, &e))?;
             let stored: Option<String> = row.and_then(|r| r.get(0));
-            role.password = Some(StoredPassword {
-                hash_type: HashType::of(stored.as_deref()),
-                verifier: stored.map(Secret::new),
-            });
+            role.password =
+                Some(StoredPassword { hash_type: HashType::of(stored.as_deref()), verifier: stored.map(Secret::new) });
         }
 
         let names: Vec<&str> = spec.databases.iter().map(String::as_str).collect();
         let db_rows =
             c.query(q(&DATABASES), &[&names]).await.map_err(|e| QueryError::query(DATABASES.name, &main_db, &e))?;
-        let acl_rows =
-            c.query(q(&DATABASE_ACL), &[&names]).await.map_err(|e| QueryError::query(DATABASE_ACL.name, &main_db, &e))?;
+        let acl_rows = c
+            .query(q(&DATABASE_ACL), &[&names])
+            .await
+            .map_err(|e| QueryError::query(DATABASE_ACL.name, &main_db, &e))?;
 
         let role_exists = role.is_some();
         let visits = db_rows.iter().map(|row| {

@@ -10,7 +10,9 @@ use crate::secret::Secret;
 pub enum PasswordError {
     #[error("failed to read the password file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("the password from {origin} is empty; empty passwords are refused (PostgreSQL handles them badly, the guide says so too)")]
+    #[error(
+        "the password from {origin} is empty; empty passwords are refused (PostgreSQL handles them badly, the guide says so too)"
+    )]
     Empty { origin: String },
     #[error("the password from {origin} is not valid UTF-8")]
     NotUtf8 { origin: String },
@@ -63,7 +65,8 @@ pub fn prompt(label: &str, confirm: bool) -> Result<Secret, PasswordError> {
     let first = Secret::new(rpassword::prompt_password(format!("{label}: ")).map_err(PasswordError::Prompt)?);
     let first = non_empty(first, "the prompt".to_owned())?;
     if confirm {
-        let second = Secret::new(rpassword::prompt_password(format!("{label} (again): ")).map_err(PasswordError::Prompt)?);
+        let second =
+            Secret::new(rpassword::prompt_password(format!("{label} (again): ")).map_err(PasswordError::Prompt)?);
         if second != first {
             return Err(PasswordError::Mismatch);
         }

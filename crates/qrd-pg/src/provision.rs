@@ -91,6 +91,8 @@ pub struct Plan {
     pub unchanged: Vec<String>,
     /// A password is needed (new role, or a role without one) and none was given.
     pub needs_password: bool,
+    /// Version-specific remarks on the statements (shown with `--dry-run`).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -321,7 +323,11 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
             ));
         }
         if !has(Some(role), &["CREATE"]) {
-            grants.push(grant(format!("grant CREATE on database {db:?} to {role:?}"), GRANT_DATABASE_CREATE, vars_db()));
+            grants.push(grant(
+                format!("grant CREATE on database {db:?} to {role:?}"),
+                GRANT_DATABASE_CREATE,
+                vars_db(),
+            ));
         }
         let schema_done = existing
             .and_then(|i| i.public_schema.as_ref())
@@ -332,9 +338,30 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
             schema_grants.push(schema_grant());
         }
     }
+    if !schema_grants.is_empty() {
+        plan.notes.push(schema_grant_note(inv.version.major));
+    }
     plan.steps.extend(grants);
     plan.steps.extend(schema_grants);
     plan
+}
+
+/// Why the public-schema grants are there, for this server's major. The guide presents them as needed on
+/// 15 and 16; exactly, only 15 needs them for the owner (see grant_schema_public.sql).
+fn schema_grant_note(major: u32) -> String {
+    match major {
+        ..=14 => format!(
+            "PostgreSQL {major}: the public-schema grants are redundant (PUBLIC may still create in public); qrd \
+             applies them anyway so every version ends in the same state"
+        ),
+        15 => "PostgreSQL 15: the public-schema grants are required: PUBLIC may not create in public, and the \
+               NOINHERIT owner does not get pg_database_owner's rights"
+            .to_owned(),
+        _ => format!(
+            "PostgreSQL {major}: the public-schema grants are what the guide asks for 15/16; since 16 the owner gets \
+             pg_database_owner's rights despite NOINHERIT, so they keep access if those are ever revoked"
+        ),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -349,6 +376,27 @@ pub enum ApplyError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Query(#[from] QueryError),
+}
+
+/// What exists of `spec` right now, from the maintenance connection alone (so it works even when the
+/// databases themselves cannot be reached): `role "x" exists; "QSR" exists, "QSMQ" missing, …`.
+pub async fn what_exists(session: &Session, spec: &RepoSpec) -> Result<String, QueryError> {
+    const ROLE: Template = sql_template!("inventory/role.sql");
+    const DATABASES: Template = sql_template!("inventory/databases.sql");
+    let c = session.client();
+    let db = &session.target().dbname;
+    let role = c.query_opt(ROLE.text, &[&spec.role, &""]).await.map_err(|e| QueryError::query(ROLE.name, db, &e))?;
+    let names: Vec<&str> = spec.databases.iter().map(String::as_str).collect();
+    let rows = c.query(DATABASES.text, &[&names]).await.map_err(|e| QueryError::query(DATABASES.name, db, &e))?;
+    let dbs: Vec<String> = spec
+        .databases
+        .iter()
+        .map(|d| {
+            let exists = rows.iter().any(|r| r.get::<_, String>("name") == *d);
+            format!("{d:?} {}", if exists { "exists" } else { "missing" })
+        })
+        .collect();
+    Ok(format!("role {:?} {}; {}", spec.role, if role.is_some() { "exists" } else { "missing" }, dbs.join(", ")))
 }
 
 /// Takes the provisioning lock for this session (released when the session ends).

@@ -111,12 +111,9 @@ impl Template {
                     match value {
                         Value::Unexpanded => out.push_str(&src[i..start + len + 1]),
                         Value::Text(value) => {
-                            let quoted = if q == b'"' { quote::ident(value) } else { quote::literal(value) }
-                                .map_err(|source| TemplateError::Quote {
-                                    template: self.name,
-                                    var: var.to_owned(),
-                                    source,
-                                })?;
+                            let quoted = if q == b'"' { quote::ident(value) } else { quote::literal(value) }.map_err(
+                                |source| TemplateError::Quote { template: self.name, var: var.to_owned(), source },
+                            )?;
                             out.push_str(&quoted);
                         }
                     }

@@ -104,7 +104,13 @@ impl fmt::Display for FindError {
                 Ok(v) if v.major < self.server.major => {
                     write!(f, "\n  {} is {} (older than the server's {})", c.path.display(), v, self.server)?
                 }
-                Ok(v) => write!(f, "\n  {} is {} (a different major than the server's {})", c.path.display(), v, self.server)?,
+                Ok(v) => write!(
+                    f,
+                    "\n  {} is {} (a different major than the server's {})",
+                    c.path.display(),
+                    v,
+                    self.server
+                )?,
                 Err(e) => write!(f, "\n  {} could not report its version: {e}", c.path.display())?,
             }
         }
@@ -236,7 +242,6 @@ pub(crate) fn tool_version(path: &Path) -> Result<PgVersion, String> {
     }
     PgVersion::from_version_output(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
 }
-
 
 #[cfg(test)]
 mod tests {

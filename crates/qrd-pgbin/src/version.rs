@@ -32,10 +32,7 @@ impl PgVersion {
             // 9.6.24: before PostgreSQL 10 the major had two parts; fold it into one number (906).
             if major < 10 {
                 let patch_part = &after_dot[minor_len..];
-                let patch = patch_part
-                    .strip_prefix('.')
-                    .map(|p| p[..digits_end(p)].parse().unwrap_or(0))
-                    .unwrap_or(0);
+                let patch = patch_part.strip_prefix('.').map(|p| p[..digits_end(p)].parse().unwrap_or(0)).unwrap_or(0);
                 return Ok(Self { major: major * 100 + minor, minor: patch, text: text.to_owned() });
             }
         }
@@ -45,10 +42,7 @@ impl PgVersion {
     /// Parses the output of `tool --version`, e.g. `psql (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`.
     pub fn from_version_output(output: &str) -> Result<Self, VersionError> {
         let line = output.lines().next().unwrap_or_default();
-        let after = line
-            .split_once("(PostgreSQL) ")
-            .map(|(_, v)| v)
-            .ok_or_else(|| VersionError(line.to_owned()))?;
+        let after = line.split_once("(PostgreSQL) ").map(|(_, v)| v).ok_or_else(|| VersionError(line.to_owned()))?;
         let token = after.split_whitespace().next().unwrap_or_default();
         Self::parse(token).map_err(|_| VersionError(line.to_owned()))
     }

@@ -68,16 +68,12 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
             .hint(format!("pass --repo-password-file FILE (mode 0600) or set {REPO_PASSWORD_ENV}")));
         }
         let label = format!("New password for role {}", spec.role);
-        repo_password = Some(password::prompt(&label, true).map_err(|e| CliError::new(ExitStatus::Refused, e.to_string()))?);
+        repo_password =
+            Some(password::prompt(&label, true).map_err(|e| CliError::new(ExitStatus::Refused, e.to_string()))?);
         plan = provision::plan(&inv, &spec, repo_password.as_ref(), &opts);
     }
 
-    let header = format!(
-        "PostgreSQL {} at {}, repository role {:?}",
-        inv.version,
-        session.target(),
-        spec.role
-    );
+    let header = format!("PostgreSQL {} at {}, repository role {:?}", inv.version, session.target(), spec.role);
     if args.dry_run {
         print_dry_run(&plan, &inv, &header)?;
         return Ok(ExitStatus::Success);
@@ -93,7 +89,8 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
 
     println!("qrd provision: {header}");
     let total = plan.steps.len();
-    let result = provision::apply(&session, &plan, |step| println!("  {}  {}", paint_status("done"), step.summary)).await;
+    let result =
+        provision::apply(&session, &plan, |step| println!("  {}  {}", paint_status("done"), step.summary)).await;
     match result {
         Ok(()) => {
             println!("provisioned: {total} change{}", if total == 1 { "" } else { "s" });
@@ -101,10 +98,10 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
         }
         Err(e @ ApplyError::Step { .. }) => {
             // Say what exists now, so the DBA knows the state before doing anything else.
-            let now = Inventory::gather(&session, &spec).await.ok();
+            let now = provision::what_exists(&session, &spec).await.ok();
             Err(apply_error(e).hint(format!(
                 "{}fix the cause and run qrd provision again: it continues where it stopped and never drops anything",
-                now.map(|i| format!("now on the server: {}.\n      ", state_summary(&i, &spec))).unwrap_or_default()
+                now.map(|s| format!("now on the server: {s}.\n      ")).unwrap_or_default()
             )))
         }
         Err(e) => Err(apply_error(e)),
@@ -142,16 +139,6 @@ fn apply_error(e: ApplyError) -> CliError {
     }
 }
 
-fn state_summary(inv: &Inventory, spec: &RepoSpec) -> String {
-    let role = if inv.role.is_some() { "exists" } else { "missing" };
-    let dbs: Vec<String> = spec
-        .databases
-        .iter()
-        .map(|d| format!("{d:?} {}", if inv.database(d).is_some() { "exists" } else { "missing" }))
-        .collect();
-    format!("role {:?} {role}; {}", spec.role, dbs.join(", "))
-}
-
 fn print_dry_run(plan: &Plan, inv: &Inventory, header: &str) -> Result<(), CliError> {
     println!("-- qrd provision --dry-run: {header}");
     for fact in &plan.unchanged {
@@ -167,8 +154,13 @@ fn print_dry_run(plan: &Plan, inv: &Inventory, header: &str) -> Result<(), CliEr
             provision::VERIFIER_VAR
         );
     }
+    for note in &plan.notes {
+        println!("-- note: {note}");
+    }
     if plan.needs_password {
-        println!("-- the role needs a password: give --repo-password-file FILE or {REPO_PASSWORD_ENV}, or answer the prompt");
+        println!(
+            "-- the role needs a password: give --repo-password-file FILE or {REPO_PASSWORD_ENV}, or answer the prompt"
+        );
     }
     println!("\\set ON_ERROR_STOP on\n");
     let script = plan.script(&inv.maintenance_db).map_err(|e| CliError::new(ExitStatus::Failed, e.to_string()))?;

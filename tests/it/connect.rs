@@ -1,0 +1,147 @@
+//! Connection conventions and failures: libpq-style options and password sources, and clear errors
+//! (host, port, user, the server's message, a hint, exit 3) for wrong passwords, dead or silent servers.
+
+use std::net::TcpListener;
+
+use crate::common::*;
+
+/// Strips the password from the server's client env, to test the other password sources.
+fn qrd_without_password(server: &Server, scratch: &Scratch) -> std::process::Command {
+    let mut cmd = qrd(server, scratch);
+    cmd.env_remove("PGPASSWORD");
+    cmd
+}
+
+fn password_sources_work(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+
+    // --password-file
+    let f = scratch.secret_file("pw", &format!("{}\n", server.password()));
+    run_expect(qrd_without_password(&server, &scratch).args(["check", "--password-file"]).arg(&f), 1);
+
+    // PGPASSFILE with a matching entry (host:port:db:user:password)
+    let line = format!("{}:{}:*:{}:{}\n", server.host(), server.port(), server.superuser(), server.password());
+    let passfile = scratch.secret_file("pgpass", &line);
+    run_expect(qrd_without_password(&server, &scratch).arg("check").env("PGPASSFILE", &passfile), 1);
+
+    // ~/.pgpass (HOME is the scratch dir)
+    scratch.secret_file(".pgpass", &line);
+    run_expect(qrd_without_password(&server, &scratch).arg("check"), 1);
+}
+every_run!(password_sources_work);
+
+/// -h with a unix-socket directory and -p/-U/-d flags instead of the environment.
+fn flags_and_unix_sockets_work(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let mut cmd = qrd_bare(&scratch);
+    cmd.arg("check").arg("-h").arg(server.socket_dir()).args([
+        "-p",
+        &server.port().to_string(),
+        "-U",
+        server.superuser(),
+        "-d",
+        "template1",
+        "--json",
+    ]);
+    let out = run_expect(&mut cmd, 1);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["server"]["address"], format!("socket {}/.s.PGSQL.{}", server.socket_dir().display(), server.port()));
+}
+every_run!(flags_and_unix_sockets_work);
+
+#[test]
+fn wrong_password_is_a_clear_error() {
+    let server = Server::start(16);
+    let scratch = Scratch::new();
+    let out = run_expect(qrd(&server, &scratch).arg("check").env("PGPASSWORD", "wrong"), 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("failed to connect to {}:{} as user \"postgres\"", server.host(), server.port())),
+        "{err}"
+    );
+    assert!(err.contains("FATAL: password authentication failed for user \"postgres\""), "{err}");
+    assert!(err.contains("hint: check the user name and password"), "{err}");
+    assert!(!err.contains("wrong"), "the password appears in the error: {err}");
+    // Nothing was sent as a query, and the server logged the failed attempt.
+    assert!(server.log().contains("password authentication failed"));
+}
+
+#[test]
+fn no_password_and_no_terminal_is_a_clear_error() {
+    let server = Server::start(16);
+    let scratch = Scratch::new();
+    let mut cmd = qrd(&server, &scratch);
+    cmd.env_remove("PGPASSWORD").arg("check").stdin(std::process::Stdio::null());
+    let out = run_expect(&mut cmd, 3);
+    let err = stderr(&out);
+    assert!(err.contains("the server asks for a password and none was given"), "{err}");
+    assert!(err.contains("--password-file"), "{err}");
+}
+
+#[test]
+fn server_down_is_a_clear_error() {
+    let mut server = Server::start(16);
+    let scratch = Scratch::new();
+    server.stop();
+    let out = run_expect(qrd(&server, &scratch).arg("check"), 3);
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{}:{}", server.host(), server.port())), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(err.contains("hint: is PostgreSQL running and listening on"), "{err}");
+}
+
+/// A peer that accepts TCP and never answers: qrd gives up after --connect-timeout with a message
+/// saying so (no timing is asserted; the test would hang if the timeout did not work).
+#[test]
+fn silent_server_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let scratch = Scratch::new();
+    let mut cmd = qrd_bare(&scratch);
+    cmd.args(["check", "-h", "127.0.0.1", "-p", &port.to_string(), "--connect-timeout", "1"]);
+    let out = run_expect(&mut cmd, 3);
+    let err = stderr(&out);
+    assert!(err.contains(&format!("failed to connect to 127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("no complete answer within 1 s"), "{err}");
+    assert!(err.contains("raise --connect-timeout"), "{err}");
+    drop(listener);
+}
+
+/// sslmode=require against a server without TLS fails (no silent fallback to plain text).
+#[test]
+fn sslmode_require_without_server_tls_fails() {
+    let server = Server::start(16);
+    let scratch = Scratch::new();
+    let out = run_expect(qrd(&server, &scratch).args(["check", "--sslmode", "require"]), 3);
+    let err = stderr(&out);
+    assert!(err.contains("TLS") || err.contains("SSL"), "{err}");
+    assert!(err.contains("hint: check --sslmode"), "{err}");
+}
+
+/// A user who is not a superuser cannot provision; nothing is created.
+#[test]
+fn non_superuser_cannot_provision() {
+    let server = Server::start(16);
+    let scratch = Scratch::new();
+    block_on(async {
+        server
+            .connect("postgres")
+            .await
+            .batch_execute("CREATE ROLE dba LOGIN CREATEDB CREATEROLE PASSWORD 'Dba-pw'")
+            .await
+            .unwrap();
+    });
+    let pw = scratch.secret_file("pw", "Repo-pw");
+    let out = run_expect(
+        qrd(&server, &scratch)
+            .env("PGUSER", "dba")
+            .env("PGPASSWORD", "Dba-pw")
+            .args(["provision", "--repo-password-file"])
+            .arg(&pw),
+        4,
+    );
+    assert!(stderr(&out).contains(r#"connected as "dba", which is not a superuser"#), "{}", stderr(&out));
+    assert!(block_on(catalog_state(&server, ROLE)).roles.is_empty());
+}
