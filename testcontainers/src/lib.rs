@@ -21,7 +21,7 @@ mod user;
 pub use error::HarnessError;
 pub use install::{Installation, installation, manifest_path};
 pub use namespace::{Namespace, NamespaceBuilder};
-pub use server::{HostAuth, Server, ServerBuilder};
+pub use server::{HostAuth, Server, ServerBuilder, random_password};
 pub use user::SERVER_USER;
 
 /// The majors tested in every run.

@@ -391,7 +391,11 @@ impl Server {
     /// the superuser. The password is in a passfile (never argv), `PG*` variables of ours are scrubbed, and
     /// when the server is namespaced so is the command.
     pub fn psql(&self, db: &str) -> Command {
-        let mut cmd = scrubbed_command(&self.tools.psql.path);
+        let psql = match &self.tools.psql {
+            Ok(psql) => psql,
+            Err(e) => panic!("no psql for PostgreSQL {}: {e}", self.major()),
+        };
+        let mut cmd = scrubbed_command(&psql.path);
         cmd.args(["-X", "-v", "ON_ERROR_STOP=1", "-h"]).arg(&self.socket_dir).args([
             "-p",
             &self.port.to_string(),
@@ -830,7 +834,7 @@ fn make_file(path: &Path, mode: u32, ids: Option<Ids>, contents: &[u8]) -> Resul
 }
 
 /// 24 letters and digits from the kernel's random source.
-fn random_password() -> Result<String, HarnessError> {
+pub fn random_password() -> Result<String, HarnessError> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut out = String::with_capacity(24);
     let mut file = std::fs::File::open("/dev/urandom").map_err(|e| HarnessError::io("open", "/dev/urandom", e))?;

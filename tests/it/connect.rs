@@ -145,3 +145,32 @@ fn non_superuser_cannot_provision() {
     assert!(stderr(&out).contains(r#"connected as "dba", which is not a superuser"#), "{}", stderr(&out));
     assert!(block_on(catalog_state(&server, ROLE)).roles.is_empty());
 }
+
+/// A PostgreSQL 17 server (outside 12–16): provision refuses before any change, check fails
+/// server.version and, since no 17 client tools exist here, names both versions for pg_dump.
+#[test]
+fn unsupported_version_is_refused() {
+    let server = Server::start(17);
+    let scratch = Scratch::new();
+    let pw = scratch.secret_file("pw", "Repo-pw");
+    let out = run_expect(qrd(&server, &scratch).args(["provision", "--repo-password-file"]).arg(&pw), 4);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("PostgreSQL {}, which qrd does not support (supported: 12–16)", server.version())),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    let state = block_on(catalog_state(&server, ROLE));
+    assert!(state.roles.is_empty() && state.databases.is_empty());
+
+    let old = qrd_testcontainers::installation(15).unwrap().client_bin;
+    let out = run_expect(qrd(&server, &scratch).args(["check", "--pg-bin-dir"]).arg(&old), 1);
+    let text = stdout(&out);
+    let version_line = text.lines().find(|l| l.contains("server.version")).unwrap();
+    assert!(version_line.starts_with("fail"), "{text}");
+    assert!(version_line.contains(&format!("PostgreSQL {} is not supported", server.version())), "{text}");
+    assert!(
+        text.contains(&format!("fitting PostgreSQL {}", server.version())) && text.contains("pg_dump 15."),
+        "{text}"
+    );
+}

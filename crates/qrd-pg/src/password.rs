@@ -29,10 +29,8 @@ pub enum PasswordError {
 pub fn from_file(path: &Path) -> Result<Secret, PasswordError> {
     let origin = format!("file {}", path.display());
     let bytes = std::fs::read(path).map_err(|source| PasswordError::Read { path: path.to_owned(), source })?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!("password file {} is readable by group or others; chmod 600 it", path.display());
-        }
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+        tracing::warn!("password file {} is readable by group or others; chmod 600 it", path.display());
     }
     let text = String::from_utf8(bytes).map_err(|_| PasswordError::NotUtf8 { origin: origin.clone() })?;
     let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);

@@ -1,0 +1,105 @@
+//! The README's main job on an embedded default: start a throwaway PostgreSQL server (14.17, the version
+//! Qlik bundles, unless `--major N`), run `qrd provision` and `qrd check` against it as a DBA would, show
+//! their output, and remove the server. Later issues grow this into a full demo (configuration, security,
+//! backups, replicas).
+//!
+//! Run it with `cargo make demo`, which installs the servers and builds `qrd` next to this binary.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use qrd_testcontainers::Server;
+
+fn main() -> ExitCode {
+    let mut major = 14;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--major" => major = args.next().and_then(|m| m.parse().ok()).unwrap_or_else(|| usage()),
+            _ => usage(),
+        }
+    }
+    match run(major) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: qrd-demo [--major 12|14|15|16]");
+    std::process::exit(2)
+}
+
+fn run(major: u32) -> Result<(), String> {
+    let qrd = qrd_binary()?;
+    say(&format!("starting a throwaway PostgreSQL {major} server (initdb into a temp dir, free port)"));
+    let server = Server::builder(major).start().map_err(|e| e.to_string())?;
+    say(&format!(
+        "PostgreSQL {} is up on {}:{} (data in {})",
+        server.version(),
+        server.host(),
+        server.port(),
+        server.data_dir().display()
+    ));
+
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let pw_file = scratch.path().join("repo-password");
+    std::fs::write(&pw_file, qrd_testcontainers::random_password().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+
+    let qrd_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(&qrd);
+        for (k, _) in std::env::vars_os() {
+            if k.to_str().is_some_and(|k| k.starts_with("PG")) {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(server.client_env()).env("HOME", scratch.path()).args(args);
+        cmd
+    };
+    let steps: [(&str, Vec<&str>, &[i32]); 4] = [
+        ("what would provisioning do? (nothing is changed)", vec!["provision", "--dry-run"], &[0]),
+        (
+            "provision the four Qlik databases and the repository role",
+            vec!["provision", "--repo-password-file", pw_file.to_str().unwrap()],
+            &[0],
+        ),
+        ("run it again: idempotent", vec!["provision", "--repo-password-file", pw_file.to_str().unwrap()], &[0]),
+        (
+            "check the server (exit 1 only if a check fails)",
+            vec!["check", "--pg-bin-dir", server.installation().client_bin.to_str().unwrap()],
+            &[0],
+        ),
+    ];
+    for (what, args, ok_codes) in steps {
+        say(&format!("{what}\n$ qrd {}", args.join(" ")));
+        let status = qrd_cmd(&args).status().map_err(|e| format!("failed to run {}: {e}", qrd.display()))?;
+        if !ok_codes.contains(&status.code().unwrap_or(-1)) {
+            return Err(format!("qrd {} exited with {status}", args.join(" ")));
+        }
+    }
+    say("stopping and removing the throwaway server");
+    drop(server);
+    say("demo complete");
+    Ok(())
+}
+
+fn say(msg: &str) {
+    println!("\n==> {msg}");
+}
+
+/// `qrd` is built next to this binary (`cargo build` puts both in target/<profile>/).
+fn qrd_binary() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let qrd = me.with_file_name("qrd");
+    if qrd.exists() {
+        Ok(qrd)
+    } else {
+        Err(format!("{} not found: build it first (cargo build --bin qrd), or run `cargo make demo`", qrd.display()))
+    }
+}
