@@ -10,7 +10,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postgres_protocol::escape::{escape_identifier, escape_literal};
 use qrd_pgbin::{Passfile, PgVersion, scrubbed_command};
 use tokio_postgres::{Client, NoTls};
 
@@ -633,13 +632,21 @@ impl Server {
             let stored: Option<String> = row.get(1);
             let wanted_prefix = if encryption == "md5" { "md5" } else { "SCRAM-SHA-256$" };
             if !stored.as_deref().is_some_and(|s| s.starts_with(wanted_prefix)) {
-                let verifier = if encryption == "md5" {
-                    postgres_protocol::password::md5(self.password.as_bytes(), &self.superuser)
-                } else {
-                    postgres_protocol::password::scram_sha_256(self.password.as_bytes())
+                // The product's own verifier and quoting code: the harness holds itself to the same rules.
+                let verifier = qrd_pg::verifier::compute(
+                    qrd_pg::verifier::Encryption::from_setting(encryption),
+                    &qrd_pg::Secret::new(self.password.as_str()),
+                    &self.superuser,
+                );
+                let quote_err = |e: qrd_pg::quote::QuoteError| HarnessError::Invalid {
+                    what: "superuser name",
+                    reason: e.to_string(),
                 };
-                let sql =
-                    format!("ALTER ROLE {} PASSWORD {}", escape_identifier(&self.superuser), escape_literal(&verifier));
+                let sql = format!(
+                    "ALTER ROLE {} PASSWORD {}",
+                    qrd_pg::quote::ident(&self.superuser).map_err(quote_err)?,
+                    qrd_pg::quote::literal(&verifier).map_err(quote_err)?
+                );
                 client.batch_execute(&sql).await.map_err(|e| sql_error("set the superuser's password", e))?;
             }
             Ok::<_, HarnessError>((num, stored))

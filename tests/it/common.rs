@@ -103,12 +103,28 @@ pub fn qrd_bare(scratch: &Scratch) -> Command {
     cmd
 }
 
+/// The command as a shell line for logs, with PGPASSWORD's value hidden (even a throwaway server's password
+/// stays out of logs).
+pub fn shown(cmd: &Command) -> String {
+    let mut parts: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| {
+            let k = k.to_string_lossy();
+            let v = if k.contains("PASSWORD") { "***".into() } else { v?.to_string_lossy() };
+            Some(format!("{k}={v:?}"))
+        })
+        .collect();
+    parts.push(format!("{:?}", cmd.get_program()));
+    parts.extend(cmd.get_args().map(|a| format!("{a:?}")));
+    parts.join(" ")
+}
+
 /// Runs `cmd`, returning its output; the command and its output are printed so a failing test shows them.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("failed to start qrd");
     eprintln!(
-        "$ {:?}\nexit: {:?}\n--- stdout\n{}--- stderr\n{}---",
-        cmd,
+        "$ {}\nexit: {:?}\n--- stdout\n{}--- stderr\n{}---",
+        shown(cmd),
         out.status.code(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)

@@ -9,3 +9,4 @@ mod connect;
 mod guide;
 mod hostile;
 mod provision;
+mod tls;

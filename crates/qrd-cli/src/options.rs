@@ -45,7 +45,11 @@ pub struct ConnectArgs {
     /// Give up connecting after this many seconds
     #[arg(long, env = "PGCONNECT_TIMEOUT", value_name = "SECONDS", default_value_t = 5)]
     pub connect_timeout: u64,
+}
 
+/// `--help` only: `-h` is the host, as in psql.
+#[derive(Debug, Clone, Args)]
+pub struct HelpArg {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,

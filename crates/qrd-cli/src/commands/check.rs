@@ -8,18 +8,12 @@ use qrd_pg::{RepoSpec, Session};
 use qrd_pgbin::Tool;
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, ToolArgs};
+use crate::options::{ConnectArgs, HelpArg, ToolArgs};
 use crate::output::paint_status;
 
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct CheckArgs {
-    #[command(flatten)]
-    pub conn: ConnectArgs,
-
-    #[command(flatten)]
-    pub tools: ToolArgs,
-
     /// Name of the repository login role
     #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPO_ROLE)]
     pub repo_user: String,
@@ -27,6 +21,16 @@ pub struct CheckArgs {
     /// Print the report as JSON (schema in the README)
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub help: HelpArg,
+
+    // Flattened groups last: their help headings would otherwise capture the options above.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+
+    #[command(flatten)]
+    pub tools: ToolArgs,
 }
 
 /// The tools backups will need; checked now so a nightly job does not discover their absence.

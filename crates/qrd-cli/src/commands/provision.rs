@@ -10,7 +10,7 @@ use qrd_pg::spec::DEFAULT_REPO_ROLE;
 use qrd_pg::{RepoSpec, Secret, Session};
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::ConnectArgs;
+use crate::options::{ConnectArgs, HelpArg};
 use crate::output::{note, paint_status};
 
 /// The environment variable holding the repository role's password (for scripts; a file is safer).
@@ -19,9 +19,6 @@ pub const REPO_PASSWORD_ENV: &str = "QRD_REPO_PASSWORD";
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct ProvisionArgs {
-    #[command(flatten)]
-    pub conn: ConnectArgs,
-
     /// Name of the repository login role
     #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPO_ROLE)]
     pub repo_user: String,
@@ -38,6 +35,13 @@ pub struct ProvisionArgs {
     /// Print the SQL that would run (a psql script) and change nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    #[command(flatten)]
+    pub help: HelpArg,
+
+    // Flattened groups last: their help headings would otherwise capture the options above.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
 }
 
 pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
