@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use postgres_native_tls::MakeTlsConnector;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
 use crate::password::{self, PasswordError};
 use crate::pgpass;
 use crate::secret::Secret;
+use crate::tls::Tls;
 
 /// The Qlik repository database's default port.
 pub const DEFAULT_PORT: u16 = 4432;
@@ -297,7 +297,7 @@ fn find_io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a s
 pub struct Connector {
     target: Target,
     opts: ConnectOpts,
-    tls: MakeTlsConnector,
+    tls: Tls,
     /// A password given explicitly (file, PGPASSWORD, prompt); otherwise ~/.pgpass is asked per database.
     password: Option<Secret>,
     passfile: Option<PathBuf>,
@@ -318,7 +318,9 @@ impl Connector {
             Some(path) => Some(password::from_file(path).map_err(pw_err)?),
             None => password::from_env("PGPASSWORD").map_err(pw_err)?,
         };
-        let tls = make_tls(opts.sslmode, opts.sslrootcert.as_deref()).map_err(config_err)?;
+        // libpq ignores sslmode for unix sockets; so do we (and then never set up TLS at all).
+        let tls_used = !target.is_socket() && opts.sslmode != SslMode::Disable;
+        let tls = Tls::new(opts.sslmode, opts.sslrootcert.as_deref(), tls_used).map_err(config_err)?;
         Ok(Self { target, opts: opts.clone(), tls, password, passfile: pgpass::default_path() })
     }
 
@@ -337,6 +339,7 @@ impl Connector {
             .application_name(&self.opts.application_name)
             .connect_timeout(self.opts.connect_timeout)
             .ssl_mode(match self.opts.sslmode {
+                _ if t.is_socket() => tokio_postgres::config::SslMode::Disable,
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
                 SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
@@ -351,7 +354,7 @@ impl Connector {
         cfg
     }
 
-    pub fn tls(&self) -> MakeTlsConnector {
+    pub fn tls(&self) -> Tls {
         self.tls.clone()
     }
 
@@ -400,39 +403,6 @@ impl Connector {
     }
 }
 
-fn make_tls(mode: SslMode, rootcert: Option<&Path>) -> Result<MakeTlsConnector, String> {
-    let mut builder = native_tls::TlsConnector::builder();
-    // libpq's default root certificate location, used when verifying and none was given.
-    let default_root = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql/root.crt"));
-    let root = rootcert.map(Path::to_path_buf).or_else(|| default_root.filter(|p| p.exists()));
-    match mode {
-        SslMode::Disable => {}
-        SslMode::Prefer | SslMode::Require if rootcert.is_none() => {
-            // As libpq: encryption without authentication of the server.
-            builder.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
-        }
-        SslMode::Prefer | SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-            let Some(root) = root else {
-                return Err(format!(
-                    "sslmode {mode} needs a root certificate: pass --sslrootcert FILE (or set PGSSLROOTCERT, \
-                     or put it in ~/.postgresql/root.crt)"
-                ));
-            };
-            let pem = std::fs::read(&root)
-                .map_err(|e| format!("failed to read the root certificate {}: {e}", root.display()))?;
-            let cert = native_tls::Certificate::from_pem(&pem)
-                .map_err(|e| format!("failed to parse the root certificate {} as PEM: {e}", root.display()))?;
-            builder.add_root_certificate(cert).disable_built_in_roots(true);
-            // libpq: require/verify-ca check the chain only; verify-full also the host name.
-            if mode != SslMode::VerifyFull {
-                builder.danger_accept_invalid_hostnames(true);
-            }
-        }
-    }
-    let connector = builder.build().map_err(|e| format!("failed to set up TLS: {e}"))?;
-    Ok(MakeTlsConnector::new(connector))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,7 +428,7 @@ mod tests {
 
     #[test]
     fn verify_modes_need_a_root_certificate() {
-        let err = make_tls(SslMode::VerifyFull, Some(Path::new("/nonexistent/root.crt"))).err().unwrap();
+        let err = Tls::new(SslMode::VerifyFull, Some(Path::new("/nonexistent/root.crt")), true).err().unwrap();
         assert!(err.contains("/nonexistent/root.crt"), "{err}");
     }
 }

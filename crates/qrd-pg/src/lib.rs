@@ -12,6 +12,7 @@ pub mod secret;
 pub mod session;
 pub mod spec;
 pub mod template;
+pub mod tls;
 pub mod verifier;
 
 pub use connect::{ConnectError, ConnectOpts, SslMode};
