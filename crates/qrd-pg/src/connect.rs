@@ -246,7 +246,7 @@ impl ConnectError {
             } else {
                 Other
             };
-            return Self::new(target, dbname, kind, format!("{}: {}", db.severity(), db.message()));
+            return Self::new(target, dbname, kind, server_message(err));
         }
         let text = error_chain(err);
         let kind = if text.contains("password missing") {
@@ -265,6 +265,17 @@ impl ConnectError {
         let reason =
             if kind == PasswordMissing { "the server asks for a password and none was given".to_owned() } else { text };
         Self::new(target, dbname, kind, reason)
+    }
+}
+
+/// What the server said (`ERROR: …`, with its DETAIL when there is one), or the local cause chain.
+pub fn server_message(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{}: {} (DETAIL: {detail})", db.severity(), db.message()),
+            None => format!("{}: {}", db.severity(), db.message()),
+        },
+        None => error_chain(err),
     }
 }
 

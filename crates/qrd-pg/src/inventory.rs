@@ -24,11 +24,7 @@ pub enum QueryError {
 
 impl QueryError {
     pub fn query(sql: &'static str, database: &str, err: &tokio_postgres::Error) -> Self {
-        let message = match err.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => err.to_string(),
-        };
-        QueryError::Query { sql, database: database.to_owned(), message }
+        QueryError::Query { sql, database: database.to_owned(), message: crate::connect::server_message(err) }
     }
 }
 
@@ -116,9 +112,9 @@ pub struct SchemaInfo {
 }
 
 const SERVER: Template = sql_template!("inventory/server.sql");
-const ROLE: Template = sql_template!("inventory/role.sql");
+pub(crate) const ROLE: Template = sql_template!("inventory/role.sql");
 const ROLE_PASSWORD: Template = sql_template!("inventory/role_password.sql");
-const DATABASES: Template = sql_template!("inventory/databases.sql");
+pub(crate) const DATABASES: Template = sql_template!("inventory/databases.sql");
 const DATABASE_ACL: Template = sql_template!("inventory/database_acl.sql");
 const SCHEMA_PUBLIC: Template = sql_template!("inventory/schema_public.sql");
 

@@ -381,8 +381,7 @@ pub enum ApplyError {
 /// What exists of `spec` right now, from the maintenance connection alone (so it works even when the
 /// databases themselves cannot be reached): `role "x" exists; "QSR" exists, "QSMQ" missing, …`.
 pub async fn what_exists(session: &Session, spec: &RepoSpec) -> Result<String, QueryError> {
-    const ROLE: Template = sql_template!("inventory/role.sql");
-    const DATABASES: Template = sql_template!("inventory/databases.sql");
+    use crate::inventory::{DATABASES, ROLE};
     let c = session.client();
     let db = &session.target().dbname;
     let role = c.query_opt(ROLE.text, &[&spec.role, &""]).await.map_err(|e| QueryError::query(ROLE.name, db, &e))?;
@@ -417,10 +416,7 @@ pub async fn apply(session: &Session, plan: &Plan, mut done: impl FnMut(&Step)) 
         let sql = step.statement()?;
         let shown = step.display_sql()?;
         tracing::debug!(step = %step.summary, sql = %shown, "running");
-        let server_message = |e: tokio_postgres::Error| match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => e.to_string(),
-        };
+        let server_message = |e: tokio_postgres::Error| crate::connect::server_message(&e);
         let result = match &step.database {
             None => session.client().batch_execute(&sql).await.map_err(server_message),
             Some(db) => match session.db(db).await {

@@ -69,9 +69,7 @@ fn main() {
         );
         row(major, "check a provisioned server", &check, None);
     }
-    println!(
-        "\n{rounds} rounds per major; each round starts two fresh servers."
-    );
+    println!("\n{rounds} rounds per major; each round starts two fresh servers.");
 }
 
 /// qrd through the server's unix socket, as the harness's psql connects: the same (trust) authentication
