@@ -8,5 +8,6 @@ mod check;
 mod connect;
 mod guide;
 mod hostile;
+mod prompt;
 mod provision;
 mod tls;
