@@ -3,8 +3,14 @@
 
 use crate::common::*;
 
-const NASTY_ROLES: [&str; 4] =
-    [r#"q"uote'd\back$$ü"#, r#"x"; DROP DATABASE postgres; --"#, "Ünïcødé ロール 🐘", "$$;SELECT 1;$$"];
+const NASTY_ROLES: [&str; 5] = [
+    r#"q"uote'd\back$$ü"#,
+    r#"x"; DROP DATABASE postgres; --"#,
+    "Ünïcødé ロール 🐘",
+    "$$;SELECT 1;$$",
+    // Line breaks, a blank line and a comment marker inside the name: nothing may treat them as SQL layout.
+    "nl\n\n-- not a comment\n;role",
+];
 
 fn nasty_password() -> String {
     // 1000 characters: quotes, backslashes, dollar quotes, SQL, spaces, unicode (NFKC-stable).

@@ -262,3 +262,28 @@ fn md5_servers_get_md5_verifiers(major: u32) {
     assert!(stdout(&out).contains("warn  server.password_encryption"), "{}", stdout(&out));
 }
 per_major!(md5_servers_get_md5_verifiers: pg16 = 16, pg12 = 12);
+
+/// Even the most verbose logging, on both sides, holds neither the password nor its verifier: qrd's `-vv`
+/// and `QRD_LOG=trace` (tokio-postgres logs every statement it sends at debug level), and a server that logs
+/// every statement (qrd turns statement logging off for its own session around the password step).
+fn verbose_logs_hold_no_secret(major: u32) {
+    let server = Server::builder(major).setting("log_statement", "all").start().unwrap();
+    let scratch = Scratch::new();
+    let pw = scratch.secret_file("repo-password", "Very-secret-1");
+    let verbose = run_expect(qrd(&server, &scratch).args(["-vv", "provision", "--repo-password-file"]).arg(&pw), 0);
+    assert!(stderr(&verbose).contains("running"), "-vv shows qrd's debug log: {}", stderr(&verbose));
+    let pw2 = scratch.secret_file("repo-password-2", "Very-secret-2");
+    let traced = run_expect(
+        qrd(&server, &scratch).env("QRD_LOG", "trace").args(["provision", "--repo-password-file"]).arg(&pw2),
+        0,
+    );
+    let server_log = server.log();
+    assert!(server_log.contains("GRANT"), "the server logs statements: {server_log}");
+    for (what, text) in [("qrd -vv", stderr(&verbose)), ("QRD_LOG=trace", stderr(&traced)), ("server log", server_log)]
+    {
+        for secret in ["Very-secret", "SCRAM-SHA-256$", "md5"] {
+            assert!(!text.contains(secret), "{what} contains {secret:?}:\n{text}");
+        }
+    }
+}
+per_major!(verbose_logs_hold_no_secret: pg16 = 16, pg12 = 12);

@@ -36,6 +36,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 /// Logs go to stderr: `-v` shows qrd's debug messages (statements run, tools found), `-vv` everything;
 /// `QRD_LOG` takes a tracing filter directly.
+///
+/// Whatever the filter, tokio-postgres's records above `info` are dropped before they reach it: at `debug`
+/// it logs the text of every statement it sends, which would put a password verifier on the terminal.
+/// qrd logs its own statements with the verifier left out.
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("QRD_LOG") {
@@ -46,11 +50,39 @@ fn init_logging(verbose: u8) {
             _ => "debug",
         }),
     };
-    let _ = tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
         .with_ansi(output::stderr_color())
-        .try_init();
+        .finish();
+    if tracing::subscriber::set_global_default(subscriber).is_ok()
+        && log::set_boxed_logger(Box::new(NoStatementText(tracing_log::LogTracer::new()))).is_ok()
+    {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+}
+
+/// The `log` → tracing bridge, minus tokio-postgres's statement-level records.
+struct NoStatementText(tracing_log::LogTracer);
+
+impl NoStatementText {
+    fn passes(metadata: &log::Metadata<'_>) -> bool {
+        !(metadata.target().starts_with("tokio_postgres") && metadata.level() > log::Level::Info)
+    }
+}
+
+impl log::Log for NoStatementText {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        Self::passes(metadata) && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if Self::passes(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {}
 }

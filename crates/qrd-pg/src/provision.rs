@@ -54,20 +54,28 @@ impl Step {
         Self { summary, database, template, vars, verifier: None }
     }
 
-    /// The statement as sent to the server (comments dropped), verifier included.
-    fn statement(&self) -> Result<String, TemplateError> {
+    /// The statements as sent to the server, one message each (comments dropped), verifier included.
+    fn statements(&self) -> Result<Vec<String>, TemplateError> {
         let vars = match &self.verifier {
-            Some(v) => self.vars.clone().set("verifier", v.expose()),
+            Some(v) => self.vars.clone().set(VERIFIER_VAR, v.expose()),
             None => self.vars.clone(),
         };
-        self.template.render_statement(&vars)
+        self.template.render_statements(&vars)
     }
 
     /// The statement with its comments and with the verifier left as the psql variable `:'verifier'`:
     /// safe to print and to log.
     pub fn display_sql(&self) -> Result<String, TemplateError> {
-        let vars = if self.verifier.is_some() { self.vars.clone().unexpanded("verifier") } else { self.vars.clone() };
-        Ok(self.template.render(&vars)?.trim_end().to_owned())
+        Ok(self.template.render(&self.display_vars())?.trim_end().to_owned())
+    }
+
+    /// [`Step::display_sql`] without the comments, for error messages and logs.
+    pub fn display_statement(&self) -> Result<String, TemplateError> {
+        self.template.render_statement(&self.display_vars())
+    }
+
+    fn display_vars(&self) -> Vars {
+        if self.verifier.is_some() { self.vars.clone().unexpanded(VERIFIER_VAR) } else { self.vars.clone() }
     }
 
     pub fn sets_password(&self) -> bool {
@@ -413,25 +421,26 @@ pub async fn lock(session: &Session) -> Result<(), ApplyError> {
 pub async fn apply(session: &Session, plan: &Plan, mut done: impl FnMut(&Step)) -> Result<(), ApplyError> {
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
-        let sql = step.statement()?;
-        let shown = step.display_sql()?;
+        let statements = step.statements()?;
+        let shown = step.display_statement()?;
         tracing::debug!(step = %step.summary, sql = %shown, "running");
-        let server_message = |e: tokio_postgres::Error| crate::connect::server_message(&e);
-        let result = match &step.database {
-            None => session.client().batch_execute(&sql).await.map_err(server_message),
-            Some(db) => match session.db(db).await {
-                Ok(client) => client.batch_execute(&sql).await.map_err(server_message),
-                Err(e) => Err(e.to_string()),
-            },
-        };
+        let result = async {
+            let pooled;
+            let client = match &step.database {
+                None => session.client(),
+                Some(db) => {
+                    pooled = session.db(db).await.map_err(|e| e.to_string())?;
+                    &**pooled
+                }
+            };
+            for sql in &statements {
+                client.batch_execute(sql).await.map_err(|e| crate::connect::server_message(&e))?;
+            }
+            Ok::<_, String>(())
+        }
+        .await;
         if let Err(message) = result {
-            return Err(ApplyError::Step {
-                number: i + 1,
-                total,
-                summary: step.summary.clone(),
-                sql: crate::template::strip_comment_lines(&shown),
-                message,
-            });
+            return Err(ApplyError::Step { number: i + 1, total, summary: step.summary.clone(), sql: shown, message });
         }
         done(step);
     }

@@ -13,6 +13,8 @@ use crate::quote::{self, QuoteError};
 pub enum TemplateError {
     #[error("SQL template {template} uses variable {var:?}, which was not given")]
     Missing { template: &'static str, var: String },
+    #[error("SQL template {template} has an unterminated variable reference at byte {offset}")]
+    Unterminated { template: &'static str, offset: usize },
     #[error("SQL template {template}, variable {var:?}: {source}")]
     Quote { template: &'static str, var: String, source: QuoteError },
 }
@@ -66,17 +68,63 @@ impl Vars {
 impl Template {
     /// Renders the template. Comment lines are kept (they document the statement in `--dry-run` output).
     pub fn render(&self, vars: &Vars) -> Result<String, TemplateError> {
+        Ok(self.expand(vars, true)?.0)
+    }
+
+    /// The statements without comments and blank lines, as sent to the server. Comments are dropped while
+    /// scanning, so a value that contains a newline or `--` is never mistaken for one.
+    pub fn render_statement(&self, vars: &Vars) -> Result<String, TemplateError> {
+        Ok(self.expand(vars, false)?.0)
+    }
+
+    /// The statements one by one (split at each `;` outside quotes and comments), each to be sent in its own
+    /// message as psql does with a script: a `SET` then takes effect before the next statement is logged.
+    pub fn render_statements(&self, vars: &Vars) -> Result<Vec<String>, TemplateError> {
+        let (text, ends) = self.expand(vars, false)?;
+        let mut out = Vec::new();
+        let mut start = 0;
+        for end in ends.into_iter().chain([text.len()]) {
+            let end = end.min(text.len());
+            let statement = text[start.min(end)..end].trim();
+            if !statement.is_empty() {
+                out.push(statement.to_owned());
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// The expanded text and the offsets just after each top-level `;`.
+    fn expand(&self, vars: &Vars, keep_comments: bool) -> Result<(String, Vec<usize>), TemplateError> {
+        let mut ends = Vec::new();
         let src = self.text;
         let bytes = src.as_bytes();
         let mut out = String::with_capacity(src.len() + 64);
+        // Where the current source line starts in `out`, and whether it has anything but whitespace yet:
+        // without comments, lines left empty are dropped.
+        let mut line_start = 0;
+        let mut content = false;
         let mut i = 0;
         while i < bytes.len() {
             let c = bytes[i];
             match c {
                 b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                    let end = src[i..].find('\n').map(|n| i + n + 1).unwrap_or(src.len());
-                    out.push_str(&src[i..end]);
+                    let end = src[i..].find('\n').map(|n| i + n).unwrap_or(src.len());
+                    if keep_comments {
+                        out.push_str(&src[i..end]);
+                        content = true;
+                    }
                     i = end;
+                }
+                b'\n' => {
+                    if keep_comments || content {
+                        out.push('\n');
+                    } else {
+                        out.truncate(line_start);
+                    }
+                    line_start = out.len();
+                    content = false;
+                    i += 1;
                 }
                 b'\'' | b'"' => {
                     // Copy a quoted token verbatim; a doubled quote is an escaped quote inside it.
@@ -93,16 +141,20 @@ impl Template {
                     }
                     let end = (j + 1).min(bytes.len());
                     out.push_str(&src[i..end]);
+                    content = true;
                     i = end;
                 }
                 b':' if bytes.get(i + 1) == Some(&b':') => {
                     out.push_str("::");
+                    content = true;
                     i += 2;
                 }
                 b':' if matches!(bytes.get(i + 1), Some(b'\'') | Some(b'"')) => {
                     let q = bytes[i + 1];
                     let start = i + 2;
-                    let len = src[start..].find(q as char).unwrap_or(src.len() - start);
+                    let len = src[start..]
+                        .find(q as char)
+                        .ok_or(TemplateError::Unterminated { template: self.name, offset: i })?;
                     let var = &src[start..start + len];
                     let value = vars
                         .0
@@ -117,33 +169,34 @@ impl Template {
                             out.push_str(&quoted);
                         }
                     }
+                    content = true;
                     i = start + len + 1;
+                }
+                b';' => {
+                    out.push(';');
+                    ends.push(out.len());
+                    content = true;
+                    i += 1;
                 }
                 _ => {
                     let ch = src[i..].chars().next().expect("in bounds");
                     out.push(ch);
+                    content |= !ch.is_whitespace();
                     i += ch.len_utf8();
                 }
             }
         }
-        Ok(out)
+        if !keep_comments {
+            if !content {
+                out.truncate(line_start);
+            }
+            // Only the scanner's own line breaks can be at the end here (a value is always quoted).
+            while out.ends_with('\n') {
+                out.pop();
+            }
+        }
+        Ok((out, ends))
     }
-
-    /// The statements without the comment lines, as sent to the server.
-    pub fn render_statement(&self, vars: &Vars) -> Result<String, TemplateError> {
-        Ok(strip_comment_lines(&self.render(vars)?))
-    }
-}
-
-/// Drops whole-line `--` comments and blank lines.
-pub fn strip_comment_lines(sql: &str) -> String {
-    sql.lines()
-        .filter(|l| {
-            let t = l.trim_start();
-            !t.is_empty() && !t.starts_with("--")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]
@@ -176,5 +229,22 @@ mod tests {
         assert!(kept.contains("PASSWORD :'pw';"), "{kept}");
         let long = "x".repeat(64);
         assert!(matches!(T.render(&Vars::new().set("role", long).set("pw", "p")), Err(TemplateError::Quote { .. })));
+        let open = Template { name: "open.sql", text: "SELECT :'x" };
+        assert!(matches!(open.render(&Vars::new().set("x", "1")), Err(TemplateError::Unterminated { .. })));
+    }
+
+    #[test]
+    fn values_that_look_like_comments_or_blank_lines_survive() {
+        let t =
+            Template { name: "t.sql", text: "-- head\n\nCREATE ROLE :\"role\"; -- tail\n  \n-- more\nSELECT :'pw';\n" };
+        let vars = Vars::new().set("role", "nl\n\n-- not a comment\nrole").set("pw", "a\n\nb");
+        assert_eq!(
+            t.render_statement(&vars).unwrap(),
+            "CREATE ROLE \"nl\n\n-- not a comment\nrole\"; \nSELECT 'a\n\nb';"
+        );
+        assert_eq!(
+            t.render_statements(&vars.clone().set("pw", "x;y")).unwrap(),
+            vec!["CREATE ROLE \"nl\n\n-- not a comment\nrole\";", "SELECT 'x;y';"]
+        );
     }
 }
