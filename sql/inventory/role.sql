@@ -9,6 +9,7 @@ SELECT r.rolname::text AS name,
        r.rolreplication AS replication,
        r.rolvaliduntil IS NULL OR r.rolvaliduntil = 'infinity' AS never_expires,
        r.rolvaliduntil::text AS valid_until,
+       COALESCE(r.rolvaliduntil < now(), false) AS expired,
        EXISTS (SELECT 1
                  FROM pg_auth_members m
                  JOIN pg_roles u ON u.oid = m.member

@@ -127,3 +127,31 @@ fn client_tools_of_an_older_major_are_reported() {
     assert!(text.contains(&format!("fitting PostgreSQL {}", server.version())), "{text}");
     assert!(text.contains("pg_dump 15."), "{text}");
 }
+
+/// A Qlik database that pg_hba.conf keeps qrd out of does not stop the report: every other check still
+/// runs, and that database's inside is a failure naming the cause, with the pg_hba hint.
+fn unreachable_database_is_reported_not_fatal(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    provision(&server, &scratch, "Reach-pw");
+    let hba = server.data_dir().join("pg_hba.conf");
+    let original = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("host QSMQ all 127.0.0.1/32 reject\n{original}")).unwrap();
+    server.reload();
+    let out = run_expect(qrd(&server, &scratch).args(["check", "--json"]), 1);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let find = |id: &str| {
+        report["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("{id}"))
+    };
+    let qsmq = find("database.QSMQ.schema_public");
+    assert_eq!(qsmq["status"], "fail");
+    assert!(qsmq["message"].as_str().unwrap().contains("pg_hba.conf rejects connection"), "{qsmq}");
+    assert!(qsmq["hint"].as_str().unwrap().contains("pg_hba.conf"), "{qsmq}");
+    assert_eq!(find("database.QSR.schema_public")["status"], "ok");
+    assert_eq!(find("database.QSMQ.owner")["status"], "ok", "facts from the maintenance connection still count");
+    // provision refuses before changing anything, with the same cause.
+    let pw = scratch.secret_file("pw", "Reach-pw");
+    let out = run_expect(qrd(&server, &scratch).args(["provision", "--repo-password-file"]).arg(&pw), 4);
+    assert!(stderr(&out).contains("\"QSMQ\" exists but qrd cannot look inside it"), "{}", stderr(&out));
+}
+per_major!(unreachable_database_is_reported_not_fatal: pg16 = 16);

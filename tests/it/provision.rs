@@ -228,6 +228,12 @@ fn concurrent_runs_are_refused(major: u32) {
         let pw = scratch.secret_file("pw", "Lock-pw");
         let out = run_expect(qrd(&server, &scratch).args(["provision", "--repo-password-file"]).arg(&pw), 4);
         assert!(stderr(&out).contains("another qrd provision holds the provisioning lock"), "{}", stderr(&out));
+        // Advisory locks belong to one database: a run with another -d must still see this one.
+        let out = run_expect(
+            qrd(&server, &scratch).args(["provision", "-d", "template1", "--repo-password-file"]).arg(&pw),
+            4,
+        );
+        assert!(stderr(&out).contains("another qrd provision holds the provisioning lock"), "{}", stderr(&out));
         assert!(catalog_state(&server, ROLE).await.roles.is_empty());
     });
 }

@@ -35,10 +35,28 @@ pub static CHECKS: &[CheckDef] = &[
 ];
 
 fn provision_hint(ctx: &Context<'_>) -> String {
-    if ctx.spec.role == qrd_pg::spec::DEFAULT_REPO_ROLE {
-        "run `qrd provision`".to_owned()
+    provision_hint_with(ctx, "")
+}
+
+/// ``run `qrd provision [--repo-user R] <extra>` `` (the whole command inside the backticks).
+fn provision_hint_with(ctx: &Context<'_>, extra: &str) -> String {
+    let mut cmd = String::from("qrd provision");
+    if ctx.spec.role != qrd_pg::spec::DEFAULT_REPO_ROLE {
+        cmd.push_str(&format!(" --repo-user {}", shell_word(&ctx.spec.role)));
+    }
+    if !extra.is_empty() {
+        cmd.push(' ');
+        cmd.push_str(extra);
+    }
+    format!("run `{cmd}`")
+}
+
+/// `s` as one POSIX shell word (single-quoted unless it is plainly safe).
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.,/:@".contains(c)) {
+        s.to_owned()
     } else {
-        format!("run `qrd provision --repo-user {}`", ctx.spec.role)
+        format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
 
@@ -76,9 +94,12 @@ fn role(ctx: &Context<'_>) -> Vec<Finding> {
         let list: Vec<String> = diffs.iter().map(|(found, wanted)| format!("{found} (guide: {wanted})")).collect();
         // Fatal: Qlik cannot log in, or the role holds powers far beyond what it needs. The rest work but
         // deviate from the guide.
-        let fatal = !info.attrs.login || info.attrs.superuser;
+        let fatal = !info.attrs.login || info.attrs.superuser || info.expired;
         let expiry = info.valid_until.as_deref().filter(|_| !info.attrs.never_expires);
         let message = match expiry {
+            Some(date) if info.expired => {
+                format!("{}; the password expired at {date}: password logins fail", list.join(", "))
+            }
             Some(date) => format!("{}; password valid until {date}", list.join(", ")),
             None => list.join(", "),
         };
@@ -103,12 +124,12 @@ fn role(ctx: &Context<'_>) -> Vec<Finding> {
         Some(HashType::None) => out.push(Finding::fail(
             id,
             "the role has no password: Qlik's services cannot log in with password authentication",
-            format!("{} --repo-password-file FILE", provision_hint(ctx)),
+            provision_hint_with(ctx, "--repo-password-file FILE"),
         )),
         Some(HashType::Other) => out.push(Finding::fail(
             id,
             "the password is stored in an unrecognised (possibly plaintext) form",
-            format!("set it again: {} --repo-password-file FILE", provision_hint(ctx)),
+            format!("set it again: {}", provision_hint_with(ctx, "--repo-password-file FILE")),
         )),
     }
 
@@ -170,7 +191,7 @@ fn database(ctx: &Context<'_>, prefix: &str, db: &DbInfo) -> Vec<Finding> {
         out.push(Finding::fail(
             id,
             format!("owned by {:?}, not {role:?}", db.owner),
-            format!("{} --fix-owner", provision_hint(ctx)),
+            provision_hint_with(ctx, "--fix-owner"),
         ));
     }
 
@@ -197,6 +218,10 @@ fn database(ctx: &Context<'_>, prefix: &str, db: &DbInfo) -> Vec<Finding> {
 
     let id = format!("{prefix}.schema_public");
     match &db.public_schema {
+        None if db.unreachable.is_some() => {
+            let u = db.unreachable.as_ref().expect("checked");
+            out.push(Finding::fail(id, format!("cannot look inside the database: {}", u.reason), u.hint.clone()))
+        }
         None if !db.allow_conn => out.push(Finding::fail(
             id,
             format!("database {name:?} does not accept connections (datallowconn is false)"),
@@ -207,7 +232,11 @@ fn database(ctx: &Context<'_>, prefix: &str, db: &DbInfo) -> Vec<Finding> {
             (Some(true), Some(true)) => {
                 out.push(Finding::ok(id, format!("{role:?} has USAGE and CREATE on schema public")))
             }
-            (None, _) | (_, None) => {} // the role does not exist: reported by role.exists
+            (None, _) | (_, None) => out.push(Finding::fail(
+                id,
+                format!("role {role:?} does not exist, so it has no rights on schema public"),
+                provision_hint(ctx),
+            )),
             _ => {
                 let why = match ctx.inventory.version.major {
                     15 => {
@@ -278,5 +307,85 @@ fn client_tools(ctx: &Context<'_>) -> Vec<Finding> {
                 first.hint(),
             )]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qrd_pg::RepoSpec;
+    use qrd_pg::inventory::{Inventory, StoredPassword, Unreachable};
+    use qrd_pg::testing::{ROLE, bare_server, provisioned};
+    use qrd_pg::verifier::HashType;
+
+    use crate::{Context, Finding, Status, ToolsFound, run_all};
+
+    fn findings(inv: &Inventory, role: &str) -> Vec<Finding> {
+        run_all(&Context { inventory: inv, spec: &RepoSpec::new(role), tools: &ToolsFound::default() })
+    }
+
+    fn status_of<'a>(f: &'a [Finding], id: &str) -> &'a Finding {
+        f.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("no finding {id}: {f:#?}"))
+    }
+
+    #[test]
+    fn provisioned_server_passes_with_only_the_ssl_warning() {
+        let f = findings(&provisioned(14, "pw"), ROLE);
+        let not_ok: Vec<&str> = f.iter().filter(|f| f.status != Status::Ok).map(|f| f.id.as_str()).collect();
+        assert_eq!(not_ok, ["server.ssl"]);
+        assert!(f.iter().all(|f| f.status == Status::Ok || f.hint.is_some()), "every warn/fail has a hint");
+    }
+
+    #[test]
+    fn every_database_reports_every_aspect_even_on_a_bare_server() {
+        let f = findings(&bare_server(16), ROLE);
+        assert_eq!(status_of(&f, "role.exists").status, Status::Fail);
+        for db in ["QSR", "SenseServices", "QSMQ", "Licenses"] {
+            assert_eq!(status_of(&f, &format!("database.{db}.exists")).status, Status::Fail);
+        }
+        let mut inv = provisioned(16, "pw");
+        inv.role = None;
+        for db in &mut inv.databases {
+            let schema = db.public_schema.as_mut().unwrap();
+            (schema.role_usage, schema.role_create) = (None, None);
+        }
+        let f = findings(&inv, ROLE);
+        assert_eq!(status_of(&f, "database.QSR.schema_public").status, Status::Fail, "always reported");
+    }
+
+    #[test]
+    fn expired_password_fails_and_md5_warns() {
+        let mut inv = provisioned(15, "pw");
+        let role = inv.role.as_mut().unwrap();
+        role.attrs.never_expires = false;
+        role.expired = true;
+        role.valid_until = Some("2020-01-01 00:00:00+00".into());
+        role.password = Some(StoredPassword { hash_type: HashType::Md5, verifier: None });
+        let f = findings(&inv, ROLE);
+        let attrs = status_of(&f, "role.attributes");
+        assert_eq!(attrs.status, Status::Fail);
+        assert!(attrs.message.contains("expired"), "{}", attrs.message);
+        assert_eq!(status_of(&f, "role.password").status, Status::Warn);
+    }
+
+    #[test]
+    fn unreachable_database_is_a_failure_with_the_connection_hint() {
+        let mut inv = provisioned(16, "pw");
+        inv.databases[2].public_schema = None;
+        inv.databases[2].unreachable =
+            Some(Unreachable { reason: "no pg_hba.conf entry".into(), hint: "add a pg_hba.conf line".into() });
+        let f = findings(&inv, ROLE);
+        let s = status_of(&f, "database.QSMQ.schema_public");
+        assert_eq!(s.status, Status::Fail);
+        assert_eq!(s.hint.as_deref(), Some("add a pg_hba.conf line"));
+        assert_eq!(status_of(&f, "database.QSR.schema_public").status, Status::Ok);
+    }
+
+    #[test]
+    fn hints_hold_whole_commands() {
+        let mut inv = provisioned(16, "pw");
+        inv.databases[0].owner = "someone".into();
+        let f = findings(&inv, "it's me");
+        let owner = status_of(&f, "database.QSR.owner");
+        assert_eq!(owner.hint.as_deref(), Some(r"run `qrd provision --repo-user 'it'\''s me' --fix-owner`"));
     }
 }

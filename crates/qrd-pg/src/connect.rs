@@ -156,6 +156,8 @@ pub enum ConnectErrorKind {
     Refused,
     /// No answer within the connect timeout.
     Timeout,
+    /// The host name does not resolve.
+    UnknownHost,
     /// Wrong password, unknown role.
     Auth,
     /// The server wants a password and none was given (and no prompt was possible).
@@ -202,6 +204,10 @@ impl ConnectError {
                  or raise --connect-timeout",
                 t.address()
             ),
+            ConnectErrorKind::UnknownHost => format!(
+                "the host name {:?} does not resolve: check its spelling and this machine's DNS, or pass an IP address",
+                t.host
+            ),
             ConnectErrorKind::Auth => format!(
                 "check the user name and password for {:?}: qrd reads the password from --password-file, \
                  PGPASSWORD, or the password file (PGPASSFILE or ~/.pgpass), and asks on a terminal",
@@ -235,7 +241,12 @@ impl ConnectError {
             let kind = if *code == SqlState::INVALID_PASSWORD {
                 Auth
             } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
-                if db.message().starts_with("no pg_hba.conf entry") { NoHbaEntry } else { Auth }
+                // `no pg_hba.conf entry for …`, or `pg_hba.conf rejects connection for …` (a `reject` line).
+                if db.message().starts_with("no pg_hba.conf entry") || db.message().starts_with("pg_hba.conf rejects") {
+                    NoHbaEntry
+                } else {
+                    Auth
+                }
             } else if *code == SqlState::INVALID_CATALOG_NAME {
                 NoDatabase
             } else if *code == SqlState::TOO_MANY_CONNECTIONS
@@ -251,6 +262,8 @@ impl ConnectError {
         let text = error_chain(err);
         let kind = if text.contains("password missing") {
             PasswordMissing
+        } else if text.contains("failed to lookup address") || text.contains("Name or service not known") {
+            UnknownHost
         } else if let Some(io) = find_io_error(err) {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => Refused,
@@ -369,6 +382,21 @@ impl Connector {
         self.tls.clone()
     }
 
+    /// The limit for one connection's whole start-up (`--connect-timeout`).
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        self.opts.connect_timeout
+    }
+
+    /// The error for a connection to `dbname` that did not complete within the connect timeout.
+    pub fn timeout_error(&self, dbname: &str) -> ConnectError {
+        ConnectError::new(
+            &self.target,
+            dbname,
+            ConnectErrorKind::Timeout,
+            format!("no complete answer within {} s", self.opts.connect_timeout.as_secs_f32()),
+        )
+    }
+
     /// Connects to `dbname`. When the server asks for a password nobody gave and we are on a terminal,
     /// asks once and remembers it for the other databases.
     pub async fn connect(&mut self, dbname: &str) -> Result<Client, ConnectError> {
@@ -393,14 +421,7 @@ impl Connector {
         let limit = self.opts.connect_timeout;
         let attempt = tokio::time::timeout(limit, cfg.connect(self.tls.clone())).await;
         let (client, connection) = match attempt {
-            Err(_) => {
-                return Err(ConnectError::new(
-                    &self.target,
-                    dbname,
-                    ConnectErrorKind::Timeout,
-                    format!("no complete answer within {} s", limit.as_secs_f32()),
-                ));
-            }
+            Err(_) => return Err(self.timeout_error(dbname)),
             Ok(Err(e)) => return Err(ConnectError::from_pg(&self.target, dbname, &e)),
             Ok(Ok(pair)) => pair,
         };

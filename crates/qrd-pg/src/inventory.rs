@@ -49,6 +49,8 @@ pub struct RoleInfo {
     pub name: String,
     pub attrs: RoleAttrs,
     pub valid_until: Option<String>,
+    /// `VALID UNTIL` lies in the past: password logins fail.
+    pub expired: bool,
     /// Whether the connecting user was granted the role explicitly (the guide's `GRANT role TO postgres`).
     pub granted_to_current_user: bool,
     /// The stored verifier; `None` when it could not be read (not a superuser).
@@ -81,8 +83,16 @@ pub struct DbInfo {
     pub acl_is_default: bool,
     /// Effective privileges (the default expanded when `acl_is_default`).
     pub acl: Vec<AclEntry>,
-    /// `None` when the database does not accept connections or has no schema `public`.
+    /// `None` when the database does not accept connections, could not be read, or has no schema `public`.
     pub public_schema: Option<SchemaInfo>,
+    /// Why qrd could not look inside the database (connection refused by pg_hba.conf, …), if so.
+    pub unreachable: Option<Unreachable>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Unreachable {
+    pub reason: String,
+    pub hint: String,
 }
 
 impl DbInfo {
@@ -159,14 +169,24 @@ impl Inventory {
             let allow_conn: bool = row.get("allow_conn");
             async move {
                 if !allow_conn {
-                    return Ok::<_, QueryError>((name, None));
+                    return Ok::<_, QueryError>((name, Ok(None)));
                 }
-                let client = session.db(&name).await?;
-                let row = client
-                    .query_opt(q(&SCHEMA_PUBLIC), &[&spec.role, &role_exists])
-                    .await
-                    .map_err(|e| QueryError::query(SCHEMA_PUBLIC.name, &name, &e))?;
-                let Some(r) = row else { return Ok((name, None)) };
+                // One database that cannot be entered must not hide what the others hold: record why.
+                let client = match session.db(&name).await {
+                    Ok(client) => client,
+                    Err(e) => {
+                        let hint = e.hint();
+                        return Ok((name, Err(Unreachable { reason: e.to_string(), hint })));
+                    }
+                };
+                let row = match client.query_opt(q(&SCHEMA_PUBLIC), &[&spec.role, &role_exists]).await {
+                    Ok(row) => row,
+                    Err(e) => {
+                        let reason = QueryError::query(SCHEMA_PUBLIC.name, &name, &e).to_string();
+                        return Ok((name, Err(Unreachable { reason, hint: "run again with -v for details".into() })));
+                    }
+                };
+                let Some(r) = row else { return Ok((name, Ok(None))) };
                 let schema = SchemaInfo {
                     owner: r.get("owner"),
                     acl_is_default: r.get("acl_is_default"),
@@ -175,7 +195,7 @@ impl Inventory {
                     role_create: r.get("role_create"),
                     role_explicit: r.get("role_explicit"),
                 };
-                Ok((name, Some(schema)))
+                Ok((name, Ok(Some(schema))))
             }
         });
         let mut schemas = join_all(visits).await.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -193,7 +213,12 @@ impl Inventory {
                     grantable: a.get("grantable"),
                 })
                 .collect();
-            let schema_pos = schemas.iter().position(|(n, _)| n == wanted);
+            let visited = schemas.iter().position(|(n, _)| n == wanted).map(|i| schemas.swap_remove(i).1);
+            let (public_schema, unreachable) = match visited {
+                Some(Ok(schema)) => (schema, None),
+                Some(Err(u)) => (None, Some(u)),
+                None => (None, None),
+            };
             databases.push(DbInfo {
                 name: wanted.clone(),
                 encoding: row.get("encoding"),
@@ -201,7 +226,8 @@ impl Inventory {
                 allow_conn: row.get("allow_conn"),
                 acl_is_default: row.get("acl_is_default"),
                 acl,
-                public_schema: schema_pos.and_then(|i| schemas.swap_remove(i).1),
+                public_schema,
+                unreachable,
             });
         }
 
@@ -236,6 +262,7 @@ fn role_info(r: &Row) -> RoleInfo {
             never_expires: r.get("never_expires"),
         },
         valid_until: r.get("valid_until"),
+        expired: r.get("expired"),
         granted_to_current_user: r.get("granted_to_member"),
         password: None,
     }

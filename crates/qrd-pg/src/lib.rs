@@ -12,6 +12,8 @@ pub mod secret;
 pub mod session;
 pub mod spec;
 pub mod template;
+#[doc(hidden)]
+pub mod testing;
 pub mod tls;
 pub mod verifier;
 

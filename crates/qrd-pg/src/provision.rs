@@ -54,6 +54,13 @@ impl Step {
         Self { summary, database, template, vars, verifier: None }
     }
 
+    /// A password step whose password is not known yet (`--dry-run` without one): shown with the verifier
+    /// as a psql variable, never run (the plan is made again once a password is given).
+    fn unset(mut self) -> Self {
+        self.verifier = Some(Secret::new(String::new()));
+        self
+    }
+
     /// The statements as sent to the server, one message each (comments dropped), verifier included.
     fn statements(&self) -> Result<Vec<String>, TemplateError> {
         let vars = match &self.verifier {
@@ -183,10 +190,7 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
             }
             None => {
                 plan.needs_password = true;
-                // Still show the statement; the verifier stays a psql variable.
-                let mut step = Step::new(format!("create role {role:?}"), None, CREATE_ROLE, vars_role());
-                step.verifier = Some(Secret::new(String::new()));
-                plan.steps.push(step);
+                plan.steps.push(Step::new(format!("create role {role:?}"), None, CREATE_ROLE, vars_role()).unset());
             }
         },
         Some(info) => {
@@ -221,7 +225,18 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
                         plan.steps.push(step);
                     }
                 }
-                None if stored_type == Some(HashType::None) => plan.needs_password = true,
+                None if stored_type == Some(HashType::None) => {
+                    plan.needs_password = true;
+                    plan.steps.push(
+                        Step::new(
+                            format!("set the password of role {role:?} (it has none)"),
+                            None,
+                            SET_PASSWORD,
+                            vars_role(),
+                        )
+                        .unset(),
+                    );
+                }
                 None => plan.unchanged.push(format!("password of role {role:?} kept (no new password given)")),
             }
             if info.granted_to_current_user {
@@ -293,7 +308,12 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
                 } else {
                     plan.unchanged.push(format!("database {db:?} exists, UTF8, owned by {role:?}"));
                 }
-                if !info.allow_conn {
+                if let Some(u) = &info.unreachable {
+                    plan.blockers.push(Blocker {
+                        message: format!("database {db:?} exists but qrd cannot look inside it: {}", u.reason),
+                        hint: u.hint.clone(),
+                    });
+                } else if !info.allow_conn {
                     plan.blockers.push(Blocker {
                         message: format!("database {db:?} does not accept connections (datallowconn is false)"),
                         hint: format!(
@@ -406,14 +426,36 @@ pub async fn what_exists(session: &Session, spec: &RepoSpec) -> Result<String, Q
     Ok(format!("role {:?} {}; {}", spec.role, if role.is_some() { "exists" } else { "missing" }, dbs.join(", ")))
 }
 
-/// Takes the provisioning lock for this session (released when the session ends).
-pub async fn lock(session: &Session) -> Result<(), ApplyError> {
-    let row = session
-        .client()
-        .query_one(LOCK.text, &[])
-        .await
-        .map_err(|e| QueryError::query(LOCK.name, &session.target().dbname, &e))?;
-    if row.get::<_, bool>("locked") { Ok(()) } else { Err(ApplyError::Locked) }
+/// The database the provisioning lock is taken in. Advisory locks belong to one database, so every run
+/// must use the same one whatever its `-d`: `postgres`, which every cluster has unless someone dropped it.
+pub const LOCK_DATABASE: &str = "postgres";
+
+/// Holds the provisioning lock until dropped (the lock is session-level: it ends with its connection).
+pub struct LockGuard {
+    _conn: Option<deadpool_postgres::Object>,
+}
+
+/// Takes the provisioning lock, on a connection to [`LOCK_DATABASE`] (the maintenance connection when that
+/// is where it points, or when `postgres` cannot be reached: then only runs with the same `-d` exclude
+/// each other, and a debug message says so).
+pub async fn lock(session: &Session) -> Result<LockGuard, ApplyError> {
+    let pooled = if session.target().dbname == LOCK_DATABASE {
+        None
+    } else {
+        match session.db(LOCK_DATABASE).await {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                tracing::debug!("provisioning lock taken in the maintenance database instead: {e}");
+                None
+            }
+        }
+    };
+    let (client, db) = match &pooled {
+        Some(conn) => (&***conn, LOCK_DATABASE),
+        None => (session.client(), session.target().dbname.as_str()),
+    };
+    let row = client.query_one(LOCK.text, &[]).await.map_err(|e| QueryError::query(LOCK.name, db, &e))?;
+    if row.get::<_, bool>("locked") { Ok(LockGuard { _conn: pooled }) } else { Err(ApplyError::Locked) }
 }
 
 /// Runs the plan's steps in order, calling `done` after each. Stops at the first failure: every step is
@@ -445,4 +487,98 @@ pub async fn apply(session: &Session, plan: &Plan, mut done: impl FnMut(&Step)) 
         done(step);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::StoredPassword;
+
+    use crate::testing::{ROLE, bare_server, provisioned};
+
+    fn summaries(plan: &Plan) -> Vec<&str> {
+        plan.steps.iter().map(|s| s.summary.as_str()).collect()
+    }
+
+    #[test]
+    fn bare_server_gets_everything_in_order() {
+        let pw = Secret::new("pw");
+        let plan = plan(&bare_server(16), &RepoSpec::new(ROLE), Some(&pw), &Options::default());
+        assert!(plan.blockers.is_empty() && !plan.needs_password);
+        let s = summaries(&plan);
+        assert_eq!(s.len(), 2 + 4 + 4 * 3 + 4, "{s:#?}");
+        assert_eq!(s[0], "create role \"qliksenserepository\"");
+        assert_eq!(s[1], "grant role \"qliksenserepository\" to \"postgres\"");
+        assert!(s[2].starts_with("create database \"QSR\""));
+        assert!(s.last().unwrap().starts_with("grant ALL on schema public in \"Licenses\""));
+        assert!(plan.steps[0].sets_password());
+        let sql = plan.steps[0].statements().unwrap().join("\n");
+        assert!(sql.contains("PASSWORD 'SCRAM-SHA-256$4096:"), "{sql}");
+        assert!(!plan.steps[0].display_sql().unwrap().contains("SCRAM-SHA-256$"), "the verifier is never displayed");
+    }
+
+    #[test]
+    fn provisioned_server_is_a_noop_with_or_without_the_same_password() {
+        let inv = provisioned(15, "pw");
+        let spec = RepoSpec::new(ROLE);
+        assert!(plan(&inv, &spec, None, &Options::default()).is_noop());
+        assert!(plan(&inv, &spec, Some(&Secret::new("pw")), &Options::default()).is_noop());
+        let changed = plan(&inv, &spec, Some(&Secret::new("other")), &Options::default());
+        assert_eq!(summaries(&changed), ["set the password of role \"qliksenserepository\""]);
+    }
+
+    #[test]
+    fn role_without_password_needs_one_and_the_dry_run_shows_the_step() {
+        let mut inv = provisioned(16, "pw");
+        inv.role.as_mut().unwrap().password = Some(StoredPassword { hash_type: HashType::None, verifier: None });
+        let plan = plan(&inv, &RepoSpec::new(ROLE), None, &Options::default());
+        assert!(plan.needs_password && !plan.is_noop());
+        assert_eq!(summaries(&plan), ["set the password of role \"qliksenserepository\" (it has none)"]);
+        assert!(plan.script("postgres").unwrap().contains("WITH PASSWORD :'verifier';"));
+    }
+
+    #[test]
+    fn md5_verifier_is_rehashed_on_a_scram_server_and_never_downgraded() {
+        let spec = RepoSpec::new(ROLE);
+        let pw = Secret::new("pw");
+        let mut inv = provisioned(14, "pw");
+        inv.role.as_mut().unwrap().password = Some(StoredPassword {
+            hash_type: HashType::Md5,
+            verifier: Some(Secret::new(verifier::compute(Encryption::Md5, &pw, ROLE))),
+        });
+        let up = plan(&inv, &spec, Some(&pw), &Options::default());
+        assert_eq!(summaries(&up), ["re-hash as SCRAM-SHA-256 the password of role \"qliksenserepository\""]);
+        inv.password_encryption = "md5".into();
+        assert!(plan(&inv, &spec, Some(&pw), &Options::default()).is_noop());
+        let scram = provisioned(14, "pw");
+        let mut md5_server = scram.clone();
+        md5_server.password_encryption = "md5".into();
+        assert!(plan(&md5_server, &spec, Some(&pw), &Options::default()).is_noop(), "no downgrade to md5");
+    }
+
+    #[test]
+    fn wrong_encoding_or_owner_blocks_and_nothing_is_dropped() {
+        let spec = RepoSpec::new(ROLE);
+        let mut inv = provisioned(16, "pw");
+        inv.databases[0].encoding = "SQL_ASCII".into();
+        inv.databases[1].owner = "someone".into();
+        let p = plan(&inv, &spec, None, &Options::default());
+        assert_eq!(p.blockers.len(), 2, "{:?}", p.blockers);
+        assert!(p.blockers[0].hint.contains("qrd never drops a database"));
+        let fixed = plan(&inv, &spec, None, &Options { fix_owner: true });
+        assert_eq!(fixed.blockers.len(), 1);
+        assert!(summaries(&fixed).iter().any(|s| s.starts_with("change the owner of database \"SenseServices\"")));
+        assert!(fixed.steps.iter().all(|s| !s.display_sql().unwrap().to_uppercase().contains("DROP")));
+    }
+
+    #[test]
+    fn refusals_before_any_change() {
+        let spec = RepoSpec::new(ROLE);
+        let mut inv = bare_server(17);
+        inv.is_superuser = false;
+        let p = plan(&inv, &spec, Some(&Secret::new("pw")), &Options::default());
+        assert_eq!(p.blockers.len(), 2, "{:?}", p.blockers);
+        let me = plan(&bare_server(16), &RepoSpec::new("postgres"), Some(&Secret::new("pw")), &Options::default());
+        assert!(me.blockers.iter().any(|b| b.message.contains("is the user qrd connects as")));
+    }
 }

@@ -53,7 +53,11 @@ impl Session {
                 })
                 .clone()
         };
-        pool.get().await.map_err(|e| match e {
+        // The pool's own start-up has no deadline: bound it like every other connection.
+        let got = tokio::time::timeout(self.connector.connect_timeout(), pool.get())
+            .await
+            .map_err(|_| self.connector.timeout_error(dbname))?;
+        got.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(pg) => ConnectError::from_pg(self.target(), dbname, &pg),
             other => ConnectError {
                 target: self.target().clone(),

@@ -53,9 +53,8 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
     let mut repo_password = repo_password_given(&args)?;
 
     let session = Session::open(&args.conn.opts()).await?;
-    if !args.dry_run {
-        provision::lock(&session).await.map_err(apply_error)?;
-    }
+    // Held until qrd exits; a dry run changes nothing and needs no lock.
+    let _lock = if args.dry_run { None } else { Some(provision::lock(&session).await.map_err(apply_error)?) };
     let inv = Inventory::gather(&session, &spec).await?;
     let opts = provision::Options { fix_owner: args.fix_owner };
     let mut plan = provision::plan(&inv, &spec, repo_password.as_ref(), &opts);

@@ -1,0 +1,82 @@
+//! Inventories of typical servers, for unit tests of plans and checks (here and in qrd-check) without a
+//! server. Not part of qrd's interface.
+
+use qrd_pgbin::PgVersion;
+
+use crate::inventory::{AclEntry, DbInfo, Inventory, RoleInfo, SchemaInfo, StoredPassword};
+use crate::secret::Secret;
+use crate::spec::{RepoSpec, RoleAttrs};
+use crate::verifier::{self, Encryption, HashType};
+
+/// The guide's repository role.
+pub const ROLE: &str = "qliksenserepository";
+
+/// A server with nothing of Qlik's on it (superuser connection, SCRAM, ssl off).
+pub fn bare_server(major: u32) -> Inventory {
+    Inventory {
+        version: PgVersion::from_version_num(major * 10000 + 1),
+        version_text: format!("{major}.1"),
+        current_user: "postgres".into(),
+        is_superuser: true,
+        password_encryption: "scram-sha-256".into(),
+        ssl: false,
+        role: None,
+        databases: Vec::new(),
+        maintenance_db: "postgres".into(),
+    }
+}
+
+fn acl(grantee: Option<&str>, privs: &[&str]) -> Vec<AclEntry> {
+    privs
+        .iter()
+        .map(|p| AclEntry {
+            grantee: grantee.map(str::to_owned),
+            grantor: ROLE.into(),
+            privilege: (*p).into(),
+            grantable: false,
+        })
+        .collect()
+}
+
+/// What a complete provisioning leaves, as an inventory, with the password `pw`.
+pub fn provisioned(major: u32, pw: &str) -> Inventory {
+    let mut inv = bare_server(major);
+    inv.role = Some(RoleInfo {
+        name: ROLE.into(),
+        attrs: RoleAttrs::EXPECTED,
+        valid_until: Some("infinity".into()),
+        expired: false,
+        granted_to_current_user: true,
+        password: Some(StoredPassword {
+            hash_type: HashType::ScramSha256,
+            verifier: Some(Secret::new(verifier::compute(Encryption::ScramSha256, &Secret::new(pw), ROLE))),
+        }),
+    });
+    inv.databases = RepoSpec::new(ROLE)
+        .databases
+        .iter()
+        .map(|db| DbInfo {
+            name: db.clone(),
+            encoding: "UTF8".into(),
+            owner: ROLE.into(),
+            allow_conn: true,
+            acl_is_default: false,
+            acl: [
+                acl(None, &["TEMPORARY", "CONNECT"]),
+                acl(Some("postgres"), &["CREATE", "TEMPORARY", "CONNECT"]),
+                acl(Some(ROLE), &["CREATE", "TEMPORARY", "CONNECT"]),
+            ]
+            .concat(),
+            public_schema: Some(SchemaInfo {
+                owner: "pg_database_owner".into(),
+                acl_is_default: false,
+                acl: Vec::new(),
+                role_usage: Some(true),
+                role_create: Some(true),
+                role_explicit: vec!["USAGE".into(), "CREATE".into()],
+            }),
+            unreachable: None,
+        })
+        .collect();
+    inv
+}
