@@ -25,9 +25,15 @@ fn password_sources_work(major: u32) {
     let passfile = scratch.secret_file("pgpass", &line);
     run_expect(qrd_without_password(&server, &scratch).arg("check").env("PGPASSFILE", &passfile), 1);
 
-    // ~/.pgpass (HOME is the scratch dir)
+    // ~/.pgpass (HOME is the scratch dir); an empty PGPASSWORD counts as unset, as in libpq.
     scratch.secret_file(".pgpass", &line);
     run_expect(qrd_without_password(&server, &scratch).arg("check"), 1);
+    run_expect(qrd_without_password(&server, &scratch).arg("check").env("PGPASSWORD", ""), 1);
+
+    // An unusable password file is an input error (exit 2), not a connection failure.
+    let out =
+        run_expect(qrd_without_password(&server, &scratch).args(["check", "--password-file", "/nonexistent/pw"]), 2);
+    assert!(stderr(&out).contains("/nonexistent/pw"), "{}", stderr(&out));
 }
 every_run!(password_sources_work);
 

@@ -1,6 +1,6 @@
 //! The user-facing error and the documented exit codes.
 
-use qrd_pg::connect::ConnectError;
+use qrd_pg::connect::{ConnectError, ConnectErrorKind};
 use qrd_pg::inventory::QueryError;
 
 /// Exit codes (README, "Exit codes").
@@ -10,7 +10,7 @@ pub enum ExitStatus {
     Success = 0,
     /// `qrd check` found at least one `fail`.
     ChecksFailed = 1,
-    /// Bad command line (clap).
+    /// Bad command line (clap), or an option whose file cannot be used (password file, root certificate).
     Usage = 2,
     /// Could not connect or authenticate.
     Connect = 3,
@@ -42,7 +42,9 @@ impl CliError {
 impl From<ConnectError> for CliError {
     fn from(e: ConnectError) -> Self {
         let hint = e.hint();
-        CliError::new(ExitStatus::Connect, e.to_string()).hint(hint)
+        // A local input problem is not a connection failure: scripts can tell the two apart.
+        let status = if e.kind == ConnectErrorKind::Config { ExitStatus::Usage } else { ExitStatus::Connect };
+        CliError::new(status, e.to_string()).hint(hint)
     }
 }
 

@@ -340,6 +340,8 @@ impl Connector {
         let pw_err = |e: PasswordError| config_err(e.to_string());
         let password = match &opts.password_file {
             Some(path) => Some(password::from_file(path).map_err(pw_err)?),
+            // Like libpq, an empty PGPASSWORD is no password (the password file is consulted).
+            None if std::env::var_os("PGPASSWORD").is_some_and(|v| v.is_empty()) => None,
             None => password::from_env("PGPASSWORD").map_err(pw_err)?,
         };
         // libpq ignores sslmode for unix sockets; so do we (and then never set up TLS at all).

@@ -51,29 +51,53 @@ pub(crate) fn lookup_in(text: &str, host: &str, port: u16, database: &str, user:
         }
         let fields = split_fields(line);
         let [h, p, d, u, pw] = fields.as_slice() else { continue };
-        let host_ok = h == "*" || h == host || (host_is_default_socket && h == "localhost");
-        if host_ok && (p == "*" || *p == port) && (d == "*" || d == database) && (u == "*" || u == user) {
-            return if pw.is_empty() { None } else { Some(Secret::new(pw.clone())) };
+        let host_ok = h.matches(host) || (host_is_default_socket && h.value == "localhost");
+        if host_ok && p.matches(&port) && d.matches(database) && u.matches(user) {
+            return if pw.value.is_empty() { None } else { Some(Secret::new(pw.value.clone())) };
         }
     }
     None
 }
 
+#[derive(Debug, Default)]
+struct Field {
+    value: String,
+    /// The field is a bare `*` (an escaped `\*` is a literal star, as in libpq).
+    wildcard: bool,
+    escaped: bool,
+}
+
+impl Field {
+    fn matches(&self, s: &str) -> bool {
+        self.wildcard || self.value == s
+    }
+}
+
 /// Splits on unescaped `:`; the fifth field takes the rest of the line.
-fn split_fields(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
+fn split_fields(line: &str) -> Vec<Field> {
+    fn finish(f: &mut Field) {
+        f.wildcard = !f.escaped && f.value == "*";
+    }
+    let mut fields = vec![Field::default()];
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
+        let full = fields.len() == 5;
+        let f = fields.last_mut().expect("non-empty");
         match c {
             '\\' => {
                 if let Some(n) = chars.next() {
-                    fields.last_mut().expect("non-empty").push(n);
+                    f.value.push(n);
+                    f.escaped = true;
                 }
             }
-            ':' if fields.len() < 5 => fields.push(String::new()),
-            c => fields.last_mut().expect("non-empty").push(c),
+            ':' if !full => {
+                finish(f);
+                fields.push(Field::default());
+            }
+            c => f.value.push(c),
         }
     }
+    finish(fields.last_mut().expect("non-empty"));
     fields
 }
 
@@ -85,7 +109,8 @@ mod tests {
         db1.example:4432:QSR:qliksenserepository:repo\\:pw\n\
         localhost:*:*:postgres:local\\\\pw\n\
         *:4432:*:postgres:any:colon\n\
-        *:*:*:empty:\n";
+        *:*:*:empty:\n\
+        *:*:\\*:star:literal\n";
 
     fn get(host: &str, port: u16, db: &str, user: &str) -> Option<String> {
         lookup_in(FILE, host, port, db, user).map(|s| s.expose().to_owned())
@@ -99,6 +124,8 @@ mod tests {
         assert_eq!(get("/var/run/postgresql", 5432, "x", "postgres").as_deref(), Some("local\\pw"));
         assert_eq!(get("/tmp/other", 4432, "x", "postgres").as_deref(), Some("any:colon"));
         assert_eq!(get("h", 1, "d", "empty"), None, "an empty password means none");
+        assert_eq!(get("h", 1, "*", "star").as_deref(), Some("literal"), "an escaped star is a star");
+        assert_eq!(get("h", 1, "QSR", "star"), None, "an escaped star is no wildcard");
     }
 
     #[test]

@@ -161,7 +161,11 @@ impl Finder {
     /// `explicit` is `--pg-bin-dir`; when given it is the only place searched, so a wrong directory is an
     /// error rather than a silent fallback to some other installation.
     pub fn new(explicit: Option<PathBuf>) -> Self {
-        let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+        // Empty and relative PATH entries mean "the current directory" to a shell; a tool that runs as root
+        // from cron must not pick up a pg_dump from wherever it was started, so only absolute entries count.
+        let path_dirs = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).filter(|d| d.is_absolute()).collect())
+            .unwrap_or_default();
         Self { explicit, path_dirs, distro_root: PathBuf::from("/usr/lib/postgresql") }
     }
 

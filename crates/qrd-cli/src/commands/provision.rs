@@ -129,7 +129,8 @@ fn blocked(plan: &Plan) -> CliError {
         message.push_str(&format!("\n  - {}", b.message));
         hints.push(b.hint.clone());
     }
-    hints.dedup();
+    let mut seen = std::collections::HashSet::new();
+    hints.retain(|h| seen.insert(h.clone()));
     CliError::new(ExitStatus::Refused, message).hint(hints.join("\n      "))
 }
 
