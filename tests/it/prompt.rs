@@ -43,10 +43,16 @@ fn on_terminal(server: &Server, scratch: &Scratch, args: &str, answers: &[(&str,
     let mut stdin = child.stdin.take().unwrap();
     // How many times each prompt has been answered: the same text may be asked more than once.
     let mut answered: std::collections::HashMap<&str, usize> = Default::default();
+    // Generous, and not a performance assertion: it only turns a hang into a failure with the transcript.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     for (prompt, line) in answers {
         let done = answered.entry(prompt).or_default();
         while transcript.lock().unwrap().matches(prompt).count() <= *done {
             assert!(child.try_wait().unwrap().is_none(), "qrd exited before asking {prompt:?}");
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("no prompt {prompt:?} within 60 s; terminal so far:\n{}", transcript.lock().unwrap());
+            }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         *done += 1;

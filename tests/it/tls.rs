@@ -49,12 +49,12 @@ fn enable_tls(server: &Server, pki: &Pki) {
     server.reload();
 }
 
-fn opts(server: &Server, host: &str, mode: SslMode, root: Option<PathBuf>) -> ConnectOpts {
+fn opts(server: &Server, pw_file: PathBuf, host: &str, mode: SslMode, root: Option<PathBuf>) -> ConnectOpts {
     ConnectOpts {
         host: Some(host.to_owned()),
         port: Some(server.port()),
         user: Some(server.superuser().to_owned()),
-        password_file: None,
+        password_file: Some(pw_file),
         sslmode: mode,
         sslrootcert: root,
         connect_timeout: Duration::from_secs(5),
@@ -71,14 +71,19 @@ fn verify_modes_work(major: u32) {
     enable_tls(&server, &good);
     let good_ca = scratch.secret_file("ca.pem", &good.ca_pem);
     let other_ca = scratch.secret_file("other-ca.pem", &other.ca_pem);
-    // SAFETY: set before any thread of this test reads the environment; qrd_pg reads PGPASSWORD.
-    unsafe { std::env::set_var("PGPASSWORD", server.password()) };
+    let pw_file = scratch.secret_file("pw", server.password());
 
     // verify-full through the library: the server itself says the session is encrypted.
     block_on(async {
-        let session = qrd_pg::Session::open(&opts(&server, "127.0.0.1", SslMode::VerifyFull, Some(good_ca.clone())))
-            .await
-            .unwrap();
+        let session = qrd_pg::Session::open(&opts(
+            &server,
+            pw_file.clone(),
+            "127.0.0.1",
+            SslMode::VerifyFull,
+            Some(good_ca.clone()),
+        ))
+        .await
+        .unwrap();
         let row = session
             .client()
             .query_one("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
@@ -86,6 +91,16 @@ fn verify_modes_work(major: u32) {
             .unwrap();
         assert!(row.get::<_, bool>(0), "pg_stat_ssl says the session is not encrypted");
         assert!(row.get::<_, String>(1).starts_with("TLSv1."), "{:?}", row.get::<_, String>(1));
+        // require: encrypted too, with no root certificate at all; and a pooled connection to another
+        // database is encrypted like the first.
+        let session =
+            qrd_pg::Session::open(&opts(&server, pw_file, "127.0.0.1", SslMode::Require, None)).await.unwrap();
+        let pooled = session.db("template1").await.unwrap();
+        for client in [session.client(), &**pooled] {
+            let ssl: bool =
+                client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0);
+            assert!(ssl, "sslmode=require gave an unencrypted session");
+        }
     });
 
     // The binary: verify-full with the right CA connects (check then reports ssl on).
@@ -114,8 +129,8 @@ fn verify_modes_work(major: u32) {
 
     // require: encrypted without verification, whatever the CA.
     run_expect(qrd(&server, &scratch).args(["check", "--sslmode", "require"]), 1);
-    // A verify mode without any root certificate is a configuration error naming the fix.
-    let out = run_expect(qrd(&server, &scratch).args(["check", "--sslmode", "verify-full"]), 3);
+    // A verify mode without any root certificate is an input error (exit 2) naming the fix.
+    let out = run_expect(qrd(&server, &scratch).args(["check", "--sslmode", "verify-full"]), 2);
     assert!(stderr(&out).contains("needs a root certificate"), "{}", stderr(&out));
 }
 every_run!(verify_modes_work);
