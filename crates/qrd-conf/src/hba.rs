@@ -1,0 +1,1 @@
+//! pg_hba.conf (owned by the hba helper; being written).

@@ -1,0 +1,1 @@
+//! postgresql.conf (owned by the pgconf helper; being written).

@@ -1,0 +1,1 @@
+//! Safe file writes (being written).
