@@ -1,1 +1,266 @@
-//! Safe file writes (being written).
+//! Putting a changed configuration file in place without ever leaving a half-written or lost file:
+//!
+//! 1. the file must still hold what the edit was computed from (someone may have saved it meanwhile);
+//! 2. a backup copy goes beside it first (`pg_hba.conf.qrd-20261123T101500Z.bak`), with the same owner
+//!    and mode, flushed to disk;
+//! 3. the new text goes to a temporary file in the same directory, gets the original owner and mode, is
+//!    flushed, and is renamed over the file (atomic on POSIX file systems), then the directory is flushed.
+//!
+//! A symlinked file is written through its link (the link stays). [`FileEdit::diff`] is what `--dry-run`
+//! prints. [`Applied::restore`] puts the backup's content back the same atomic way.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{} changed on disk since qrd read it; nothing was written", path.display())]
+    Changed { path: PathBuf },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl WriteError {
+    fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WriteError + 'a {
+        move |source| WriteError::Io { what, path: path.to_owned(), source }
+    }
+}
+
+/// A file's old and new content.
+#[derive(Debug, Clone)]
+pub struct FileEdit {
+    pub path: PathBuf,
+    pub before: String,
+    pub after: String,
+}
+
+/// A written edit: where the file and its backup are.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    /// The file written (a symlink's target).
+    pub path: PathBuf,
+    pub backup: PathBuf,
+}
+
+impl FileEdit {
+    pub fn new(path: impl Into<PathBuf>, before: impl Into<String>, after: impl Into<String>) -> Self {
+        Self { path: path.into(), before: before.into(), after: after.into() }
+    }
+
+    pub fn is_change(&self) -> bool {
+        self.before != self.after
+    }
+
+    /// A unified diff (`--- a/…`, `+++ b/…`, 3 lines of context); empty when nothing changes.
+    pub fn diff(&self) -> String {
+        if !self.is_change() {
+            return String::new();
+        }
+        let name = self.path.display().to_string();
+        similar::TextDiff::from_lines(&self.before, &self.after)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{name}"), &format!("b/{name}"))
+            .to_string()
+    }
+
+    /// Backs the file up and replaces it atomically (see the module documentation).
+    pub fn apply(&self) -> Result<Applied, WriteError> {
+        let path = fs::canonicalize(&self.path).map_err(WriteError::io("cannot resolve", &self.path))?;
+        let current = fs::read(&path).map_err(WriteError::io("cannot read", &path))?;
+        if current != self.before.as_bytes() {
+            return Err(WriteError::Changed { path });
+        }
+        let meta = fs::metadata(&path).map_err(WriteError::io("cannot stat", &path))?;
+        let backup = backup_copy(&path, &current, &meta)?;
+        replace_atomically(&path, self.after.as_bytes(), &meta)?;
+        tracing::debug!(file = %path.display(), backup = %backup.display(), "written");
+        Ok(Applied { path, backup })
+    }
+}
+
+impl Applied {
+    /// Puts the backup's content back (atomically, owner and mode of the file kept). The backup stays.
+    pub fn restore(&self) -> Result<(), WriteError> {
+        let content = fs::read(&self.backup).map_err(WriteError::io("cannot read backup", &self.backup))?;
+        let meta = fs::metadata(&self.path).map_err(WriteError::io("cannot stat", &self.path))?;
+        replace_atomically(&self.path, &content, &meta)
+    }
+}
+
+/// `<file>.qrd-<UTC timestamp>.bak` beside `path` (`.1`, `.2` … appended if taken), never overwriting.
+fn backup_copy(path: &Path, content: &[u8], meta: &fs::Metadata) -> Result<PathBuf, WriteError> {
+    let stamp = utc_stamp(SystemTime::now());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for n in 0.. {
+        let suffix = if n == 0 { String::new() } else { format!(".{n}") };
+        let backup = path.with_file_name(format!("{name}.qrd-{stamp}{suffix}.bak"));
+        let file = OpenOptions::new().write(true).create_new(true).mode_from(meta).open(&backup);
+        let mut file = match file {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(WriteError::io("cannot create backup", &backup)(e)),
+        };
+        file.write_all(content).map_err(WriteError::io("cannot write backup", &backup))?;
+        keep_owner_and_mode(&file, meta, &backup)?;
+        file.sync_all().map_err(WriteError::io("cannot flush backup", &backup))?;
+        return Ok(backup);
+    }
+    unreachable!("the loop returns")
+}
+
+fn replace_atomically(path: &Path, content: &[u8], meta: &fs::Metadata) -> Result<(), WriteError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.qrd-"))
+        .tempfile_in(dir)
+        .map_err(WriteError::io("cannot create a temporary file in", dir))?;
+    tmp.write_all(content).map_err(WriteError::io("cannot write", tmp.path()))?;
+    keep_owner_and_mode(tmp.as_file(), meta, path)?;
+    tmp.as_file().sync_all().map_err(WriteError::io("cannot flush", tmp.path()))?;
+    tmp.persist(path).map_err(|e| WriteError::Io { what: "cannot replace", path: path.to_owned(), source: e.error })?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(WriteError::io("cannot flush directory", dir))?;
+    Ok(())
+}
+
+fn keep_owner_and_mode(file: &File, meta: &fs::Metadata, shown: &Path) -> Result<(), WriteError> {
+    file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(WriteError::io("cannot set the mode of", shown))?;
+    // Only root can give a file away; as the owner itself there is nothing to change.
+    let (uid, gid) = (meta.uid(), meta.gid());
+    let ours = file.metadata().map_err(WriteError::io("cannot stat", shown))?;
+    if ours.uid() != uid || ours.gid() != gid {
+        std::os::unix::fs::fchown(file, Some(uid), Some(gid)).map_err(WriteError::io("cannot set the owner of", shown))?;
+    }
+    Ok(())
+}
+
+trait ModeFrom {
+    fn mode_from(&mut self, meta: &fs::Metadata) -> &mut Self;
+}
+
+impl ModeFrom for OpenOptions {
+    /// Creates with the original file's mode, so a backup of a 0600 file is never readable by others,
+    /// not even for an instant.
+    fn mode_from(&mut self, meta: &fs::Metadata) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.mode(meta.mode() & 0o777)
+    }
+}
+
+/// `20261123T101500Z` for `t` (UTC, second precision), without a date-time dependency.
+fn utc_stamp(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's well-known algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_dates() {
+        assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH), "19700101T000000Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_428_915); // 2026-11-23T10:15:15Z
+        assert_eq!(utc_stamp(t), "20261123T101515Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc_stamp(leap), "20000229T000000Z");
+    }
+
+    #[test]
+    fn apply_backs_up_replaces_keeps_mode_and_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pg_hba.conf");
+        fs::write(&path, "old\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let edit = FileEdit::new(&path, "old\n", "new\n");
+        assert!(edit.diff().contains("-old\n+new\n"), "{}", edit.diff());
+        let applied = edit.apply().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
+        assert_eq!(fs::read_to_string(&applied.backup).unwrap(), "old\n");
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        assert_eq!(fs::metadata(&applied.backup).unwrap().mode() & 0o777, 0o640);
+        let name = applied.backup.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("pg_hba.conf.qrd-") && name.ends_with("Z.bak"), "{name}");
+        // A second edit within the same second gets its own backup.
+        let again = FileEdit::new(&path, "new\n", "newer\n").apply().unwrap();
+        assert_ne!(again.backup, applied.backup);
+        again.restore().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
+        // No temporary files are left behind.
+        let names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    }
+
+    #[test]
+    fn a_file_changed_since_reading_is_not_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postgresql.conf");
+        fs::write(&path, "someone else's\n").unwrap();
+        let err = FileEdit::new(&path, "what we read\n", "ours\n").apply().unwrap_err();
+        assert!(matches!(err, WriteError::Changed { .. }), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "someone else's\n");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no backup for an edit that did not happen");
+    }
+
+    #[test]
+    fn owner_is_kept_when_root_writes() {
+        if !nix_is_root() {
+            eprintln!("not root: giving a file away needs root; the owner is trivially kept");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pg_hba.conf");
+        fs::write(&path, "x\n").unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let applied = FileEdit::new(&path, "x\n", "y\n").apply().unwrap();
+        for p in [&path, &applied.backup] {
+            let m = fs::metadata(p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", p.display());
+        }
+    }
+
+    fn nix_is_root() -> bool {
+        fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    }
+
+    #[test]
+    fn symlinks_are_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.conf");
+        let link = dir.path().join("link.conf");
+        fs::write(&target, "a\n").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        FileEdit::new(&link, "a\n", "b\n").apply().unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "b\n");
+    }
+}
