@@ -28,6 +28,17 @@ pub static CHECKS: &[CheckDef] = &[
     },
     CheckDef { id: "server.ssl", about: "the server offers TLS", run: ssl },
     CheckDef {
+        id: "server.listen_addresses",
+        about: "the server listens beyond loopback, so Qlik nodes can reach it",
+        run: listen_addresses,
+    },
+    CheckDef { id: "server.port", about: "the server uses the repository's port, 4432", run: port },
+    CheckDef {
+        id: "server.max_connections",
+        about: "max_connections covers the nodes' repository pools (the guide: 110 per node)",
+        run: max_connections,
+    },
+    CheckDef {
         id: "client-tools",
         about: "pg_dump/pg_restore fitting the server's major are installed here",
         run: client_tools,
@@ -284,6 +295,67 @@ fn ssl(ctx: &Context<'_>) -> Vec<Finding> {
     }
 }
 
+fn listen_addresses(ctx: &Context<'_>) -> Vec<Finding> {
+    let id = "server.listen_addresses";
+    let value = ctx.inventory.listen_addresses.trim();
+    let loopback_only = value
+        .split(',')
+        .map(str::trim)
+        .all(|a| a.is_empty() || a == "localhost" || a.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+    // A warning, not a failure: a lab with Qlik Sense on the same machine is fine this way.
+    if loopback_only {
+        vec![Finding::warn(
+            id,
+            format!("listen_addresses = '{value}': only this machine can connect, not Qlik nodes elsewhere"),
+            "run `qrd conf set listen_addresses='*'` (or the server's own addresses) and restart the server",
+        )]
+    } else {
+        vec![Finding::ok(id, format!("listen_addresses = '{value}'"))]
+    }
+}
+
+fn port(ctx: &Context<'_>) -> Vec<Finding> {
+    let id = "server.port";
+    let port = ctx.inventory.port;
+    if port == 4432 {
+        vec![Finding::ok(id, "port = 4432")]
+    } else {
+        vec![Finding::warn(
+            id,
+            format!("port = {port}, not the repository's 4432: every node's connection strings must name {port}"),
+            "keep it if the Qlik nodes were installed with this port; otherwise `qrd conf set port=4432` and restart",
+        )]
+    }
+}
+
+fn max_connections(ctx: &Context<'_>) -> Vec<Finding> {
+    let id = "server.max_connections";
+    let have = u32::try_from(ctx.inventory.max_connections).unwrap_or(0);
+    let Some(nodes) = ctx.site.node_count else {
+        return vec![Finding::ok(id, format!("max_connections = {have} (pass --nodes N to compare with the guide)"))];
+    };
+    let pool = ctx.site.pool_size;
+    let guide = crate::guide_max_connections(nodes, pool);
+    let fix = format!("run `qrd conf tune --nodes {nodes} --pool-size {pool}` and restart the server");
+    if have < nodes * pool {
+        vec![Finding::fail(
+            id,
+            format!(
+                "max_connections = {have} is below the {nodes} node(s)' pools alone ({nodes} × {pool}): the repository services will be refused connections"
+            ),
+            fix,
+        )]
+    } else if have < guide {
+        vec![Finding::warn(
+            id,
+            format!("max_connections = {have}, the guide asks for {guide} ({nodes} × ({pool} + 20))"),
+            fix,
+        )]
+    } else {
+        vec![Finding::ok(id, format!("max_connections = {have} covers {nodes} node(s) (guide: {guide})"))]
+    }
+}
+
 fn client_tools(ctx: &Context<'_>) -> Vec<Finding> {
     let id = "client-tools";
     let found: Vec<String> =
@@ -317,10 +389,15 @@ mod tests {
     use qrd_pg::testing::{ROLE, bare_server, provisioned};
     use qrd_pg::verifier::HashType;
 
-    use crate::{Context, Finding, Status, ToolsFound, run_all};
+    use crate::{Context, Finding, Site, Status, ToolsFound, run_all};
 
     fn findings(inv: &Inventory, role: &str) -> Vec<Finding> {
-        run_all(&Context { inventory: inv, spec: &RepoSpec::new(role), tools: &ToolsFound::default() })
+        run_all(&Context {
+            inventory: inv,
+            spec: &RepoSpec::new(role),
+            tools: &ToolsFound::default(),
+            site: &Site::default(),
+        })
     }
 
     fn status_of<'a>(f: &'a [Finding], id: &str) -> &'a Finding {
@@ -331,7 +408,7 @@ mod tests {
     fn provisioned_server_passes_with_only_the_ssl_warning() {
         let f = findings(&provisioned(14, "pw"), ROLE);
         let not_ok: Vec<&str> = f.iter().filter(|f| f.status != Status::Ok).map(|f| f.id.as_str()).collect();
-        assert_eq!(not_ok, ["server.ssl"]);
+        assert_eq!(not_ok, ["server.ssl", "server.listen_addresses"]);
         assert!(f.iter().all(|f| f.status == Status::Ok || f.hint.is_some()), "every warn/fail has a hint");
     }
 

@@ -64,11 +64,31 @@ pub struct ToolsFound {
     pub results: Vec<Result<FoundTool, FindError>>,
 }
 
+/// What the DBA says about the Qlik site (`qrd check --node … --nodes N --pool-size P`).
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// The Qlik nodes' addresses (or subnets as `addr/prefix` strings), for the pg_hba coverage check.
+    pub nodes: Vec<String>,
+    /// How many Qlik nodes use this repository (for max_connections); `None` when not given.
+    pub node_count: Option<u32>,
+    /// Each node's repository connection pool size (Qlik's default is 90).
+    pub pool_size: u32,
+}
+
+/// Qlik's default repository connection pool per node.
+pub const DEFAULT_POOL_SIZE: u32 = 90;
+
+/// The guide's max_connections for `nodes` nodes: the pools plus 20 per node (110 per node by default).
+pub fn guide_max_connections(nodes: u32, pool_size: u32) -> u32 {
+    nodes * (pool_size + 20)
+}
+
 /// Everything checks may look at.
 pub struct Context<'a> {
     pub inventory: &'a Inventory,
     pub spec: &'a RepoSpec,
     pub tools: &'a ToolsFound,
+    pub site: &'a Site,
 }
 
 /// Runs every registered check.

@@ -3,7 +3,9 @@
 
 mod cli;
 mod commands;
+mod confwrite;
 mod error;
+mod files;
 mod options;
 mod output;
 

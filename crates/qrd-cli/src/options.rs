@@ -87,3 +87,21 @@ impl ToolArgs {
         qrd_pgbin::Finder::new(self.pg_bin_dir.clone())
     }
 }
+
+/// Where the configuration files are. Without `--file`/`--data-dir` qrd asks the server (`config_file`,
+/// `hba_file`), which works when qrd runs on the server's machine, as the guide's steps do.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Configuration files")]
+pub struct FileArgs {
+    /// The server's data directory (postgresql.conf, pg_hba.conf and postgresql.auto.conf inside)
+    #[arg(short = 'D', long, env = "PGDATA", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The file to read or edit, instead of the one in the data directory
+    #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
+    pub file: Option<PathBuf>,
+
+    /// Work on the files alone: no server connection (no validation against pg_settings, no reload)
+    #[arg(long)]
+    pub offline: bool,
+}

@@ -37,6 +37,11 @@ pub struct Inventory {
     pub is_superuser: bool,
     pub password_encryption: String,
     pub ssl: bool,
+    pub max_connections: i32,
+    pub listen_addresses: String,
+    pub port: i32,
+    /// pg_hba.conf's text as the server has it (`None` without superuser rights or when unreadable).
+    pub hba_text: Option<String>,
     pub role: Option<RoleInfo>,
     /// The Qlik databases that exist, in the spec's order.
     pub databases: Vec<DbInfo>,
@@ -127,6 +132,7 @@ const ROLE_PASSWORD: Template = sql_template!("inventory/role_password.sql");
 pub(crate) const DATABASES: Template = sql_template!("inventory/databases.sql");
 const DATABASE_ACL: Template = sql_template!("inventory/database_acl.sql");
 const SCHEMA_PUBLIC: Template = sql_template!("inventory/schema_public.sql");
+const HBA_TEXT: Template = sql_template!("inventory/hba_text.sql");
 
 impl Inventory {
     /// Reads everything through `session`. Databases that exist are visited concurrently.
@@ -154,6 +160,21 @@ impl Inventory {
             role.password =
                 Some(StoredPassword { hash_type: HashType::of(stored.as_deref()), verifier: stored.map(Secret::new) });
         }
+
+        let hba_text = if is_superuser {
+            match c.query_one(q(&HBA_TEXT), &[]).await {
+                Ok(r) => r.get("hba"),
+                Err(e) => {
+                    tracing::debug!(
+                        "cannot read pg_hba.conf through the server: {}",
+                        crate::connect::server_message(&e)
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
 
         let names: Vec<&str> = spec.databases.iter().map(String::as_str).collect();
         let db_rows =
@@ -238,6 +259,10 @@ impl Inventory {
             is_superuser,
             password_encryption: server.get("password_encryption"),
             ssl: server.get::<_, String>("ssl") == "on",
+            max_connections: server.get("max_connections"),
+            listen_addresses: server.get("listen_addresses"),
+            port: server.get("port"),
+            hba_text,
             role,
             databases,
             maintenance_db: main_db,

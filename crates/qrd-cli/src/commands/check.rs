@@ -1,7 +1,7 @@
 //! `qrd check`: one line per check, `--json` for machines; exit 1 when anything fails.
 
 use clap::Args;
-use qrd_check::{Context, Report, ServerSummary, ToolsFound};
+use qrd_check::{Context, Report, ServerSummary, Site, ToolsFound};
 use qrd_pg::inventory::Inventory;
 use qrd_pg::spec::{DEFAULT_REPO_ROLE, SUPPORTED_MAJORS};
 use qrd_pg::{RepoSpec, Session};
@@ -21,6 +21,19 @@ pub struct CheckArgs {
     /// Print the report as JSON (schema in the README)
     #[arg(long)]
     pub json: bool,
+
+    /// A Qlik node's address or subnet (ADDR or ADDR/PREFIX): check that pg_hba.conf lets it reach every
+    /// Qlik database as the repository role (repeat for each node)
+    #[arg(long = "node", value_name = "ADDR")]
+    pub nodes: Vec<String>,
+
+    /// How many Qlik nodes use this repository: compare max_connections with the guide's value
+    #[arg(long = "nodes", value_name = "N")]
+    pub node_count: Option<u32>,
+
+    /// Each node's repository connection pool size
+    #[arg(long, value_name = "SIZE", default_value_t = qrd_check::DEFAULT_POOL_SIZE)]
+    pub pool_size: u32,
 
     #[command(flatten)]
     pub help: HelpArg,
@@ -43,7 +56,8 @@ pub async fn execute(args: CheckArgs) -> Result<ExitStatus, CliError> {
 
     let finder = args.tools.finder();
     let tools = ToolsFound { results: BACKUP_TOOLS.iter().map(|t| finder.find(*t, &inv.version)).collect() };
-    let findings = qrd_check::run_all(&Context { inventory: &inv, spec: &spec, tools: &tools });
+    let site = Site { nodes: args.nodes.clone(), node_count: args.node_count, pool_size: args.pool_size };
+    let findings = qrd_check::run_all(&Context { inventory: &inv, spec: &spec, tools: &tools, site: &site });
     let target = session.target();
     let report = Report::new(
         ServerSummary {

@@ -1,1 +1,0 @@
-//! postgresql.conf (owned by the pgconf helper; being written).

@@ -1,0 +1,167 @@
+//! What the server says about its configuration files: where they are, what it knows of each setting
+//! (`pg_settings`), the errors in the files as they are on disk now (`pg_hba_file_rules`,
+//! `pg_file_settings` parse the files afresh, so a file can be checked before the server loads it), and a
+//! reload that returns only once the server has processed it.
+
+use std::time::Duration;
+
+use crate::inventory::QueryError;
+use crate::session::Session;
+use crate::sql_template;
+use crate::template::{Template, Vars};
+
+const PATHS: Template = sql_template!("conf/paths.sql");
+const SETTINGS: Template = sql_template!("conf/settings.sql");
+const HBA_ERRORS: Template = sql_template!("conf/hba_errors.sql");
+const FILE_ERRORS: Template = sql_template!("conf/file_errors.sql");
+const LOAD_TIME: Template = sql_template!("conf/load_time.sql");
+const RELOAD: Template = sql_template!("conf/reload.sql");
+const ALTER_SYSTEM: Template = sql_template!("conf/alter_system.sql");
+
+/// How long to wait for a reload to be processed before saying so.
+const RELOAD_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerPaths {
+    pub data_directory: String,
+    pub config_file: String,
+    pub hba_file: String,
+    pub major: u32,
+    pub password_encryption: String,
+    pub ssl: bool,
+}
+
+/// One `pg_settings` row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SettingRow {
+    pub name: String,
+    pub setting: String,
+    pub unit: Option<String>,
+    pub vartype: String,
+    pub min_val: Option<String>,
+    pub max_val: Option<String>,
+    pub enumvals: Vec<String>,
+    /// `postmaster` settings need a restart.
+    pub context: String,
+    pub pending_restart: bool,
+    pub source: String,
+    pub sourcefile: Option<String>,
+    pub sourceline: Option<i32>,
+}
+
+/// An error the server finds in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileError {
+    pub file: Option<String>,
+    pub line: Option<i32>,
+    pub name: Option<String>,
+    pub error: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{file}:{line}: ")?,
+            (None, Some(line)) => write!(f, "line {line}: ")?,
+            _ => {}
+        }
+        if let Some(name) = &self.name {
+            write!(f, "{name}: ")?;
+        }
+        f.write_str(&self.error)
+    }
+}
+
+fn query_err(t: &Template, session: &Session) -> impl FnOnce(tokio_postgres::Error) -> QueryError {
+    let name = t.name;
+    let db = session.target().dbname.clone();
+    move |e| QueryError::query(name, &db, &e)
+}
+
+pub async fn paths(session: &Session) -> Result<ServerPaths, QueryError> {
+    let r = session.client().query_one(PATHS.text, &[]).await.map_err(query_err(&PATHS, session))?;
+    Ok(ServerPaths {
+        data_directory: r.get("data_directory"),
+        config_file: r.get("config_file"),
+        hba_file: r.get("hba_file"),
+        major: r.get::<_, i32>("version_num") as u32 / 10000,
+        password_encryption: r.get("password_encryption"),
+        ssl: r.get("ssl"),
+    })
+}
+
+/// The `pg_settings` rows of `names` (lower case); unknown names are simply absent.
+pub async fn settings(session: &Session, names: &[String]) -> Result<Vec<SettingRow>, QueryError> {
+    let rows = session.client().query(SETTINGS.text, &[&names]).await.map_err(query_err(&SETTINGS, session))?;
+    Ok(rows
+        .iter()
+        .map(|r| SettingRow {
+            name: r.get("name"),
+            setting: r.get("setting"),
+            unit: r.get("unit"),
+            vartype: r.get("vartype"),
+            min_val: r.get("min_val"),
+            max_val: r.get("max_val"),
+            enumvals: r.get("enumvals"),
+            context: r.get("context"),
+            pending_restart: r.get("pending_restart"),
+            source: r.get("source"),
+            sourcefile: r.get("sourcefile"),
+            sourceline: r.get("sourceline"),
+        })
+        .collect())
+}
+
+/// Errors in pg_hba.conf as it is on disk now.
+pub async fn hba_errors(session: &Session) -> Result<Vec<FileError>, QueryError> {
+    let rows = session.client().query(HBA_ERRORS.text, &[]).await.map_err(query_err(&HBA_ERRORS, session))?;
+    Ok(rows
+        .iter()
+        .map(|r| FileError { file: r.get("file_name"), line: r.get("line_number"), name: None, error: r.get("error") })
+        .collect())
+}
+
+/// Errors in postgresql.conf (and its includes, and postgresql.auto.conf) as they are on disk now.
+pub async fn conf_errors(session: &Session) -> Result<Vec<FileError>, QueryError> {
+    let rows = session.client().query(FILE_ERRORS.text, &[]).await.map_err(query_err(&FILE_ERRORS, session))?;
+    Ok(rows
+        .iter()
+        .map(|r| FileError {
+            file: r.get("sourcefile"),
+            line: r.get("sourceline"),
+            name: r.get("name"),
+            error: r.get("error"),
+        })
+        .collect())
+}
+
+/// Reloads the configuration and waits until this session has seen the reload (the postmaster passes it
+/// on to its children only after processing it). Returns whether it was seen within the wait.
+pub async fn reload(session: &Session) -> Result<bool, QueryError> {
+    let c = session.client();
+    let load_time = || async {
+        c.query_one(LOAD_TIME.text, &[])
+            .await
+            .map(|r| r.get::<_, String>("loaded"))
+            .map_err(query_err(&LOAD_TIME, session))
+    };
+    let before = load_time().await?;
+    c.query_one(RELOAD.text, &[]).await.map_err(query_err(&RELOAD, session))?;
+    let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if load_time().await? != before {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!("the server has not processed the reload within {} s", RELOAD_WAIT.as_secs());
+    Ok(false)
+}
+
+/// `ALTER SYSTEM SET name TO 'value'` (the server validates the value).
+pub async fn alter_system(session: &Session, name: &str, value: &str) -> Result<(), String> {
+    let sql = ALTER_SYSTEM
+        .render_statement(&Vars::new().set("name", name.to_lowercase()).set("value", value))
+        .map_err(|e| e.to_string())?;
+    session.client().batch_execute(&sql).await.map_err(|e| crate::connect::server_message(&e))
+}
