@@ -64,7 +64,9 @@ impl FileEdit {
         if !self.is_change() {
             return String::new();
         }
+        // `a/` and `b/` prefixes as git writes them; an absolute path keeps its own slash (`a/tmp/x`).
         let name = self.path.display().to_string();
+        let name = name.strip_prefix('/').unwrap_or(&name);
         similar::TextDiff::from_lines(&self.before, &self.after)
             .unified_diff()
             .context_radius(3)

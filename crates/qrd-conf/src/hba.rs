@@ -1,1 +1,0 @@
-//! pg_hba.conf (owned by the hba helper; being written).
