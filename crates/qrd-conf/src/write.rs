@@ -141,7 +141,8 @@ fn keep_owner_and_mode(file: &File, meta: &fs::Metadata, shown: &Path) -> Result
     let (uid, gid) = (meta.uid(), meta.gid());
     let ours = file.metadata().map_err(WriteError::io("cannot stat", shown))?;
     if ours.uid() != uid || ours.gid() != gid {
-        std::os::unix::fs::fchown(file, Some(uid), Some(gid)).map_err(WriteError::io("cannot set the owner of", shown))?;
+        std::os::unix::fs::fchown(file, Some(uid), Some(gid))
+            .map_err(WriteError::io("cannot set the owner of", shown))?;
     }
     Ok(())
 }
