@@ -17,6 +17,8 @@ const FILE_ERRORS: Template = sql_template!("conf/file_errors.sql");
 const LOAD_TIME: Template = sql_template!("conf/load_time.sql");
 const RELOAD: Template = sql_template!("conf/reload.sql");
 const ALTER_SYSTEM: Template = sql_template!("conf/alter_system.sql");
+const MEMBERSHIPS: Template = sql_template!("conf/memberships.sql");
+const MESSAGES_IN_ENGLISH: Template = sql_template!("conf/messages_in_english.sql");
 
 /// How long to wait for a reload to be processed before saying so.
 const RELOAD_WAIT: Duration = Duration::from_secs(10);
@@ -26,6 +28,8 @@ pub struct ServerPaths {
     pub data_directory: String,
     pub config_file: String,
     pub hba_file: String,
+    /// `server_version_num`, e.g. 160014.
+    pub version_num: u32,
     pub major: u32,
     pub password_encryption: String,
     pub ssl: bool,
@@ -84,6 +88,7 @@ pub async fn paths(session: &Session) -> Result<ServerPaths, QueryError> {
         data_directory: r.get("data_directory"),
         config_file: r.get("config_file"),
         hba_file: r.get("hba_file"),
+        version_num: r.get::<_, i32>("version_num") as u32,
         major: r.get::<_, i32>("version_num") as u32 / 10000,
         password_encryption: r.get("password_encryption"),
         ssl: r.get("ssl"),
@@ -112,6 +117,12 @@ pub async fn settings(session: &Session, names: &[String]) -> Result<Vec<Setting
         .collect())
 }
 
+/// Every role with the roles it is directly a member of.
+pub async fn memberships(session: &Session) -> Result<Vec<(String, Vec<String>)>, QueryError> {
+    let rows = session.client().query(MEMBERSHIPS.text, &[]).await.map_err(query_err(&MEMBERSHIPS, session))?;
+    Ok(rows.iter().map(|r| (r.get("role"), r.get("member_of"))).collect())
+}
+
 /// Errors in pg_hba.conf as it is on disk now.
 pub async fn hba_errors(session: &Session) -> Result<Vec<FileError>, QueryError> {
     let rows = session.client().query(HBA_ERRORS.text, &[]).await.map_err(query_err(&HBA_ERRORS, session))?;
@@ -123,6 +134,9 @@ pub async fn hba_errors(session: &Session) -> Result<Vec<FileError>, QueryError>
 
 /// Errors in postgresql.conf (and its includes, and postgresql.auto.conf) as they are on disk now.
 pub async fn conf_errors(session: &Session) -> Result<Vec<FileError>, QueryError> {
+    if let Err(e) = session.client().batch_execute(MESSAGES_IN_ENGLISH.text).await {
+        tracing::debug!("messages stay translated: {}", crate::connect::server_message(&e));
+    }
     let rows = session.client().query(FILE_ERRORS.text, &[]).await.map_err(query_err(&FILE_ERRORS, session))?;
     Ok(rows
         .iter()
