@@ -5,6 +5,7 @@
 mod common;
 
 mod check;
+mod conf;
 mod connect;
 mod guide;
 mod hostile;

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{check::CheckArgs, provision::ProvisionArgs};
+use crate::commands::{check::CheckArgs, conf::ConfArgs, hba::HbaArgs, provision::ProvisionArgs};
 
 /// qrd — the PostgreSQL repository database of Qlik Sense Enterprise on Windows, done safely.
 ///
@@ -25,4 +25,8 @@ pub enum Command {
     Provision(ProvisionArgs),
     /// Check a server against what Qlik Sense needs; exit 1 if any check fails.
     Check(CheckArgs),
+    /// Read and edit postgresql.conf (or ALTER SYSTEM) safely: get, set, tune
+    Conf(ConfArgs),
+    /// Read, edit and explain pg_hba.conf safely: list, add, remove, allow-nodes, explain
+    Hba(HbaArgs),
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand; each has an `Args` struct and an `execute` function.
 
 pub mod check;
+pub mod conf;
+pub mod hba;
 pub mod provision;
 
 use crate::cli::Command;
@@ -10,5 +12,7 @@ pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
     match command {
         Command::Provision(args) => provision::execute(args).await,
         Command::Check(args) => check::execute(args).await,
+        Command::Conf(args) => conf::execute(args).await,
+        Command::Hba(args) => hba::execute(args).await,
     }
 }
