@@ -8,6 +8,7 @@ mod check;
 mod conf;
 mod connect;
 mod guide;
+mod hba;
 mod hostile;
 mod prompt;
 mod provision;

@@ -2,11 +2,13 @@
 //! byte for byte as it was), checked by the server before it loads it, and explained the way the server
 //! matches: first matching line wins.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use clap::{Args, Subcommand};
 use qrd_conf::hba::{
-    Address, Client, ConnType, Facts, HbaFile, Method, Outcome, Record, RecordMatch, Replication, Request, Roles, Token,
+    Address, Client, ConnType, Facts, HbaFile, Interface, Method, Outcome, Record, RecordMatch, Replication, Request,
+    Roles, Token,
 };
 use qrd_conf::write::FileEdit;
 use qrd_pg::spec::{DEFAULT_REPO_ROLE, QLIK_DATABASES};
@@ -437,6 +439,12 @@ async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
         }
         facts.roles = Some(roles);
     }
+    // The file came from this machine's data directory or its server: this machine is the server host,
+    // so its interfaces are the server's (`samehost`, `samenet`). A copy given with --file may not be.
+    if args.common.files.file.is_none() {
+        facts.interfaces = local_interfaces();
+    }
+    facts.token_files = token_files(&file, &loc.path);
     let client = match args.address {
         Some(ip) => Client::Tcp(ip),
         None => Client::Local,
@@ -453,6 +461,49 @@ async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
         Outcome::Matched { method: Method::Reject, .. } | Outcome::NoMatch { .. } => ExitStatus::ChecksFailed,
         _ => ExitStatus::Success,
     })
+}
+
+/// This host's interface addresses with their prefix lengths, as the server enumerates them for
+/// `samehost`/`samenet`; `None` when they cannot be listed (explain then says what it would depend on).
+fn local_interfaces() -> Option<Vec<Interface>> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    let mut out = Vec::new();
+    for a in addrs {
+        let (Some(addr), Some(mask)) = (a.address, a.netmask) else { continue };
+        let (ip, prefix) = if let (Some(a4), Some(m4)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
+            (IpAddr::V4(a4.ip()), u32::from(m4.ip()).count_ones())
+        } else if let (Some(a6), Some(m6)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+            (IpAddr::V6(a6.ip()), u128::from(m6.ip()).count_ones())
+        } else {
+            continue;
+        };
+        out.push(Interface { addr: ip, prefix: prefix as u8 });
+    }
+    Some(out)
+}
+
+/// The contents of the `@file` lists the rules refer to (and the lists those name), read the way the
+/// server reads them: relative to the directory of pg_hba.conf. Unreadable ones stay unknown.
+fn token_files(file: &HbaFile, hba_path: &std::path::Path) -> BTreeMap<String, String> {
+    let dir = hba_path.parent().unwrap_or(std::path::Path::new("."));
+    let mut out = BTreeMap::new();
+    let mut pending: Vec<String> = file.file_refs().into_iter().map(|(_, name)| name).collect();
+    while let Some(name) = pending.pop() {
+        if out.contains_key(&name) || out.len() >= 100 {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(dir.join(&name)) else { continue };
+        pending.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or_default())
+                .flat_map(|l| l.split([' ', '\t', ',']))
+                .filter_map(|w| w.strip_prefix('@'))
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned),
+        );
+        out.insert(name, text);
+    }
+    out
 }
 
 fn print_outcome(outcome: &Outcome, loc: &Located) {
