@@ -65,6 +65,21 @@ fn auth_failure(method: &str, user: &str) -> String {
     }
 }
 
+/// `qrd check --node` for 127.0.0.2, 127.0.0.3 and 127.0.0.0/30: the hba.node findings by id.
+fn node_checks(server: &Server, scratch: &Scratch) -> std::collections::BTreeMap<String, Value> {
+    let out = run(q(server, scratch)
+        .args(["check", "--json", "--node", "127.0.0.2", "--node", "127.0.0.3"])
+        .args(["--node", "127.0.0.0/30"]));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("check --json prints JSON");
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"].as_str().unwrap().starts_with("hba.node"))
+        .map(|c| (c["id"].as_str().unwrap().to_owned(), c.clone()))
+        .collect()
+}
+
 fn hba_text(server: &Server) -> String {
     std::fs::read_to_string(server.data_dir().join("pg_hba.conf")).unwrap()
 }
@@ -116,6 +131,14 @@ fn explain_agrees_with_the_server(major: u32) {
     }
     let err = connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW).unwrap_err();
     assert!(err.starts_with("no pg_hba.conf entry for host \"127.0.0.3\""), "{err}");
+    // `qrd check --node` says the same.
+    let report = node_checks(&server, &scratch);
+    assert_eq!(report["hba.node.127.0.0.2"]["status"], "ok", "{report:?}");
+    assert_eq!(report["hba.node.127.0.0.3"]["status"], "fail", "{report:?}");
+    let msg = report["hba.node.127.0.0.3"]["message"].as_str().unwrap();
+    assert!(msg.contains("no pg_hba.conf entry for host \"127.0.0.3\""), "{msg}");
+    assert!(report["hba.node.127.0.0.3"]["hint"].as_str().unwrap().contains("qrd hba allow-nodes 127.0.0.3"));
+    assert_eq!(report["hba.node.127.0.0.0/30"]["status"], "fail", "a subnet is checked at both ends");
 
     // A wrong-method rule, a group rule on samenet, and a reject rule.
     let add = |args: &[&str]| {
@@ -137,6 +160,10 @@ fn explain_agrees_with_the_server(major: u32) {
         (LO3, "alice", "postgres", "alice-pw", "ident"),
         (LO2, "bob", "postgres", "bob-pw", "no_match"),
     ];
+    let report = node_checks(&server, &scratch);
+    let msg = report["hba.node.127.0.0.3"]["message"].as_str().unwrap();
+    assert!(msg.contains("pg_hba.conf rejects connection for host \"127.0.0.3\""), "{msg}");
+
     for (from, user, db, password, expected) in cases {
         let what = format!("{user} → {db} from {from}");
         let predicted = explain(&server, &scratch, from, user, db);

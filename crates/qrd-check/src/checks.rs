@@ -1,5 +1,10 @@
 //! The checks, in the order they are reported. Later features add entries here.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::Path;
+
+use qrd_conf::hba::{Client, Facts, HbaFile, Method, Outcome, Request, Roles};
 use qrd_pg::inventory::DbInfo;
 use qrd_pg::spec::{RoleAttrs, SUPPORTED_MAJORS};
 use qrd_pg::verifier::HashType;
@@ -37,6 +42,11 @@ pub static CHECKS: &[CheckDef] = &[
         id: "server.max_connections",
         about: "max_connections covers the nodes' repository pools (the guide: 110 per node)",
         run: max_connections,
+    },
+    CheckDef {
+        id: "hba.node",
+        about: "pg_hba.conf lets each --node reach every Qlik database as the repository role, by password",
+        run: hba_nodes,
     },
     CheckDef {
         id: "client-tools",
@@ -356,6 +366,176 @@ fn max_connections(ctx: &Context<'_>) -> Vec<Finding> {
     }
 }
 
+/// The addresses to try for a `--node` value: the address itself, or both ends of a subnet.
+fn node_probes(node: &str) -> Result<Vec<IpAddr>, String> {
+    let bad = || format!("--node {node:?} is not an IP address or ADDR/PREFIX");
+    let Some((addr, prefix)) = node.split_once('/') else {
+        return node.parse().map(|ip| vec![ip]).map_err(|_| bad());
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| bad())?;
+    let prefix: u32 = prefix.parse().map_err(|_| bad())?;
+    match ip {
+        IpAddr::V4(v4) if prefix <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            let first = u32::from(v4) & mask;
+            Ok(vec![IpAddr::V4(first.into()), IpAddr::V4((first | !mask).into())])
+        }
+        IpAddr::V6(v6) if prefix <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            let first = u128::from(v6) & mask;
+            Ok(vec![IpAddr::V6(first.into()), IpAddr::V6((first | !mask).into())])
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// For each `--node`: would the server let the repository role in from there, to each Qlik database,
+/// with a password method its stored hash can satisfy? Decided with the same first-match rules as the
+/// server, on the pg_hba.conf text the server has on disk (reloaded or not).
+fn hba_nodes(ctx: &Context<'_>) -> Vec<Finding> {
+    let inv = ctx.inventory;
+    if ctx.site.nodes.is_empty() {
+        return Vec::new();
+    }
+    let id = |node: &str| format!("hba.node.{node}");
+    let (Some(text), Some(memberships)) = (&inv.hba_text, &inv.memberships) else {
+        return ctx
+            .site
+            .nodes
+            .iter()
+            .map(|n| {
+                Finding::warn(
+                    id(n),
+                    format!("cannot read pg_hba.conf as {}: coverage of {n} not checked", inv.current_user),
+                    "connect as a superuser, or run `qrd hba explain` on the server itself",
+                )
+            })
+            .collect();
+    };
+    let file = match HbaFile::parse(text, Path::new("pg_hba.conf")) {
+        Ok(f) => f,
+        Err(e) => {
+            return vec![Finding::fail(
+                "hba.node",
+                format!("the server's pg_hba.conf does not parse: {e}"),
+                "fix the line named above (`qrd hba list` shows the rules)",
+            )];
+        }
+    };
+    let mut facts = Facts::new(inv.version.major);
+    let mut roles = Roles::new();
+    for (role, member_of) in memberships {
+        roles.add(role, member_of.iter().map(String::as_str));
+    }
+    facts.roles = Some(roles);
+    let role = &ctx.spec.role;
+    let hash = inv.role.as_ref().and_then(|r| r.password.as_ref()).map(|p| p.hash_type);
+    let allow_hint = |node: &str| {
+        let mut cmd = format!("qrd hba allow-nodes {}", shell_word(node));
+        if *role != qrd_pg::spec::DEFAULT_REPO_ROLE {
+            cmd.push_str(&format!(" --repo-user {}", shell_word(role)));
+        }
+        format!("run `{cmd}`")
+    };
+
+    let mut out = Vec::new();
+    for node in &ctx.site.nodes {
+        let probes = match node_probes(node) {
+            Ok(p) => p,
+            Err(e) => {
+                out.push(Finding::fail(id(node), e, "give each node as ADDR or ADDR/PREFIX"));
+                continue;
+            }
+        };
+        // Problems grouped by what goes wrong, with the databases it goes wrong for.
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut lines = BTreeSet::new();
+        for ip in &probes {
+            for db in &ctx.spec.databases {
+                let req = Request::new(Client::Tcp(*ip), role, db).with_ssl(inv.ssl);
+                let (failed, what, says) = match file.explain(&req, &facts) {
+                    Outcome::Matched { method: Method::Reject, line, message, .. } => {
+                        (true, format!("line {line} rejects {ip}"), message)
+                    }
+                    Outcome::Matched { line, method, .. } => match (method, hash) {
+                        (Method::ScramSha256, Some(HashType::Md5)) => (
+                            true,
+                            format!(
+                                "line {line} asks {ip} for scram-sha-256 but {role}'s password is stored as md5, so logins fail"
+                            ),
+                            None,
+                        ),
+                        (Method::ScramSha256 | Method::Md5 | Method::Password, _) => {
+                            lines.insert((line, method.to_string()));
+                            continue;
+                        }
+                        (Method::Trust, _) => {
+                            (false, format!("line {line} lets {ip} in with trust (no password)"), None)
+                        }
+                        (other, _) => (
+                            false,
+                            format!("line {line} asks {ip} for {other}, but the Qlik services log in with a password"),
+                            None,
+                        ),
+                    },
+                    Outcome::NoMatch { message } => (true, format!("no rule admits {ip}"), Some(message)),
+                    Outcome::Undecided { line, reason, .. } => {
+                        (false, format!("line {line} matches {ip} only if {reason}"), None)
+                    }
+                };
+                match problems.iter_mut().find(|p| p.what == what) {
+                    Some(p) => p.databases.push(db.clone()),
+                    None => problems.push(Problem { failed, what, says, databases: vec![db.clone()] }),
+                }
+            }
+        }
+        if problems.is_empty() {
+            let how: Vec<String> = lines.iter().map(|(l, m)| format!("line {l}, {m}")).collect();
+            out.push(Finding::ok(
+                id(node),
+                format!(
+                    "{node} reaches {} as {role}{} ({})",
+                    ctx.spec.databases.join(", "),
+                    tls(inv.ssl),
+                    how.join("; ")
+                ),
+            ));
+            continue;
+        }
+        let failed = problems.iter().any(|p| p.failed);
+        let text: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                let mut t = format!("{} (database {})", p.what, p.databases.join(", "));
+                if let Some(says) = &p.says {
+                    t.push_str(&format!("; the server says: {says}"));
+                }
+                t
+            })
+            .collect();
+        let message = format!("{node}: {}", text.join("; "));
+        out.push(if failed {
+            Finding::fail(id(node), message, allow_hint(node))
+        } else {
+            Finding::warn(id(node), message, format!("check the line named; {}", allow_hint(node)))
+        });
+    }
+    out
+}
+
+/// One way a node fails to get in, for the databases listed; `says` is the server's own message for the
+/// first of them.
+struct Problem {
+    failed: bool,
+    what: String,
+    says: Option<String>,
+    databases: Vec<String>,
+}
+
+fn tls(ssl: bool) -> &'static str {
+    if ssl { " over TLS" } else { "" }
+}
+
 fn client_tools(ctx: &Context<'_>) -> Vec<Finding> {
     let id = "client-tools";
     let found: Vec<String> =
@@ -464,5 +644,65 @@ mod tests {
         let f = findings(&inv, "it's me");
         let owner = status_of(&f, "database.QSR.owner");
         assert_eq!(owner.hint.as_deref(), Some(r"run `qrd provision --repo-user 'it'\''s me' --fix-owner`"));
+    }
+
+    fn node_findings(inv: &Inventory, nodes: &[&str]) -> Vec<Finding> {
+        let site = Site { nodes: nodes.iter().map(|n| n.to_string()).collect(), ..Site::default() };
+        let spec = RepoSpec::new(ROLE);
+        let ctx = Context { inventory: inv, spec: &spec, tools: &ToolsFound::default(), site: &site };
+        super::hba_nodes(&ctx)
+    }
+
+    fn with_hba(text: &str) -> Inventory {
+        let mut inv = provisioned(16, "pw");
+        inv.hba_text = Some(text.to_owned());
+        inv.memberships = Some(vec![(ROLE.to_owned(), vec![]), ("qlik".to_owned(), vec![])]);
+        inv
+    }
+
+    #[test]
+    fn node_coverage_follows_the_first_matching_line() {
+        let inv = with_hba(
+            "local all all peer\n\
+             host all all 10.0.0.9/32 reject\n\
+             host QSR,SenseServices,QSMQ,Licenses qliksenserepository 10.0.0.0/24 scram-sha-256\n\
+             host all all 10.0.1.0/24 trust\n\
+             host all all 10.0.2.0/24 ident\n",
+        );
+        let f = node_findings(&inv, &["10.0.0.5", "10.0.0.9", "10.0.0.0/24", "10.0.1.7", "10.0.2.7", "10.9.9.9", "x"]);
+        let s = |id: &str| status_of(&f, id);
+        assert_eq!(s("hba.node.10.0.0.5").status, Status::Ok);
+        assert!(s("hba.node.10.0.0.5").message.contains("line 3, scram-sha-256"), "{f:#?}");
+        assert_eq!(s("hba.node.10.0.0.9").status, Status::Fail);
+        assert!(s("hba.node.10.0.0.9").message.contains("pg_hba.conf rejects connection for host \"10.0.0.9\""));
+        // Both ends of the subnet: 10.0.0.0 and 10.0.0.255 are covered by line 3.
+        assert_eq!(s("hba.node.10.0.0.0/24").status, Status::Ok);
+        assert_eq!(s("hba.node.10.0.1.7").status, Status::Warn, "trust lets anyone in: {f:#?}");
+        assert_eq!(s("hba.node.10.0.2.7").status, Status::Warn, "ident is no password login");
+        let none = s("hba.node.10.9.9.9");
+        assert_eq!(none.status, Status::Fail);
+        assert!(none.message.contains("no pg_hba.conf entry for host \"10.9.9.9\""), "{}", none.message);
+        assert_eq!(none.hint.as_deref(), Some("run `qrd hba allow-nodes 10.9.9.9`"));
+        assert_eq!(s("hba.node.x").status, Status::Fail);
+    }
+
+    #[test]
+    fn a_scram_line_locks_out_an_md5_hash() {
+        let mut inv = with_hba("host all qliksenserepository 10.0.0.0/8 scram-sha-256\n");
+        inv.role.as_mut().unwrap().password = Some(StoredPassword { hash_type: HashType::Md5, verifier: None });
+        let f = node_findings(&inv, &["10.1.2.3"]);
+        assert_eq!(f[0].status, Status::Fail);
+        assert!(f[0].message.contains("stored as md5"), "{}", f[0].message);
+        // md5 lines accept SCRAM verifiers (the server runs SCRAM then): fine.
+        let inv = with_hba("host all qliksenserepository 10.0.0.0/8 md5\n");
+        assert_eq!(node_findings(&inv, &["10.1.2.3"])[0].status, Status::Ok);
+    }
+
+    #[test]
+    fn without_the_file_coverage_is_a_warning_and_without_nodes_nothing() {
+        let inv = provisioned(16, "pw");
+        let f = node_findings(&inv, &["10.1.2.3"]);
+        assert_eq!(f[0].status, Status::Warn);
+        assert!(node_findings(&with_hba("host all all 0.0.0.0/0 md5\n"), &[]).is_empty());
     }
 }

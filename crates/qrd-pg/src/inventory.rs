@@ -42,6 +42,9 @@ pub struct Inventory {
     pub port: i32,
     /// pg_hba.conf's text as the server has it (`None` without superuser rights or when unreadable).
     pub hba_text: Option<String>,
+    /// Every role with the roles it is directly a member of (for `+group` and `samerole` in
+    /// pg_hba.conf); read with `hba_text`.
+    pub memberships: Option<Vec<(String, Vec<String>)>>,
     pub role: Option<RoleInfo>,
     /// The Qlik databases that exist, in the spec's order.
     pub databases: Vec<DbInfo>,
@@ -176,6 +179,11 @@ impl Inventory {
             None
         };
 
+        let memberships = match &hba_text {
+            Some(_) => Some(crate::serverconf::memberships(session).await?),
+            None => None,
+        };
+
         let names: Vec<&str> = spec.databases.iter().map(String::as_str).collect();
         let db_rows =
             c.query(q(&DATABASES), &[&names]).await.map_err(|e| QueryError::query(DATABASES.name, &main_db, &e))?;
@@ -263,6 +271,7 @@ impl Inventory {
             listen_addresses: server.get("listen_addresses"),
             port: server.get("port"),
             hba_text,
+            memberships,
             role,
             databases,
             maintenance_db: main_db,

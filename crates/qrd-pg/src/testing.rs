@@ -24,6 +24,7 @@ pub fn bare_server(major: u32) -> Inventory {
         listen_addresses: "localhost".into(),
         port: 4432,
         hba_text: None,
+        memberships: None,
         role: None,
         databases: Vec::new(),
         maintenance_db: "postgres".into(),
