@@ -40,6 +40,8 @@ macro_rules! qrd_snapshot {
             filters => vec![
                 (r"(127\.0\.0\.1|localhost):\d+", "$1:[PORT]"),
                 (r"\.s\.PGSQL\.\d+", ".s.PGSQL.[PORT]"),
+                (r"port = \d+, not the repository's 4432: every node's connection strings must name \d+",
+                 "port = [PORT], not the repository's 4432: every node's connection strings must name [PORT]"),
                 (r"/tmp/[^\s:/]+", "/tmp/[TMP]"),
             ],
         }, {
