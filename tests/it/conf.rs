@@ -54,4 +54,50 @@ fn set_edits_the_file_reloads_and_restarts(major: u32) {
     let conf_now = std::fs::read_to_string(&conf).unwrap();
     assert!(conf_now.lines().any(|l| l.starts_with("max_connections = 220")), "{conf_now}");
 }
-every_run!(set_edits_the_file_reloads_and_restarts);
+all_majors!(set_edits_the_file_reloads_and_restarts);
+
+/// Where a value comes from: an included file, then ALTER SYSTEM over it; `set` edits the file that really
+/// holds the line, and refuses while ALTER SYSTEM would override the edit.
+fn get_follows_includes_and_alter_system(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let data = server.data_dir();
+    let conf = data.join("postgresql.conf");
+    let included = data.join("qlik.conf");
+    std::fs::write(&included, "# the site's own settings\nwork_mem = 6MB\n").unwrap();
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("include 'qlik.conf'\n");
+    std::fs::write(&conf, &text).unwrap();
+    server.reload();
+
+    let get = |scratch: &Scratch| {
+        let out = run_expect(qrd(&server, scratch).args(["conf", "get", "work_mem", "--json"]), 0);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        v[0].clone()
+    };
+    let v = get(&scratch);
+    assert_eq!(v["file"]["value"], "6MB", "{v}");
+    assert_eq!(v["file"]["line"], 2);
+    assert!(v["file"]["file"].as_str().unwrap().ends_with("qlik.conf"), "{v}");
+    assert_eq!(v["server"]["setting"], "6144", "{v}");
+
+    // set edits qlik.conf, where the effective line is, not the main file.
+    run_expect(qrd(&server, &scratch).args(["conf", "set", "work_mem=7MB"]), 0);
+    assert_eq!(std::fs::read_to_string(&included).unwrap(), "# the site's own settings\nwork_mem = 7MB\n");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), text);
+    assert_eq!(show(&server, "work_mem"), "7MB");
+
+    // --online: ALTER SYSTEM, which now overrides the files; a file edit would have no effect and is refused.
+    run_expect(qrd(&server, &scratch).args(["conf", "set", "work_mem=9MB", "--online"]), 0);
+    assert_eq!(show(&server, "work_mem"), "9MB");
+    let auto = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("work_mem = '9MB'"), "{auto}");
+    let v = get(&scratch);
+    assert_eq!(v["file"]["alter_system"], true, "{v}");
+    assert_eq!(v["file"]["overrides_file"], true, "{v}");
+    let out = run_expect(qrd(&server, &scratch).args(["conf", "set", "work_mem=10MB"]), 4);
+    assert!(stderr(&out).contains("ALTER SYSTEM"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&included).unwrap(), "# the site's own settings\nwork_mem = 7MB\n");
+    assert_eq!(show(&server, "work_mem"), "9MB");
+}
+all_majors!(get_follows_includes_and_alter_system);

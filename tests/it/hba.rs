@@ -228,5 +228,32 @@ fn a_broken_edit_is_rolled_back(major: u32) {
     assert_eq!(errors, 0, "the server reads the restored file without errors");
     connect_from(&ns, &server, LO2, ROLE, "QSR", REPO_PW).expect("the node still gets in");
     assert!(connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW).is_err());
+
+    // Bad input is refused before anything is written.
+    for (args, code, says) in [
+        (&["--address", "10.0.0.300/33", "--method", "md5"][..], 4, "10.0.0.300/33"),
+        (&["--address", "10.0.0.0/8", "--method", "md4"][..], 2, "md4"),
+        (&["--address", "10.0.0.0/8", "--method", "md5", "--type", "hostwhatever"][..], 2, "hostwhatever"),
+    ] {
+        let out = run(q(&server, &scratch).args(["hba", "add", "--database", "QSR", "--user", ROLE]).args(args));
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+        assert_eq!(hba_text(&server), before, "{args:?} leaves the file alone");
+    }
+
+    // A copy elsewhere is edited alone: the live server's file stays, and nothing is reloaded for it.
+    let copy_dir = scratch.path().join("old-data");
+    std::fs::create_dir(&copy_dir).unwrap();
+    std::fs::write(copy_dir.join("pg_hba.conf"), &before).unwrap();
+    let reloads = server.log().matches("received SIGHUP").count();
+    let out = run_expect(q(&server, &scratch).args(["hba", "allow-nodes", "127.0.0.9", "-D"]).arg(&copy_dir), 0);
+    assert!(stderr(&out).contains("is not a file the server we connected to reads"), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(copy_dir.join("pg_hba.conf")).unwrap().contains("127.0.0.9/32"));
+    assert_eq!(hba_text(&server), before);
+    assert_eq!(
+        server.log().matches("received SIGHUP").count(),
+        reloads,
+        "no reload for a file the server does not read"
+    );
 }
 every_run!(a_broken_edit_is_rolled_back);

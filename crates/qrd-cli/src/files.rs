@@ -59,10 +59,24 @@ pub async fn locate(kind: Kind, files: &FileArgs, conn: &ConnectArgs) -> Result<
             }
         }
     };
-    let server = match &session {
+    let mut server = match &session {
         Some(s) => Some(serverconf::paths(s).await?),
         None => None,
     };
+    let mut session = session;
+    // A file given by name may belong to another cluster than the one we reached (an old data directory,
+    // a copy): then the server can neither validate it nor should it be reloaded for it.
+    if let (Some(p), Some(sp)) = (&given, &server)
+        && !belongs_to(kind, p, sp)
+    {
+        note(format!(
+            "warning: {} is not a file the server we connected to reads (its data directory is {}): editing the \
+             file alone, with no validation against the server and no reload",
+            p.display(),
+            sp.data_directory
+        ));
+        (session, server) = (None, None);
+    }
     let path = match (given, &server) {
         (Some(p), _) => p,
         (None, Some(sp)) => PathBuf::from(match kind {
@@ -79,6 +93,28 @@ pub async fn locate(kind: Kind, files: &FileArgs, conn: &ConnectArgs) -> Result<
     };
     let text = read(&path, server.is_some() && files.file.is_none() && files.data_dir.is_none())?;
     Ok(Located { path, text, session, server })
+}
+
+/// Whether `path` is the server's own file of this kind, or (postgresql.conf) a file in its data
+/// directory or beside its main configuration file (includes usually live there).
+fn belongs_to(kind: Kind, path: &Path, sp: &ServerPaths) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let Some(path) = canon(path) else { return false };
+    let own = match kind {
+        Kind::Conf => &sp.config_file,
+        Kind::Hba => &sp.hba_file,
+    };
+    if canon(Path::new(own)).as_ref() == Some(&path) {
+        return true;
+    }
+    match kind {
+        Kind::Hba => false,
+        Kind::Conf => [Some(Path::new(&sp.data_directory)), Path::new(&sp.config_file).parent()]
+            .into_iter()
+            .flatten()
+            .filter_map(canon)
+            .any(|dir| path.starts_with(dir)),
+    }
 }
 
 fn read(path: &Path, from_server: bool) -> Result<String, CliError> {
