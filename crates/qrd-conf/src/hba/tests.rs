@@ -622,3 +622,41 @@ proptest! {
         }
     }
 }
+
+fn diff(old: &str, new: &str) -> String {
+    crate::write::FileEdit::new(Path::new("pg_hba.conf"), old.to_owned(), new.to_owned()).diff()
+}
+
+/// The diffs the DBA sees on `--dry-run` for the usual edits: only the lines concerned change, the
+/// file's line endings, tabs, BOM and comments stay.
+#[test]
+fn edit_diffs_snapshot() {
+    let node = |addr: &str| {
+        Record::new(
+            ConnType::Host,
+            ["QSR", "SenseServices", "QSMQ", "Licenses"].iter().map(|d| Token::name(d)).collect(),
+            vec![Token::name("qliksenserepository")],
+            Some(Address::parse(addr).unwrap()),
+            Method::ScramSha256,
+        )
+    };
+    // The awkward file (BOM, CRLF, a LF-only line, no final newline): insert before the first TCP rule.
+    let mut f = parse(AWKWARD);
+    f.insert(0, &node("10.0.4.11/32")).unwrap();
+    f.push(&node("fd00::11/128")).unwrap();
+    insta::assert_snapshot!("hba_awkward_insert_push", diff(AWKWARD, &f.render()).replace('\r', "␍"));
+
+    // initdb's sample: the guide's step, the localhost line replaced by the site's subnet.
+    let mut f = parse(SAMPLE16);
+    let line = f.records().find(|r| r.text.contains("127.0.0.1/32")).map(|r| r.line).unwrap();
+    f.replace(line, &node("10.0.4.0/24")).unwrap();
+    insta::assert_snapshot!("hba_sample_replace_localhost", diff(SAMPLE16, &f.render()));
+
+    // Removing a rule that spans continuation lines, and one with quoted options.
+    let mut f = parse(FEATURES16);
+    let regex_rule = f.records().find(|r| r.text.contains("qsr_")).map(|r| r.line).unwrap();
+    let ldap_rule = f.records().find(|r| r.record.method == Method::Ldap).map(|r| r.line).unwrap();
+    f.remove(ldap_rule).unwrap();
+    f.remove(regex_rule).unwrap();
+    insta::assert_snapshot!("hba_features_remove", diff(FEATURES16, &f.render()));
+}
