@@ -1,6 +1,6 @@
 //! The README's main job on an embedded default: start a throwaway PostgreSQL server (14.17, the version
-//! Qlik bundles, unless `--major N`), run `qrd provision` and `qrd check` against it as a DBA would, show
-//! their output, and remove the server. Later issues grow this into a full demo (configuration, security,
+//! Qlik bundles, unless `--major N`), run `qrd provision`, `qrd check`, `qrd conf` and `qrd hba` against it
+//! as a DBA would, show their output, and remove the server. Later issues grow this further (security,
 //! backups, replicas).
 //!
 //! Run it with `cargo make demo`, which installs the servers and builds `qrd` next to this binary.
@@ -62,7 +62,8 @@ fn run(major: u32) -> Result<(), String> {
         cmd.envs(server.client_env()).env("HOME", scratch.path()).args(args);
         cmd
     };
-    let steps: [(&str, Vec<&str>, &[i32]); 4] = [
+    let client_bin = server.installation().client_bin.to_str().unwrap().to_owned();
+    let steps: [(&str, Vec<&str>, &[i32]); 8] = [
         ("what would provisioning do? (nothing is changed)", vec!["provision", "--dry-run"], &[0]),
         (
             "provision the four Qlik databases and the repository role",
@@ -70,9 +71,25 @@ fn run(major: u32) -> Result<(), String> {
             &[0],
         ),
         ("run it again: idempotent", vec!["provision", "--repo-password-file", pw_file.to_str().unwrap()], &[0]),
+        ("check the server (exit 1 only if a check fails)", vec!["check", "--pg-bin-dir", &client_bin], &[0]),
         (
-            "check the server (exit 1 only if a check fails)",
-            vec!["check", "--pg-bin-dir", server.installation().client_bin.to_str().unwrap()],
+            "the guide's postgresql.conf values for a two-node site, as a diff (nothing is changed)",
+            vec!["conf", "tune", "--nodes", "2", "--listen", "*", "--dry-run"],
+            &[0],
+        ),
+        (
+            "let a Qlik node at 127.0.0.2 in (pg_hba.conf: backup, atomic write, reload)",
+            vec!["hba", "allow-nodes", "127.0.0.2"],
+            &[0],
+        ),
+        (
+            "which pg_hba.conf line would that node's repository service meet?",
+            vec!["hba", "explain", "--address", "127.0.0.2", "--user", "qliksenserepository", "--database", "QSR"],
+            &[0],
+        ),
+        (
+            "check again for a one-node site at 127.0.0.2: pg_hba.conf coverage, max_connections",
+            vec!["check", "--pg-bin-dir", &client_bin, "--node", "127.0.0.2", "--nodes", "1"],
             &[0],
         ),
     ];
