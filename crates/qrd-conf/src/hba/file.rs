@@ -43,14 +43,7 @@ enum Kind {
     Include(Include),
 }
 
-/// `include`, `include_if_exists` or `include_dir` (PostgreSQL 16).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IncludeKind {
-    Include,
-    IncludeIfExists,
-    IncludeDir,
-}
+pub use crate::IncludeKind;
 
 /// An include directive. The file is not read here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -497,12 +490,7 @@ fn parse_entry(contents: &[&str], line: usize) -> Result<Kind, (Pos, String)> {
     }
     if fields.len() == 2 {
         // Compared as text, quoted or not, like the connection type.
-        let kind = match fields[0].tokens[0].text.as_str() {
-            "include" => Some(IncludeKind::Include),
-            "include_if_exists" => Some(IncludeKind::IncludeIfExists),
-            "include_dir" => Some(IncludeKind::IncludeDir),
-            _ => None,
-        };
+        let kind = IncludeKind::from_key(&fields[0].tokens[0].text);
         if let Some(kind) = kind {
             return Ok(Kind::Include(Include { kind, path: fields[1].tokens[0].text.clone() }));
         }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::lexer::{self, LineTokens, Token, TokenKind};
+pub use crate::IncludeKind;
 use crate::ParseError;
 
 const BOM: &str = "\u{feff}";
@@ -31,38 +32,6 @@ pub struct Setting {
     pub line: usize,
     /// The trailing `#` comment, `#` included, without the line break.
     pub comment: Option<String>,
-}
-
-/// Which include directive a line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IncludeKind {
-    /// `include 'file'`: the file must exist.
-    Include,
-    /// `include_if_exists 'file'`: a missing file is skipped (the server logs it).
-    IncludeIfExists,
-    /// `include_dir 'dir'`: every `*.conf` file in the directory, in byte order of the names.
-    IncludeDir,
-}
-
-impl IncludeKind {
-    /// The directive's keyword. The server matches it case-insensitively, like setting names.
-    pub fn keyword(self) -> &'static str {
-        match self {
-            IncludeKind::Include => "include",
-            IncludeKind::IncludeIfExists => "include_if_exists",
-            IncludeKind::IncludeDir => "include_dir",
-        }
-    }
-
-    fn from_key(key: &str) -> Option<Self> {
-        match key {
-            "include" => Some(IncludeKind::Include),
-            "include_if_exists" => Some(IncludeKind::IncludeIfExists),
-            "include_dir" => Some(IncludeKind::IncludeDir),
-            _ => None,
-        }
-    }
 }
 
 /// An include directive. Its path may be any value token, so `include 'a.conf'`, `include sub/a.conf`
