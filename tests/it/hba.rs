@@ -187,6 +187,16 @@ fn explain_agrees_with_the_server(major: u32) {
             _ => panic!("{what}: explain could not decide: {predicted}"),
         }
     }
+    // --ssl against a server without SSL: no connection can use it, and explain says so.
+    let out = run(q(&server, &scratch).args(["hba", "explain", "--json", "--ssl", "--address", "127.0.0.2"]).args([
+        "--user",
+        ROLE,
+        "--database",
+        "QSR",
+    ]));
+    assert!(stderr(&out).contains("the server has ssl = off"), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "scram-sha-256", "{v}");
 }
 all_majors!(explain_agrees_with_the_server);
 

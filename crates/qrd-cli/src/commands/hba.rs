@@ -450,7 +450,14 @@ async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
         None => Client::Local,
     };
     let replication = if args.replication { Replication::Physical } else { Replication::No };
-    let req = Request::new(client, &args.user, &args.database).with_ssl(args.ssl).with_replication(replication);
+    let mut ssl = args.ssl;
+    if ssl && loc.server.as_ref().is_some_and(|s| !s.ssl) {
+        note(
+            "warning: the server has ssl = off, so no connection can use SSL (hostssl lines never match): explaining the connection without it",
+        );
+        ssl = false;
+    }
+    let req = Request::new(client, &args.user, &args.database).with_ssl(ssl).with_replication(replication);
     let outcome = file.explain(&req, &facts);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).expect("serialisable"));
