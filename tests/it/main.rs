@@ -12,4 +12,5 @@ mod hba;
 mod hostile;
 mod prompt;
 mod provision;
+mod ssl;
 mod tls;

@@ -33,6 +33,16 @@ pub static CHECKS: &[CheckDef] = &[
     },
     CheckDef { id: "server.ssl", about: "the server offers TLS", run: ssl },
     CheckDef {
+        id: "server.ssl_certificate",
+        about: "the server certificate is readable, matches its key and is not about to expire",
+        run: crate::tls_checks::certificate,
+    },
+    CheckDef {
+        id: "server.ssl_min_protocol_version",
+        about: "TLS 1.2 or newer only (the guide's \"Forcing the database connection to use TLS 1.2 only\")",
+        run: crate::tls_checks::tls_min_version,
+    },
+    CheckDef {
         id: "server.listen_addresses",
         about: "the server listens beyond loopback, so Qlik nodes can reach it",
         run: listen_addresses,

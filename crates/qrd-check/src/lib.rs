@@ -6,6 +6,7 @@
 
 mod checks;
 mod report;
+mod tls_checks;
 
 pub use checks::{CHECKS, CheckDef};
 pub use report::{Report, ServerSummary, Summary};

@@ -2,7 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{check::CheckArgs, conf::ConfArgs, hba::HbaArgs, provision::ProvisionArgs};
+use crate::commands::{
+    check::CheckArgs, conf::ConfArgs, hba::HbaArgs, password::PasswordArgs, provision::ProvisionArgs, scram::ScramArgs,
+    ssl::SslArgs,
+};
 
 /// qrd — the PostgreSQL repository database of Qlik Sense Enterprise on Windows, done safely.
 ///
@@ -29,4 +32,10 @@ pub enum Command {
     Conf(ConfArgs),
     /// Read, edit and explain pg_hba.conf safely: list, add, remove, allow-nodes, explain
     Hba(HbaArgs),
+    /// Set a role's password safely (verifier computed here, never the plaintext on the wire)
+    Password(PasswordArgs),
+    /// MD5 to SCRAM-SHA-256: status, and a migration that locks nobody out
+    Scram(ScramArgs),
+    /// TLS for the repository: enable, disable --temporary, restore, status
+    Ssl(SslArgs),
 }

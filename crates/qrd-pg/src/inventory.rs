@@ -46,6 +46,10 @@ pub struct Inventory {
     /// pg_hba.conf); read with `hba_text`.
     pub memberships: Option<Vec<(String, Vec<String>)>>,
     pub role: Option<RoleInfo>,
+    /// Every role that can log in, with the type of its stored password (superusers only: `pg_authid`).
+    pub login_roles: Option<Vec<(String, HashType)>>,
+    /// TLS settings and the server certificate (see [`crate::tlsinfo`]).
+    pub tls: Option<crate::tlsinfo::TlsInfo>,
     /// The Qlik databases that exist, in the spec's order.
     pub databases: Vec<DbInfo>,
     /// Maintenance database the inventory was taken from.
@@ -136,6 +140,7 @@ pub(crate) const DATABASES: Template = sql_template!("inventory/databases.sql");
 const DATABASE_ACL: Template = sql_template!("inventory/database_acl.sql");
 const SCHEMA_PUBLIC: Template = sql_template!("inventory/schema_public.sql");
 const HBA_TEXT: Template = sql_template!("inventory/hba_text.sql");
+const LOGIN_ROLES: Template = sql_template!("inventory/login_roles.sql");
 
 impl Inventory {
     /// Reads everything through `session`. Databases that exist are visited concurrently.
@@ -183,6 +188,21 @@ impl Inventory {
             Some(_) => Some(crate::serverconf::memberships(session).await?),
             None => None,
         };
+
+        let login_roles = if is_superuser {
+            let rows =
+                c.query(q(&LOGIN_ROLES), &[]).await.map_err(|e| QueryError::query(LOGIN_ROLES.name, &main_db, &e))?;
+            Some(
+                rows.iter()
+                    .map(|r| {
+                        (r.get::<_, String>("name"), HashType::of(r.get::<_, Option<String>>("password").as_deref()))
+                    })
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        let tls = crate::tlsinfo::gather(session).await?;
 
         let names: Vec<&str> = spec.databases.iter().map(String::as_str).collect();
         let db_rows =
@@ -273,6 +293,8 @@ impl Inventory {
             hba_text,
             memberships,
             role,
+            login_roles,
+            tls,
             databases,
             maintenance_db: main_db,
         })

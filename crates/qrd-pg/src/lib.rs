@@ -16,6 +16,7 @@ pub mod template;
 #[doc(hidden)]
 pub mod testing;
 pub mod tls;
+pub mod tlsinfo;
 pub mod verifier;
 
 pub use connect::{ConnectError, ConnectOpts, SslMode};

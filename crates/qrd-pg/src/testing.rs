@@ -26,6 +26,8 @@ pub fn bare_server(major: u32) -> Inventory {
         hba_text: None,
         memberships: None,
         role: None,
+        login_roles: None,
+        tls: None,
         databases: Vec::new(),
         maintenance_db: "postgres".into(),
     }

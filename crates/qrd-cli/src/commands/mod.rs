@@ -3,7 +3,10 @@
 pub mod check;
 pub mod conf;
 pub mod hba;
+pub mod password;
 pub mod provision;
+pub mod scram;
+pub mod ssl;
 
 use crate::cli::Command;
 use crate::error::{CliError, ExitStatus};
@@ -14,5 +17,8 @@ pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
         Command::Check(args) => check::execute(args).await,
         Command::Conf(args) => conf::execute(args).await,
         Command::Hba(args) => hba::execute(args).await,
+        Command::Password(args) => password::execute(args).await,
+        Command::Scram(args) => scram::execute(args).await,
+        Command::Ssl(args) => ssl::execute(args).await,
     }
 }
