@@ -467,6 +467,18 @@ fn check_users(tokens: &[Token], req: &Request, facts: &Facts) -> Tri {
     }))
 }
 
+/// Whether the USER field of `record` admits `user`: `Some(true)`/`Some(false)`, or `None` when it
+/// depends on something not known here (a regular expression, an unknown `@file`, unknown memberships).
+/// For lock-out checks, callers treat `None` as "may admit".
+pub fn admits_user(record: &Record, user: &str, facts: &Facts) -> Option<bool> {
+    let req = Request::new(Client::Local, user, "");
+    match check_users(&record.users, &req, facts) {
+        Tri::Yes => Some(true),
+        Tri::No => Some(false),
+        Tri::Unknown(_) => None,
+    }
+}
+
 fn yes_if(b: bool) -> Tri {
     if b { Tri::Yes } else { Tri::No }
 }

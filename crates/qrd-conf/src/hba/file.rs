@@ -299,6 +299,32 @@ impl HbaFile {
         self.splice(idx, 1, &text)
     }
 
+    /// Changes only the METHOD word of the record that contains `line` (the rest of the line, options and
+    /// comments included, stays as written). The method must be a plain unquoted word in the file, as every
+    /// method keyword is.
+    pub fn set_method(&mut self, line: usize, method: Method) -> Result<(), EditError> {
+        let idx = self.entry_index(line)?;
+        let e = &self.entries[idx];
+        let Kind::Record(rs) = &e.kind else {
+            return Err(EditError::NotARecord(line));
+        };
+        let (record, spans) = (&rs.0, &rs.1);
+        let old = record.method.to_string();
+        let pos = spans.method;
+        // The physical lines of this entry with their endings; the method sits on line `pos.line`.
+        let mut lines: Vec<String> = e.raw.split_inclusive('\n').map(str::to_owned).collect();
+        let k = pos.line - e.line;
+        let target = &lines[k];
+        let start: usize = target.char_indices().nth(pos.column - 1).map(|(b, _)| b).unwrap_or(target.len());
+        if !target[start..].starts_with(old.as_str()) {
+            return Err(EditError::NotARecord(line));
+        }
+        let new = format!("{}{}{}", &target[..start], method, &target[start + old.len()..]);
+        lines[k] = new;
+        let text = lines.concat();
+        self.splice(idx, 1, &text)
+    }
+
     fn entry_at(&self, line: usize) -> Option<&Entry> {
         self.entries.iter().find(|e| e.line <= line && line < e.line + e.contents.len())
     }

@@ -31,7 +31,7 @@ mod token;
 mod tests;
 
 pub use address::Address;
-pub use explain::{Client, ClientHostname, Facts, Interface, Outcome, Replication, Request, Roles};
+pub use explain::{Client, ClientHostname, Facts, Interface, Outcome, Replication, Request, Roles, admits_user};
 pub use file::{Diagnostic, EditError, HbaFile, Include, IncludeKind, RecordMatch, RecordRef, Spans};
 pub use record::{AuthOption, ConnType, DatabaseKind, Method, Record, RecordError, Token, UserKind};
 pub use token::Pos;

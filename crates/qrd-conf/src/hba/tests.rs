@@ -660,3 +660,25 @@ fn edit_diffs_snapshot() {
     f.remove(regex_rule).unwrap();
     insta::assert_snapshot!("hba_features_remove", diff(FEATURES16, &f.render()));
 }
+
+#[test]
+fn set_method_changes_one_word() {
+    let text = "\u{feff}# x\r\nhost all all 10.0.0.0/8 md5 # keep me\r\nhost \"QSR\" all \\\r\n  10.1.0.0/16 \\\r\n  md5\r\nlocal all all peer\r\n";
+    let mut f = parse(text);
+    f.set_method(2, Method::ScramSha256).unwrap();
+    f.set_method(3, Method::ScramSha256).unwrap();
+    assert_eq!(
+        f.render(),
+        "\u{feff}# x\r\nhost all all 10.0.0.0/8 scram-sha-256 # keep me\r\nhost \"QSR\" all \\\r\n  10.1.0.0/16 \\\r\n  scram-sha-256\r\nlocal all all peer\r\n"
+    );
+    assert!(f.set_method(1, Method::Md5).is_err(), "a comment line has no method");
+    let roles = Roles::new().with("alice", &["qlik"]).with("qlik", &[]).with("bob", &[]);
+    let mut facts = Facts::new(16);
+    facts.roles = Some(roles);
+    let f = parse("host all +qlik 10.0.0.0/8 md5\nhost all /^a 10.0.0.0/8 md5\nhost all bob,carol 10.0.0.0/8 md5\n");
+    let recs: Vec<&Record> = f.records().map(|r| r.record).collect();
+    assert_eq!(admits_user(recs[0], "alice", &facts), Some(true));
+    assert_eq!(admits_user(recs[0], "bob", &facts), Some(false));
+    assert_eq!(admits_user(recs[1], "alice", &facts), None, "regular expressions are not decided here");
+    assert_eq!(admits_user(recs[2], "carol", &facts), Some(true));
+}
