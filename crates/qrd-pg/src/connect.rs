@@ -354,6 +354,18 @@ impl Connector {
         &self.target
     }
 
+    /// The same route (host, port, TLS settings) for another role with a known password: no password
+    /// file, no prompt. For verification logins after a password change.
+    pub fn as_role(&self, user: &str, password: Secret) -> Connector {
+        let mut c = self.clone();
+        c.target.user = user.to_owned();
+        c.opts.user = Some(user.to_owned());
+        c.opts.prompt = false;
+        c.password = Some(password);
+        c.passfile = None;
+        c
+    }
+
     /// The tokio-postgres configuration for `dbname`, password included when one is known.
     pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let t = &self.target;

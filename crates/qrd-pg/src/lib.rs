@@ -9,6 +9,7 @@ pub mod pgpass;
 pub mod provision;
 pub mod quote;
 pub mod secret;
+pub mod security;
 pub mod serverconf;
 pub mod session;
 pub mod spec;

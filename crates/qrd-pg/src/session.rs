@@ -28,6 +28,11 @@ impl Session {
         Ok(Self { connector, main, pools: Mutex::new(HashMap::new()) })
     }
 
+    /// How this session connects; [`Connector::as_role`] reuses the route for another role.
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
     pub fn target(&self) -> &Target {
         self.connector.target()
     }
