@@ -12,5 +12,6 @@ mod hba;
 mod hostile;
 mod prompt;
 mod provision;
+mod scram;
 mod ssl;
 mod tls;

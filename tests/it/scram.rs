@@ -1,0 +1,279 @@
+//! `qrd scram` and `qrd password set` on real servers: what pg_authid stores, what pg_hba.conf says, and
+//! whether the roles can really log in with SCRAM afterwards; the lock-out refusal; no password in any
+//! process's command line.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const REPO_PW: &str = "Repo 'pw' \\ $$ ünï";
+const BOB_PW: &str = "bob-secret-4711";
+
+/// role → hash type as pg_authid stores it.
+fn hashes(server: &Server) -> Vec<(String, String)> {
+    block_on(async {
+        let c = server.connect("postgres").await;
+        c.query(
+            "SELECT rolname::text, CASE WHEN rolpassword LIKE 'md5%' THEN 'md5'
+                                        WHEN rolpassword LIKE 'SCRAM-SHA-256$%' THEN 'scram' ELSE 'none' END
+               FROM pg_authid WHERE rolcanlogin ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    })
+}
+
+fn show(server: &Server, name: &str) -> String {
+    block_on(async { server.connect("postgres").await.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get(0) })
+}
+
+/// A real TCP login (no TLS) as `user`: `Ok` or the server's message.
+fn login(server: &Server, user: &str, pw: &str) -> Result<(), String> {
+    block_on(async {
+        server
+            .try_connect_tcp(LOCALHOST, "postgres", user, pw)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string()))
+    })
+}
+
+/// Methods of the server's parsed pg_hba.conf host lines.
+fn host_methods(server: &Server) -> Vec<String> {
+    block_on(async {
+        let c = server.connect("postgres").await;
+        c.query("SELECT auth_method FROM pg_hba_file_rules WHERE type = 'host' ORDER BY line_number", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    })
+}
+
+fn hba_text(server: &Server) -> String {
+    std::fs::read_to_string(server.data_dir().join("pg_hba.conf")).unwrap()
+}
+
+/// qrd with the passwords of the default roles in the environment.
+fn q(server: &Server, scratch: &Scratch) -> std::process::Command {
+    let mut cmd = qrd(server, scratch);
+    cmd.env("QRD_REPO_PASSWORD", REPO_PW).env("QRD_PASSWORD_POSTGRES", server.password());
+    cmd
+}
+
+fn migration_end_to_end(major: u32) {
+    let server = Server::builder(major).host_auth(HostAuth::Md5).start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, REPO_PW);
+    block_on(async {
+        let c = server.connect("postgres").await;
+        c.batch_execute(&format!("CREATE ROLE bob LOGIN PASSWORD '{BOB_PW}'")).await.unwrap();
+    });
+    let md5 = |r: &str| (r.to_owned(), "md5".to_owned());
+    assert_eq!(hashes(&server), [md5("bob"), md5("postgres"), md5(ROLE)]);
+    assert_eq!(show(&server, "password_encryption"), "md5");
+
+    // status
+    let out = run_expect(qrd(&server, &scratch).args(["scram", "status", "--json"]), 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["password_encryption"], "md5");
+    assert!(v["roles"].as_array().unwrap().iter().all(|r| r["hash"] == "md5"), "{v}");
+    assert!(v["hba_lines_by_method"]["md5"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+
+    let before_hba = hba_text(&server);
+    let unchanged = |what: &str| {
+        assert_eq!(hba_text(&server), before_hba, "{what}: pg_hba.conf unchanged");
+        assert_eq!(show(&server, "password_encryption"), "md5", "{what}: password_encryption unchanged");
+        assert_eq!(hashes(&server), [md5("bob"), md5("postgres"), md5(ROLE)], "{what}: hashes unchanged");
+    };
+
+    // A wrong current password: refused before anything changes.
+    let out = run_expect(q(&server, &scratch).env("QRD_REPO_PASSWORD", "not it").args(["scram", "migrate"]), 4);
+    assert!(stderr(&out).contains("is not its current one"), "{}", stderr(&out));
+    unchanged("wrong password");
+
+    // bob keeps an md5 hash and logs in through the `host all all` lines: switching them would lock him
+    // out, so the migration refuses, names him, and changes nothing.
+    let out = run_expect(q(&server, &scratch).args(["scram", "migrate"]), 4);
+    let err = stderr(&out);
+    assert!(err.contains("\"bob\""), "{err}");
+    assert!(err.contains("--role bob"), "the hint says how to proceed: {err}");
+    unchanged("lock-out refusal");
+
+    // --dry-run: the plan and the diff, nothing else.
+    let out = run_expect(
+        q(&server, &scratch).env(password_env_bob(), BOB_PW).args([
+            "scram",
+            "migrate",
+            "--role",
+            ROLE,
+            "--role",
+            "postgres",
+            "--role",
+            "bob",
+            "--dry-run",
+        ]),
+        0,
+    );
+    assert!(stdout(&out).contains("+host"), "a diff: {}", stdout(&out));
+    assert!(stdout(&out).contains("scram-sha-256"), "{}", stdout(&out));
+    unchanged("dry run");
+
+    // --partial-hba: roles and setting migrate, the lines bob uses stay md5 (here: all of them).
+    run_expect(q(&server, &scratch).args(["scram", "migrate", "--partial-hba"]), 0);
+    assert_eq!(show(&server, "password_encryption"), "scram-sha-256");
+    let scram = |r: &str| (r.to_owned(), "scram".to_owned());
+    assert_eq!(hashes(&server), [md5("bob"), scram("postgres"), scram(ROLE)]);
+    assert!(host_methods(&server).iter().all(|m| m == "md5"), "{:?}", host_methods(&server));
+    // md5 lines run SCRAM for SCRAM verifiers: everyone still gets in.
+    login(&server, ROLE, REPO_PW).unwrap();
+    login(&server, "bob", BOB_PW).unwrap();
+
+    // Now bob too: every line becomes scram-sha-256, and SCRAM logins work for all three.
+    let out = run_expect(
+        q(&server, &scratch)
+            .args(["scram", "migrate", "--role", "bob", "--role-password-file"])
+            .arg(format!("bob={}", scratch.secret_file("bob-pw", BOB_PW).display())),
+        0,
+    );
+    assert!(stderr(&out).contains("md5 → scram-sha-256"), "{}", stderr(&out));
+    assert_eq!(hashes(&server), [scram("bob"), scram("postgres"), scram(ROLE)]);
+    let methods = host_methods(&server);
+    assert!(!methods.is_empty() && methods.iter().all(|m| m == "scram-sha-256"), "{methods:?}");
+    let text = hba_text(&server);
+    assert!(!text.lines().any(|l| l.starts_with("host") && l.contains("md5")), "{text}");
+    assert!(text.contains("# Written by qrd-testcontainers"), "comments kept");
+    login(&server, ROLE, REPO_PW).unwrap();
+    login(&server, "bob", BOB_PW).unwrap();
+    login(&server, "postgres", server.password()).unwrap();
+    let err = login(&server, ROLE, "wrong").unwrap_err();
+    assert_eq!(err, format!("password authentication failed for user \"{ROLE}\""));
+    let backups = std::fs::read_dir(server.data_dir())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("pg_hba.conf.qrd-"))
+        .count();
+    assert_eq!(backups, 1, "the previous pg_hba.conf is kept beside it");
+
+    // Idempotent.
+    let after = hba_text(&server);
+    let out = run_expect(q(&server, &scratch).args(["scram", "migrate", "--role", "bob"]), 0);
+    assert!(stderr(&out).contains("already migrated"), "{}", stderr(&out));
+    assert_eq!(hba_text(&server), after);
+}
+all_majors!(migration_end_to_end);
+
+fn password_env_bob() -> &'static str {
+    "QRD_PASSWORD_BOB"
+}
+
+/// `qrd password set`: hostile passwords stored as SCRAM, verified by a login; empty refused; nothing in
+/// the server log (log_statement = all) and nothing in any process's command line while it runs.
+fn password_set_is_safe(major: u32) {
+    let server = Server::builder(major).setting("log_statement", "all").start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, "first-pw");
+
+    let hostile = format!("q'\"\\$$ ünïcödé {}", "x".repeat(1000));
+    let pw_file = scratch.secret_file("new-pw", &hostile);
+    let stop = Arc::new(AtomicBool::new(false));
+    let scanner = {
+        let stop = stop.clone();
+        let needles = vec![hostile.clone(), "first-pw".to_owned(), "x".repeat(200)];
+        std::thread::spawn(move || scan_cmdlines(&stop, &needles))
+    };
+    let out =
+        run_expect(qrd(&server, &scratch).args(["password", "set", ROLE, "--new-password-file"]).arg(&pw_file), 0);
+    stop.store(true, Ordering::SeqCst);
+    let (scans, found) = scanner.join().unwrap();
+    assert!(scans > 0, "the scanner ran");
+    assert!(found.is_empty(), "a password appeared in a command line: {found:?}");
+    assert!(stderr(&out).contains("logs in with the new password"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Connection String Editor"), "the Qlik follow-up list: {}", stdout(&out));
+    assert!(hashes(&server).contains(&(ROLE.to_owned(), "scram".to_owned())));
+    login(&server, ROLE, &hostile).unwrap();
+    let log = server.log();
+    let leaks: Vec<&str> = log.lines().filter(|l| l.contains("ünïcödé") || l.contains("SCRAM-SHA-256$4096:")).collect();
+    assert!(leaks.is_empty(), "password or verifier in the server log: {leaks:#?}");
+
+    // Again: nothing to do.
+    let out =
+        run_expect(qrd(&server, &scratch).args(["password", "set", ROLE, "--new-password-file"]).arg(&pw_file), 0);
+    assert!(stderr(&out).contains("already has this password"), "{}", stderr(&out));
+
+    // Empty refused; mixed character sets warned; a missing role refused with a hint.
+    let empty = scratch.secret_file("empty", "\n");
+    let out = run(qrd(&server, &scratch).args(["password", "set", ROLE, "--new-password-file"]).arg(&empty));
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
+    login(&server, ROLE, &hostile).unwrap();
+    let out =
+        run_expect(qrd(&server, &scratch).env("QRD_NEW_PASSWORD", "pass-пароль").args(["password", "set", ROLE]), 0);
+    assert!(stderr(&out).contains("mixes character sets"), "{}", stderr(&out));
+    let out = run_expect(qrd(&server, &scratch).env("QRD_NEW_PASSWORD", "x").args(["password", "set", "nobody"]), 4);
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}
+every_run!(password_set_is_safe);
+
+/// Runs `f` while another thread reads every process's command line, and asserts none held a needle.
+fn while_scanning_cmdlines<T>(needles: &[&str], f: impl FnOnce() -> T) -> T {
+    let stop = Arc::new(AtomicBool::new(false));
+    let scanner = {
+        let stop = stop.clone();
+        let needles: Vec<String> = needles.iter().map(|n| n.to_string()).collect();
+        std::thread::spawn(move || scan_cmdlines(&stop, &needles))
+    };
+    let out = f();
+    stop.store(true, Ordering::SeqCst);
+    let (scans, found) = scanner.join().unwrap();
+    assert!(scans > 1, "the scanner ran while the command did");
+    assert!(found.is_empty(), "a password appeared in a command line: {found:?}");
+    out
+}
+
+/// Reads every `/proc/<pid>/cmdline` until `stop`, returning how many full scans ran and the needles seen.
+fn scan_cmdlines(stop: &AtomicBool, needles: &[String]) -> (usize, Vec<String>) {
+    let mut scans = 0;
+    let mut found = Vec::new();
+    loop {
+        let done = stop.load(Ordering::SeqCst);
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            if !entry.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
+            let text = String::from_utf8_lossy(&raw).replace('\0', " ");
+            for n in needles {
+                if text.contains(n.as_str()) && !found.contains(n) {
+                    found.push(n.clone());
+                }
+            }
+        }
+        scans += 1;
+        if done {
+            return (scans, found);
+        }
+    }
+}
+
+/// The scanner would see a password in argv: a child holding one for 300 ms is caught.
+#[test]
+fn the_cmdline_scanner_finds_a_planted_password() {
+    let caught = std::panic::catch_unwind(|| {
+        while_scanning_cmdlines(&["planted-needle-4711"], || {
+            std::process::Command::new("sh").args(["-c", "sleep 0.3", "planted-needle-4711"]).status().unwrap()
+        })
+    });
+    let msg = caught.expect_err("the planted password is found");
+    let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("planted-needle-4711"), "{text}");
+}
