@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
 
-use qrd_conf::hba::{Client, Facts, HbaFile, Method, Outcome, Request, Roles};
+use qrd_conf::hba::{Client, ConnType, Facts, HbaFile, Method, Outcome, Request, Roles};
 use qrd_pg::inventory::DbInfo;
 use qrd_pg::spec::{RoleAttrs, SUPPORTED_MAJORS};
 use qrd_pg::verifier::HashType;
@@ -30,6 +30,12 @@ pub static CHECKS: &[CheckDef] = &[
         id: "server.password_encryption",
         about: "new passwords are stored as SCRAM-SHA-256",
         run: password_encryption,
+    },
+    CheckDef { id: "auth.md5_hashes", about: "no login role still has an md5 password hash", run: md5_hashes },
+    CheckDef {
+        id: "auth.hba",
+        about: "pg_hba.conf: md5 rules (warn), trust or password on TCP (fail)",
+        run: hba_methods,
     },
     CheckDef { id: "server.ssl", about: "the server offers TLS", run: ssl },
     CheckDef {
@@ -297,9 +303,69 @@ fn password_encryption(ctx: &Context<'_>) -> Vec<Finding> {
         vec![Finding::warn(
             id,
             format!("password_encryption = {value}: new passwords are stored as md5"),
-            "ALTER SYSTEM SET password_encryption = 'scram-sha-256' and reload (the guide's MD5 to SCRAM procedure)",
+            "run `qrd scram migrate` (the guide's MD5 to SCRAM procedure, without lock-outs)",
         )]
     }
+}
+
+/// Login roles whose stored password is still an md5 hash.
+fn md5_hashes(ctx: &Context<'_>) -> Vec<Finding> {
+    let id = "auth.md5_hashes";
+    let Some(roles) = &ctx.inventory.login_roles else { return Vec::new() };
+    let md5: Vec<&str> = roles.iter().filter(|(_, h)| *h == HashType::Md5).map(|(n, _)| n.as_str()).collect();
+    if md5.is_empty() {
+        return vec![Finding::ok(id, "no login role has an md5 password hash")];
+    }
+    let names: Vec<String> = md5.iter().map(|n| format!("{n:?}")).collect();
+    let roles_args: String = md5.iter().map(|n| format!(" --role {}", shell_word(n))).collect();
+    vec![Finding::warn(
+        id,
+        format!("md5 password hashes (deprecated, weaker than SCRAM): {}", names.join(", ")),
+        format!("run `qrd scram migrate{roles_args}`"),
+    )]
+}
+
+/// pg_hba.conf rules by method: md5 warns; trust or password on TCP fails (anyone on the network, or
+/// passwords in clear text over it).
+fn hba_methods(ctx: &Context<'_>) -> Vec<Finding> {
+    let Some(text) = &ctx.inventory.hba_text else { return Vec::new() };
+    let Ok(file) = HbaFile::parse(text, Path::new("pg_hba.conf")) else { return Vec::new() };
+    let lines = |pred: &dyn Fn(&qrd_conf::hba::Record) -> bool| -> Vec<usize> {
+        file.records().filter(|r| pred(r.record)).map(|r| r.line).collect()
+    };
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+    let tcp = |r: &qrd_conf::hba::Record| r.conn_type != ConnType::Local;
+    let mut out = Vec::new();
+    let md5 = lines(&|r| r.method == Method::Md5);
+    out.push(if md5.is_empty() {
+        Finding::ok("auth.hba_md5", "no pg_hba.conf rule uses md5")
+    } else {
+        Finding::warn(
+            "auth.hba_md5",
+            format!("pg_hba.conf line(s) {} use md5", list(&md5)),
+            "run `qrd scram migrate`: it switches them to scram-sha-256 once no md5 hash needs them",
+        )
+    });
+    let trust = lines(&|r| tcp(r) && r.method == Method::Trust);
+    let password = lines(&|r| tcp(r) && r.method == Method::Password);
+    out.push(match (trust.is_empty(), password.is_empty()) {
+        (true, true) => Finding::ok("auth.hba_tcp", "no TCP rule uses trust or password"),
+        _ => {
+            let mut what = Vec::new();
+            if !trust.is_empty() {
+                what.push(format!("trust on line(s) {} lets anyone who reaches the port in without a password", list(&trust)));
+            }
+            if !password.is_empty() {
+                what.push(format!("password on line(s) {} sends passwords in clear text", list(&password)));
+            }
+            Finding::fail(
+                "auth.hba_tcp",
+                format!("pg_hba.conf: {}", what.join("; ")),
+                "change those lines to scram-sha-256 (`qrd hba remove --line N` and `qrd hba allow-nodes`), then reload",
+            )
+        }
+    });
+    out
 }
 
 fn ssl(ctx: &Context<'_>) -> Vec<Finding> {
@@ -714,5 +780,33 @@ mod tests {
         let f = node_findings(&inv, &["10.1.2.3"]);
         assert_eq!(f[0].status, Status::Warn);
         assert!(node_findings(&with_hba("host all all 0.0.0.0/0 md5\n"), &[]).is_empty());
+    }
+
+    #[test]
+    fn md5_and_insecure_tcp_methods() {
+        let mut inv = with_hba(
+            "local all all trust\nhost all all 10.0.0.0/8 md5\nhost all all 10.1.0.0/16 trust\nhostssl all all ::/0 password\n",
+        );
+        inv.login_roles = Some(vec![("postgres".into(), HashType::ScramSha256), ("bob".into(), HashType::Md5)]);
+        let f = findings(&inv, ROLE);
+        let hashes = status_of(&f, "auth.md5_hashes");
+        assert_eq!(hashes.status, Status::Warn);
+        assert!(hashes.message.contains("\"bob\"") && !hashes.message.contains("postgres"), "{}", hashes.message);
+        assert_eq!(hashes.hint.as_deref(), Some("run `qrd scram migrate --role bob`"));
+        assert_eq!(status_of(&f, "auth.hba_md5").status, Status::Warn);
+        let tcp = status_of(&f, "auth.hba_tcp");
+        assert_eq!(tcp.status, Status::Fail);
+        assert!(
+            tcp.message.contains("trust on line(s) 3") && tcp.message.contains("password on line(s) 4"),
+            "{}",
+            tcp.message
+        );
+        // local trust alone is fine; scram everywhere is fine.
+        let mut inv = with_hba("local all all trust\nhost all all 10.0.0.0/8 scram-sha-256\n");
+        inv.login_roles = Some(vec![("postgres".into(), HashType::ScramSha256)]);
+        let f = findings(&inv, ROLE);
+        for id in ["auth.md5_hashes", "auth.hba_md5", "auth.hba_tcp"] {
+            assert_eq!(status_of(&f, id).status, Status::Ok, "{id}");
+        }
     }
 }
