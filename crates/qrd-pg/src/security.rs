@@ -14,6 +14,8 @@ use crate::{Session, sql_template};
 const ROLE_HASHES: Template = sql_template!("security/role_hashes.sql");
 const CLIENT_ADDR: Template = sql_template!("security/client_addr.sql");
 const SET_PASSWORD: Template = sql_template!("provision/set_password.sql");
+const SESSION_SSL: Template = sql_template!("security/session_ssl.sql");
+const HBA_TEXT: Template = sql_template!("inventory/hba_text.sql");
 
 /// A role's login capability and stored password verifier.
 #[derive(Debug, Clone)]
@@ -87,6 +89,21 @@ pub async fn client_addr(session: &Session) -> Result<Option<IpAddr>, QueryError
         .await
         .map_err(|e| QueryError::query(CLIENT_ADDR.name, &session.target().dbname, &e))?;
     Ok(row.get::<_, Option<String>>("addr").and_then(|a| a.parse().ok()))
+}
+
+/// Whether this session is encrypted.
+pub async fn session_uses_ssl(session: &Session) -> Result<bool, QueryError> {
+    let row = session
+        .client()
+        .query_one(SESSION_SSL.text, &[])
+        .await
+        .map_err(|e| QueryError::query(SESSION_SSL.name, &session.target().dbname, &e))?;
+    Ok(row.get("ssl"))
+}
+
+/// pg_hba.conf as the server has it on disk (`None` when this session may not read it).
+pub async fn hba_text(session: &Session) -> Option<String> {
+    session.client().query_one(HBA_TEXT.text, &[]).await.ok().and_then(|r| r.get("hba"))
 }
 
 /// Logs in as `role` with `password` over the same route as `session` (host, port, TLS mode), to the

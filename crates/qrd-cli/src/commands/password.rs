@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use qrd_conf::hba::{Client, Facts, HbaFile, Method, Outcome, Request, Roles};
 use qrd_pg::connect::ConnectErrorKind;
 use qrd_pg::security::{self, RoleHash};
 use qrd_pg::verifier::{Encryption, HashType};
@@ -148,7 +149,13 @@ pub(crate) async fn verify_stored(
 pub(crate) async fn verify_login(session: &Session, role: &str, password: &Secret) -> Result<bool, CliError> {
     match security::verify_login(session, role, password).await {
         Ok(()) => {
-            note(format!("verified: role {role:?} logs in with the new password"));
+            match route_method(session, role).await {
+                Some(m) if !matches!(m, Method::ScramSha256 | Method::Md5 | Method::Password) => note(format!(
+                    "warning: role {role:?} logged in, but the pg_hba.conf rule for this route uses {m}: the password \
+                     itself was not exercised (connect with -h to an address whose rule asks for scram-sha-256)"
+                )),
+                _ => note(format!("verified: role {role:?} logs in with the password")),
+            }
             Ok(true)
         }
         Err(e) if e.kind == ConnectErrorKind::Auth => Err(CliError::new(
@@ -160,6 +167,30 @@ pub(crate) async fn verify_login(session: &Session, role: &str, password: &Secre
             note(format!("warning: could not verify by logging in as {role:?} from here: {}", e.reason));
             Ok(false)
         }
+    }
+}
+
+/// The method of the pg_hba.conf rule a login as `role` over this session's route meets, when the server
+/// lets us read the file.
+async fn route_method(session: &Session, role: &str) -> Option<Method> {
+    let text = security::hba_text(session).await?;
+    let file = HbaFile::parse(&text, std::path::Path::new("pg_hba.conf")).ok()?;
+    let paths = qrd_pg::serverconf::paths(session).await.ok()?;
+    let client = match security::client_addr(session).await.ok()? {
+        Some(ip) => Client::Tcp(ip),
+        None => Client::Local,
+    };
+    let ssl = security::session_uses_ssl(session).await.unwrap_or(false);
+    let mut facts = Facts::new(paths.major);
+    let mut roles = Roles::new();
+    for (r, member_of) in qrd_pg::serverconf::memberships(session).await.ok()? {
+        roles.add(&r, member_of.iter().map(String::as_str));
+    }
+    facts.roles = Some(roles);
+    let req = Request::new(client, role, &session.target().dbname).with_ssl(ssl);
+    match file.explain(&req, &facts) {
+        Outcome::Matched { method, .. } => Some(method),
+        _ => None,
     }
 }
 
