@@ -1,1 +1,299 @@
-//! `qrd ssl` on real servers (issue 4). Filled in by the SSL work.
+//! `qrd ssl` on real servers: enable installs a checked certificate and proves TLS with real connections
+//! (pg_stat_ssl says encrypted, a plain connection is refused by pg_hba.conf), disable --temporary and
+//! restore give back byte-identical files, and every refusal or failed proof leaves the server as it was.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use qrd_pg::connect::{ConnectOpts, SslMode};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use serde_json::Value;
+
+use crate::common::*;
+
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A CA and a server certificate it signed for `names`, written to `scratch` with the given file names.
+fn pki(scratch: &Scratch, prefix: &str, names: &[&str]) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, format!("{prefix} test CA"));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, names[0]);
+    let cert = params.signed_by(&key, &ca).unwrap();
+    Pki {
+        ca: scratch.secret_file(&format!("{prefix}-root.pem"), &ca.pem()),
+        cert: scratch.secret_file(&format!("{prefix}-server.pem"), &cert.pem()),
+        key: scratch.secret_file(&format!("{prefix}-server_key.pem"), &key.serialize_pem()),
+    }
+}
+
+/// Every file of the data directory (not subdirectories) with its bytes, for "nothing changed" checks.
+fn data_files(server: &Server) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(server.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file() && !e.file_name().to_string_lossy().starts_with("postmaster"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn file(server: &Server, name: &str) -> Vec<u8> {
+    std::fs::read(server.data_dir().join(name)).unwrap()
+}
+
+fn show(server: &Server, name: &str) -> String {
+    block_on(async { server.connect("postgres").await.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get(0) })
+}
+
+/// A plain (NoTls) TCP login as the superuser: the server's message when refused.
+fn plain_login(server: &Server) -> Result<(), String> {
+    block_on(async {
+        match server.try_connect_tcp(LOCALHOST, "postgres", server.superuser(), server.password()).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string())),
+        }
+    })
+}
+
+fn assert_plain_refused(server: &Server) {
+    let msg = plain_login(server).expect_err("a plain TCP connection must be refused after enable");
+    assert!(msg.starts_with("no pg_hba.conf entry for host \"127.0.0.1\""), "{msg}");
+    // 14+ say "no encryption", 12 and 13 "SSL off".
+    assert!(msg.ends_with("no encryption") || msg.ends_with("SSL off"), "{msg}");
+}
+
+/// A verify-full session through the library: the server says it is encrypted.
+fn tls_session_version(server: &Server, scratch: &Scratch, host: &str, ca: &Path) -> String {
+    let opts = ConnectOpts {
+        host: Some(host.to_owned()),
+        port: Some(server.port()),
+        user: Some(server.superuser().to_owned()),
+        password_file: Some(scratch.secret_file("pw", server.password())),
+        sslmode: SslMode::VerifyFull,
+        sslrootcert: Some(ca.to_owned()),
+        connect_timeout: Duration::from_secs(5),
+        prompt: false,
+        ..Default::default()
+    };
+    block_on(async {
+        let s = qrd_pg::Session::open(&opts).await.unwrap();
+        let row = s
+            .client()
+            .query_one("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0), "pg_stat_ssl says the verify-full session is not encrypted");
+        row.get(1)
+    })
+}
+
+fn enable_with_a_ca_proves_tls_and_refuses_plain(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = pki(&scratch, "site", &["127.0.0.1", "localhost"]);
+    let enable = |extra: &[&str]| {
+        let mut cmd = qrd(&server, &scratch);
+        cmd.args(["ssl", "enable", "--cert"]).arg(&pki.cert).arg("--key").arg(&pki.key).arg("--ca").arg(&pki.ca);
+        cmd.args(extra);
+        cmd
+    };
+    plain_login(&server).expect("plain logins work before enable");
+
+    // --dry-run: the diffs and the files it would install; nothing changes.
+    let before = data_files(&server);
+    let out = run_expect(&mut enable(&["--dry-run"]), 0);
+    let text = stdout(&out);
+    assert!(text.contains("would install") && text.contains("server_key.pem (mode 0600"), "{text}");
+    assert!(text.contains("+ssl = on") && text.contains("+ssl_min_protocol_version = 'TLSv1.2'"), "{text}");
+    assert!(text.contains("+hostssl all"), "{text}");
+    assert_eq!(data_files(&server), before, "--dry-run changed the data directory");
+    assert_eq!(show(&server, "ssl"), "off");
+
+    // Enable: proven by the command itself, then by us.
+    let out = run_expect(&mut enable(&[]), 0);
+    assert!(stdout(&out).contains("ssl enabled on 127.0.0.1:"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no pg_hba.conf entry"), "{}", stdout(&out));
+    assert_eq!(show(&server, "ssl"), "on");
+    assert_eq!(show(&server, "ssl_min_protocol_version"), "TLSv1.2");
+    assert_eq!(show(&server, "ssl_ciphers"), "DEFAULT:!LOW:!EXP:!eNULL:!aNULL:!MD5:!RC2:!RC4:!DES:@STRENGTH");
+    assert_eq!(show(&server, "ssl_ca_file"), "root.pem");
+    assert_eq!(file(&server, "server.pem"), std::fs::read(&pki.cert).unwrap());
+    let dir_owner = std::fs::metadata(server.data_dir()).unwrap().uid();
+    for (name, mode) in [("server.pem", 0o644), ("server_key.pem", 0o600), ("root.pem", 0o644)] {
+        let m = std::fs::metadata(server.data_dir().join(name)).unwrap();
+        assert_eq!(m.mode() & 0o7777, mode, "{name}");
+        assert_eq!(m.uid(), dir_owner, "{name} must belong to the server's user");
+    }
+    let hba = String::from_utf8(file(&server, "pg_hba.conf")).unwrap();
+    assert!(hba.lines().any(|l| l.starts_with("hostssl all          all   127.0.0.0/8")), "{hba}");
+    assert!(!hba.lines().any(|l| l.starts_with("host ")), "{hba}");
+    assert_plain_refused(&server);
+    assert!(tls_session_version(&server, &scratch, "127.0.0.1", &pki.ca).starts_with("TLSv1."));
+
+    // The binary with verify-full against the CA: connects, and check reports TLS and the certificate.
+    let out = run(qrd(&server, &scratch).args(["check", "--sslmode", "verify-full", "--sslrootcert"]).arg(&pki.ca));
+    let text = stdout(&out);
+    assert!(text.contains("ok    server.ssl "), "{text}");
+    assert!(text.contains("ok    server.ssl_certificate") && text.contains("key matches"), "{text}");
+    assert!(text.contains("ok    server.ssl_min_protocol_version"), "{text}");
+
+    // Status: subject, SANs, days left, this connection's TLS.
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "status", "--json"]), 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ssl"], true);
+    assert_eq!(v["certificate"]["subject"], "CN=127.0.0.1");
+    assert_eq!(v["certificate"]["sans"], serde_json::json!(["IP:127.0.0.1", "DNS:localhost"]));
+    assert!(v["certificate"]["days_left"].as_i64().unwrap() > 1000, "{v}");
+    assert_eq!(v["local"]["key_mode"], 0o600);
+    assert_eq!(v["local"]["key_matches"], "matches");
+    assert_eq!(v["connection"]["ssl"], true, "{v}");
+
+    // Again: nothing to do, nothing touched.
+    let before = data_files(&server);
+    let out = run_expect(&mut enable(&[]), 0);
+    assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
+    assert_eq!(data_files(&server), before);
+}
+all_majors!(enable_with_a_ca_proves_tls_and_refuses_plain);
+
+fn self_signed_lab_verifies_full_with_the_written_ca(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let lab = ["ssl", "enable", "--self-signed", "--hostname", "localhost", "--hostname", "127.0.0.1", "--days", "90"];
+    let out = run_expect(qrd(&server, &scratch).args(lab), 0);
+    assert!(stdout(&out).contains("(sslmode verify-full)"), "{}", stdout(&out));
+    assert_plain_refused(&server);
+    // The CA is in the data directory for clients; ssl_ca_file stays unset (no client certificates).
+    let ca = server.data_dir().join("root.pem");
+    assert_eq!(show(&server, "ssl_ca_file"), "");
+    tls_session_version(&server, &scratch, "localhost", &ca);
+    let mut cmd = qrd(&server, &scratch);
+    cmd.env("PGHOST", "localhost")
+        .args(["ssl", "status", "--json", "--sslmode", "verify-full", "--sslrootcert"])
+        .arg(&ca);
+    let v: Value = serde_json::from_slice(&run_expect(&mut cmd, 0).stdout).unwrap();
+    assert_eq!(v["certificate"]["sans"], serde_json::json!(["DNS:localhost", "IP:127.0.0.1"]));
+    assert!(v["certificate"]["issuer"].as_str().unwrap().contains("qrd lab CA for localhost"), "{v}");
+    assert_eq!(v["certificate"]["days_left"], 90);
+    assert_eq!(v["warnings"], serde_json::json!([]));
+
+    // A second run keeps the lab certificate: nothing to do.
+    let before = data_files(&server);
+    let out = run_expect(qrd(&server, &scratch).args(lab), 0);
+    assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
+    assert_eq!(data_files(&server), before);
+}
+every_run!(self_signed_lab_verifies_full_with_the_written_ca);
+
+fn a_key_of_another_certificate_is_refused_untouched(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let good = pki(&scratch, "good", &["127.0.0.1"]);
+    let other = pki(&scratch, "other", &["127.0.0.1"]);
+    let before = data_files(&server);
+    let out = run_expect(
+        qrd(&server, &scratch).args(["ssl", "enable", "--cert"]).arg(&good.cert).arg("--key").arg(&other.key),
+        4,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("the private key does not match the certificate's public key"), "{err}");
+    assert!(!err.contains("PRIVATE KEY-----"), "the key must never be printed: {err}");
+    // A CA that did not sign the certificate is refused too.
+    let out = run_expect(
+        qrd(&server, &scratch)
+            .args(["ssl", "enable", "--cert"])
+            .arg(&good.cert)
+            .arg("--key")
+            .arg(&good.key)
+            .arg("--ca")
+            .arg(&other.ca),
+        4,
+    );
+    assert!(stderr(&out).contains("did not sign"), "{}", stderr(&out));
+    assert_eq!(data_files(&server), before, "a refused enable changed the data directory");
+    assert_eq!(show(&server, "ssl"), "off");
+    plain_login(&server).expect("plain logins still work");
+}
+every_run!(a_key_of_another_certificate_is_refused_untouched);
+
+fn disable_temporary_and_restore_give_back_the_exact_files(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = pki(&scratch, "site", &["127.0.0.1"]);
+    run_expect(qrd(&server, &scratch).args(["ssl", "enable", "--cert"]).arg(&pki.cert).arg("--key").arg(&pki.key), 0);
+    // Odd modes must come back as they were, too.
+    let conf_path = server.data_dir().join("postgresql.conf");
+    std::fs::set_permissions(&conf_path, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let (conf, hba) = (file(&server, "postgresql.conf"), file(&server, "pg_hba.conf"));
+
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "restore"]), 4);
+    assert!(stderr(&out).contains("nothing to restore"), "{}", stderr(&out));
+    run_expect(qrd(&server, &scratch).args(["ssl", "disable"]), 2);
+
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "disable", "--temporary"]), 0);
+    assert!(stdout(&out).contains("ssl is off until `qrd ssl restore`"), "{}", stdout(&out));
+    assert_eq!(show(&server, "ssl"), "off");
+    plain_login(&server).expect("the installer's plain connection works while disabled");
+    let saved = server.data_dir().join("qrd-ssl-saved");
+    assert_eq!(std::fs::metadata(&saved).unwrap().mode() & 0o777, 0o700);
+
+    // Twice: refused, nothing touched. Enable meanwhile: refused too.
+    let (conf_off, hba_off) = (file(&server, "postgresql.conf"), file(&server, "pg_hba.conf"));
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "disable", "--temporary"]), 4);
+    assert!(stderr(&out).contains("already temporarily disabled"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint: run `qrd ssl restore`"), "{}", stderr(&out));
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "status"]), 0);
+    assert!(stderr(&out).contains("temporarily disabled"), "{}", stderr(&out));
+    assert_eq!((file(&server, "postgresql.conf"), file(&server, "pg_hba.conf")), (conf_off, hba_off));
+
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "restore"]), 0);
+    assert!(stdout(&out).contains("TLS proven"), "{}", stdout(&out));
+    assert!(file(&server, "postgresql.conf") == conf, "postgresql.conf is not byte-identical after restore");
+    assert!(file(&server, "pg_hba.conf") == hba, "pg_hba.conf is not byte-identical after restore");
+    assert_eq!(std::fs::metadata(&conf_path).unwrap().mode() & 0o7777, 0o640);
+    assert!(!saved.exists(), "the saved state must be gone after a proven restore");
+    assert_eq!(show(&server, "ssl"), "on");
+    assert_plain_refused(&server);
+    run_expect(qrd(&server, &scratch).args(["ssl", "restore"]), 4);
+}
+every_run!(disable_temporary_and_restore_give_back_the_exact_files);
+
+fn a_failed_proof_puts_everything_back(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = pki(&scratch, "site", &["127.0.0.1"]);
+    // A hostnossl rule in front: plain logins would still work after enable, so the proof must fail.
+    let hba_path = server.data_dir().join("pg_hba.conf");
+    let hba = std::fs::read_to_string(&hba_path).unwrap();
+    std::fs::write(&hba_path, format!("hostnossl all all 127.0.0.1/32 scram-sha-256\n{hba}")).unwrap();
+    server.reload();
+    let before = data_files(&server);
+    let out = run_expect(
+        qrd(&server, &scratch).args(["ssl", "enable", "--cert"]).arg(&pki.cert).arg("--key").arg(&pki.key),
+        5,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("a plain (sslmode=disable) connection still logs in"), "{err}");
+    assert!(err.contains("put back"), "{err}");
+    assert_eq!(show(&server, "ssl"), "off");
+    let after = data_files(&server);
+    for (name, bytes) in &before {
+        assert!(after.get(name) == Some(bytes), "{name} differs after the rollback");
+    }
+    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert!(new.iter().all(|n| n.contains(".qrd-") && n.ends_with(".bak")), "only backups may remain: {new:?}");
+    plain_login(&server).expect("plain logins work as before");
+}
+every_run!(a_failed_proof_puts_everything_back);

@@ -389,7 +389,7 @@ impl fmt::Debug for LabPki {
 
 /// A CA (`qrd lab CA`, pathlen 0) and a server certificate for `hosts` (IP addresses become IP SANs, names
 /// DNS SANs; the first is the common name), both valid from a day ago (clock skew between machines) for
-/// `days` days. ECDSA P-256 keys.
+/// `days` days (and an hour). ECDSA P-256 keys.
 pub fn generate_lab(hosts: &[String], days: u32) -> Result<LabPki, CertError> {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -398,7 +398,8 @@ pub fn generate_lab(hosts: &[String], days: u32) -> Result<LabPki, CertError> {
     let gen_err = |e: rcgen::Error| CertError::Generate(e.to_string());
     let first = hosts.first().ok_or_else(|| CertError::Generate("no host name given".to_owned()))?;
     let start = time::OffsetDateTime::now_utc() - time::Duration::days(1);
-    let end = start + time::Duration::days(i64::from(days) + 1);
+    // An hour beyond the N days, so "days left" reads N for the first hour rather than N-1 a second later.
+    let end = start + time::Duration::days(i64::from(days) + 1) + time::Duration::hours(1);
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));

@@ -92,7 +92,17 @@ pub struct LocalFiles {
     pub data_dir_uid: Option<u32>,
     /// `Some(Ok)` the key matches the certificate, `Some(Err(why))` it does not or cannot be read as a key;
     /// `None` when the key file is not readable from here.
+    #[serde(serialize_with = "key_verdict")]
     pub key_matches: Option<Result<(), String>>,
+}
+
+/// `"matches"`, the reason it does not, or null (not checked).
+fn key_verdict<S: serde::Serializer>(v: &Option<Result<(), String>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        None => s.serialize_none(),
+        Some(Ok(())) => s.serialize_str("matches"),
+        Some(Err(why)) => s.serialize_str(why),
+    }
 }
 
 /// Reads the server's TLS settings; `Ok(None)` when there is nothing to report (a server without the
@@ -142,16 +152,7 @@ pub async fn gather(session: &Session) -> Result<Option<TlsInfo>, QueryError> {
         }
     };
 
-    info.connection = match c.query_opt(CONNECTION.text, &[]).await {
-        Ok(Some(r)) => Some(ConnectionTls {
-            ssl: r.get("ssl"),
-            version: r.get("version"),
-            cipher: r.get("cipher"),
-            bits: r.get("bits"),
-        }),
-        Ok(None) => None,
-        Err(e) => return Err(QueryError::query(CONNECTION.name, &db, &e)),
-    };
+    info.connection = connection(session).await?;
 
     if is_local(session)
         && let Some(dir) = &info.data_directory
@@ -159,6 +160,22 @@ pub async fn gather(session: &Session) -> Result<Option<TlsInfo>, QueryError> {
         info.local = local_files(Path::new(dir), &info, server_pem.as_deref());
     }
     Ok(Some(info))
+}
+
+/// This session's TLS as the server sees it (`pg_stat_ssl`).
+pub async fn connection(session: &Session) -> Result<Option<ConnectionTls>, QueryError> {
+    let db = &session.target().dbname;
+    let row = session
+        .client()
+        .query_opt(CONNECTION.text, &[])
+        .await
+        .map_err(|e| QueryError::query(CONNECTION.name, db, &e))?;
+    Ok(row.map(|r| ConnectionTls {
+        ssl: r.get("ssl"),
+        version: r.get("version"),
+        cipher: r.get("cipher"),
+        bits: r.get("bits"),
+    }))
 }
 
 /// Whether the server runs on this machine: a unix socket or a loopback address.
