@@ -297,3 +297,83 @@ fn a_failed_proof_puts_everything_back(major: u32) {
     plain_login(&server).expect("plain logins work as before");
 }
 every_run!(a_failed_proof_puts_everything_back);
+
+/// Qlik's export as it is: an RSA certificate with CRLF line endings and its PKCS #1 key
+/// (`-----BEGIN RSA PRIVATE KEY-----`), not naming this host (so the proof uses sslmode=require).
+fn qlik_exported_pem_files_work_as_they_are(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../qrd-cert/tests/fixtures");
+    let out = run_expect(
+        qrd(&server, &scratch)
+            .args(["ssl", "enable", "--cert"])
+            .arg(fixtures.join("server.pem"))
+            .arg("--key")
+            .arg(fixtures.join("server_key.pem"))
+            .arg("--ca")
+            .arg(fixtures.join("ca.pem")),
+        0,
+    );
+    assert!(stdout(&out).contains("(sslmode require)"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("the certificate does not name 127.0.0.1"), "{}", stderr(&out));
+    assert_eq!(file(&server, "server_key.pem"), std::fs::read(fixtures.join("server_key.pem")).unwrap());
+    assert_plain_refused(&server);
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "status"]), 0);
+    let text = stdout(&out);
+    let field = |key: &str| {
+        let line = text.lines().find(|l| l.trim_start().starts_with(key)).unwrap_or_else(|| panic!("no {key}: {text}"));
+        line.trim_start()[key.len()..].trim().to_owned()
+    };
+    assert_eq!(field("certificate subject"), "CN=qlik-central.example.com");
+    assert_eq!(field("SANs"), "DNS:qlik-central.example.com, IP:10.0.4.11");
+    assert_eq!(field("key type"), "RSA 2048");
+    assert_eq!(field("key   "), "matches the certificate");
+    assert_eq!(
+        field("ssl_key_file"),
+        "server_key.pem (mode 0600, owner uid 999)"
+            .replace("999", &std::fs::metadata(server.data_dir()).unwrap().uid().to_string())
+    );
+    assert!(field("this connection").starts_with("TLSv1."), "{text}");
+    assert!(field("not after").contains("days left)"), "{text}");
+}
+every_run!(qlik_exported_pem_files_work_as_they_are);
+
+/// An expired certificate is refused before anything changes.
+fn an_expired_certificate_is_refused(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = scratch.secret_file("old.pem", &params.self_signed(&key).unwrap().pem());
+    let key = scratch.secret_file("old_key.pem", &key.serialize_pem());
+    let before = data_files(&server);
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "enable", "--cert"]).arg(&cert).arg("--key").arg(&key), 4);
+    assert!(stderr(&out).contains("expired on 2021-01-01 00:00:00 UTC; nothing was changed"), "{}", stderr(&out));
+    assert_eq!(data_files(&server), before);
+}
+every_run!(an_expired_certificate_is_refused);
+
+/// Restore refuses to undo edits made while TLS was off (showing them), unless --force.
+fn restore_keeps_edits_made_meanwhile_unless_forced(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = pki(&scratch, "site", &["127.0.0.1"]);
+    run_expect(qrd(&server, &scratch).args(["ssl", "enable", "--cert"]).arg(&pki.cert).arg("--key").arg(&pki.key), 0);
+    let conf_enabled = file(&server, "postgresql.conf");
+    run_expect(qrd(&server, &scratch).args(["ssl", "disable", "--temporary"]), 0);
+    // Someone (an installer, a colleague) changes postgresql.conf while TLS is off.
+    run_expect(qrd(&server, &scratch).args(["conf", "set", "work_mem=9MB"]), 0);
+    let edited = file(&server, "postgresql.conf");
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "restore"]), 4);
+    assert!(stdout(&out).contains("-work_mem = 9MB"), "the diff shows what would be lost: {}", stdout(&out));
+    assert!(stderr(&out).contains("restore --force"), "{}", stderr(&out));
+    assert_eq!(file(&server, "postgresql.conf"), edited);
+    assert!(server.data_dir().join("qrd-ssl-saved").exists());
+    run_expect(qrd(&server, &scratch).args(["ssl", "restore", "--force"]), 0);
+    assert_eq!(file(&server, "postgresql.conf"), conf_enabled);
+    assert_eq!(show(&server, "ssl"), "on");
+    assert_plain_refused(&server);
+}
+every_run!(restore_keeps_edits_made_meanwhile_unless_forced);

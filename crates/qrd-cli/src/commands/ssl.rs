@@ -760,7 +760,7 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
             }
         }
     }
-    if installed.iter().any(|_| true) && steps.is_empty() {
+    if !installed.is_empty() && steps.is_empty() {
         // New certificate files under unchanged settings: the server reads them at reload.
         serverconf::reload(&server.session).await?;
         note("reloaded");
