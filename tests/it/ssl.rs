@@ -377,3 +377,27 @@ fn restore_keeps_edits_made_meanwhile_unless_forced(major: u32) {
     assert_plain_refused(&server);
 }
 every_run!(restore_keeps_edits_made_meanwhile_unless_forced);
+
+/// Through the unix socket (as a DBA on the server's machine would), the proof goes to the first
+/// listen address; --keep-host leaves the plain rules, so TLS is offered but not required.
+fn through_the_socket_with_keep_host(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = pki(&scratch, "site", &["127.0.0.1"]);
+    let hba = file(&server, "pg_hba.conf");
+    let mut cmd = qrd(&server, &scratch);
+    cmd.env("PGHOST", server.socket_dir());
+    cmd.args(["ssl", "enable", "--keep-host", "--cert"]).arg(&pki.cert).arg("--key").arg(&pki.key);
+    let out = run_expect(&mut cmd, 0);
+    assert!(stdout(&out).contains("ssl enabled on 127.0.0.1:"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("plain connections: kept (--keep-host)"), "{}", stdout(&out));
+    assert_eq!(file(&server, "pg_hba.conf"), hba, "--keep-host must not touch pg_hba.conf");
+    plain_login(&server).expect("plain rules were kept");
+    tls_session_version(&server, &scratch, "127.0.0.1", &pki.ca);
+    // Status through the socket: not encrypted, and says why.
+    let mut cmd = qrd(&server, &scratch);
+    cmd.env("PGHOST", server.socket_dir()).args(["ssl", "status"]);
+    let text = stdout(&run_expect(&mut cmd, 0));
+    assert!(text.contains("not encrypted (unix socket)"), "{text}");
+}
+every_run!(through_the_socket_with_keep_host);
