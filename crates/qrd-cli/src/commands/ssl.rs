@@ -788,6 +788,12 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
                 _ => "negotiated".to_owned(),
             };
             println!("ssl enabled on {host}:{}: TLS {how} (sslmode {mode}); plain connections: {plain}", server.port());
+            if a.self_signed {
+                note(format!(
+                    "clients verify the server with the lab CA {}: copy it to them (sslrootcert, sslmode=verify-full)",
+                    server.data_dir.join(CA_NAME).display()
+                ));
+            }
             Ok(ExitStatus::Success)
         }
         (tls, plain) => {
