@@ -81,7 +81,8 @@ pub struct EnableArgs {
     #[arg(long = "hostname", value_name = "NAME", requires = "self_signed")]
     pub hostnames: Vec<String>,
     /// Validity of a generated certificate, in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365, requires = "self_signed")]
+    #[arg(long, value_name = "DAYS", default_value_t = 365, requires = "self_signed",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub days: u32,
     /// Keep plain `host` rules (TLS is then offered but not required)
     #[arg(long)]
@@ -397,8 +398,9 @@ fn undo(server: &Server, installed: &[Installed]) -> Vec<String> {
 }
 
 fn backup_name(path: &Path) -> PathBuf {
-    let stamp: String =
-        qrd_cert::format_utc(qrd_cert::now()).chars().filter(|c| c.is_ascii_digit()).collect::<String>();
+    // `20261123T101500Z`, as the configuration files' backups are named.
+    let digits: String = qrd_cert::format_utc(qrd_cert::now()).chars().filter(|c| c.is_ascii_digit()).collect();
+    let stamp = format!("{}T{}Z", &digits[..8], &digits[8..]);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     (0..)
         .map(|n| {
@@ -623,7 +625,9 @@ fn lab_material(server: &Server, hosts: &[String], days: u32) -> Result<Material
         let leaf = qrd_cert::parse_certs(&cert_pem).ok()?.remove(0);
         let ca = qrd_cert::parse_certs(&ca_pem).ok()?.remove(0);
         let key = qrd_cert::parse_key(&key_pem).ok()?;
-        let fits = qrd_cert::check_key_matches(&leaf, &key).is_ok()
+        // Only a lab certificate of ours is reused: a real one is replaced as asked (and backed up).
+        let fits = ca.subject.contains("qrd lab CA")
+            && qrd_cert::check_key_matches(&leaf, &key).is_ok()
             && leaf.signed_by(&ca)
             && hosts.iter().all(|h| leaf.covers_host(h))
             && leaf.days_left(qrd_cert::now()) >= WARN_DAYS
@@ -634,7 +638,8 @@ fn lab_material(server: &Server, hosts: &[String], days: u32) -> Result<Material
         note(format!("the lab certificate in {} still fits: kept", server.data_dir.display()));
         return Ok(m);
     }
-    let pki = qrd_cert::generate_lab(hosts, days).map_err(|e| failed(e.to_string()))?;
+    let pki = qrd_cert::generate_lab(hosts, days)
+        .map_err(|e| refused(format!("{e}; nothing was changed")).hint("check the --hostname values"))?;
     let leaf = qrd_cert::parse_certs(pki.cert_pem.as_bytes()).map_err(|e| failed(e.to_string()))?.remove(0);
     Ok(Material {
         cert_pem: pki.cert_pem.clone().into_bytes(),
