@@ -225,6 +225,11 @@ fn a_key_of_another_certificate_is_refused_untouched(major: u32) {
     assert_eq!(data_files(&server), before, "a refused enable changed the data directory");
     assert_eq!(show(&server, "ssl"), "off");
     plain_login(&server).expect("plain logins still work");
+    // With ssl off, check and status look for server.crt without leaving an ERROR in the server log.
+    run(qrd(&server, &scratch).arg("check"));
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "status"]), 0);
+    assert!(stdout(&out).contains("unreadable: server.crt does not exist"), "{}", stdout(&out));
+    assert!(!server.log().contains("server.crt"), "{}", server.log());
 }
 every_run!(a_key_of_another_certificate_is_refused_untouched);
 
@@ -259,7 +264,7 @@ fn disable_temporary_and_restore_give_back_the_exact_files(major: u32) {
     assert_eq!((file(&server, "postgresql.conf"), file(&server, "pg_hba.conf")), (conf_off, hba_off));
 
     let out = run_expect(qrd(&server, &scratch).args(["ssl", "restore"]), 0);
-    assert!(stdout(&out).contains("TLS proven"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("restored 2 file(s) byte for byte; ssl = on, TLS proven"), "{}", stdout(&out));
     assert!(file(&server, "postgresql.conf") == conf, "postgresql.conf is not byte-identical after restore");
     assert!(file(&server, "pg_hba.conf") == hba, "pg_hba.conf is not byte-identical after restore");
     assert_eq!(std::fs::metadata(&conf_path).unwrap().mode() & 0o7777, 0o640);

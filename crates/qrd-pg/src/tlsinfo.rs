@@ -132,24 +132,20 @@ pub async fn gather(session: &Session) -> Result<Option<TlsInfo>, QueryError> {
 
     let mut server_pem = None;
     info.certificate = match c.query_one(READ_CERT.text, &[]).await {
-        Ok(row) => {
-            let pem: String = row.get("pem");
-            let state = match qrd_cert::parse_certs(pem.as_bytes()) {
-                Ok(certs) => CertState::Parsed { certs },
-                Err(e) => CertState::Invalid { reason: e.to_string() },
-            };
-            server_pem = Some(pem);
-            state
-        }
-        Err(e) => {
-            let msg = crate::connect::server_message(&e);
-            if msg.contains("permission denied") {
-                tracing::debug!("cannot read the certificate through the server: {msg}");
-                CertState::NotRead
-            } else {
-                CertState::Unreadable { reason: msg }
+        Ok(row) => match (row.get::<_, bool>("may_read"), row.get::<_, bool>("file_exists")) {
+            (false, _) => CertState::NotRead,
+            (true, false) => CertState::Unreadable { reason: format!("{} does not exist", info.cert_file) },
+            (true, true) => {
+                let pem: String = row.get("pem");
+                let state = match qrd_cert::parse_certs(pem.as_bytes()) {
+                    Ok(certs) => CertState::Parsed { certs },
+                    Err(e) => CertState::Invalid { reason: e.to_string() },
+                };
+                server_pem = Some(pem);
+                state
             }
-        }
+        },
+        Err(e) => CertState::Unreadable { reason: crate::connect::server_message(&e) },
     };
 
     info.connection = connection(session).await?;

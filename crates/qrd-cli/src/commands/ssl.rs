@@ -931,22 +931,31 @@ async fn disable(a: DisableArgs) -> Result<ExitStatus, CliError> {
         port: server.port(),
         files: Vec::new(),
     };
-    for (i, (edit, which)) in steps.iter().enumerate() {
-        let bytes = fs::read(&edit.path).map_err(|e| failed(format!("failed to read {}: {e}", edit.path.display())))?;
-        let meta =
-            fs::metadata(&edit.path).map_err(|e| failed(format!("failed to stat {}: {e}", edit.path.display())))?;
-        let saved_as = format!("{}-{}", i + 1, edit.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+    // The files edited, and in any case the main postgresql.conf and pg_hba.conf (restore then also notices
+    // edits made to them while TLS was off).
+    let mut to_save: Vec<(PathBuf, Which, Option<&str>)> =
+        steps.iter().map(|(e, w)| (e.path.clone(), *w, Some(e.after.as_str()))).collect();
+    for (path, which) in [(&server.paths.config_file, Which::Conf), (&server.paths.hba_file, Which::Hba)] {
+        let path = PathBuf::from(path);
+        if !to_save.iter().any(|(p, _, _)| *p == path) {
+            to_save.push((path, which, None));
+        }
+    }
+    for (i, (path, which, after)) in to_save.iter().enumerate() {
+        let bytes = fs::read(path).map_err(|e| failed(format!("failed to read {}: {e}", path.display())))?;
+        let meta = fs::metadata(path).map_err(|e| failed(format!("failed to stat {}: {e}", path.display())))?;
+        let saved_as = format!("{}-{}", i + 1, path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
         write_atomically(&dir.join(&saved_as), &bytes, 0o600, server.uid, server.gid)
-            .map_err(|e| failed(format!("failed to save {}: {e}", edit.path.display())))?;
+            .map_err(|e| failed(format!("failed to save {}: {e}", path.display())))?;
         manifest.files.push(SavedFile {
             kind: if *which == Which::Conf { "conf" } else { "hba" }.to_owned(),
-            path: edit.path.clone(),
+            path: path.clone(),
             saved_as,
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
             sha256: sha256(&bytes),
-            written_sha256: Some(sha256(edit.after.as_bytes())),
+            written_sha256: Some(sha256(after.map(str::as_bytes).unwrap_or(&bytes))),
         });
     }
     write_manifest(&server, &manifest)?;
