@@ -406,3 +406,37 @@ fn through_the_socket_with_keep_host(major: u32) {
     assert!(text.contains("not encrypted (unix socket)"), "{text}");
 }
 every_run!(through_the_socket_with_keep_host);
+
+/// A reload whose TLS setup the server cannot load keeps its previous certificate in use (it only logs
+/// "SSL configuration was not reloaded"): the proof compares the certificate the server presents with
+/// the one installed, and puts the previous files back.
+fn a_certificate_the_server_did_not_load_is_caught(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let first = pki(&scratch, "first", &["127.0.0.1"]);
+    let second = pki(&scratch, "second", &["127.0.0.1"]);
+    let enable = |p: &Pki| {
+        let mut cmd = qrd(&server, &scratch);
+        cmd.args(["ssl", "enable", "--cert"]).arg(&p.cert).arg("--key").arg(&p.key);
+        cmd
+    };
+    run_expect(&mut enable(&first), 0);
+    // A maximum below enable's minimum: every later TLS reload fails, the first certificate stays in use.
+    let conf_path = server.data_dir().join("postgresql.conf");
+    let mut conf = std::fs::read_to_string(&conf_path).unwrap();
+    conf.push_str("ssl_max_protocol_version = 'TLSv1.1'\n");
+    std::fs::write(&conf_path, conf).unwrap();
+    server.reload();
+    let before = data_files(&server);
+    let out = run_expect(&mut enable(&second), 5);
+    let err = stderr(&out);
+    assert!(err.contains("not the certificate just installed"), "{err}");
+    assert!(err.contains("everything was put back"), "{err}");
+    assert_eq!(file(&server, "server.pem"), std::fs::read(&first.cert).unwrap());
+    assert_eq!(file(&server, "server_key.pem"), std::fs::read(&first.key).unwrap());
+    for (name, bytes) in &before {
+        assert!(data_files(&server).get(name) == Some(bytes), "{name} differs after the rollback");
+    }
+    tls_session_version(&server, &scratch, "127.0.0.1", &first.ca);
+}
+every_run!(a_certificate_the_server_did_not_load_is_caught);

@@ -93,6 +93,11 @@ impl CertInfo {
         })
     }
 
+    /// The certificate's DER, e.g. to compare with the one a server presents.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
     /// Whether `ca` signed this certificate (issuer name and signature).
     pub fn signed_by(&self, ca: &CertInfo) -> bool {
         let (Ok((_, cert)), Ok((_, ca))) = (X509Certificate::from_der(&self.der), X509Certificate::from_der(&ca.der))
@@ -143,6 +148,11 @@ pub fn parse_certs(pem_text: &[u8]) -> Result<Vec<CertInfo>, CertError> {
         .enumerate()
         .map(|(i, b)| cert_info(b.contents()).map_err(|reason| CertError::X509 { index: i + 1, reason }))
         .collect()
+}
+
+/// One certificate in DER (as a TLS handshake presents it).
+pub fn parse_der(der: &[u8]) -> Result<CertInfo, CertError> {
+    cert_info(der).map_err(|reason| CertError::X509 { index: 1, reason })
 }
 
 fn cert_info(der: &[u8]) -> Result<CertInfo, String> {

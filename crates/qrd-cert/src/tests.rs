@@ -12,6 +12,7 @@ fn leaf(name: &str) -> CertInfo {
 #[test]
 fn a_qlik_style_certificate_reads_with_crlf_and_its_pkcs1_key_matches() {
     let cert = leaf("server.pem");
+    assert_eq!(parse_der(cert.der()).unwrap(), cert);
     assert_eq!(cert.subject, "CN=qlik-central.example.com");
     assert_eq!(cert.issuer, "CN=Qlik-like test root CA");
     assert_eq!(cert.sans, ["DNS:qlik-central.example.com", "IP:10.0.4.11"]);
