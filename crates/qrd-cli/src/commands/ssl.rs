@@ -4,8 +4,8 @@
 //! disable that saves the exact files and a restore that puts them back byte for byte.
 //!
 //! Every change is proven on the server afterwards, with real connections: a TLS one that `pg_stat_ssl`
-//! reports encrypted, and (after enable) a plain one that the server refuses. A failed proof puts back
-//! what was there and reloads.
+//! reports encrypted, presenting the certificate just installed, and (after enable) a plain one that the
+//! server refuses. A failed proof puts back what was there and reloads.
 
 use std::collections::BTreeMap;
 use std::fs;
