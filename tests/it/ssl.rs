@@ -291,6 +291,7 @@ fn a_failed_proof_puts_everything_back(major: u32) {
     );
     let err = stderr(&out);
     assert!(err.contains("a plain (sslmode=disable) connection still logs in"), "{err}");
+    assert!(err.contains("pg_hba.conf:1 is a hostnossl rule"), "{err}");
     assert!(err.contains("put back"), "{err}");
     assert_eq!(show(&server, "ssl"), "off");
     let after = data_files(&server);

@@ -735,6 +735,17 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
     let conf = conf_edits(&tree, &wanted)?;
 
     let (hba_path, hba_text, hba_file) = server.hba()?;
+    for r in
+        hba_file.records().filter(|r| r.record.conn_type == ConnType::HostNoSsl && r.record.method != Method::Reject)
+    {
+        note(format!(
+            "warning: {}:{} is a hostnossl rule: it admits plain connections whatever ssl is (remove it with \
+             `qrd hba remove --line {}` to require TLS)",
+            hba_path.display(),
+            r.line,
+            r.line
+        ));
+    }
     let hba = if a.keep_host {
         None
     } else {
