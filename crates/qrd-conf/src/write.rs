@@ -11,7 +11,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -82,8 +82,8 @@ impl FileEdit {
             return Err(WriteError::Changed { path });
         }
         let meta = fs::metadata(&path).map_err(WriteError::io("cannot stat", &path))?;
-        let backup = backup_copy(&path, &current, &meta)?;
-        replace_atomically(&path, self.after.as_bytes(), &meta)?;
+        let backup = backup_copy(&path, &current, Perms::of(&meta))?;
+        replace_atomically(&path, self.after.as_bytes(), Perms::of(&meta))?;
         tracing::debug!(file = %path.display(), backup = %backup.display(), "written");
         Ok(Applied { path, backup })
     }
@@ -94,92 +94,131 @@ impl Applied {
     pub fn restore(&self) -> Result<(), WriteError> {
         let content = fs::read(&self.backup).map_err(WriteError::io("cannot read backup", &self.backup))?;
         let meta = fs::metadata(&self.path).map_err(WriteError::io("cannot stat", &self.path))?;
-        replace_atomically(&self.path, &content, &meta)
+        replace_atomically(&self.path, &content, Perms::of(&meta))
     }
 }
 
 /// `<file>.qrd-<UTC timestamp>.bak` beside `path` (`.1`, `.2` … appended if taken), never overwriting.
-fn backup_copy(path: &Path, content: &[u8], meta: &fs::Metadata) -> Result<PathBuf, WriteError> {
+fn backup_copy(path: &Path, content: &[u8], perms: Perms) -> Result<PathBuf, WriteError> {
     let stamp = utc_stamp(SystemTime::now());
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     for n in 0.. {
         let suffix = if n == 0 { String::new() } else { format!(".{n}") };
         let backup = path.with_file_name(format!("{name}.qrd-{stamp}{suffix}.bak"));
-        let file = OpenOptions::new().write(true).create_new(true).mode_from(meta).open(&backup);
+        let file = OpenOptions::new().write(true).create_new(true).mode(perms.mode & 0o777).open(&backup);
         let mut file = match file {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(WriteError::io("cannot create backup", &backup)(e)),
         };
         file.write_all(content).map_err(WriteError::io("cannot write backup", &backup))?;
-        keep_owner_and_mode(&file, meta, &backup)?;
+        set_perms(&file, perms, &backup)?;
         file.sync_all().map_err(WriteError::io("cannot flush backup", &backup))?;
         return Ok(backup);
     }
     unreachable!("the loop returns")
 }
 
-fn replace_atomically(path: &Path, content: &[u8], meta: &fs::Metadata) -> Result<(), WriteError> {
+/// Mode and owner a written file gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Perms {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Perms {
+    fn of(meta: &fs::Metadata) -> Perms {
+        Perms { mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() }
+    }
+}
+
+/// A file written by [`install`]: what was there before, for [`Installed::undo`].
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub path: PathBuf,
+    /// The backup of a previous file with other content.
+    pub backup: Option<PathBuf>,
+    previous: Option<(Vec<u8>, Perms)>,
+}
+
+/// Writes `content` to `path` with `perms`, atomically (temporary file created with the final mode, so a
+/// key is never readable by others even briefly; flushed; renamed; directory flushed). A previous file
+/// with other content is first copied to `<name>.qrd-<UTC time>.bak` beside it (its own mode and owner).
+/// For files qrd installs whole, such as certificates and keys.
+pub fn install(path: &Path, content: &[u8], perms: Perms) -> Result<Installed, WriteError> {
+    let previous = match fs::read(path) {
+        Ok(old) => {
+            let meta = fs::metadata(path).map_err(WriteError::io("cannot stat", path))?;
+            Some((old, Perms::of(&meta)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(WriteError::io("cannot read", path)(e)),
+    };
+    let backup = match &previous {
+        Some((old, old_perms)) if old != content => Some(backup_copy(path, old, *old_perms)?),
+        _ => None,
+    };
+    write_new(path, content, perms)?;
+    Ok(Installed { path: path.to_owned(), backup, previous })
+}
+
+impl Installed {
+    /// Puts back what was there before [`install`] (or removes the file if there was none).
+    pub fn undo(&self) -> Result<(), WriteError> {
+        match &self.previous {
+            Some((bytes, perms)) => write_new(&self.path, bytes, *perms),
+            None => fs::remove_file(&self.path).map_err(WriteError::io("cannot remove", &self.path)),
+        }
+    }
+}
+
+/// The atomic write of [`install`], without a backup: for files qrd owns (state it saves for itself).
+pub fn write_new(path: &Path, content: &[u8], perms: Perms) -> Result<(), WriteError> {
+    replace_atomically(path, content, perms)
+}
+
+fn replace_atomically(path: &Path, content: &[u8], perms: Perms) -> Result<(), WriteError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.qrd-"))
+        .permissions(fs::Permissions::from_mode(perms.mode & 0o700))
         .tempfile_in(dir)
         .map_err(WriteError::io("cannot create a temporary file in", dir))?;
     tmp.write_all(content).map_err(WriteError::io("cannot write", tmp.path()))?;
-    keep_owner_and_mode(tmp.as_file(), meta, path)?;
+    set_perms(tmp.as_file(), perms, path)?;
     tmp.as_file().sync_all().map_err(WriteError::io("cannot flush", tmp.path()))?;
     tmp.persist(path).map_err(|e| WriteError::Io { what: "cannot replace", path: path.to_owned(), source: e.error })?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(WriteError::io("cannot flush directory", dir))?;
     Ok(())
 }
 
-fn keep_owner_and_mode(file: &File, meta: &fs::Metadata, shown: &Path) -> Result<(), WriteError> {
-    file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .map_err(WriteError::io("cannot set the mode of", shown))?;
+fn set_perms(file: &File, perms: Perms, shown: &Path) -> Result<(), WriteError> {
+    // Owner first: chown clears set-id bits, and the mode must end up exactly as asked.
     // Only root can give a file away; as the owner itself there is nothing to change.
-    let (uid, gid) = (meta.uid(), meta.gid());
+    let (uid, gid) = (perms.uid, perms.gid);
     let ours = file.metadata().map_err(WriteError::io("cannot stat", shown))?;
     if ours.uid() != uid || ours.gid() != gid {
         std::os::unix::fs::fchown(file, Some(uid), Some(gid))
             .map_err(WriteError::io("cannot set the owner of", shown))?;
     }
-    Ok(())
+    file.set_permissions(fs::Permissions::from_mode(perms.mode))
+        .map_err(WriteError::io("cannot set the mode of", shown))
 }
 
-trait ModeFrom {
-    fn mode_from(&mut self, meta: &fs::Metadata) -> &mut Self;
-}
-
-impl ModeFrom for OpenOptions {
-    /// Creates with the original file's mode, so a backup of a 0600 file is never readable by others,
-    /// not even for an instant.
-    fn mode_from(&mut self, meta: &fs::Metadata) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(meta.mode() & 0o777)
-    }
-}
-
-/// `20261123T101500Z` for `t` (UTC, second precision), without a date-time dependency.
+/// `20261123T101500Z` for `t` (UTC, second precision).
 fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's well-known algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let t = time::OffsetDateTime::from(t);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 #[cfg(test)]
@@ -265,5 +304,33 @@ mod tests {
         FileEdit::new(&link, "a\n", "b\n").apply().unwrap();
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(fs::read_to_string(&target).unwrap(), "b\n");
+    }
+
+    #[test]
+    fn install_backs_up_other_content_and_undoes() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = fs::metadata(dir.path()).unwrap();
+        let perms = |mode| Perms { mode, uid: me.uid(), gid: me.gid() };
+        let key = dir.path().join("server_key.pem");
+        // New file: created 0600, undo removes it.
+        let i = install(&key, b"k1", perms(0o600)).unwrap();
+        assert_eq!(fs::metadata(&key).unwrap().mode() & 0o7777, 0o600);
+        assert!(i.backup.is_none());
+        i.undo().unwrap();
+        assert!(!key.exists());
+        // Other content: backed up with its own mode; undo puts the old bytes and mode back.
+        fs::write(&key, b"old").unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+        let i = install(&key, b"new", perms(0o600)).unwrap();
+        assert_eq!(fs::read(&key).unwrap(), b"new");
+        let backup = i.backup.clone().expect("a backup");
+        assert_eq!(fs::read(&backup).unwrap(), b"old");
+        assert_eq!(fs::metadata(&backup).unwrap().mode() & 0o7777, 0o640);
+        i.undo().unwrap();
+        assert_eq!(fs::read(&key).unwrap(), b"old");
+        assert_eq!(fs::metadata(&key).unwrap().mode() & 0o7777, 0o640);
+        // Same content: no backup.
+        assert!(install(&key, b"old", perms(0o600)).unwrap().backup.is_none());
+        assert_eq!(fs::metadata(&key).unwrap().mode() & 0o7777, 0o600, "the asked mode");
     }
 }

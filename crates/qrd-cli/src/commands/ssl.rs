@@ -17,7 +17,7 @@ use clap::{Args, Subcommand};
 use qrd_cert::{CertInfo, WARN_DAYS};
 use qrd_conf::hba::{ConnType, HbaFile, Method};
 use qrd_conf::pgconf::{ConfFile, ConfTree, parse_bool};
-use qrd_conf::write::{Applied, FileEdit};
+use qrd_conf::write::{self, Applied, FileEdit, Installed, Perms};
 use qrd_pg::Session;
 use qrd_pg::connect::{ConnectErrorKind, ConnectOpts, SslMode};
 use qrd_pg::serverconf::{self, ServerPaths};
@@ -178,6 +178,13 @@ struct Server {
     /// The server's OS user: the data directory's owner.
     uid: u32,
     gid: u32,
+}
+
+impl Server {
+    /// Mode `mode`, owned by the server's OS user.
+    fn perms(&self, mode: u32) -> Perms {
+        Perms { mode, uid: self.uid, gid: self.gid }
+    }
 }
 
 async fn open(conn: &ConnectArgs) -> Result<Server, CliError> {
@@ -347,93 +354,22 @@ fn retype(file: &HbaFile, text: &str, from: ConnType, to: ConnType) -> Result<(S
 // ---- files in the data directory ----
 
 /// A file qrd put in place, and what was there before (for rollback).
-struct Installed {
-    path: PathBuf,
-    previous: Option<(Vec<u8>, u32)>,
-}
-
-/// Writes `bytes` to `path` atomically, owned by the server's user with `mode`. An existing file with other
-/// content is kept as `<name>.qrd-<time>.bak` (same mode) and remembered for rollback.
+/// Installs `bytes` at `path` for the server's OS user with `mode` (backup of other content beside it).
 fn install(server: &Server, path: &Path, bytes: &[u8], mode: u32) -> Result<Installed, CliError> {
-    let io = |what: &str, p: &Path, e: std::io::Error| {
-        failed(format!("failed to {what} {}: {e}", p.display())).hint(
+    let installed = write::install(path, bytes, server.perms(mode)).map_err(|e| {
+        failed(e.to_string()).hint(
             "run qrd as root or as the server's OS user (the owner of the data directory); what was installed \
              before this step is rolled back",
         )
-    };
-    let previous = match fs::read(path) {
-        Ok(old) if old == bytes => {
-            // Same content, wrong mode or owner: no backup of an identical file, just fix them.
-            let old_mode = fs::metadata(path).map(|m| m.mode() & 0o7777).unwrap_or(0o600);
-            std::os::unix::fs::chown(path, Some(server.uid), Some(server.gid)).map_err(|e| io("chown", path, e))?;
-            fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| io("chmod", path, e))?;
-            return Ok(Installed { path: path.to_owned(), previous: Some((old, old_mode)) });
-        }
-        Ok(old) => {
-            let old_mode = fs::metadata(path).map(|m| m.mode() & 0o7777).unwrap_or(0o600);
-            let backup = backup_name(path);
-            write_atomically(&backup, &old, old_mode, server.uid, server.gid).map_err(|e| io("back up", path, e))?;
-            note(format!("kept the previous {} as {}", path.display(), backup.display()));
-            Some((old, old_mode))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io("read", path, e)),
-    };
-    write_atomically(path, bytes, mode, server.uid, server.gid).map_err(|e| io("write", path, e))?;
-    Ok(Installed { path: path.to_owned(), previous })
-}
-
-fn undo(server: &Server, installed: &[Installed]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for i in installed.iter().rev() {
-        let r = match &i.previous {
-            Some((bytes, mode)) => write_atomically(&i.path, bytes, *mode, server.uid, server.gid),
-            None => fs::remove_file(&i.path),
-        };
-        if let Err(e) = r {
-            problems.push(format!("{}: {e}", i.path.display()));
-        }
+    })?;
+    if let Some(b) = &installed.backup {
+        note(format!("kept the previous {} as {}", path.display(), b.display()));
     }
-    problems
+    Ok(installed)
 }
 
-fn backup_name(path: &Path) -> PathBuf {
-    // `20261123T101500Z`, as the configuration files' backups are named.
-    let digits: String = qrd_cert::format_utc(qrd_cert::now()).chars().filter(|c| c.is_ascii_digit()).collect();
-    let stamp = format!("{}T{}Z", &digits[..8], &digits[8..]);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    (0..)
-        .map(|n| {
-            let suffix = if n == 0 { String::new() } else { format!(".{n}") };
-            path.with_file_name(format!("{name}.qrd-{stamp}{suffix}.bak"))
-        })
-        .find(|p| !p.exists())
-        .expect("an unused name")
-}
-
-/// Temp file in the same directory, created with `mode` (never readable by others, not even briefly), given
-/// to `uid:gid`, flushed, renamed over `path`, directory flushed.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32, uid: u32, gid: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.qrd-{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode & 0o700).open(&tmp)?;
-        f.write_all(bytes)?;
-        let meta = f.metadata()?;
-        if meta.uid() != uid || meta.gid() != gid {
-            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
-        }
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+fn undo(installed: &[Installed]) -> Vec<String> {
+    installed.iter().rev().filter_map(|i| i.undo().err().map(|e| format!("{}: {e}", i.path.display()))).collect()
 }
 
 // ---- proofs with real connections ----
@@ -788,7 +724,7 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
                 installed.push(i);
             }
             Err(e) => {
-                undo(&server, &installed);
+                undo(&installed);
                 return Err(e);
             }
         }
@@ -880,7 +816,7 @@ async fn rollback(server: &Server, applied: &[Applied], installed: &[Installed])
             problems.push(format!("{}: {e} (backup: {})", a.path.display(), a.backup.display()));
         }
     }
-    problems.extend(undo(server, installed));
+    problems.extend(undo(installed));
     if let Err(e) = serverconf::reload(&server.session).await {
         problems.push(format!("reload: {e}"));
     }
@@ -941,8 +877,7 @@ fn refuse_while_saved(server: &Server) -> Result<(), CliError> {
 fn write_manifest(server: &Server, m: &Manifest) -> Result<(), CliError> {
     let path = saved_dir(server).join(MANIFEST);
     let json = serde_json::to_vec_pretty(m).expect("serialisable");
-    write_atomically(&path, &json, 0o600, server.uid, server.gid)
-        .map_err(|e| failed(format!("failed to write {}: {e}", path.display())))
+    write::write_new(&path, &json, server.perms(0o600)).map_err(|e| failed(e.to_string()))
 }
 
 async fn disable(a: DisableArgs) -> Result<ExitStatus, CliError> {
@@ -1004,7 +939,7 @@ async fn disable(a: DisableArgs) -> Result<ExitStatus, CliError> {
         let bytes = fs::read(path).map_err(|e| failed(format!("failed to read {}: {e}", path.display())))?;
         let meta = fs::metadata(path).map_err(|e| failed(format!("failed to stat {}: {e}", path.display())))?;
         let saved_as = format!("{}-{}", i + 1, path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
-        write_atomically(&dir.join(&saved_as), &bytes, 0o600, server.uid, server.gid)
+        write::write_new(&dir.join(&saved_as), &bytes, server.perms(0o600))
             .map_err(|e| failed(format!("failed to save {}: {e}", path.display())))?;
         manifest.files.push(SavedFile {
             kind: if *which == Which::Conf { "conf" } else { "hba" }.to_owned(),
