@@ -9,11 +9,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use pkcs1::der::Decode;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
-
-mod der;
 
 /// Days before expiry from which `qrd ssl status` and `qrd check` warn.
 pub const WARN_DAYS: i64 = 30;
@@ -111,7 +110,7 @@ impl CertInfo {
         let (_, cert) = X509Certificate::from_der(&self.der).ok()?;
         let spki = cert.public_key();
         let kind = match spki.parsed().ok()? {
-            PublicKey::RSA(rsa) => KeyKind::Rsa { n: der::unsigned(rsa.modulus), e: der::unsigned(rsa.exponent) },
+            PublicKey::RSA(_) => KeyKind::Rsa,
             PublicKey::EC(_) => KeyKind::Ec,
             _ if spki.algorithm.algorithm.to_id_string() == OID_ED25519 => KeyKind::Ed25519,
             _ => KeyKind::Other,
@@ -120,9 +119,11 @@ impl CertInfo {
     }
 }
 
+/// What kind of key a certificate holds; its subject public key (an `RSAPublicKey` for RSA, the point for
+/// EC, the raw key for Ed25519) travels beside it.
 #[derive(Debug, PartialEq, Eq)]
 enum KeyKind {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa,
     Ec,
     Ed25519,
     Other,
@@ -278,19 +279,22 @@ pub fn check_key_matches(cert: &CertInfo, key: &PrivateKey) -> Result<(), KeyMis
     let other = |key: &str| KeyMismatch::OtherType { key: key.to_owned(), cert_key: cert.key_type.clone() };
     let bad = |what: &str| KeyMismatch::Unreadable(CertError::BadKey(what.to_owned()));
     let verdict = match key.format {
-        KeyFormat::Pkcs1 => rsa_matches(&key.der, &cert_kind).map_err(|_| bad("not a PKCS #1 RSA key"))?,
+        KeyFormat::Pkcs1 => rsa_matches(&key.der, &cert_pub, &cert_kind).map_err(|_| bad("not a PKCS #1 RSA key"))?,
         KeyFormat::Sec1 => {
             if cert_kind != KeyKind::Ec {
                 return Err(other("an EC key"));
             }
-            ec_matches(&key.der, None, &cert_pub).map_err(|_| bad("not a SEC 1 EC key"))?
+            ec_matches(&key.der, None, &cert_pub).map_err(|e| e.or_bad("not a SEC 1 EC key"))?
         }
         KeyFormat::Pkcs8 => {
-            let info = der::pkcs8(&key.der).map_err(|_| bad("not a PKCS #8 key"))?;
-            match info.algorithm.as_str() {
-                OID_RSA => rsa_matches(info.key, &cert_kind).map_err(|_| bad("not an RSA key"))?,
+            let info = pkcs8::PrivateKeyInfoRef::from_der(&key.der).map_err(|_| bad("not a PKCS #8 key"))?;
+            let inner = info.private_key.as_bytes();
+            match info.algorithm.oid.to_string().as_str() {
+                OID_RSA => rsa_matches(inner, &cert_pub, &cert_kind).map_err(|_| bad("not an RSA key"))?,
                 OID_EC if cert_kind == KeyKind::Ec => {
-                    ec_matches(info.key, info.curve.as_deref(), &cert_pub).map_err(|_| bad("not an EC key"))?
+                    // PKCS #8 names the curve in the algorithm's parameters; the inner SEC 1 key may omit it.
+                    let curve = info.algorithm.parameters_oid().ok().map(|oid| oid.to_string());
+                    ec_matches(inner, curve.as_deref(), &cert_pub).map_err(|e| e.or_bad("not an EC key"))?
                 }
                 OID_EC => return Err(other("an EC key")),
                 OID_ED25519 if cert_kind == KeyKind::Ed25519 => {
@@ -318,34 +322,58 @@ enum Match {
     NotRsa,
 }
 
-fn rsa_matches(pkcs1: &[u8], cert: &KeyKind) -> Result<Match, der::DerError> {
-    let (n, e) = der::rsa_public(pkcs1)?;
-    Ok(match cert {
-        KeyKind::Rsa { n: cn, e: ce } => {
-            if &n == cn && &e == ce {
-                Match::Yes
-            } else {
-                Match::No
-            }
-        }
-        _ => Match::NotRsa,
-    })
+/// The key could not be decoded as the format its PEM label or PKCS #8 algorithm promised.
+struct Undecodable;
+
+enum EcError {
+    Undecodable,
+    /// A SEC 1 key without its public point, on a curve ring cannot derive the point for.
+    NoPoint {
+        curve: String,
+    },
 }
 
-/// An EC key matches when its public point is the certificate's. SEC 1 keys carry the point (OpenSSL always
-/// writes it); when one does not, ring derives and compares it.
-fn ec_matches(sec1: &[u8], pkcs8_curve: Option<&str>, cert_pub: &[u8]) -> Result<Match, der::DerError> {
-    let ec = der::sec1(sec1)?;
-    if let Some(point) = ec.public {
+impl EcError {
+    fn or_bad(self, what: &str) -> KeyMismatch {
+        KeyMismatch::Unreadable(match self {
+            EcError::Undecodable => CertError::BadKey(what.to_owned()),
+            EcError::NoPoint { curve } => CertError::UnsupportedKey(format!(
+                "an EC key on curve {curve} without its public point; `openssl ec -in KEY -out NEW` writes it back"
+            )),
+        })
+    }
+}
+
+/// An RSA key matches when its modulus and public exponent are the certificate's. Both sides are read by
+/// `pkcs1`, whose unsigned integers drop DER's leading zero, so encoders that differ there still compare
+/// equal. Multi-prime keys (`otherPrimeInfos`) decode too, as OpenSSL accepts them.
+fn rsa_matches(pkcs1_der: &[u8], cert_pub: &[u8], cert: &KeyKind) -> Result<Match, Undecodable> {
+    let key = pkcs1::RsaPrivateKeyRef::from_der(pkcs1_der).map_err(|_| Undecodable)?;
+    if *cert != KeyKind::Rsa {
+        return Ok(Match::NotRsa);
+    }
+    // x509-parser already read this SPKI as RSA, so it decodes; if it did not, no key could match it.
+    let cert_key = pkcs1::RsaPublicKeyRef::from_der(cert_pub).map_err(|_| Undecodable)?;
+    Ok(if key.public_key() == cert_key { Match::Yes } else { Match::No })
+}
+
+/// An EC key matches when its public point is the certificate's. SEC 1 keys usually carry the point (OpenSSL
+/// writes it unless told `-no_public`); when one does not, ring derives it from the private scalar and accepts
+/// the pair only if it equals the certificate's point.
+fn ec_matches(sec1_der: &[u8], pkcs8_curve: Option<&str>, cert_pub: &[u8]) -> Result<Match, EcError> {
+    let ec = sec1::EcPrivateKey::from_der(sec1_der).map_err(|_| EcError::Undecodable)?;
+    if let Some(point) = ec.public_key {
         return Ok(if point == cert_pub { Match::Yes } else { Match::No });
     }
-    let alg = match ec.curve.as_deref().or(pkcs8_curve) {
+    let curve = ec.parameters.and_then(sec1::EcParameters::named_curve).map(|oid| oid.to_string());
+    let alg = match curve.as_deref().or(pkcs8_curve) {
         Some(OID_P256) => &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
         Some(OID_P384) => &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
-        _ => return Err(der::DerError),
+        Some(other) => return Err(EcError::NoPoint { curve: other.to_owned() }),
+        None => return Err(EcError::Undecodable),
     };
     let rng = ring::rand::SystemRandom::new();
-    Ok(match ring::signature::EcdsaKeyPair::from_private_key_and_public_key(alg, ec.private, cert_pub, &rng) {
+    Ok(match ring::signature::EcdsaKeyPair::from_private_key_and_public_key(alg, ec.private_key, cert_pub, &rng) {
         Ok(_) => Match::Yes,
         Err(_) => Match::No,
     })

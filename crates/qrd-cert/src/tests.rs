@@ -50,6 +50,88 @@ fn ec_keys_match_by_their_public_point() {
     assert!(!cert.covers_host("lab.example") && !cert.covers_host("a.b.lab.example"));
 }
 
+/// Every key format PostgreSQL (OpenSSL) reads, each against the certificate it belongs to.
+#[test]
+fn each_key_format_matches_its_certificate() {
+    let rsa = leaf("server.pem");
+    let ec = leaf("ec_cert.pem");
+    for (cert, key, format) in [
+        (&rsa, "server_key.pem", KeyFormat::Pkcs1),
+        (&rsa, "server_key_pkcs8.pem", KeyFormat::Pkcs8),
+        (&ec, "ec_key.pem", KeyFormat::Sec1),
+        (&ec, "ec_key_pkcs8.pem", KeyFormat::Pkcs8),
+        // Without the optional public point the key's point is derived (by ring) and compared.
+        (&ec, "ec_key_no_public.pem", KeyFormat::Sec1),
+        // …and inside PKCS #8 the inner SEC 1 key names no curve: the PKCS #8 algorithm parameters do.
+        (&ec, "ec_key_pkcs8_no_public.pem", KeyFormat::Pkcs8),
+    ] {
+        let parsed = parse_key(&fixture(key)).unwrap();
+        assert_eq!(parsed.format, format, "{key}");
+        check_key_matches(cert, &parsed).unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+    // A three-prime RSA key (otherPrimeInfos), which OpenSSL also loads.
+    check_key_matches(&leaf("multiprime_cert.pem"), &parse_key(&fixture("multiprime_key.pem")).unwrap()).unwrap();
+}
+
+#[test]
+fn an_ec_key_without_its_point_is_still_told_apart() {
+    let ec = leaf("ec_cert.pem");
+    let err = check_key_matches(&ec, &parse_key(&fixture("other_ec_key_no_public.pem")).unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "the private key does not match the certificate's public key (EC P-256)");
+    // A curve whose point ring cannot derive is named, with the way out.
+    let err = check_key_matches(&ec, &parse_key(&fixture("p521_key_no_public.pem")).unwrap()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported private key (an EC key on curve 1.3.132.0.35 without its public point; `openssl ec -in KEY -out \
+         NEW` writes it back)"
+    );
+    let err =
+        check_key_matches(&leaf("server.pem"), &parse_key(&fixture("ec_key_no_public.pem")).unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "the private key is an EC key but the certificate's key is RSA 2048");
+}
+
+#[test]
+fn ed25519_pkcs8_keys_match_and_other_algorithms_are_named() {
+    use rcgen::{CertificateParams, KeyPair, PKCS_ED25519};
+    let key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
+    let params = CertificateParams::new(vec!["ed.example".to_owned()]).unwrap();
+    let cert = parse_certs(params.self_signed(&key).unwrap().pem().as_bytes()).unwrap().remove(0);
+    assert_eq!(cert.key_type, "Ed25519");
+    check_key_matches(&cert, &parse_key(key.serialize_pem().as_bytes()).unwrap()).unwrap();
+    let other = KeyPair::generate_for(&PKCS_ED25519).unwrap();
+    let err = check_key_matches(&cert, &parse_key(other.serialize_pem().as_bytes()).unwrap()).unwrap_err();
+    assert!(matches!(err, KeyMismatch::Different { .. }), "{err}");
+    let err = check_key_matches(&leaf("server.pem"), &parse_key(key.serialize_pem().as_bytes()).unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "the private key is an Ed25519 key but the certificate's key is RSA 2048");
+    let err = check_key_matches(&cert, &parse_key(&fixture("server_key.pem")).unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "the private key is an RSA key but the certificate's key is Ed25519");
+    // X25519 is a key-agreement key: no TLS server certificate can hold it.
+    let err = check_key_matches(&cert, &parse_key(&fixture("x25519_key.pem")).unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "unsupported private key (algorithm 1.3.101.110)");
+}
+
+/// A body that is not the structure its label promises, or is cut short, is an error naming the format,
+/// never a panic and never a match.
+#[test]
+fn damaged_keys_are_errors_naming_the_format() {
+    let rsa = leaf("server.pem");
+    let ec = leaf("ec_cert.pem");
+    let pem_of = |label: &str, der: &[u8]| pem::encode(&pem::Pem::new(label, der));
+    let block = |name: &str| pem::parse(fixture(name)).unwrap().into_contents();
+    let cases = [
+        (&rsa, "RSA PRIVATE KEY", block("server_key.pem"), "not a PKCS #1 RSA key"),
+        (&ec, "EC PRIVATE KEY", block("ec_key.pem"), "not a SEC 1 EC key"),
+        (&rsa, "PRIVATE KEY", block("server_key_pkcs8.pem"), "not a PKCS #8 key"),
+    ];
+    for (cert, label, der, what) in cases {
+        for cut in [0, 1, 2, 5, der.len() / 2, der.len() - 1] {
+            let key = parse_key(pem_of(label, &der[..cut]).as_bytes()).unwrap();
+            let err = check_key_matches(cert, &key).unwrap_err();
+            assert_eq!(err, KeyMismatch::Unreadable(CertError::BadKey(what.to_owned())), "{label} cut at {cut}");
+        }
+    }
+}
+
 #[test]
 fn encrypted_keys_and_wrong_files_are_refused_by_name() {
     assert_eq!(parse_key(&fixture("encrypted_key.pem")).unwrap_err(), CertError::EncryptedKey);
