@@ -1,7 +1,7 @@
 //! The README's main job on an embedded default: start a throwaway PostgreSQL server (14.17, the version
 //! Qlik bundles, unless `--major N`), run `qrd provision`, `qrd check`, `qrd conf` and `qrd hba` against it
-//! as a DBA would, show their output, and remove the server. Later issues grow this further (security,
-//! backups, replicas).
+//! as a DBA would, then `qrd scram status` and `qrd ssl enable --self-signed`, show their output, and remove
+//! the server. Later issues grow this further (backups, replicas).
 //!
 //! Run it with `cargo make demo`, which installs the servers and builds `qrd` next to this binary.
 
@@ -63,7 +63,7 @@ fn run(major: u32) -> Result<(), String> {
         cmd
     };
     let client_bin = server.installation().client_bin.to_str().unwrap().to_owned();
-    let steps: [(&str, Vec<&str>, &[i32]); 8] = [
+    let steps: [(&str, Vec<&str>, &[i32]); 11] = [
         ("what would provisioning do? (nothing is changed)", vec!["provision", "--dry-run"], &[0]),
         (
             "provision the four Qlik databases and the repository role",
@@ -92,6 +92,18 @@ fn run(major: u32) -> Result<(), String> {
             vec!["check", "--pg-bin-dir", &client_bin, "--node", "127.0.0.2", "--nodes", "1"],
             &[0],
         ),
+        (
+            "passwords: which roles still have md5 hashes, which pg_hba.conf lines use which method",
+            vec!["scram", "status"],
+            &[0],
+        ),
+        (
+            "TLS for a lab: a generated CA and server certificate, the guide's settings, host rules → hostssl, \
+             proven by a TLS login and a refused plain one",
+            vec!["ssl", "enable", "--self-signed", "--hostname", "localhost", "--hostname", "127.0.0.1"],
+            &[0],
+        ),
+        ("what the server now presents", vec!["ssl", "status"], &[0]),
     ];
     for (what, args, ok_codes) in steps {
         say(&format!("{what}\n$ qrd {}", args.join(" ")));
