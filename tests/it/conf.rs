@@ -2,6 +2,7 @@
 //! pg_settings first, reloads are confirmed, restarts are named or done.
 
 use crate::common::*;
+use std::process::Command;
 
 fn show(server: &Server, name: &str) -> String {
     block_on(async { server.connect("postgres").await.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get(0) })
@@ -101,3 +102,52 @@ fn get_follows_includes_and_alter_system(major: u32) {
     assert_eq!(show(&server, "work_mem"), "9MB");
 }
 all_majors!(get_follows_includes_and_alter_system);
+
+/// A string value only the server can judge (a time zone name) is caught after the reload, where
+/// pg_file_settings says "setting could not be applied" without a pending restart: the file goes back,
+/// so the next restart cannot fail on it.
+fn invalid_string_value_is_not_written(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let conf = server.data_dir().join("postgresql.conf");
+    let before = std::fs::read_to_string(&conf).unwrap();
+    let out = run(qrd(&server, &scratch).args(["conf", "set", "log_timezone=Nowhere/Land"]));
+    eprintln!("exit {:?}\nstdout {}\nstderr {}", out.status.code(), stdout(&out), stderr(&out));
+    let after = std::fs::read_to_string(&conf).unwrap();
+    assert_ne!(out.status.code(), Some(0), "qrd accepted a value the server rejects");
+    assert_eq!(after, before, "postgresql.conf now holds a value the server cannot start with");
+}
+per_major!(invalid_string_value_is_not_written: pg16 = 16, pg12 = 12);
+
+/// Setting names are case-insensitive, as the server treats them (pg_settings spells TimeZone, DateStyle).
+fn mixed_case_settings_are_known(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let out = run(qrd(&server, &scratch).args(["conf", "set", "TimeZone=UTC", "--dry-run"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+per_major!(mixed_case_settings_are_known: pg16 = 16);
+
+/// `set` across several files is all or nothing: when a later file cannot be written (here: immutable,
+/// standing for any I/O or permission failure), the earlier one is put back and nothing is reloaded.
+fn set_is_all_or_nothing_across_files(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let data = server.data_dir();
+    let conf = data.join("postgresql.conf");
+    let included = data.join("aaa.conf"); // sorts before postgresql.conf, so it is written first
+    std::fs::write(&included, "work_mem = 6MB\n").unwrap();
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("include 'aaa.conf'\n");
+    std::fs::write(&conf, &text).unwrap();
+    server.reload();
+    let chattr = |flag: &str| assert!(Command::new("chattr").arg(flag).arg(&conf).status().unwrap().success());
+    chattr("+i");
+    let out = run(qrd(&server, &scratch).args(["conf", "set", "work_mem=7MB", "statement_timeout=5s"]));
+    chattr("-i");
+    eprintln!("exit {:?}\nstderr {}", out.status.code(), stderr(&out));
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&included).unwrap(), "work_mem = 6MB\n", "the first file was left edited");
+    assert_eq!(show(&server, "work_mem"), "6MB", "the server runs with half of the edit");
+}
+per_major!(set_is_all_or_nothing_across_files: pg16 = 16);

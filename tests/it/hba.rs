@@ -267,3 +267,31 @@ fn a_broken_edit_is_rolled_back(major: u32) {
     );
 }
 every_run!(a_broken_edit_is_rolled_back);
+
+/// A node rule never lands above a `reject` the site wrote for an overlapping address (a decommissioned
+/// node): allow-nodes of the subnet does not re-admit that node.
+fn allow_nodes_does_not_override_a_reject(major: u32) {
+    let (ns, server) = namespaced_server(major);
+    let scratch = Scratch::new();
+    let pw = scratch.secret_file("repo-password", REPO_PW);
+    run_expect(q(&server, &scratch).arg("provision").arg("--repo-password-file").arg(&pw), 0);
+    run_expect(q(&server, &scratch).args(["hba", "remove", "--match-address", "127.0.0.0/8"]), 0);
+    // The site refuses the old node 127.0.0.3 explicitly, then lets the rest of its subnet in.
+    for (addr, method) in [("127.0.0.3/32", "reject"), ("127.0.0.0/30", "scram-sha-256")] {
+        run_expect(
+            q(&server, &scratch)
+                .args(["hba", "add", "--append", "--type", "host", "--database", "all", "--user", ROLE])
+                .args(["--address", addr, "--method", method]),
+            0,
+        );
+    }
+    assert!(connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW).is_err(), "refused before");
+    // A colleague runs the guide's step for the subnet.
+    run_expect(q(&server, &scratch).args(["hba", "allow-nodes", "127.0.0.0/30"]), 0);
+    eprintln!("{}", hba_text(&server));
+    assert!(
+        connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW).is_err(),
+        "allow-nodes put its rule above the site's reject line: 127.0.0.3 is admitted again"
+    );
+}
+per_major!(allow_nodes_does_not_override_a_reject: pg16 = 16);

@@ -287,3 +287,144 @@ fn the_cmdline_scanner_finds_a_planted_password() {
     let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("planted-needle-4711"), "{text}");
 }
+
+// ---- found in review: each of these failed before its fix ----
+
+fn q1(server: &Server, sql: &str) -> Option<String> {
+    block_on(async { server.connect("postgres").await.query_one(sql, &[]).await.unwrap().get(0) })
+}
+
+fn exec(server: &Server, sql: &str) {
+    block_on(async { server.connect("postgres").await.batch_execute(sql).await.unwrap() })
+}
+
+/// A failed ALTER ROLE (here: a read-only session, as on a hot standby) logs no verifier: the statement
+/// printed with an error (log_min_error_statement) is switched off too. An md5 hash in a log would be
+/// enough to log in through md5 lines.
+fn a_failed_alter_role_logs_no_verifier(major: u32) {
+    let server = Server::builder(major).host_auth(HostAuth::Md5).start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, "first-pw");
+    exec(&server, "ALTER ROLE postgres SET default_transaction_read_only = on");
+    let pw = scratch.secret_file("new", "second-pw");
+    let out = run(qrd(&server, &scratch).args(["password", "set", ROLE, "--new-password-file"]).arg(&pw));
+    assert_ne!(out.status.code(), Some(0));
+    let log = server.log();
+    let leaks: Vec<&str> = log.lines().filter(|l| l.contains("PASSWORD '")).collect();
+    assert!(leaks.is_empty(), "verifier in the server log: {leaks:#?}");
+}
+every_run!(a_failed_alter_role_logs_no_verifier);
+
+/// The connecting superuser with no password at all (peer/trust through the socket, the usual Linux setup)
+/// keeps having none: migrate re-hashes passwords, it does not hand out new ones without --change-password.
+fn migrate_leaves_a_passwordless_superuser_alone(major: u32) {
+    let server = Server::builder(major).host_auth(HostAuth::Md5).start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, "repo-pw");
+    exec(&server, "ALTER ROLE postgres PASSWORD NULL");
+    let out = run(qrd(&server, &scratch)
+        .env("PGHOST", server.socket_dir())
+        .env("QRD_REPO_PASSWORD", "repo-pw")
+        .env("QRD_PASSWORD_POSTGRES", "typed-by-mistake")
+        .args(["scram", "migrate"]));
+    let stored = q1(&server, "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'");
+    assert!(
+        stored.is_none(),
+        "exit {:?}: migrate gave postgres a password it never had, without --change-password: {stored:?}",
+        out.status.code()
+    );
+}
+every_run!(migrate_leaves_a_passwordless_superuser_alone);
+
+/// A route whose rule is ident (or peer, cert, gss) cannot prove the password: `password set` warns
+/// instead of failing after the change, and prints the list of Qlik places to update.
+fn password_set_on_an_ident_route_warns_and_lists_followups(major: u32) {
+    let server = Server::builder(major).host_auth(HostAuth::Md5).start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, "first-pw");
+    let hba = server.data_dir().join("pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("host all {ROLE} 127.0.0.0/8 ident\n{text}")).unwrap();
+    server.reload();
+    let pw = scratch.secret_file("new", "second-pw");
+    let out = run(qrd(&server, &scratch).args(["password", "set", ROLE, "--new-password-file"]).arg(&pw));
+    let changed = q1(&server, &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{ROLE}'")).unwrap();
+    assert!(changed.starts_with("md5") || changed.starts_with("SCRAM"));
+    assert!(
+        out.status.code() == Some(0) && stdout(&out).contains("Connection String Editor"),
+        "password changed, but exit {:?} and no follow-up list:\n{}",
+        out.status.code(),
+        stderr(&out)
+    );
+}
+every_run!(password_set_on_an_ident_route_warns_and_lists_followups);
+
+/// With password_encryption still md5 (PostgreSQL 12/13's default) and pg_hba.conf on scram-sha-256, a
+/// role with a SCRAM verifier keeps SCRAM: an md5 hash would lock it out of every scram-sha-256 line.
+fn password_set_never_downgrades_scram_to_md5(major: u32) {
+    let server = Server::builder(major).host_auth(HostAuth::ScramSha256).password_encryption("md5").start().unwrap();
+    let scratch = Scratch::new();
+    let first = scratch.secret_file("first", "first-pw");
+    run_expect(
+        qrd(&server, &scratch)
+            .env("PGHOST", server.socket_dir())
+            .args(["provision", "--repo-password-file"])
+            .arg(&first),
+        0,
+    );
+    exec(&server, &format!("SET password_encryption = 'scram-sha-256'; ALTER ROLE {ROLE} PASSWORD 'first-pw'"));
+    block_on(server.try_connect_tcp(std::net::Ipv4Addr::LOCALHOST.into(), "postgres", ROLE, "first-pw"))
+        .expect("logs in before");
+    let pw = scratch.secret_file("new", "second-pw");
+    let out = run(qrd(&server, &scratch)
+        .env("PGHOST", server.socket_dir())
+        .args(["password", "set", ROLE, "--new-password-file"])
+        .arg(&pw));
+    let after = block_on(server.try_connect_tcp(std::net::Ipv4Addr::LOCALHOST.into(), "postgres", ROLE, "second-pw"));
+    eprintln!(
+        "TCP login with the new password after `password set`: {:?}",
+        after.as_ref().map(|_| ()).map_err(|e| e.to_string())
+    );
+    let stored = q1(&server, &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{ROLE}'")).unwrap();
+    assert!(
+        stored.starts_with("SCRAM-SHA-256$"),
+        "exit {:?}: the role now has {stored:.3}… and cannot log in through the scram-sha-256 lines:\n{}",
+        out.status.code(),
+        stderr(&out)
+    );
+}
+every_run!(password_set_never_downgrades_scram_to_md5);
+
+/// pg_stat_statements (track_utility defaults to on) would keep the ALTER ROLE text, verifier included,
+/// readable by superusers and pg_read_all_stats members: qrd switches utility tracking off meanwhile.
+fn pg_stat_statements_keeps_no_verifier(major: u32) {
+    let server = Server::builder(major).setting("shared_preload_libraries", "pg_stat_statements").start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, "first-pw");
+    exec(&server, "CREATE EXTENSION pg_stat_statements");
+    let pw = scratch.secret_file("new", "second-pw");
+    run_expect(qrd(&server, &scratch).args(["password", "set", ROLE, "--new-password-file"]).arg(&pw), 0);
+    let kept = q1(
+        &server,
+        "SELECT string_agg(query, ' | ') FROM pg_stat_statements WHERE query ILIKE '%ALTER ROLE%' OR query LIKE '%SCRAM-SHA-256$4096:%'",
+    );
+    assert!(kept.is_none(), "verifier kept in pg_stat_statements: {kept:?}");
+}
+every_run!(pg_stat_statements_keeps_no_verifier);
+
+fn verbose_output_has_no_verifier(major: u32) {
+    let server = Server::builder(major).start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, "first-pw");
+    let pw = scratch.secret_file("new", "second-pw");
+    let out = run_expect(
+        qrd(&server, &scratch)
+            .env("QRD_LOG", "trace")
+            .args(["-vv", "password", "set", ROLE, "--new-password-file"])
+            .arg(&pw),
+        0,
+    );
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!all.contains("SCRAM-SHA-256$") && !all.contains("second-pw"), "leak in qrd output");
+}
+every_run!(verbose_output_has_no_verifier);

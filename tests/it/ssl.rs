@@ -441,3 +441,55 @@ fn a_certificate_the_server_did_not_load_is_caught(major: u32) {
     tls_session_version(&server, &scratch, "127.0.0.1", &first.ca);
 }
 every_run!(a_certificate_the_server_did_not_load_is_caught);
+
+/// disable --temporary retypes `hostssl … reject` rules too: with ssl = off a hostssl line matches nothing,
+/// and the user it refused would be let in by the host rules below it.
+fn disable_keeps_reject_rules_effective(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = pki(&scratch, "site", &["127.0.0.1"]);
+    block_on(async {
+        server.connect("postgres").await.batch_execute("CREATE ROLE bob LOGIN PASSWORD 'bob-pw'").await.unwrap();
+    });
+    run_expect(qrd(&server, &scratch).args(["ssl", "enable", "--cert"]).arg(&pki.cert).arg("--key").arg(&pki.key), 0);
+    // The site refuses bob over the network.
+    let hba_path = server.data_dir().join("pg_hba.conf");
+    let hba = std::fs::read_to_string(&hba_path).unwrap();
+    std::fs::write(&hba_path, format!("hostssl all bob 0.0.0.0/0 reject\n{hba}")).unwrap();
+    server.reload();
+    let bob = || block_on(async { server.try_connect_tcp(LOCALHOST, "postgres", "bob", "bob-pw").await.map(|_| ()) });
+    assert!(bob().is_err(), "bob is refused while TLS is on");
+    run_expect(qrd(&server, &scratch).args(["ssl", "disable", "--temporary"]), 0);
+    eprintln!("{}", std::fs::read_to_string(&hba_path).unwrap());
+    assert!(bob().is_err(), "bob gets in while TLS is temporarily off: his reject rule stayed hostssl");
+}
+per_major!(disable_keeps_reject_rules_effective: pg16 = 16);
+
+/// An error the server already reported (a hostssl line while ssl = off, which it loads fine) that moves
+/// down because a rule is inserted above it is not new: the valid edit stays.
+fn a_moved_old_error_is_not_new(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let hba_path = server.data_dir().join("pg_hba.conf");
+    let mut hba = std::fs::read_to_string(&hba_path).unwrap();
+    hba.push_str("hostssl all all 10.9.0.0/16 scram-sha-256\n");
+    std::fs::write(&hba_path, &hba).unwrap();
+    server.reload();
+    let out = run(qrd(&server, &scratch).args([
+        "hba",
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "QSR",
+        "--user",
+        "qliksenserepository",
+        "--address",
+        "10.0.4.0/24",
+        "--method",
+        "scram-sha-256",
+    ]));
+    eprintln!("{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "a valid rule was refused");
+}
+per_major!(a_moved_old_error_is_not_new: pg16 = 16, pg12 = 12);

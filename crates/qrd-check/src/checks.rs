@@ -335,6 +335,10 @@ fn hba_methods(ctx: &Context<'_>) -> Vec<Finding> {
     };
     let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
     let tcp = |r: &qrd_conf::hba::Record| r.conn_type != ConnType::Local;
+    // Plain TCP: `password` there sends the password in clear text (hostssl/hostgssenc encrypt it).
+    let plain = |r: &qrd_conf::hba::Record| {
+        matches!(r.conn_type, ConnType::Host | ConnType::HostNoSsl | ConnType::HostNoGssEnc)
+    };
     let mut out = Vec::new();
     let md5 = lines(&|r| r.method == Method::Md5);
     out.push(if md5.is_empty() {
@@ -347,7 +351,7 @@ fn hba_methods(ctx: &Context<'_>) -> Vec<Finding> {
         )
     });
     let trust = lines(&|r| tcp(r) && r.method == Method::Trust);
-    let password = lines(&|r| tcp(r) && r.method == Method::Password);
+    let password = lines(&|r| plain(r) && r.method == Method::Password);
     out.push(match (trust.is_empty(), password.is_empty()) {
         (true, true) => Finding::ok("auth.hba_tcp", "no TCP rule uses trust or password"),
         _ => {
@@ -785,7 +789,8 @@ mod tests {
     #[test]
     fn md5_and_insecure_tcp_methods() {
         let mut inv = with_hba(
-            "local all all trust\nhost all all 10.0.0.0/8 md5\nhost all all 10.1.0.0/16 trust\nhostssl all all ::/0 password\n",
+            "local all all trust\nhost all all 10.0.0.0/8 md5\nhost all all 10.1.0.0/16 trust\nhost all all ::/0 password\n\
+             hostssl all all 10.2.0.0/16 password\n",
         );
         inv.login_roles = Some(vec![("postgres".into(), HashType::ScramSha256), ("bob".into(), HashType::Md5)]);
         let f = findings(&inv, ROLE);
@@ -797,10 +802,11 @@ mod tests {
         let tcp = status_of(&f, "auth.hba_tcp");
         assert_eq!(tcp.status, Status::Fail);
         assert!(
-            tcp.message.contains("trust on line(s) 3") && tcp.message.contains("password on line(s) 4"),
+            tcp.message.contains("trust on line(s) 3") && tcp.message.contains("password on line(s) 4 "),
             "{}",
             tcp.message
         );
+        assert!(!tcp.message.contains('5'), "password over TLS is no clear text: {}", tcp.message);
         // local trust alone is fine; scram everywhere is fine.
         let mut inv = with_hba("local all all trust\nhost all all 10.0.0.0/8 scram-sha-256\n");
         inv.login_roles = Some(vec![("postgres".into(), HashType::ScramSha256)]);

@@ -31,9 +31,13 @@ impl Which {
         }
     }
 
-    async fn errors(self, session: &Session) -> Result<Vec<FileError>, CliError> {
+    /// The server's complaints about the file on disk. `applied`: as the server applies postgresql.conf
+    /// (before an edit and after the reload), which also catches values only the server can judge; before
+    /// the reload that view would count every pending restart as an error.
+    async fn errors(self, session: &Session, applied: bool) -> Result<Vec<FileError>, CliError> {
         Ok(match self {
             Which::Hba => serverconf::hba_errors(session).await?,
+            Which::Conf if applied => serverconf::applied_conf_errors(session).await?,
             Which::Conf => serverconf::conf_errors(session).await?,
         })
     }
@@ -59,71 +63,138 @@ pub async fn write(
     session: Option<&Session>,
     opts: &Options,
 ) -> Result<Written, CliError> {
-    if !edit.is_change() {
-        note(format!("{}: already as asked, nothing to write", edit.path.display()));
-        return Ok(Written { applied: None, reloaded: false });
+    let mut written = write_all(std::slice::from_ref(edit), which, session, opts).await?;
+    Ok(Written { applied: written.applied.pop(), reloaded: written.reloaded })
+}
+
+/// What happened to several files written together.
+pub struct WrittenAll {
+    pub applied: Vec<Applied>,
+    pub reloaded: bool,
+}
+
+/// Writes several files of one kind as one change: all are written, then checked by the server and
+/// reloaded once; any failure puts every one of them back (in reverse order) and reloads again.
+pub async fn write_all(
+    edits: &[FileEdit],
+    which: Which,
+    session: Option<&Session>,
+    opts: &Options,
+) -> Result<WrittenAll, CliError> {
+    let edits: Vec<&FileEdit> = edits
+        .iter()
+        .filter(|e| {
+            if !e.is_change() {
+                note(format!("{}: already as asked, nothing to write", e.path.display()));
+            }
+            e.is_change()
+        })
+        .collect();
+    if edits.is_empty() {
+        return Ok(WrittenAll { applied: Vec::new(), reloaded: false });
     }
     if opts.dry_run {
-        print!("{}", edit.diff());
-        note(format!("dry run: {} not changed", edit.path.display()));
-        return Ok(Written { applied: None, reloaded: false });
+        for e in &edits {
+            print!("{}", e.diff());
+            note(format!("dry run: {} not changed", e.path.display()));
+        }
+        return Ok(WrittenAll { applied: Vec::new(), reloaded: false });
     }
     let before = match session {
-        Some(s) => which.errors(s).await?,
+        Some(s) => which.errors(s, true).await?,
         None => Vec::new(),
     };
     for e in &before {
         note(format!("warning: the server already reports an error in its configuration: {e}"));
     }
-    let applied = edit.apply().map_err(|e| {
-        CliError::new(ExitStatus::Failed, e.to_string()).hint("nothing was changed; check the file's permissions")
-    })?;
-    note(format!("wrote {} (previous version: {})", applied.path.display(), applied.backup.display()));
+    let mut applied: Vec<Applied> = Vec::new();
+    for e in &edits {
+        match e.apply() {
+            Ok(a) => {
+                note(format!("wrote {} (previous version: {})", a.path.display(), a.backup.display()));
+                applied.push(a);
+            }
+            Err(err) => {
+                restore(&applied)?;
+                let hint = if applied.is_empty() {
+                    "nothing was changed; check the file's permissions".to_owned()
+                } else {
+                    "the files written before it were put back; check the file's permissions".to_owned()
+                };
+                return Err(CliError::new(ExitStatus::Failed, err.to_string()).hint(hint));
+            }
+        }
+    }
     let Some(session) = session else {
         note(format!("no server connection: {} was not checked by the server nor reloaded", which.name()));
-        return Ok(Written { applied: Some(applied), reloaded: false });
+        return Ok(WrittenAll { applied, reloaded: false });
     };
 
-    let fresh = new_errors(which.errors(session).await?, &before);
+    let fresh = match which.errors(session, false).await {
+        Ok(errors) => new_errors(errors, &before),
+        Err(e) => {
+            restore(&applied)?;
+            return Err(e.hint("the previous files are back in place; nothing was reloaded"));
+        }
+    };
     if !fresh.is_empty() {
         restore(&applied)?;
         return Err(rejected(which, &fresh, &applied, false));
     }
     if !opts.reload {
         note(format!("not reloaded (--no-reload): run `SELECT pg_reload_conf()` to apply {}", which.name()));
-        return Ok(Written { applied: Some(applied), reloaded: false });
+        return Ok(WrittenAll { applied, reloaded: false });
     }
     let reloaded = serverconf::reload(session).await?;
-    let fresh = new_errors(which.errors(session).await?, &before);
+    let fresh = new_errors(which.errors(session, true).await?, &before);
     if !fresh.is_empty() {
         restore(&applied)?;
         serverconf::reload(session).await?;
         return Err(rejected(which, &fresh, &applied, true));
     }
     note(if reloaded { "reloaded" } else { "reload requested, not yet confirmed by the server" });
-    Ok(Written { applied: Some(applied), reloaded })
+    Ok(WrittenAll { applied, reloaded })
 }
 
+/// The errors in `after` that were not there `before`. Line numbers are left out of the comparison: an
+/// edit above an old complaint moves it down without making it new. Each old error excuses one new one
+/// with the same file, setting and text.
 fn new_errors(after: Vec<FileError>, before: &[FileError]) -> Vec<FileError> {
-    after.into_iter().filter(|e| !before.contains(e)).collect()
+    let key = |e: &FileError| (e.file.clone(), e.name.clone(), e.error.clone());
+    let mut excused: Vec<_> = before.iter().map(key).collect();
+    after
+        .into_iter()
+        .filter(|e| match excused.iter().position(|k| *k == key(e)) {
+            Some(i) => {
+                excused.swap_remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect()
 }
 
-fn restore(applied: &Applied) -> Result<(), CliError> {
-    applied.restore().map_err(|e| {
-        CliError::new(
-            ExitStatus::Failed,
-            format!("the server rejects the new file AND putting the previous one back failed: {e}"),
-        )
-        .hint(format!(
-            "copy {} over {} yourself now, then reload",
-            applied.backup.display(),
-            applied.path.display()
-        ))
-    })
+/// Puts every written file back, last first.
+fn restore(applied: &[Applied]) -> Result<(), CliError> {
+    for a in applied.iter().rev() {
+        a.restore().map_err(|e| {
+            CliError::new(
+                ExitStatus::Failed,
+                format!("the server rejects the new file AND putting the previous one back failed: {e}"),
+            )
+            .hint(format!(
+                "copy {} over {} yourself now, then reload",
+                a.backup.display(),
+                a.path.display()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
-fn rejected(which: Which, errors: &[FileError], applied: &Applied, reloaded: bool) -> CliError {
+fn rejected(which: Which, errors: &[FileError], applied: &[Applied], reloaded: bool) -> CliError {
     let list: Vec<String> = errors.iter().map(|e| format!("\n  {e}")).collect();
+    let backups: Vec<String> = applied.iter().map(|a| a.backup.display().to_string()).collect();
     CliError::new(
         ExitStatus::Failed,
         format!(
@@ -133,5 +204,5 @@ fn rejected(which: Which, errors: &[FileError], applied: &Applied, reloaded: boo
             if reloaded { " and reloaded" } else { " (the server never loaded the broken one)" }
         ),
     )
-    .hint(format!("the rejected version is not kept; the previous one is also saved as {}", applied.backup.display()))
+    .hint(format!("the rejected version is not kept; the previous one is also saved as {}", backups.join(", ")))
 }

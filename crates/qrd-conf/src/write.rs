@@ -147,6 +147,9 @@ pub struct Installed {
 /// with other content is first copied to `<name>.qrd-<UTC time>.bak` beside it (its own mode and owner).
 /// For files qrd installs whole, such as certificates and keys.
 pub fn install(path: &Path, content: &[u8], perms: Perms) -> Result<Installed, WriteError> {
+    // Through a symlink (a certificate linked to where renewals land): write its target, keep the link.
+    let resolved = fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     let previous = match fs::read(path) {
         Ok(old) => {
             let meta = fs::metadata(path).map_err(WriteError::io("cannot stat", path))?;
@@ -332,5 +335,19 @@ mod tests {
         // Same content: no backup.
         assert!(install(&key, b"old", perms(0o600)).unwrap().backup.is_none());
         assert_eq!(fs::metadata(&key).unwrap().mode() & 0o7777, 0o600, "the asked mode");
+    }
+
+    /// install (certificates, keys) writes through a symlink, and undo keeps the link.
+    #[test]
+    fn install_writes_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = fs::metadata(dir.path()).unwrap();
+        let target = dir.path().join("managed.pem");
+        let link = dir.path().join("server.pem");
+        fs::write(&target, b"old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let i = install(&link, b"new", Perms { mode: 0o644, uid: me.uid(), gid: me.gid() }).unwrap();
+        i.undo().unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced by a file");
     }
 }

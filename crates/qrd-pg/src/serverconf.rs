@@ -17,6 +17,7 @@ const FILE_ERRORS: Template = sql_template!("conf/file_errors.sql");
 const LOAD_TIME: Template = sql_template!("conf/load_time.sql");
 const RELOAD: Template = sql_template!("conf/reload.sql");
 const ALTER_SYSTEM: Template = sql_template!("conf/alter_system.sql");
+const APPLIED_ERRORS: Template = sql_template!("conf/applied_errors.sql");
 const MEMBERSHIPS: Template = sql_template!("conf/memberships.sql");
 const MESSAGES_IN_ENGLISH: Template = sql_template!("conf/messages_in_english.sql");
 
@@ -134,10 +135,20 @@ pub async fn hba_errors(session: &Session) -> Result<Vec<FileError>, QueryError>
 
 /// Errors in postgresql.conf (and its includes, and postgresql.auto.conf) as they are on disk now.
 pub async fn conf_errors(session: &Session) -> Result<Vec<FileError>, QueryError> {
+    conf_errors_from(session, &FILE_ERRORS).await
+}
+
+/// Errors in postgresql.conf as the server applies it: [`conf_errors`] plus values it would not apply
+/// (only the server can judge some, e.g. time zone names). Meaningful after a reload, and before an edit.
+pub async fn applied_conf_errors(session: &Session) -> Result<Vec<FileError>, QueryError> {
+    conf_errors_from(session, &APPLIED_ERRORS).await
+}
+
+async fn conf_errors_from(session: &Session, template: &Template) -> Result<Vec<FileError>, QueryError> {
     if let Err(e) = session.client().batch_execute(MESSAGES_IN_ENGLISH.text).await {
         tracing::debug!("messages stay translated: {}", crate::connect::server_message(&e));
     }
-    let rows = session.client().query(FILE_ERRORS.text, &[]).await.map_err(query_err(&FILE_ERRORS, session))?;
+    let rows = session.client().query(template.text, &[]).await.map_err(query_err(template, session))?;
     Ok(rows
         .iter()
         .map(|r| FileError {

@@ -323,13 +323,13 @@ async fn set(
         }
     }
     let opts = confwrite::Options { dry_run: apply.dry_run, reload: !apply.no_reload };
-    let mut changed = false;
-    for (path, file) in &edited {
-        let before = tree.file(path).map(|f| f.render()).unwrap_or_default();
-        let edit = FileEdit::new(path, before, file.render());
-        changed |= edit.is_change();
-        confwrite::write(&edit, Which::Conf, loc.session.as_ref(), &opts).await?;
-    }
+    let edits: Vec<FileEdit> = edited
+        .iter()
+        .map(|(path, file)| FileEdit::new(path, tree.file(path).map(|f| f.render()).unwrap_or_default(), file.render()))
+        .collect();
+    let changed = edits.iter().any(FileEdit::is_change);
+    // All files or none: one check and one reload for the lot, every file put back on any failure.
+    confwrite::write_all(&edits, Which::Conf, loc.session.as_ref(), &opts).await?;
     if apply.dry_run || (!changed && loc.session.is_none()) {
         return Ok(ExitStatus::Success);
     }

@@ -269,11 +269,54 @@ async fn list(args: ListArgs) -> Result<ExitStatus, CliError> {
 }
 
 /// Where a new rule goes by default: before the first rule of its kind (local rules before the first rule,
-/// TCP rules before the first TCP rule), so that catch-all rules further down cannot shadow it.
-fn default_position(file: &HbaFile, conn_type: ConnType) -> usize {
-    file.records()
-        .position(|r| conn_type == ConnType::Local || r.record.conn_type != ConnType::Local)
-        .unwrap_or_else(|| file.records().count())
+/// TCP rules before the first TCP rule), so that catch-all rules further down cannot shadow it — but never
+/// above a `reject` rule whose addresses overlap the new rule's: a deny the site wrote must keep winning.
+fn default_position(file: &HbaFile, record: &Record) -> usize {
+    let records: Vec<_> = file.records().collect();
+    let local = record.conn_type == ConnType::Local;
+    let mut position =
+        records.iter().position(|r| local || r.record.conn_type != ConnType::Local).unwrap_or(records.len());
+    for (i, r) in records.iter().enumerate().skip(position) {
+        let both_local = local == (r.record.conn_type == ConnType::Local);
+        if r.record.method == Method::Reject && both_local && addresses_overlap(&r.record.address, &record.address) {
+            position = i + 1;
+        }
+    }
+    position
+}
+
+/// Whether two ADDRESS fields may admit a common client (`true` when it cannot be told here: host names,
+/// samehost, samenet). Local rules have none and always overlap.
+fn addresses_overlap(a: &Option<Address>, b: &Option<Address>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else { return true };
+    let ends = |x: &Address| -> Option<Vec<IpAddr>> {
+        match x {
+            Address::Cidr { addr, prefix, .. } => Some(network_ends(*addr, *prefix)),
+            _ => None,
+        }
+    };
+    match (ends(a), ends(b)) {
+        (Some(ea), Some(eb)) => {
+            ea.iter().any(|ip| b.admits(*ip) != Some(false)) || eb.iter().any(|ip| a.admits(*ip) != Some(false))
+        }
+        _ => true,
+    }
+}
+
+/// The first and last address of `addr/prefix`.
+fn network_ends(addr: IpAddr, prefix: u8) -> Vec<IpAddr> {
+    match addr {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let first = u32::from(v4) & mask;
+            vec![IpAddr::V4(first.into()), IpAddr::V4((first | !mask).into())]
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0);
+            let first = u128::from(v6) & mask;
+            vec![IpAddr::V6(first.into()), IpAddr::V6((first | !mask).into())]
+        }
+    }
 }
 
 fn same_rule(a: &Record, b: &Record) -> bool {
@@ -313,7 +356,7 @@ async fn add(args: AddArgs) -> Result<ExitStatus, CliError> {
     let edited = match (args.append, args.before_line) {
         (true, _) => file.push(&record),
         (_, Some(line)) => file.insert_before_line(line, &record),
-        _ => file.insert(default_position(&file, record.conn_type), &record),
+        _ => file.insert(default_position(&file, &record), &record),
     };
     let line = edited.map_err(|e| refused(e.to_string()))?;
     note(format!("rule at line {line}: {record}"));
@@ -388,7 +431,7 @@ async fn allow_nodes(args: AllowNodesArgs) -> Result<ExitStatus, CliError> {
         .collect();
 
     let localhost = Address::parse("127.0.0.1/32").expect("valid");
-    let mut position = default_position(&file, conn_type);
+    let mut position = records.iter().map(|r| default_position(&file, r)).max().unwrap_or(0);
     if args.replace_localhost_rule {
         let m = RecordMatch {
             conn_type: Some(ConnType::Host),

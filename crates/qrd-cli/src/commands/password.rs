@@ -158,11 +158,13 @@ pub(crate) async fn verify_login(session: &Session, role: &str, password: &Secre
             }
             Ok(true)
         }
-        Err(e) if e.kind == ConnectErrorKind::Auth => Err(CliError::new(
-            ExitStatus::Failed,
-            format!("the stored password is right, but logging in as {role:?} failed: {}", e.reason),
-        )
-        .hint("check the pg_hba.conf line this connection uses (`qrd hba explain`): md5 or scram-sha-256")),
+        Err(e) if e.kind == ConnectErrorKind::Auth && e.reason.contains("password authentication failed") => {
+            Err(CliError::new(
+                ExitStatus::Failed,
+                format!("the stored password is right, but logging in as {role:?} failed: {}", e.reason),
+            )
+            .hint("check the pg_hba.conf line this connection uses (`qrd hba explain`): md5 or scram-sha-256"))
+        }
         Err(e) => {
             note(format!("warning: could not verify by logging in as {role:?} from here: {}", e.reason));
             Ok(false)
@@ -213,9 +215,20 @@ async fn set(args: SetArgs) -> Result<ExitStatus, CliError> {
     let repo_role = qrd_pg::spec::DEFAULT_REPO_ROLE;
     let session = Session::open(&args.conn.opts()).await?;
     let paths = qrd_pg::serverconf::paths(&session).await?;
-    let encryption = Encryption::from_setting(&paths.password_encryption);
     let found = security::role_hashes(&session, std::slice::from_ref(&args.role)).await?;
     let current = require_role(&found, &args.role, repo_role)?;
+    // Never downgrade: a role with a SCRAM verifier keeps SCRAM even while password_encryption is md5 (an
+    // md5 hash would lock it out of scram-sha-256 lines; md5 lines accept SCRAM verifiers).
+    let encryption = match Encryption::from_setting(&paths.password_encryption) {
+        Encryption::Md5 if current.hash == HashType::ScramSha256 => {
+            note(format!(
+                "role {:?} has a SCRAM-SHA-256 verifier: keeping SCRAM although password_encryption = md5",
+                args.role
+            ));
+            Encryption::ScramSha256
+        }
+        e => e,
+    };
     let pw = new_password(&args)?;
     if mixes_character_sets(pw.expose()) || mixes_character_sets(&args.role) {
         note(
@@ -232,10 +245,9 @@ async fn set(args: SetArgs) -> Result<ExitStatus, CliError> {
         return Ok(ExitStatus::Success);
     }
     let what = format!(
-        "set the password of role {:?} as a {} verifier computed here (password_encryption = {}); the stored hash was {}",
+        "set the password of role {:?} as a {} verifier computed here; the stored hash was {}",
         args.role,
         expect.as_str(),
-        paths.password_encryption,
         current.hash.as_str()
     );
     if args.dry_run {
@@ -245,14 +257,15 @@ async fn set(args: SetArgs) -> Result<ExitStatus, CliError> {
     security::set_password(&session, &args.role, &pw, encryption).await?;
     verify_stored(&session, &args.role, &pw, expect).await?;
     note(format!("done: {what}"));
-    if !args.no_verify {
-        verify_login(&session, &args.role, &pw).await?;
-    }
+    // The list first: it holds whatever the verification login says.
     if !current.matches(&pw) {
         println!("The password of {:?} changed. Update every place that stores it:", args.role);
         for f in qlik_followups(&args.role, repo_role) {
             println!("  - {f}");
         }
+    }
+    if !args.no_verify {
+        verify_login(&session, &args.role, &pw).await?;
     }
     Ok(ExitStatus::Success)
 }

@@ -98,7 +98,7 @@ pub struct MigrateArgs {
 fn parse_role_file(s: &str) -> Result<(String, PathBuf), String> {
     match s.split_once('=') {
         Some((role, file)) if !role.is_empty() && !file.is_empty() => Ok((role.to_owned(), PathBuf::from(file))),
-        _ => Err(format!("{s:?} is not ROLE=FILE")),
+        _ => Err("expected ROLE=FILE (the role's name, '=', then the path of a file holding its password)".to_owned()),
     }
 }
 
@@ -223,11 +223,13 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
             .hint("start the server, or drop --offline"));
     };
     let me = session.target().user.clone();
-    let mut role_names = args.roles.clone();
-    if role_names.is_empty() {
-        role_names = vec![args.repo_user.clone(), me.clone()];
+    let defaults = args.roles.is_empty();
+    let mut role_names: Vec<String> = Vec::new();
+    for r in if defaults { vec![args.repo_user.clone(), me.clone()] } else { args.roles.clone() } {
+        if !role_names.contains(&r) {
+            role_names.push(r);
+        }
     }
-    role_names.dedup();
 
     // ---- 1. plan; nothing changes before every check has passed.
     let found = security::role_hashes(session, &role_names).await?;
@@ -235,6 +237,13 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
     for name in &role_names {
         let current: &RoleHash = require_role(&found, name, &args.repo_user)?;
         if current.hash == HashType::ScramSha256 {
+            plans.push(RolePlan { name: name.clone(), password: None, changes: false });
+            continue;
+        }
+        // No password at all (e.g. a superuser that logs in by peer): nothing to re-hash, and giving it one
+        // would open it to every password line. Only on request.
+        if current.hash == HashType::None && !args.change_password {
+            note(format!("role {name:?} has no password: nothing to re-hash (use `qrd password set` to give it one)"));
             plans.push(RolePlan { name: name.clone(), password: None, changes: false });
             continue;
         }
@@ -261,7 +270,13 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
     // Login roles that keep an md5 hash after this migration.
     let all_login: Vec<(String, HashType)> = {
         let inv = Inventory::gather(session, &RepoSpec::new(&args.repo_user)).await?;
-        inv.login_roles.unwrap_or_default()
+        inv.login_roles.ok_or_else(|| {
+            refused(format!(
+                "{me} cannot read every login role's password type, so qrd cannot tell who an md5 → scram-sha-256 \
+                 switch would lock out; nothing was changed"
+            ))
+            .hint("run the migration as a superuser (-U postgres)")
+        })?
     };
     let staying_md5: Vec<&str> = all_login
         .iter()
@@ -306,7 +321,9 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
             let mut roles = roles;
             roles.sort_unstable();
             roles.dedup();
-            let add: String = roles.iter().map(|r| format!(" --role {}", shell_word(r))).collect();
+            let mut all: Vec<String> = role_names.clone();
+            all.extend(roles.iter().map(|r| r.to_string()));
+            let add: String = all.iter().map(|r| format!(" --role {}", shell_word(r))).collect();
             return Err(refused(msg).hint(format!(
                 "migrate those roles too (`qrd scram migrate{add}` with their passwords), or pass --partial-hba to \
                  leave those lines md5 for now; nothing was changed"

@@ -291,8 +291,9 @@ fn same_value(name: &str, have: &str, want: &str) -> bool {
 
 /// Rewrites the connection type word of every `from` rule to `to`, in place: the rest of each line and every
 /// other byte stay as they were (spaces after the word absorb the length change so columns stay aligned).
-/// `reject` rules are left alone: as `host` they already refuse both plain and TLS connections. Returns
-/// the new text and the lines changed.
+/// host → hostssl leaves `reject` rules alone (as `host` they already refuse both plain and TLS
+/// connections); hostssl → host retypes them too, or with ssl off they would never match and the clients
+/// they refuse would fall through to the rules below. Returns the new text and the lines changed.
 fn retype(file: &HbaFile, text: &str, from: ConnType, to: ConnType) -> Result<(String, Vec<usize>), CliError> {
     let (bom, body) = match text.strip_prefix('\u{feff}') {
         Some(rest) => ("\u{feff}", rest),
@@ -301,7 +302,8 @@ fn retype(file: &HbaFile, text: &str, from: ConnType, to: ConnType) -> Result<(S
     let mut lines: Vec<String> = body.split_inclusive('\n').map(str::to_owned).collect();
     let mut changed = Vec::new();
     for r in file.records() {
-        if r.record.conn_type != from || r.record.method == Method::Reject {
+        let keep_reject = to == ConnType::HostSsl && r.record.method == Method::Reject;
+        if r.record.conn_type != from || keep_reject {
             continue;
         }
         let pos = r.spans.conn_type;
@@ -339,7 +341,7 @@ fn retype(file: &HbaFile, text: &str, from: ConnType, to: ConnType) -> Result<(S
     let consistent = old.len() == new.len()
         && old.iter().zip(&new).all(|(o, n)| {
             let mut o = o.clone();
-            if o.conn_type == from && o.method != Method::Reject {
+            if o.conn_type == from && !(to == ConnType::HostSsl && o.method == Method::Reject) {
                 o.conn_type = to;
             }
             &o == n
