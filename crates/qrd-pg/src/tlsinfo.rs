@@ -136,8 +136,8 @@ pub async fn gather(session: &Session) -> Result<Option<TlsInfo>, QueryError> {
             (false, _) => CertState::NotRead,
             (true, false) => CertState::Unreadable { reason: format!("{} does not exist", info.cert_file) },
             (true, true) => {
-                let pem: String = row.get("pem");
-                let state = match qrd_cert::parse_certs(pem.as_bytes()) {
+                let pem: Vec<u8> = row.get("pem");
+                let state = match qrd_cert::parse_certs(&pem) {
                     Ok(certs) => CertState::Parsed { certs },
                     Err(e) => CertState::Invalid { reason: e.to_string() },
                 };
@@ -188,7 +188,7 @@ pub fn resolve(data_dir: &Path, file: &str) -> PathBuf {
     if p.is_absolute() { p.to_path_buf() } else { data_dir.join(p) }
 }
 
-fn local_files(data_dir: &Path, info: &TlsInfo, server_pem: Option<&str>) -> Option<LocalFiles> {
+fn local_files(data_dir: &Path, info: &TlsInfo, server_pem: Option<&[u8]>) -> Option<LocalFiles> {
     if info.cert_file.is_empty() || info.key_file.is_empty() {
         return None;
     }
@@ -198,7 +198,7 @@ fn local_files(data_dir: &Path, info: &TlsInfo, server_pem: Option<&str>) -> Opt
     // The same path on this machine may be another file (a server elsewhere with the same layout): trust the
     // local files only when the certificate here is byte for byte the one the server reads.
     if let Some(server_pem) = server_pem
-        && here.as_deref() != Some(server_pem.as_bytes())
+        && here.as_deref() != Some(server_pem)
     {
         return None;
     }
