@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
 
-use qrd_conf::hba::{Client, ConnType, Facts, HbaFile, Method, Outcome, Request, Roles};
+use qrd_conf::hba::{Address, Client, ConnType, Facts, HbaFile, Method, Outcome, Request, Roles};
 use qrd_pg::inventory::DbInfo;
 use qrd_pg::spec::{RoleAttrs, SUPPORTED_MAJORS};
 use qrd_pg::verifier::HashType;
@@ -449,24 +449,8 @@ fn max_connections(ctx: &Context<'_>) -> Vec<Finding> {
 /// The addresses to try for a `--node` value: the address itself, or both ends of a subnet.
 fn node_probes(node: &str) -> Result<Vec<IpAddr>, String> {
     let bad = || format!("--node {node:?} is not an IP address or ADDR/PREFIX");
-    let Some((addr, prefix)) = node.split_once('/') else {
-        return node.parse().map(|ip| vec![ip]).map_err(|_| bad());
-    };
-    let ip: IpAddr = addr.parse().map_err(|_| bad())?;
-    let prefix: u32 = prefix.parse().map_err(|_| bad())?;
-    match ip {
-        IpAddr::V4(v4) if prefix <= 32 => {
-            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
-            let first = u32::from(v4) & mask;
-            Ok(vec![IpAddr::V4(first.into()), IpAddr::V4((first | !mask).into())])
-        }
-        IpAddr::V6(v6) if prefix <= 128 => {
-            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
-            let first = u128::from(v6) & mask;
-            Ok(vec![IpAddr::V6(first.into()), IpAddr::V6((first | !mask).into())])
-        }
-        _ => Err(bad()),
-    }
+    let ends = Address::parse_node(node).ok().and_then(|a| a.ends()).ok_or_else(bad)?;
+    Ok(if node.contains('/') { ends.to_vec() } else { vec![ends[0]] })
 }
 
 /// For each `--node`: would the server let the repository role in from there, to each Qlik database,
@@ -503,11 +487,7 @@ fn hba_nodes(ctx: &Context<'_>) -> Vec<Finding> {
         }
     };
     let mut facts = Facts::new(inv.version.major);
-    let mut roles = Roles::new();
-    for (role, member_of) in memberships {
-        roles.add(role, member_of.iter().map(String::as_str));
-    }
-    facts.roles = Some(roles);
+    facts.roles = Some(Roles::from_memberships(memberships));
     let role = &ctx.spec.role;
     let hash = inv.role.as_ref().and_then(|r| r.password.as_ref()).map(|p| p.hash_type);
     let allow_hint = |node: &str| {

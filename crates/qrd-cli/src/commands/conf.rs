@@ -1,11 +1,12 @@
 //! `qrd conf get | set | tune`: postgresql.conf read and edited losslessly, values checked against the
 //! server's `pg_settings`, the server told to reload, and a restart named (or done) when a setting needs it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use qrd_conf::pgconf::{ConfFile, ConfTree, SettingInfo, VarType, needs_restart, validate};
+use qrd_conf::pgconf::{
+    ConfTree, PlanError, PlanOptions, SettingInfo, VarType, needs_restart, plan_settings, validate,
+};
 use qrd_conf::write::FileEdit;
 use qrd_pg::Session;
 use qrd_pg::serverconf::{self, SettingRow};
@@ -288,45 +289,27 @@ async fn set(
 
     // Each setting goes where the server reads it last outside postgresql.auto.conf (an included file,
     // possibly), so the edit is not silently overridden by a later line.
-    let mut edited: BTreeMap<PathBuf, ConfFile> = BTreeMap::new();
-    for (name, value) in &pairs {
-        let target = tree.edit_target(name);
-        if let Some(a) = &target.shadowed_by {
-            return Err(CliError::new(
-                ExitStatus::Refused,
-                format!(
-                    "{name} is set with ALTER SYSTEM ({}:{}, value {:?}), which overrides postgresql.conf: editing the \
-                     file would change nothing; nothing was changed",
-                    a.file.display(),
-                    a.line,
-                    a.value
-                ),
-            )
-            .hint(format!("use --online to change it with ALTER SYSTEM, or run ALTER SYSTEM RESET {name} first")));
-        }
-        let file = match edited.get_mut(&target.file) {
-            Some(f) => f,
-            None => {
-                let f = tree.file(&target.file).cloned().ok_or_else(|| {
-                    CliError::new(ExitStatus::Failed, format!("{} is not part of the tree", target.file.display()))
-                })?;
-                edited.entry(target.file.clone()).or_insert(f)
-            }
-        };
-        let change = file.set(name, value).map_err(|e| CliError::new(ExitStatus::Refused, e.to_string()))?;
+    let plan = plan_settings(&tree, &pairs, PlanOptions::default()).map_err(|e| match e {
+        PlanError::ShadowedByAlterSystem { ref name, .. } => CliError::new(
+            ExitStatus::Refused,
+            format!("{e}: editing the file would change nothing; nothing was changed"),
+        )
+        .hint(format!("use --online to change it with ALTER SYSTEM, or run ALTER SYSTEM RESET {name} first")),
+        PlanError::NotInTree(_) => CliError::new(ExitStatus::Failed, e.to_string()),
+        PlanError::Edit { source, .. } => CliError::new(ExitStatus::Refused, source.to_string()),
+    })?;
+    for (file, change) in &plan.changes {
         if !change.earlier_duplicates.is_empty() {
             note(format!(
-                "note: {} also sets {name} earlier (line(s) {:?}); the line qrd edits is the one that wins",
-                target.file.display(),
+                "note: {} also sets {} earlier (line(s) {:?}); the line qrd edits is the one that wins",
+                file.display(),
+                change.name,
                 change.earlier_duplicates
             ));
         }
     }
+    let edits = plan.edits;
     let opts = confwrite::Options { dry_run: apply.dry_run, reload: !apply.no_reload };
-    let edits: Vec<FileEdit> = edited
-        .iter()
-        .map(|(path, file)| FileEdit::new(path, tree.file(path).map(|f| f.render()).unwrap_or_default(), file.render()))
-        .collect();
     let changed = edits.iter().any(FileEdit::is_change);
     // All files or none: one check and one reload for the lot, every file put back on any failure.
     confwrite::write_all(&edits, Which::Conf, loc.session.as_ref(), &opts).await?;

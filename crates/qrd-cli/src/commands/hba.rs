@@ -2,7 +2,6 @@
 //! byte for byte as it was), checked by the server before it loads it, and explained the way the server
 //! matches: first matching line wins.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use clap::{Args, Subcommand};
@@ -232,17 +231,6 @@ async fn save(loc: &Located, file: &HbaFile, write: &WriteArgs) -> Result<(), Cl
     confwrite::write(&edit, Which::Hba, loc.session.as_ref(), &opts).await.map(|_| ())
 }
 
-/// A database or user token as typed: keywords stay keywords, `+role` and `@file` keep their meaning,
-/// anything else is a literal name (quoted in the file when needed).
-fn token(s: &str) -> Token {
-    match s {
-        "all" | "sameuser" | "samerole" | "samegroup" | "replication" => Token::keyword(s),
-        _ if s.len() > 1 && s.starts_with('+') => Token::member_of(&s[1..]),
-        _ if s.len() > 1 && s.starts_with('@') => Token::file(&s[1..]),
-        _ => Token::name(s),
-    }
-}
-
 fn warn_if_everything(address: &Option<Address>) {
     if address.as_ref().is_some_and(Address::covers_everything) {
         note(format!(
@@ -268,66 +256,6 @@ async fn list(args: ListArgs) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
-/// Where a new rule goes by default: before the first rule of its kind (local rules before the first rule,
-/// TCP rules before the first TCP rule), so that catch-all rules further down cannot shadow it — but never
-/// above a `reject` rule whose addresses overlap the new rule's: a deny the site wrote must keep winning.
-fn default_position(file: &HbaFile, record: &Record) -> usize {
-    let records: Vec<_> = file.records().collect();
-    let local = record.conn_type == ConnType::Local;
-    let mut position =
-        records.iter().position(|r| local || r.record.conn_type != ConnType::Local).unwrap_or(records.len());
-    for (i, r) in records.iter().enumerate().skip(position) {
-        let both_local = local == (r.record.conn_type == ConnType::Local);
-        if r.record.method == Method::Reject && both_local && addresses_overlap(&r.record.address, &record.address) {
-            position = i + 1;
-        }
-    }
-    position
-}
-
-/// Whether two ADDRESS fields may admit a common client (`true` when it cannot be told here: host names,
-/// samehost, samenet). Local rules have none and always overlap.
-fn addresses_overlap(a: &Option<Address>, b: &Option<Address>) -> bool {
-    let (Some(a), Some(b)) = (a, b) else { return true };
-    let ends = |x: &Address| -> Option<Vec<IpAddr>> {
-        match x {
-            Address::Cidr { addr, prefix, .. } => Some(network_ends(*addr, *prefix)),
-            _ => None,
-        }
-    };
-    match (ends(a), ends(b)) {
-        (Some(ea), Some(eb)) => {
-            ea.iter().any(|ip| b.admits(*ip) != Some(false)) || eb.iter().any(|ip| a.admits(*ip) != Some(false))
-        }
-        _ => true,
-    }
-}
-
-/// The first and last address of `addr/prefix`.
-fn network_ends(addr: IpAddr, prefix: u8) -> Vec<IpAddr> {
-    match addr {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
-            let first = u32::from(v4) & mask;
-            vec![IpAddr::V4(first.into()), IpAddr::V4((first | !mask).into())]
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0);
-            let first = u128::from(v6) & mask;
-            vec![IpAddr::V6(first.into()), IpAddr::V6((first | !mask).into())]
-        }
-    }
-}
-
-fn same_rule(a: &Record, b: &Record) -> bool {
-    a.conn_type == b.conn_type
-        && a.databases == b.databases
-        && a.users == b.users
-        && a.address == b.address
-        && a.method == b.method
-        && a.options == b.options
-}
-
 async fn add(args: AddArgs) -> Result<ExitStatus, CliError> {
     let address = match &args.address {
         Some(a) => Some(Address::parse(a).map_err(refused)?),
@@ -339,8 +267,8 @@ async fn add(args: AddArgs) -> Result<ExitStatus, CliError> {
     warn_if_everything(&address);
     let mut record = Record::new(
         args.conn_type,
-        args.databases.iter().map(|d| token(d)).collect(),
-        args.users.iter().map(|u| token(u)).collect(),
+        args.databases.iter().map(|d| Token::from_word(d)).collect(),
+        args.users.iter().map(|u| Token::from_word(u)).collect(),
         address,
         args.method,
     );
@@ -349,14 +277,14 @@ async fn add(args: AddArgs) -> Result<ExitStatus, CliError> {
         record = record.with_option(n, v);
     }
     let (loc, mut file) = load(&args.common).await?;
-    if let Some(existing) = file.records().find(|r| same_rule(r.record, &record)) {
+    if let Some(existing) = file.find_same(&record) {
         note(format!("line {} already is this rule: nothing to do", existing.line));
         return Ok(ExitStatus::Success);
     }
     let edited = match (args.append, args.before_line) {
         (true, _) => file.push(&record),
         (_, Some(line)) => file.insert_before_line(line, &record),
-        _ => file.insert(default_position(&file, &record), &record),
+        _ => file.insert(file.default_position(&record), &record),
     };
     let line = edited.map_err(|e| refused(e.to_string()))?;
     note(format!("rule at line {line}: {record}"));
@@ -371,8 +299,8 @@ async fn remove(args: RemoveArgs) -> Result<ExitStatus, CliError> {
         None => {
             let m = RecordMatch {
                 conn_type: args.match_type,
-                database: args.match_database.as_deref().map(token),
-                user: args.match_user.as_deref().map(token),
+                database: args.match_database.as_deref().map(Token::from_word),
+                user: args.match_user.as_deref().map(Token::from_word),
                 address: args.match_address.as_deref().map(Address::parse).transpose().map_err(refused)?,
                 method: args.match_method,
             };
@@ -397,15 +325,7 @@ async fn remove(args: RemoveArgs) -> Result<ExitStatus, CliError> {
 
 /// `ADDR` → `ADDR/32` or `/128`; `ADDR/PREFIX` as given.
 fn node_address(node: &str) -> Result<Address, CliError> {
-    let text = if node.contains('/') {
-        node.to_owned()
-    } else {
-        let ip: IpAddr = node.parse().map_err(|_| {
-            refused(format!("{node:?} is not an IP address")).hint("give node addresses as ADDR or ADDR/PREFIX")
-        })?;
-        format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })
-    };
-    Address::parse(&text).map_err(refused)
+    Address::parse_node(node).map_err(|e| refused(e).hint("give node addresses as ADDR or ADDR/PREFIX"))
 }
 
 async fn allow_nodes(args: AllowNodesArgs) -> Result<ExitStatus, CliError> {
@@ -431,7 +351,7 @@ async fn allow_nodes(args: AllowNodesArgs) -> Result<ExitStatus, CliError> {
         .collect();
 
     let localhost = Address::parse("127.0.0.1/32").expect("valid");
-    let mut position = records.iter().map(|r| default_position(&file, r)).max().unwrap_or(0);
+    let mut position = records.iter().map(|r| file.default_position(r)).max().unwrap_or(0);
     if args.replace_localhost_rule {
         let m = RecordMatch {
             conn_type: Some(ConnType::Host),
@@ -459,7 +379,7 @@ async fn allow_nodes(args: AllowNodesArgs) -> Result<ExitStatus, CliError> {
     }
     let mut added = 0;
     for record in &records {
-        if let Some(existing) = file.records().find(|r| same_rule(r.record, record)) {
+        if let Some(existing) = file.find_same(record) {
             note(format!("line {} already lets {} in", existing.line, record.address.as_ref().expect("set")));
             continue;
         }
@@ -476,18 +396,14 @@ async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
     let major = args.major.or(loc.server.as_ref().map(|s| s.major)).unwrap_or(16);
     let mut facts = Facts::new(major);
     if let Some(session) = &loc.session {
-        let mut roles = Roles::new();
-        for (role, member_of) in qrd_pg::serverconf::memberships(session).await? {
-            roles.add(&role, member_of.iter().map(String::as_str));
-        }
-        facts.roles = Some(roles);
+        facts.roles = Some(Roles::from_memberships(&qrd_pg::serverconf::memberships(session).await?));
     }
     // The file came from this machine's data directory or its server: this machine is the server host,
     // so its interfaces are the server's (`samehost`, `samenet`). A copy given with --file may not be.
     if args.common.files.file.is_none() {
         facts.interfaces = local_interfaces();
     }
-    facts.token_files = token_files(&file, &loc.path);
+    facts.token_files = file.read_token_files();
     let client = match args.address {
         Some(ip) => Client::Tcp(ip),
         None => Client::Local,
@@ -530,30 +446,6 @@ fn local_interfaces() -> Option<Vec<Interface>> {
         out.push(Interface { addr: ip, prefix: prefix as u8 });
     }
     Some(out)
-}
-
-/// The contents of the `@file` lists the rules refer to (and the lists those name), read the way the
-/// server reads them: relative to the directory of pg_hba.conf. Unreadable ones stay unknown.
-fn token_files(file: &HbaFile, hba_path: &std::path::Path) -> BTreeMap<String, String> {
-    let dir = hba_path.parent().unwrap_or(std::path::Path::new("."));
-    let mut out = BTreeMap::new();
-    let mut pending: Vec<String> = file.file_refs().into_iter().map(|(_, name)| name).collect();
-    while let Some(name) = pending.pop() {
-        if out.contains_key(&name) || out.len() >= 100 {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(dir.join(&name)) else { continue };
-        pending.extend(
-            text.lines()
-                .map(|l| l.split('#').next().unwrap_or_default())
-                .flat_map(|l| l.split([' ', '\t', ',']))
-                .filter_map(|w| w.strip_prefix('@'))
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned),
-        );
-        out.insert(name, text);
-    }
-    out
 }
 
 fn print_outcome(outcome: &Outcome, loc: &Located) {

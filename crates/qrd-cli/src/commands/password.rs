@@ -184,11 +184,7 @@ async fn route_method(session: &Session, role: &str) -> Option<Method> {
     };
     let ssl = security::session_uses_ssl(session).await.unwrap_or(false);
     let mut facts = Facts::new(paths.major);
-    let mut roles = Roles::new();
-    for (r, member_of) in qrd_pg::serverconf::memberships(session).await.ok()? {
-        roles.add(&r, member_of.iter().map(String::as_str));
-    }
-    facts.roles = Some(roles);
+    facts.roles = Some(Roles::from_memberships(&qrd_pg::serverconf::memberships(session).await.ok()?));
     let req = Request::new(client, role, &session.target().dbname).with_ssl(ssl);
     match file.explain(&req, &facts) {
         Outcome::Matched { method, .. } => Some(method),

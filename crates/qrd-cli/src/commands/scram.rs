@@ -287,11 +287,7 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
     let mut hba = HbaFile::parse(&loc.text, &loc.path)
         .map_err(|e| refused(e.to_string()).hint("fix pg_hba.conf at the place named above; nothing was changed"))?;
     let mut facts = Facts::new(server.major);
-    let mut roles = Roles::new();
-    for (role, member_of) in qrd_pg::serverconf::memberships(session).await? {
-        roles.add(&role, member_of.iter().map(String::as_str));
-    }
-    facts.roles = Some(roles);
+    facts.roles = Some(Roles::from_memberships(&qrd_pg::serverconf::memberships(session).await?));
     let md5_lines: Vec<usize> = hba.records().filter(|r| r.record.method == Method::Md5).map(|r| r.line).collect();
     let mut blocked: Vec<(usize, Vec<&str>)> = Vec::new();
     let mut switch: Vec<usize> = Vec::new();

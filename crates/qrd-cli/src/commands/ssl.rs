@@ -7,7 +7,6 @@
 //! reports encrypted, presenting the certificate just installed, and (after enable) a plain one that the
 //! server refuses. A failed proof puts back what was there and reloads.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -15,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use qrd_cert::{CertInfo, WARN_DAYS};
-use qrd_conf::hba::{ConnType, HbaFile, Method};
-use qrd_conf::pgconf::{ConfFile, ConfTree, parse_bool};
+use qrd_conf::hba::{ConnType, EditError, HbaFile, Method};
+use qrd_conf::pgconf::{ConfTree, PlanError, PlanOptions, parse_bool, plan_settings};
 use qrd_conf::write::{self, Applied, FileEdit, Installed, Perms};
 use qrd_pg::Session;
 use qrd_pg::connect::{ConnectErrorKind, ConnectOpts, SslMode};
@@ -235,122 +234,34 @@ impl Server {
 
 // ---- postgresql.conf ----
 
-/// The edits that make the files say `wanted` (skipping settings whose effective value already says so),
-/// grouped per file, in first-touched order. Refuses when ALTER SYSTEM would override a file edit.
+/// The edits that make the files say `wanted` (skipping settings whose effective value already says so).
+/// Refuses when ALTER SYSTEM would override a file edit.
 fn conf_edits(tree: &ConfTree, wanted: &[(&str, String)]) -> Result<Vec<FileEdit>, CliError> {
-    let mut edited: BTreeMap<PathBuf, ConfFile> = BTreeMap::new();
-    let mut order: Vec<PathBuf> = Vec::new();
-    for (name, value) in wanted {
-        let target = tree.edit_target(name);
-        if let Some(a) = &target.shadowed_by {
-            if same_value(name, &a.value, value) {
-                continue;
-            }
-            return Err(refused(format!(
-                "{name} is set with ALTER SYSTEM ({}:{}, value {:?}), which overrides postgresql.conf; nothing was \
-                 changed",
-                a.file.display(),
-                a.line,
-                a.value
-            ))
-            .hint(format!("run `ALTER SYSTEM RESET {name}` and reload, then run this command again")));
-        }
-        if tree.effective(name).is_some_and(|s| same_value(name, &s.value, value)) {
-            continue;
-        }
-        if !edited.contains_key(&target.file) {
-            let f = tree
-                .file(&target.file)
-                .cloned()
-                .ok_or_else(|| failed(format!("{} is not part of the configuration tree", target.file.display())))?;
-            edited.insert(target.file.clone(), f);
-            order.push(target.file.clone());
-        }
-        let file = edited.get_mut(&target.file).expect("inserted above");
-        file.set(name, value).map_err(|e| refused(e.to_string()))?;
-    }
-    Ok(order
-        .into_iter()
-        .map(|path| {
-            let before = tree.file(&path).map(ConfFile::render).unwrap_or_default();
-            let after = edited[&path].render();
-            FileEdit::new(path, before, after)
-        })
-        .filter(FileEdit::is_change)
-        .collect())
-}
-
-fn same_value(name: &str, have: &str, want: &str) -> bool {
-    if name == "ssl" {
-        return parse_bool(have).is_some() && parse_bool(have) == parse_bool(want);
-    }
-    have == want
+    let wanted: Vec<(String, String)> = wanted.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
+    let plan = plan_settings(tree, &wanted, PlanOptions { skip_effective: true }).map_err(|e| match e {
+        PlanError::ShadowedByAlterSystem { ref name, .. } => refused(format!("{e}; nothing was changed"))
+            .hint(format!("run `ALTER SYSTEM RESET {name}` and reload, then run this command again")),
+        PlanError::NotInTree(_) => failed(e.to_string()),
+        PlanError::Edit { .. } => refused(e.to_string()),
+    })?;
+    Ok(plan.edits.into_iter().filter(FileEdit::is_change).collect())
 }
 
 // ---- pg_hba.conf ----
 
-/// Rewrites the connection type word of every `from` rule to `to`, in place: the rest of each line and every
-/// other byte stay as they were (spaces after the word absorb the length change so columns stay aligned).
-/// host → hostssl leaves `reject` rules alone (as `host` they already refuse both plain and TLS
-/// connections); hostssl → host retypes them too, or with ssl off they would never match and the clients
-/// they refuse would fall through to the rules below. Returns the new text and the lines changed.
-fn retype(file: &HbaFile, text: &str, from: ConnType, to: ConnType) -> Result<(String, Vec<usize>), CliError> {
-    let (bom, body) = match text.strip_prefix('\u{feff}') {
-        Some(rest) => ("\u{feff}", rest),
-        None => ("", text),
-    };
-    let mut lines: Vec<String> = body.split_inclusive('\n').map(str::to_owned).collect();
-    let mut changed = Vec::new();
-    for r in file.records() {
-        let keep_reject = to == ConnType::HostSsl && r.record.method == Method::Reject;
-        if r.record.conn_type != from || keep_reject {
-            continue;
-        }
-        let pos = r.spans.conn_type;
-        let line = lines.get_mut(pos.line - 1).ok_or_else(|| failed("pg_hba.conf changed while reading it"))?;
-        let start: usize = line.char_indices().nth(pos.column - 1).map(|(i, _)| i).unwrap_or(line.len());
-        let word = from.as_str();
-        if !line[start..].starts_with(word) {
-            // A quoted type ("host") works but is rare: say so rather than guess at its layout.
-            return Err(refused(format!(
-                "{}:{}: the connection type is not written plainly as {word}; nothing was changed",
-                file.path().display(),
-                pos.line
-            ))
-            .hint(format!("write it as {word} (no quotes) and run again")));
-        }
-        let after = start + word.len();
-        let spaces = line[after..].chars().take_while(|&c| c == ' ').count();
-        let (new_word, old_len) = (to.as_str(), word.len());
-        let replaced = if new_word.len() > old_len {
-            // Eat the spaces the longer word needs, keeping at least one separator.
-            let eat = (new_word.len() - old_len).min(spaces.saturating_sub(1));
-            (after + eat, new_word.to_owned())
-        } else {
-            let pad = if spaces > 0 { " ".repeat(old_len - new_word.len()) } else { String::new() };
-            (after, format!("{new_word}{pad}"))
-        };
-        line.replace_range(start..replaced.0, &replaced.1);
-        changed.push(pos.line);
-    }
-    let out = format!("{bom}{}", lines.concat());
-    // The edit must change exactly the types of exactly those rules.
-    let back = HbaFile::parse(&out, file.path()).map_err(|e| failed(format!("internal: retyped pg_hba.conf: {e}")))?;
-    let old: Vec<_> = file.records().map(|r| r.record.clone()).collect();
-    let new: Vec<_> = back.records().map(|r| r.record.clone()).collect();
-    let consistent = old.len() == new.len()
-        && old.iter().zip(&new).all(|(o, n)| {
-            let mut o = o.clone();
-            if o.conn_type == from && !(to == ConnType::HostSsl && o.method == Method::Reject) {
-                o.conn_type = to;
-            }
-            &o == n
-        });
-    if !consistent {
-        return Err(failed("internal: retyping pg_hba.conf would change more than the connection types")
-            .hint("nothing was changed; edit the lines by hand (qrd hba add/remove)"));
-    }
-    Ok((out, changed))
+/// Retypes `from` rules to `to` in place ([`HbaFile::retype`]). Returns the new text and the lines changed.
+fn retype(file: &HbaFile, from: ConnType, to: ConnType) -> Result<(String, Vec<usize>), CliError> {
+    let mut file = file.clone();
+    let lines = file.retype(from, to).map_err(|e| match e {
+        EditError::QuotedConnType { line, word } => refused(format!(
+            "{}:{line}: the connection type is not written plainly as {word}; nothing was changed",
+            file.path().display()
+        ))
+        .hint(format!("write it as {word} (no quotes) and run again")),
+        other => failed(format!("internal: retyping pg_hba.conf: {other}"))
+            .hint("nothing was changed; edit the lines by hand (qrd hba add/remove)"),
+    })?;
+    Ok((file.render(), lines))
 }
 
 // ---- files in the data directory ----
@@ -687,7 +598,7 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
     let hba = if a.keep_host {
         None
     } else {
-        let (after, lines) = retype(&hba_file, &hba_text, ConnType::Host, ConnType::HostSsl)?;
+        let (after, lines) = retype(&hba_file, ConnType::Host, ConnType::HostSsl)?;
         (!lines.is_empty()).then(|| (FileEdit::new(&hba_path, hba_text.clone(), after), lines))
     };
 
@@ -895,7 +806,7 @@ async fn disable(a: DisableArgs) -> Result<ExitStatus, CliError> {
     let tree = server.tree()?;
     let ssl_on = tree.effective("ssl").is_some_and(|s| parse_bool(&s.value) == Some(true));
     let (hba_path, hba_text, hba_file) = server.hba()?;
-    let (hba_after, lines) = retype(&hba_file, &hba_text, ConnType::HostSsl, ConnType::Host)?;
+    let (hba_after, lines) = retype(&hba_file, ConnType::HostSsl, ConnType::Host)?;
     if !ssl_on && lines.is_empty() {
         return Err(refused("ssl is already off and pg_hba.conf has no hostssl rules: nothing to disable")
             .hint("`qrd ssl status` shows the settings"));
@@ -1200,43 +1111,6 @@ fn settings_json(info: &TlsInfo) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn retyped(text: &str, from: ConnType, to: ConnType) -> (String, Vec<usize>) {
-        let file = HbaFile::parse(text, Path::new("pg_hba.conf")).unwrap();
-        retype(&file, text, from, to).unwrap()
-    }
-
-    #[test]
-    fn host_to_hostssl_keeps_columns_comments_and_reject_lines() {
-        let text = "# TYPE  DATABASE USER ADDRESS METHOD\r\n\
-                    local   all      all          trust\r\n\
-                    host    all      all  10.0.0.0/8 scram-sha-256 # nodes\r\n\
-                    host\tQSR      all  10.9.9.9/32 reject\r\n\
-                    host all all ::1/128 md5\r\n\
-                    hostnossl all all 0.0.0.0/0 reject\r\n";
-        let (out, lines) = retyped(text, ConnType::Host, ConnType::HostSsl);
-        assert_eq!(lines, [3, 5]);
-        assert_eq!(
-            out,
-            "# TYPE  DATABASE USER ADDRESS METHOD\r\n\
-             local   all      all          trust\r\n\
-             hostssl all      all  10.0.0.0/8 scram-sha-256 # nodes\r\n\
-             host\tQSR      all  10.9.9.9/32 reject\r\n\
-             hostssl all all ::1/128 md5\r\n\
-             hostnossl all all 0.0.0.0/0 reject\r\n"
-        );
-        // And back: the layout of the original returns.
-        let (back, _) = retyped(&out, ConnType::HostSsl, ConnType::Host);
-        assert_eq!(back.lines().nth(2), text.lines().nth(2));
-        assert_eq!(back.lines().nth(4).unwrap(), "host    all all ::1/128 md5");
-    }
-
-    #[test]
-    fn quoted_types_are_refused_not_guessed() {
-        let text = "\"host\" all all 10.0.0.0/8 md5\n";
-        let file = HbaFile::parse(text, Path::new("pg_hba.conf")).unwrap();
-        assert!(retype(&file, text, ConnType::Host, ConnType::HostSsl).is_err());
-    }
 
     #[test]
     fn guide_ciphers_are_the_guides() {

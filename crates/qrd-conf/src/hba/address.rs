@@ -96,6 +96,49 @@ impl Address {
         }
     }
 
+    /// A node as a DBA gives it on the command line: `ADDR` (one host: `/32` or `/128`) or `ADDR/PREFIX` (a
+    /// subnet). Host names and the other ADDRESS forms are refused: a node is an address.
+    pub fn parse_node(node: &str) -> Result<Address, String> {
+        if node.contains('/') {
+            return match Address::parse(node)? {
+                a @ Address::Cidr { .. } => Ok(a),
+                _ => Err(format!("{node:?} is not an IP address or ADDR/PREFIX")),
+            };
+        }
+        let ip: IpAddr = node.parse().map_err(|_| format!("{node:?} is not an IP address"))?;
+        Ok(Address::Cidr { addr: ip, prefix: if ip.is_ipv4() { 32 } else { 128 }, zone: None })
+    }
+
+    /// The first and last address of a CIDR entry (host bits masked away); `None` for the other forms.
+    pub fn ends(&self) -> Option<[IpAddr; 2]> {
+        let Address::Cidr { addr, prefix, .. } = self else { return None };
+        Some(match addr {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from((*prefix).min(32))).unwrap_or(0);
+                let first = u32::from(*v4) & mask;
+                [IpAddr::V4(first.into()), IpAddr::V4((first | !mask).into())]
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from((*prefix).min(128))).unwrap_or(0);
+                let first = u128::from(*v6) & mask;
+                [IpAddr::V6(first.into()), IpAddr::V6((first | !mask).into())]
+            }
+        })
+    }
+
+    /// Whether two ADDRESS fields may admit a common client: `true` when it cannot be told without outside
+    /// facts (host names, `samehost`, `samenet`). `None` stands for a local record (no address) and always
+    /// overlaps. A CIDR range overlaps another entry when one of its ends is (possibly) admitted by it.
+    pub fn may_overlap(a: Option<&Address>, b: Option<&Address>) -> bool {
+        let (Some(a), Some(b)) = (a, b) else { return true };
+        match (a.ends(), b.ends()) {
+            (Some(ea), Some(eb)) => {
+                ea.iter().any(|ip| b.admits(*ip) != Some(false)) || eb.iter().any(|ip| a.admits(*ip) != Some(false))
+            }
+            _ => true,
+        }
+    }
+
     /// The text for a new record: one field, or two for [`Address::Netmask`].
     pub(crate) fn fields(&self) -> Vec<String> {
         let zone = |z: &Option<String>| z.as_ref().map(|z| format!("%{z}")).unwrap_or_default();

@@ -102,6 +102,16 @@ impl Roles {
         Roles::default()
     }
 
+    /// Every role with the roles it is directly a member of, as the catalog lists them
+    /// (`qrd_pg::serverconf::memberships`).
+    pub fn from_memberships<'a>(rows: impl IntoIterator<Item = &'a (String, Vec<String>)>) -> Roles {
+        let mut roles = Roles::new();
+        for (role, member_of) in rows {
+            roles.add(role, member_of.iter().map(String::as_str));
+        }
+        roles
+    }
+
     /// Adds `role` (it exists) as a direct member of each of `member_of`.
     pub fn with(mut self, role: &str, member_of: &[&str]) -> Roles {
         self.add(role, member_of.iter().copied());

@@ -114,6 +114,12 @@ pub enum EditError {
     Record(#[from] RecordError),
     #[error("the edited file no longer parses: {0}")]
     Reparse(#[from] ParseError),
+    /// A quoted connection type (`"host"`) works but is rare: an edit says so rather than guess its layout.
+    #[error("line {line}: the connection type is not written plainly as {word}")]
+    QuotedConnType { line: usize, word: &'static str },
+    /// The text edit would have changed more than it should (a bug guard; nothing is written).
+    #[error("internal: the edit would change more than {0}")]
+    Inconsistent(&'static str),
 }
 
 impl HbaFile {
@@ -323,6 +329,116 @@ impl HbaFile {
         lines[k] = new;
         let text = lines.concat();
         self.splice(idx, 1, &text)
+    }
+
+    /// Rewrites the connection type word of every `from` rule to `to`, in place: the rest of each line and
+    /// every other byte stay as they were (spaces after the word absorb the length change so columns stay
+    /// aligned). host → hostssl leaves `reject` rules alone (as `host` they already refuse both plain and
+    /// TLS connections); hostssl → host retypes them too, or with ssl off they would never match and the
+    /// clients they refuse would fall through to the rules below. Returns the lines changed.
+    pub fn retype(&mut self, from: ConnType, to: ConnType) -> Result<Vec<usize>, EditError> {
+        let text = self.render();
+        let (bom, body) = match text.strip_prefix(BOM) {
+            Some(rest) => (BOM.to_string(), rest),
+            None => (String::new(), text.as_str()),
+        };
+        let skip = |r: &Record| r.conn_type != from || (to == ConnType::HostSsl && r.method == Method::Reject);
+        let mut lines: Vec<String> = body.split_inclusive('\n').map(str::to_owned).collect();
+        let mut changed = Vec::new();
+        for r in self.records() {
+            if skip(r.record) {
+                continue;
+            }
+            let pos = r.spans.conn_type;
+            let line = lines.get_mut(pos.line - 1).ok_or(EditError::Inconsistent("the connection types"))?;
+            let start: usize = line.char_indices().nth(pos.column - 1).map(|(i, _)| i).unwrap_or(line.len());
+            let word = from.as_str();
+            if !line[start..].starts_with(word) {
+                return Err(EditError::QuotedConnType { line: pos.line, word });
+            }
+            let after = start + word.len();
+            let spaces = line[after..].chars().take_while(|&c| c == ' ').count();
+            let (new_word, old_len) = (to.as_str(), word.len());
+            let (end, replacement) = if new_word.len() > old_len {
+                // Eat the spaces the longer word needs, keeping at least one separator.
+                let eat = (new_word.len() - old_len).min(spaces.saturating_sub(1));
+                (after + eat, new_word.to_owned())
+            } else {
+                let pad = if spaces > 0 { " ".repeat(old_len - new_word.len()) } else { String::new() };
+                (after, format!("{new_word}{pad}"))
+            };
+            line.replace_range(start..end, &replacement);
+            changed.push(pos.line);
+        }
+        let out = format!("{bom}{}", lines.concat());
+        // The edit must change exactly the types of exactly those rules.
+        let back = HbaFile::parse(&out, &self.path)?;
+        let old: Vec<Record> = self.records().map(|r| r.record.clone()).collect();
+        let new: Vec<Record> = back.records().map(|r| r.record.clone()).collect();
+        let consistent = old.len() == new.len()
+            && old.iter().zip(&new).all(|(o, n)| {
+                let mut o = o.clone();
+                if !skip(&o) {
+                    o.conn_type = to;
+                }
+                &o == n
+            });
+        if !consistent {
+            return Err(EditError::Inconsistent("the connection types"));
+        }
+        *self = back;
+        Ok(changed)
+    }
+
+    /// Where a new rule goes by default (an index for [`HbaFile::insert`]): before the first rule of its
+    /// kind (local rules before the first rule, TCP rules before the first TCP rule), so that catch-all
+    /// rules further down cannot shadow it — but never above a `reject` rule whose addresses overlap the new
+    /// rule's: a deny the site wrote must keep winning.
+    pub fn default_position(&self, record: &Record) -> usize {
+        let records: Vec<_> = self.records().collect();
+        let local = record.conn_type == ConnType::Local;
+        let mut position =
+            records.iter().position(|r| local || r.record.conn_type != ConnType::Local).unwrap_or(records.len());
+        for (i, r) in records.iter().enumerate().skip(position) {
+            let both_local = local == (r.record.conn_type == ConnType::Local);
+            if r.record.method == Method::Reject
+                && both_local
+                && Address::may_overlap(r.record.address.as_ref(), record.address.as_ref())
+            {
+                position = i + 1;
+            }
+        }
+        position
+    }
+
+    /// The first record that is `record` already (type, databases, users, address, method, options).
+    pub fn find_same(&self, record: &Record) -> Option<RecordRef<'_>> {
+        self.records().find(|r| r.record.same_rule(record))
+    }
+
+    /// The contents of the `@file` lists the rules refer to (and the lists those name), read the way the
+    /// server reads them: relative to the directory of this file. Unreadable ones stay unknown; at most
+    /// 100 files are read (a guard against a runaway chain).
+    pub fn read_token_files(&self) -> std::collections::BTreeMap<String, String> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut out = std::collections::BTreeMap::new();
+        let mut pending: Vec<String> = self.file_refs().into_iter().map(|(_, name)| name).collect();
+        while let Some(name) = pending.pop() {
+            if out.contains_key(&name) || out.len() >= 100 {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(dir.join(&name)) else { continue };
+            pending.extend(
+                text.lines()
+                    .map(|l| l.split('#').next().unwrap_or_default())
+                    .flat_map(|l| l.split([' ', '\t', ',']))
+                    .filter_map(|w| w.strip_prefix('@'))
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_owned),
+            );
+            out.insert(name, text);
+        }
+        out
     }
 
     fn entry_at(&self, line: usize) -> Option<&Entry> {

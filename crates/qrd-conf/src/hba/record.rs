@@ -199,6 +199,17 @@ impl Token {
         Token { value: n.to_string(), quoted }
     }
 
+    /// A database or user token as a DBA types it on the command line: keywords stay keywords, `+role`
+    /// and `@file` keep their meaning, anything else is a literal name (quoted in the file when needed).
+    pub fn from_word(s: &str) -> Token {
+        match s {
+            "all" | "sameuser" | "samerole" | "samegroup" | "replication" => Token::keyword(s),
+            _ if s.len() > 1 && s.starts_with('+') => Token::member_of(&s[1..]),
+            _ if s.len() > 1 && s.starts_with('@') => Token::file(&s[1..]),
+            _ => Token::name(s),
+        }
+    }
+
     /// `+role`: matches members of `role`.
     pub fn member_of(role: &str) -> Token {
         Token { value: format!("+{role}"), quoted: false }
@@ -349,6 +360,16 @@ impl Record {
         method: Method,
     ) -> Record {
         Record { conn_type, databases, users, address, method, options: Vec::new() }
+    }
+
+    /// The same rule: type, databases, users, address, method and options (layout and comments aside).
+    pub fn same_rule(&self, other: &Record) -> bool {
+        self.conn_type == other.conn_type
+            && self.databases == other.databases
+            && self.users == other.users
+            && self.address == other.address
+            && self.method == other.method
+            && self.options == other.options
     }
 
     pub fn with_option(mut self, name: &str, value: &str) -> Record {

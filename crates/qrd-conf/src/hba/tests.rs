@@ -682,3 +682,98 @@ fn set_method_changes_one_word() {
     assert_eq!(admits_user(recs[1], "alice", &facts), None, "regular expressions are not decided here");
     assert_eq!(admits_user(recs[2], "carol", &facts), Some(true));
 }
+
+fn retyped(text: &str, from: ConnType, to: ConnType) -> (String, Vec<usize>) {
+    let mut file = parse(text);
+    let lines = file.retype(from, to).unwrap();
+    (file.render(), lines)
+}
+
+#[test]
+fn host_to_hostssl_keeps_columns_comments_and_reject_lines() {
+    let text = "# TYPE  DATABASE USER ADDRESS METHOD\r\n\
+                local   all      all          trust\r\n\
+                host    all      all  10.0.0.0/8 scram-sha-256 # nodes\r\n\
+                host\tQSR      all  10.9.9.9/32 reject\r\n\
+                host all all ::1/128 md5\r\n\
+                hostnossl all all 0.0.0.0/0 reject\r\n";
+    let (out, lines) = retyped(text, ConnType::Host, ConnType::HostSsl);
+    assert_eq!(lines, [3, 5]);
+    assert_eq!(
+        out,
+        "# TYPE  DATABASE USER ADDRESS METHOD\r\n\
+         local   all      all          trust\r\n\
+         hostssl all      all  10.0.0.0/8 scram-sha-256 # nodes\r\n\
+         host\tQSR      all  10.9.9.9/32 reject\r\n\
+         hostssl all all ::1/128 md5\r\n\
+         hostnossl all all 0.0.0.0/0 reject\r\n"
+    );
+    // And back: the layout of the original returns, and reject rules are retyped too (with ssl off a
+    // hostssl reject would refuse nobody).
+    let (back, lines) = retyped(&out, ConnType::HostSsl, ConnType::Host);
+    assert_eq!(lines, [3, 5]);
+    assert_eq!(back.lines().nth(2), text.lines().nth(2));
+    assert_eq!(back.lines().nth(4).unwrap(), "host    all all ::1/128 md5");
+    let (_, lines) = retyped("hostssl all bob 0.0.0.0/0 reject\n", ConnType::HostSsl, ConnType::Host);
+    assert_eq!(lines, [1]);
+}
+
+#[test]
+fn retyping_a_quoted_type_is_refused_not_guessed() {
+    let mut file = parse("\"host\" all all 10.0.0.0/8 md5\n");
+    let err = file.retype(ConnType::Host, ConnType::HostSsl).unwrap_err();
+    assert!(matches!(err, EditError::QuotedConnType { line: 1, word: "host" }), "{err}");
+    assert_eq!(file.render(), "\"host\" all all 10.0.0.0/8 md5\n", "nothing changed");
+}
+
+#[test]
+fn new_rules_go_before_tcp_rules_but_never_above_an_overlapping_reject() {
+    let f = parse(
+        "local all all peer\n\
+         host all all 10.0.4.0/24 reject\n\
+         host all all 192.168.0.0/16 reject\n\
+         host all all 0.0.0.0/0 scram-sha-256\n",
+    );
+    let rule = |addr: &str| {
+        Record::new(
+            ConnType::Host,
+            vec![Token::name("QSR")],
+            vec![Token::name("qliksenserepository")],
+            Some(Address::parse_node(addr).unwrap()),
+            Method::ScramSha256,
+        )
+    };
+    // 10.0.4.11 is refused by line 2: the new rule goes below it. 10.0.9.1 overlaps nothing: before line 2.
+    assert_eq!(f.default_position(&rule("10.0.4.11")), 2);
+    assert_eq!(f.default_position(&rule("10.0.9.1")), 1);
+    // A subnet that contains one of the rejected ranges overlaps it.
+    assert_eq!(f.default_position(&rule("192.0.0.0/8")), 3);
+    let local =
+        Record::new(ConnType::Local, vec![Token::keyword("all")], vec![Token::keyword("all")], None, Method::Peer);
+    assert_eq!(f.default_position(&local), 0);
+}
+
+#[test]
+fn node_addresses_and_their_ends() {
+    assert_eq!(Address::parse_node("10.0.4.11").unwrap().to_string(), "10.0.4.11/32");
+    assert_eq!(Address::parse_node("::1").unwrap().to_string(), "::1/128");
+    let net = Address::parse_node("10.0.4.7/24").unwrap();
+    let ends: Vec<String> = net.ends().unwrap().iter().map(|a| a.to_string()).collect();
+    assert_eq!(ends, ["10.0.4.0", "10.0.4.255"]);
+    assert!(Address::parse_node("db.example.com").is_err());
+    assert!(Address::parse_node("samenet/8").is_err());
+    assert!(Address::may_overlap(Some(&net), Some(&Address::Hostname { name: "x".into() })));
+    assert!(!Address::may_overlap(Some(&net), Address::parse_node("10.0.5.0/24").ok().as_ref()));
+    assert!(Address::may_overlap(None, Some(&net)), "local records overlap everything");
+}
+
+#[test]
+fn command_line_words_become_tokens() {
+    assert_eq!(Token::from_word("all"), Token::keyword("all"));
+    assert_eq!(Token::from_word("+qlik"), Token::member_of("qlik"));
+    assert_eq!(Token::from_word("@admins"), Token::file("admins"));
+    assert_eq!(Token::from_word("QSR"), Token::name("QSR"));
+    assert!(Token::from_word("+").quoted, "a lone + is a name, quoted");
+    let rows = vec![("alice".to_owned(), vec!["qlik".to_owned()]), ("qlik".to_owned(), vec![])];
+    assert!(Roles::from_memberships(&rows).is_member("alice", "qlik"));
+}

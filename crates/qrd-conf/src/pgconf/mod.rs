@@ -10,6 +10,7 @@
 
 mod file;
 mod lexer;
+mod plan;
 mod tree;
 mod validate;
 
@@ -21,6 +22,7 @@ pub use file::{
     Setting, canonical_name, format_value,
 };
 pub use lexer::TokenKind;
+pub use plan::{ConfPlan, PlanError, PlanOptions, plan_settings};
 pub use tree::{
     AUTO_CONF_FILE, Assignment, ConfTree, EditTarget, LoadError, MAX_INCLUDE_DEPTH, Note, Origin, Source, TreeFile,
 };
