@@ -177,7 +177,7 @@ fn new_errors(after: Vec<FileError>, before: &[FileError]) -> Vec<FileError> {
 /// Puts every written file back, last first.
 fn restore(applied: &[Applied]) -> Result<(), CliError> {
     for a in applied.iter().rev() {
-        a.restore().map_err(|e| {
+        a.undo().map_err(|e| {
             CliError::new(
                 ExitStatus::Failed,
                 format!("the server rejects the new file AND putting the previous one back failed: {e}"),

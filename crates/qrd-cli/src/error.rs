@@ -42,9 +42,7 @@ impl CliError {
 impl From<ConnectError> for CliError {
     fn from(e: ConnectError) -> Self {
         let hint = e.hint();
-        // A local input problem is not a connection failure: scripts can tell the two apart.
-        let status = if e.kind == ConnectErrorKind::Config { ExitStatus::Usage } else { ExitStatus::Connect };
-        CliError::new(status, e.to_string()).hint(hint)
+        CliError::new(connect_status(&e), e.to_string()).hint(hint)
     }
 }
 
@@ -55,5 +53,49 @@ impl From<QueryError> for CliError {
             other => CliError::new(ExitStatus::Failed, other.to_string())
                 .hint("run again with -v for the statements qrd runs; the server log may say more"),
         }
+    }
+}
+
+// ---- the error table: each library error, its exit code and its hint, in one place ----
+
+fn connect_status(e: &ConnectError) -> ExitStatus {
+    // A local input problem is not a connection failure: scripts can tell the two apart.
+    if e.kind == ConnectErrorKind::Config { ExitStatus::Usage } else { ExitStatus::Connect }
+}
+
+impl From<qrd_server::LocateError> for CliError {
+    fn from(e: qrd_server::LocateError) -> Self {
+        use qrd_server::LocateError as E;
+        let status = match &e {
+            E::Connect(c) => connect_status(c),
+            E::Query(_) => ExitStatus::Failed,
+            E::NoFile { .. } | E::Read { .. } => ExitStatus::Usage,
+        };
+        let hint = e.hint();
+        CliError::new(status, e.to_string()).hint(hint)
+    }
+}
+
+impl From<qrd_server::LocalError> for CliError {
+    fn from(e: qrd_server::LocalError) -> Self {
+        use qrd_server::LocalError as E;
+        let status = match &e {
+            E::Connect(c) => connect_status(c),
+            E::Query(_) => ExitStatus::Failed,
+            E::DataDirUnreachable { .. } | E::OtherDataDir { .. } | E::Read { .. } | E::Conf(_) | E::Hba(_) => {
+                ExitStatus::Refused
+            }
+        };
+        let hint = e.hint();
+        CliError::new(status, e.to_string()).hint(hint)
+    }
+}
+
+impl From<qrd_server::WriteError> for CliError {
+    fn from(e: qrd_server::WriteError) -> Self {
+        // Every checked-write failure happens while working: the files are back as they were (or the
+        // message says which are not).
+        let hint = e.hint();
+        CliError::new(ExitStatus::Failed, e.to_string()).hint(hint)
     }
 }

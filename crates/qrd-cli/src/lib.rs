@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod confwrite;
 mod error;
-mod files;
 mod options;
 mod output;
 
@@ -36,28 +35,28 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-/// Logs go to stderr: `-v` shows qrd's debug messages (statements run, tools found), `-vv` everything;
-/// `QRD_LOG` takes a tracing filter directly.
+/// Messages go to stderr through `tracing`, one way for every crate: `info!` is a note (progress, what was
+/// done), `warn!` a warning (`warning: …`), `debug!` what `-v` adds (statements run, tools found), and `-vv`
+/// shows everything. `QRD_LOG` takes a tracing filter directly.
 ///
 /// Whatever the filter, tokio-postgres's records above `info` are dropped before they reach it: at `debug`
 /// it logs the text of every statement it sends, which would put a password verifier on the terminal.
 /// qrd logs its own statements with the verifier left out.
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // `qrd` matches every crate of ours by prefix (qrd_pg, qrd_server, …).
     let filter = match std::env::var("QRD_LOG") {
         Ok(f) => EnvFilter::new(f),
         Err(_) => EnvFilter::new(match verbose {
-            0 => "warn",
-            1 => "warn,qrd_pg=debug,qrd_pgbin=debug,qrd_cli=debug,qrd_check=debug",
+            0 => "warn,qrd=info",
+            1 => "warn,qrd=debug",
             _ => "debug",
         }),
     };
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .with_ansi(output::stderr_color())
+        .event_format(output::MessageFormat { color: output::stderr_color() })
         .finish();
     if tracing::subscriber::set_global_default(subscriber).is_ok()
         && log::set_boxed_logger(Box::new(NoStatementText(tracing_log::LogTracer::new()))).is_ok()

@@ -105,3 +105,9 @@ pub struct FileArgs {
     #[arg(long)]
     pub offline: bool,
 }
+
+impl FileArgs {
+    pub fn choice(&self) -> qrd_server::FileChoice {
+        qrd_server::FileChoice { data_dir: self.data_dir.clone(), file: self.file.clone(), offline: self.offline }
+    }
+}

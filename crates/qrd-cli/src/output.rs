@@ -29,9 +29,50 @@ pub fn print_error(err: &CliError) {
     }
 }
 
-/// A note on stderr (progress and context that is not the command's data).
+/// A note on stderr (progress and context that is not the command's data): an `info` event, shown like
+/// every other crate's.
 pub fn note(msg: impl std::fmt::Display) {
-    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+    tracing::info!("{msg}");
+}
+
+/// How events look on stderr: a note as its text, a warning as `warning: …`, anything else with its level
+/// (`debug: …`); the label is coloured on a terminal, and the word is always there.
+pub struct MessageFormat {
+    pub color: bool,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for MessageFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing::Level;
+        let level = *event.metadata().level();
+        let label = match level {
+            Level::INFO => None,
+            Level::WARN => Some("warning"),
+            Level::ERROR => Some("error"),
+            Level::DEBUG => Some("debug"),
+            Level::TRACE => Some("trace"),
+        };
+        if let Some(label) = label {
+            let painted = match (self.color, level) {
+                (false, _) => label.to_owned(),
+                (true, Level::WARN) => label.yellow().bold().to_string(),
+                (true, Level::ERROR) => label.red().bold().to_string(),
+                (true, _) => label.dimmed().to_string(),
+            };
+            write!(writer, "{painted}: ")?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// Paints `text` when stdout is a terminal. Meaning never rests on colour alone: the word is always there.
@@ -45,4 +86,17 @@ pub fn paint_status(text: &str) -> String {
         "fail" => text.red().bold().to_string(),
         _ => text.to_owned(),
     }
+}
+
+/// Writes a checked change: on `--dry-run` the unified diffs go to stdout (the command's data).
+pub async fn write_checked(
+    change: &qrd_server::CheckedWrite,
+    session: Option<&qrd_pg::Session>,
+    opts: qrd_server::WriteOptions,
+) -> Result<qrd_server::Written, CliError> {
+    let written = change.apply(session, opts).await?;
+    for diff in &written.diffs {
+        print!("{diff}");
+    }
+    Ok(written)
 }

@@ -7,7 +7,8 @@
 //!    flushed, and is renamed over the file (atomic on POSIX file systems), then the directory is flushed.
 //!
 //! A symlinked file is written through its link (the link stays). [`FileEdit::diff`] is what `--dry-run`
-//! prints. [`Applied::restore`] puts the backup's content back the same atomic way.
+//! prints. Every write can be undone the same atomic way: [`Applied::undo`] (an edit) and
+//! [`Installed::undo`] (a file installed whole) put back the previous content, owner and mode.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -40,6 +41,8 @@ pub struct FileEdit {
     pub path: PathBuf,
     pub before: String,
     pub after: String,
+    /// Owner and mode to give the file; `None` keeps the file's own.
+    pub perms: Option<Perms>,
 }
 
 /// A written edit: where the file and its backup are.
@@ -48,15 +51,26 @@ pub struct Applied {
     /// The file written (a symlink's target).
     pub path: PathBuf,
     pub backup: PathBuf,
+    /// The file's owner and mode before the edit, which [`Applied::undo`] puts back.
+    #[serde(skip)]
+    previous: Perms,
 }
 
 impl FileEdit {
     pub fn new(path: impl Into<PathBuf>, before: impl Into<String>, after: impl Into<String>) -> Self {
-        Self { path: path.into(), before: before.into(), after: after.into() }
+        Self { path: path.into(), before: before.into(), after: after.into(), perms: None }
     }
 
+    /// The file gets this owner and mode (instead of keeping its own), e.g. to put back saved ones.
+    pub fn with_perms(mut self, perms: Perms) -> Self {
+        self.perms = Some(perms);
+        self
+    }
+
+    /// Whether applying it changes the file (content, or the owner and mode asked for).
     pub fn is_change(&self) -> bool {
         self.before != self.after
+            || self.perms.is_some_and(|p| fs::metadata(&self.path).map(|m| Perms::of(&m) != p).unwrap_or(true))
     }
 
     /// A unified diff (`--- a/…`, `+++ b/…`, 3 lines of context); empty when nothing changes.
@@ -82,19 +96,19 @@ impl FileEdit {
             return Err(WriteError::Changed { path });
         }
         let meta = fs::metadata(&path).map_err(WriteError::io("cannot stat", &path))?;
-        let backup = backup_copy(&path, &current, Perms::of(&meta))?;
-        replace_atomically(&path, self.after.as_bytes(), Perms::of(&meta))?;
+        let previous = Perms::of(&meta);
+        let backup = backup_copy(&path, &current, previous)?;
+        replace_atomically(&path, self.after.as_bytes(), self.perms.unwrap_or(previous))?;
         tracing::debug!(file = %path.display(), backup = %backup.display(), "written");
-        Ok(Applied { path, backup })
+        Ok(Applied { path, backup, previous })
     }
 }
 
 impl Applied {
-    /// Puts the backup's content back (atomically, owner and mode of the file kept). The backup stays.
-    pub fn restore(&self) -> Result<(), WriteError> {
+    /// Puts the backup's content, owner and mode back (atomically). The backup stays.
+    pub fn undo(&self) -> Result<(), WriteError> {
         let content = fs::read(&self.backup).map_err(WriteError::io("cannot read backup", &self.backup))?;
-        let meta = fs::metadata(&self.path).map_err(WriteError::io("cannot stat", &self.path))?;
-        replace_atomically(&self.path, &content, Perms::of(&meta))
+        replace_atomically(&self.path, &content, self.previous)
     }
 }
 
@@ -128,7 +142,8 @@ pub struct Perms {
 }
 
 impl Perms {
-    fn of(meta: &fs::Metadata) -> Perms {
+    /// The owner and mode of an existing file.
+    pub fn of(meta: &fs::Metadata) -> Perms {
         Perms { mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() }
     }
 }
@@ -162,7 +177,7 @@ pub fn install(path: &Path, content: &[u8], perms: Perms) -> Result<Installed, W
         Some((old, old_perms)) if old != content => Some(backup_copy(path, old, *old_perms)?),
         _ => None,
     };
-    write_new(path, content, perms)?;
+    replace_file(path, content, perms)?;
     Ok(Installed { path: path.to_owned(), backup, previous })
 }
 
@@ -170,14 +185,15 @@ impl Installed {
     /// Puts back what was there before [`install`] (or removes the file if there was none).
     pub fn undo(&self) -> Result<(), WriteError> {
         match &self.previous {
-            Some((bytes, perms)) => write_new(&self.path, bytes, *perms),
+            Some((bytes, perms)) => replace_file(&self.path, bytes, *perms),
             None => fs::remove_file(&self.path).map_err(WriteError::io("cannot remove", &self.path)),
         }
     }
 }
 
-/// The atomic write of [`install`], without a backup: for files qrd owns (state it saves for itself).
-pub fn write_new(path: &Path, content: &[u8], perms: Perms) -> Result<(), WriteError> {
+/// The atomic write of [`install`] (replacing any file at `path`), without a backup: for files qrd owns
+/// (state it saves for itself).
+pub fn replace_file(path: &Path, content: &[u8], perms: Perms) -> Result<(), WriteError> {
     replace_atomically(path, content, perms)
 }
 
@@ -257,12 +273,29 @@ mod tests {
         // A second edit within the same second gets its own backup.
         let again = FileEdit::new(&path, "new\n", "newer\n").apply().unwrap();
         assert_ne!(again.backup, applied.backup);
-        again.restore().unwrap();
+        again.undo().unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
         // No temporary files are left behind.
         let names: Vec<String> =
             fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    }
+
+    #[test]
+    fn asked_perms_are_given_and_undo_puts_the_old_ones_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = fs::metadata(dir.path()).unwrap();
+        let path = dir.path().join("postgresql.conf");
+        fs::write(&path, "a\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let asked = Perms { mode: 0o600, uid: me.uid(), gid: me.gid() };
+        // Same text, other mode: still a change.
+        assert!(FileEdit::new(&path, "a\n", "a\n").with_perms(asked).is_change());
+        let applied = FileEdit::new(&path, "a\n", "b\n").with_perms(asked).apply().unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o7777, 0o600);
+        applied.undo().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a\n");
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o7777, 0o644, "undo puts the previous mode back");
     }
 
     #[test]

@@ -1,7 +1,46 @@
 //! The PostgreSQL server qrd runs next to: where its data directory and configuration files are and who
-//! owns them, controlling it (pg_ctl or the service manager that runs it), writing its configuration files
-//! so that a broken file is never left loaded, undoing a change that fails part-way, proving a change with
-//! real connections, and saving a set of files with checksums to put back later.
+//! owns them, writing its configuration files so that a broken file is never left loaded, undoing a change
+//! that fails part-way, proving a change with real connections, and saving a set of files with checksums to
+//! put back later.
 //!
 //! Commands that touch the server's files (`conf`, `hba`, `scram`, `ssl`, and later backups and standbys)
-//! build on this crate instead of each keeping its own copy.
+//! build on this crate instead of each keeping its own copy. Progress and warnings are `tracing` events
+//! (`info!`, `warn!`); the command line decides how they are shown.
+
+pub mod checked;
+pub mod journal;
+pub mod local;
+pub mod locate;
+pub mod proof;
+pub mod saved;
+
+pub use checked::{CheckedWrite, WriteError, WriteOptions, Written};
+pub use journal::{Journal, UndoProblem};
+pub use local::{Layout, LocalError, LocalServer, Owner};
+pub use locate::{FileChoice, LocateError, Located, locate};
+pub use saved::{SavedError, SavedFile, SavedSet};
+
+/// The two configuration files qrd edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// postgresql.conf and the files it includes (and postgresql.auto.conf).
+    Conf,
+    /// pg_hba.conf.
+    Hba,
+}
+
+impl FileKind {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            FileKind::Conf => "postgresql.conf",
+            FileKind::Hba => "pg_hba.conf",
+        }
+    }
+}
+
+impl std::fmt::Display for FileKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.file_name())
+    }
+}

@@ -12,11 +12,10 @@ use qrd_pg::Session;
 use qrd_pg::serverconf::{self, SettingRow};
 use qrd_pgbin::Tool;
 
-use crate::confwrite::{self, Which};
 use crate::error::{CliError, ExitStatus};
-use crate::files::{self, Kind, Located};
 use crate::options::{ConnectArgs, FileArgs, HelpArg, ToolArgs};
-use crate::output::note;
+use crate::output::{note, write_checked};
+use qrd_server::{CheckedWrite, FileKind, Located, WriteOptions};
 
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
@@ -157,12 +156,8 @@ pub async fn execute(args: ConfArgs) -> Result<ExitStatus, CliError> {
 }
 
 /// The data directory: `--data-dir`, else the server's, else the main file's directory.
-fn data_dir(loc: &Located, files: &FileArgs) -> PathBuf {
-    files
-        .data_dir
-        .clone()
-        .or_else(|| loc.server.as_ref().map(|s| PathBuf::from(&s.data_directory)))
-        .unwrap_or_else(|| loc.path.parent().map(Path::to_path_buf).unwrap_or_default())
+fn data_dir(loc: &Located, _files: &FileArgs) -> PathBuf {
+    loc.data_dir()
 }
 
 fn load_tree(loc: &Located, files: &FileArgs) -> Result<ConfTree, CliError> {
@@ -171,7 +166,7 @@ fn load_tree(loc: &Located, files: &FileArgs) -> Result<ConfTree, CliError> {
 }
 
 async fn get(args: GetArgs) -> Result<ExitStatus, CliError> {
-    let loc = files::locate(Kind::Conf, &args.files, &args.conn).await?;
+    let loc = qrd_server::locate(FileKind::Conf, &args.files.choice(), &args.conn.opts()).await?;
     let tree = load_tree(&loc, &args.files)?;
     let names: Vec<String> = args.names.iter().map(|n| qrd_conf::pgconf::canonical_name(n)).collect();
     let rows = match &loc.session {
@@ -277,7 +272,7 @@ async fn set(
     if apply.online {
         return set_online(pairs, apply, conn).await;
     }
-    let loc = files::locate(Kind::Conf, files, conn).await?;
+    let loc = qrd_server::locate(FileKind::Conf, &files.choice(), &conn.opts()).await?;
     let mut restart = match &loc.session {
         Some(s) => check_values(s, &pairs).await?,
         None => {
@@ -309,10 +304,14 @@ async fn set(
         }
     }
     let edits = plan.edits;
-    let opts = confwrite::Options { dry_run: apply.dry_run, reload: !apply.no_reload };
+    let opts = WriteOptions { dry_run: apply.dry_run, reload: !apply.no_reload };
     let changed = edits.iter().any(FileEdit::is_change);
     // All files or none: one check and one reload for the lot, every file put back on any failure.
-    confwrite::write_all(&edits, Which::Conf, loc.session.as_ref(), &opts).await?;
+    let mut change = CheckedWrite::new();
+    for e in edits {
+        change.add(e, FileKind::Conf);
+    }
+    write_checked(&change, loc.session.as_ref(), opts).await?;
     if apply.dry_run || (!changed && loc.session.is_none()) {
         return Ok(ExitStatus::Success);
     }

@@ -11,12 +11,11 @@ use qrd_conf::hba::{
 };
 use qrd_conf::write::FileEdit;
 use qrd_pg::spec::{DEFAULT_REPO_ROLE, QLIK_DATABASES};
+use qrd_server::{CheckedWrite, FileKind, Located, WriteOptions};
 
-use crate::confwrite::{self, Which};
 use crate::error::{CliError, ExitStatus};
-use crate::files::{self, Kind, Located};
 use crate::options::{ConnectArgs, FileArgs, HelpArg};
-use crate::output::note;
+use crate::output::{note, write_checked};
 
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
@@ -214,12 +213,12 @@ fn refused(msg: impl Into<String>) -> CliError {
 }
 
 async fn load(common: &Common) -> Result<(Located, HbaFile), CliError> {
-    let loc = files::locate(Kind::Hba, &common.files, &common.conn).await?;
+    let loc = qrd_server::locate(FileKind::Hba, &common.files.choice(), &common.conn.opts()).await?;
     let file = HbaFile::parse(&loc.text, &loc.path)
         .map_err(|e| refused(e.to_string()).hint("fix pg_hba.conf at the place named above; nothing was changed"))?;
-    if let Some(server) = &loc.server {
-        for d in file.diagnostics(server.major) {
-            note(format!("warning: {}:{}:{}: {}", loc.path.display(), d.line, d.column, d.message));
+    if let Some(major) = loc.major() {
+        for d in file.diagnostics(major) {
+            tracing::warn!("{}:{}:{}: {}", loc.path.display(), d.line, d.column, d.message);
         }
     }
     Ok((loc, file))
@@ -227,8 +226,8 @@ async fn load(common: &Common) -> Result<(Located, HbaFile), CliError> {
 
 async fn save(loc: &Located, file: &HbaFile, write: &WriteArgs) -> Result<(), CliError> {
     let edit = FileEdit::new(&loc.path, loc.text.clone(), file.render());
-    let opts = confwrite::Options { dry_run: write.dry_run, reload: !write.no_reload };
-    confwrite::write(&edit, Which::Hba, loc.session.as_ref(), &opts).await.map(|_| ())
+    let opts = WriteOptions { dry_run: write.dry_run, reload: !write.no_reload };
+    write_checked(&CheckedWrite::one(edit, FileKind::Hba), loc.session.as_ref(), opts).await.map(|_| ())
 }
 
 fn warn_if_everything(address: &Option<Address>) {
@@ -393,7 +392,8 @@ async fn allow_nodes(args: AllowNodesArgs) -> Result<ExitStatus, CliError> {
 
 async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
     let (loc, file) = load(&args.common).await?;
-    let major = args.major.or(loc.server.as_ref().map(|s| s.major)).unwrap_or(16);
+    // The major words the refusal: the server's, else the data directory's PG_VERSION, else the newest.
+    let major = args.major.or(loc.major()).unwrap_or(16);
     let mut facts = Facts::new(major);
     if let Some(session) = &loc.session {
         facts.roles = Some(Roles::from_memberships(&qrd_pg::serverconf::memberships(session).await?));

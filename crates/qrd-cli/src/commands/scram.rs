@@ -26,11 +26,10 @@ use qrd_pg::verifier::{Encryption, HashType};
 use qrd_pg::{Inventory, RepoSpec, Secret, Session, password};
 
 use crate::commands::password::{mixes_character_sets, qlik_followups, require_role, verify_login, verify_stored};
-use crate::confwrite::{self, Which};
 use crate::error::{CliError, ExitStatus};
-use crate::files::{self, Kind};
 use crate::options::{ConnectArgs, FileArgs, HelpArg};
-use crate::output::note;
+use crate::output::{note, write_checked};
+use qrd_server::{CheckedWrite, FileKind, WriteOptions};
 
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
@@ -217,7 +216,7 @@ fn role_password(args: &MigrateArgs, role: &str) -> Result<Secret, CliError> {
 }
 
 async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
-    let loc = files::locate(Kind::Hba, &args.files, &args.conn).await?;
+    let loc = qrd_server::locate(FileKind::Hba, &args.files.choice(), &args.conn.opts()).await?;
     let (Some(session), Some(server)) = (&loc.session, &loc.server) else {
         return Err(refused("the migration needs a connection to the server (it changes roles and reloads)")
             .hint("start the server, or drop --offline"));
@@ -360,8 +359,12 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
         if edit.is_change() {
             note(format!("would switch md5 → scram-sha-256 on pg_hba.conf line(s) {switch:?}:"));
         }
-        confwrite::write(&edit, Which::Hba, Some(session), &confwrite::Options { dry_run: true, reload: false })
-            .await?;
+        write_checked(
+            &CheckedWrite::one(edit, FileKind::Hba),
+            Some(session),
+            WriteOptions { dry_run: true, reload: false },
+        )
+        .await?;
         return Ok(ExitStatus::Success);
     }
 
@@ -394,8 +397,12 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
 
     // ---- 4. pg_hba.conf.
     if edit.is_change() {
-        confwrite::write(&edit, Which::Hba, Some(session), &confwrite::Options { dry_run: false, reload: true })
-            .await?;
+        write_checked(
+            &CheckedWrite::one(edit.clone(), FileKind::Hba),
+            Some(session),
+            WriteOptions { dry_run: false, reload: true },
+        )
+        .await?;
         note(format!("pg_hba.conf: md5 → scram-sha-256 on line(s) {switch:?}"));
         // ---- 5. fresh logins through the new lines.
         for p in &to_rehash {

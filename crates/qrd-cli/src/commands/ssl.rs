@@ -725,7 +725,7 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
 async fn rollback(server: &Server, applied: &[Applied], installed: &[Installed]) {
     let mut problems = Vec::new();
     for a in applied.iter().rev() {
-        if let Err(e) = a.restore() {
+        if let Err(e) = a.undo() {
             problems.push(format!("{}: {e} (backup: {})", a.path.display(), a.backup.display()));
         }
     }
@@ -790,7 +790,7 @@ fn refuse_while_saved(server: &Server) -> Result<(), CliError> {
 fn write_manifest(server: &Server, m: &Manifest) -> Result<(), CliError> {
     let path = saved_dir(server).join(MANIFEST);
     let json = serde_json::to_vec_pretty(m).expect("serialisable");
-    write::write_new(&path, &json, server.perms(0o600)).map_err(|e| failed(e.to_string()))
+    write::replace_file(&path, &json, server.perms(0o600)).map_err(|e| failed(e.to_string()))
 }
 
 async fn disable(a: DisableArgs) -> Result<ExitStatus, CliError> {
@@ -852,7 +852,7 @@ async fn disable(a: DisableArgs) -> Result<ExitStatus, CliError> {
         let bytes = fs::read(path).map_err(|e| failed(format!("failed to read {}: {e}", path.display())))?;
         let meta = fs::metadata(path).map_err(|e| failed(format!("failed to stat {}: {e}", path.display())))?;
         let saved_as = format!("{}-{}", i + 1, path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
-        write::write_new(&dir.join(&saved_as), &bytes, server.perms(0o600))
+        write::replace_file(&dir.join(&saved_as), &bytes, server.perms(0o600))
             .map_err(|e| failed(format!("failed to save {}: {e}", path.display())))?;
         manifest.files.push(SavedFile {
             kind: if *which == Which::Conf { "conf" } else { "hba" }.to_owned(),
