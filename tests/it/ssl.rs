@@ -457,11 +457,24 @@ fn disable_keeps_reject_rules_effective(major: u32) {
     let hba = std::fs::read_to_string(&hba_path).unwrap();
     std::fs::write(&hba_path, format!("hostssl all bob 0.0.0.0/0 reject\n{hba}")).unwrap();
     server.reload();
-    let bob = || block_on(async { server.try_connect_tcp(LOCALHOST, "postgres", "bob", "bob-pw").await.map(|_| ()) });
-    assert!(bob().is_err(), "bob is refused while TLS is on");
+    // Over plain TCP (the harness's client has no TLS), bob meets his reject rule once it applies to plain
+    // connections: the server's refusal must name the rule, not a missing entry or a password.
+    let bob = || {
+        block_on(async { server.try_connect_tcp(LOCALHOST, "postgres", "bob", "bob-pw").await.map(|_| ()) })
+            .map_err(|e| e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string()))
+    };
+    let refused = bob().expect_err("bob must be refused while TLS is on");
+    assert!(
+        refused.starts_with("no pg_hba.conf entry for host"),
+        "plain connections have no rule with TLS on: {refused}"
+    );
     run_expect(qrd(&server, &scratch).args(["ssl", "disable", "--temporary"]), 0);
-    eprintln!("{}", std::fs::read_to_string(&hba_path).unwrap());
-    assert!(bob().is_err(), "bob gets in while TLS is temporarily off: his reject rule stayed hostssl");
+    let hba = std::fs::read_to_string(&hba_path).unwrap();
+    let refused = bob().expect_err("bob gets in while TLS is temporarily off: his reject rule stayed hostssl");
+    assert!(
+        refused.starts_with("pg_hba.conf rejects connection for host \"127.0.0.1\", user \"bob\""),
+        "bob must be refused by his reject rule: {refused}\n{hba}"
+    );
 }
 per_major!(disable_keeps_reject_rules_effective: pg16 = 16);
 
@@ -489,7 +502,92 @@ fn a_moved_old_error_is_not_new(major: u32) {
         "--method",
         "scram-sha-256",
     ]));
-    eprintln!("{}", stderr(&out));
-    assert_eq!(out.status.code(), Some(0), "a valid rule was refused");
+    assert_eq!(out.status.code(), Some(0), "a valid rule was refused: {}", stderr(&out));
 }
 per_major!(a_moved_old_error_is_not_new: pg16 = 16, pg12 = 12);
+
+/// Every ssl subcommand takes -D/--data-dir as conf, hba and scram do; a directory of another cluster is
+/// refused before anything changes (qrd would otherwise install into one cluster and prove on another).
+fn data_dir_is_taken_and_checked(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let other = tempfile::tempdir().unwrap();
+    let before = data_files(&server);
+    let enable = || {
+        let mut cmd = qrd(&server, &scratch);
+        cmd.args(["ssl", "enable", "--self-signed", "--hostname", "127.0.0.1"]);
+        cmd
+    };
+    let out = run_expect(enable().arg("--data-dir").arg(other.path()), 4);
+    assert!(stderr(&out).contains("is not the data directory of the server"), "{}", stderr(&out));
+    assert_eq!(data_files(&server), before, "a refused enable changed the data directory");
+    run_expect(enable().arg("-D").arg(server.data_dir()), 0);
+    assert_eq!(show(&server, "ssl"), "on");
+    run_expect(qrd(&server, &scratch).args(["ssl", "status", "-D"]).arg(server.data_dir()), 0);
+    run_expect(qrd(&server, &scratch).args(["ssl", "status", "-D"]).arg(other.path()), 4);
+    run_expect(qrd(&server, &scratch).args(["ssl", "disable", "--temporary", "-D"]).arg(server.data_dir()), 0);
+    assert_eq!(show(&server, "ssl"), "off");
+    run_expect(qrd(&server, &scratch).args(["ssl", "restore", "--data-dir"]).arg(server.data_dir()), 0);
+    assert_eq!(show(&server, "ssl"), "on");
+}
+per_major!(data_dir_is_taken_and_checked: pg16 = 16);
+
+/// The saved copy of `kind` in the saved set is replaced by `text`, with a checksum to match, as if the
+/// DBA had saved a broken file: the server will reject it.
+fn replace_saved(server: &Server, kind: &str, text: &str) {
+    use sha2::Digest;
+    let dir = server.data_dir().join("qrd-ssl-saved");
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let entry = manifest["files"].as_array_mut().unwrap().iter_mut().find(|f| f["kind"] == kind).unwrap();
+    std::fs::write(dir.join(entry["saved_as"].as_str().unwrap()), text).unwrap();
+    let sum: String = sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    entry["sha256"] = Value::String(sum);
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+}
+
+/// restore writes its files as one change: when the server rejects the restored pg_hba.conf, the restored
+/// postgresql.conf goes back too (not ssl = on over plain host rules), and the saved state stays.
+fn restore_is_all_or_nothing(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = pki(&scratch, "site", &["127.0.0.1"]);
+    run_expect(qrd(&server, &scratch).args(["ssl", "enable", "--cert"]).arg(&pki.cert).arg("--key").arg(&pki.key), 0);
+    run_expect(qrd(&server, &scratch).args(["ssl", "disable", "--temporary"]), 0);
+    let (conf, hba) = (file(&server, "postgresql.conf"), file(&server, "pg_hba.conf"));
+    let saved_hba = String::from_utf8(hba.clone()).unwrap();
+    replace_saved(&server, "hba", &format!("host all all 10.9.0.0/16 ldap\n{saved_hba}"));
+
+    let out = run_expect(qrd(&server, &scratch).args(["ssl", "restore"]), 5);
+    assert!(stderr(&out).contains("the server rejects the edited pg_hba.conf"), "{}", stderr(&out));
+    assert!(file(&server, "postgresql.conf") == conf, "postgresql.conf stayed restored although pg_hba.conf was not");
+    assert!(file(&server, "pg_hba.conf") == hba, "pg_hba.conf changed");
+    assert_eq!(show(&server, "ssl"), "off", "the server runs with the half-restored configuration");
+    plain_login(&server).expect("still disabled: the installer's plain connection works");
+    assert!(server.data_dir().join("qrd-ssl-saved/manifest.json").exists(), "the saved state must stay");
+}
+per_major!(restore_is_all_or_nothing: pg16 = 16, pg15 = 15);
+
+/// restore gives a file its saved owner and mode back with the owner first: chown clears the set-group-ID
+/// bit of a group-executable file, so chmod then chown (as before) lost it.
+fn restore_gives_back_owner_and_setgid_mode(major: u32) {
+    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    assert!(root, "this test changes file owners and needs root (CI runs the suite as root)");
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = pki(&scratch, "site", &["127.0.0.1"]);
+    run_expect(qrd(&server, &scratch).args(["ssl", "enable", "--cert"]).arg(&pki.cert).arg("--key").arg(&pki.key), 0);
+    let conf_path = server.data_dir().join("postgresql.conf");
+    std::fs::set_permissions(&conf_path, std::os::unix::fs::PermissionsExt::from_mode(0o2750)).unwrap();
+    let owner = std::fs::metadata(&conf_path).unwrap().uid();
+    assert_ne!(owner, 0, "the server's files belong to its own OS user");
+    run_expect(qrd(&server, &scratch).args(["ssl", "disable", "--temporary"]), 0);
+    // Meanwhile the file changed hands and mode.
+    std::os::unix::fs::chown(&conf_path, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&conf_path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    run_expect(qrd(&server, &scratch).args(["ssl", "restore"]), 0);
+    let meta = std::fs::metadata(&conf_path).unwrap();
+    assert_eq!(meta.uid(), owner, "the saved owner is back");
+    assert_eq!(meta.mode() & 0o7777, 0o2750, "the saved mode is back, set-group-ID bit included");
+}
+per_major!(restore_gives_back_owner_and_setgid_mode: pg16 = 16);

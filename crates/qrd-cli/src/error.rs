@@ -99,3 +99,23 @@ impl From<qrd_server::WriteError> for CliError {
         CliError::new(ExitStatus::Failed, e.to_string()).hint(hint)
     }
 }
+
+impl From<qrd_tls::TlsError> for CliError {
+    fn from(e: qrd_tls::TlsError) -> Self {
+        use qrd_tls::TlsError as E;
+        match e {
+            // Errors of the shared homes keep their own entries.
+            E::Local(e) => e.into(),
+            E::Write(e) => e.into(),
+            e => {
+                let status = match &e {
+                    E::ReadInput { .. } => ExitStatus::Usage,
+                    e if e.is_refusal() => ExitStatus::Refused,
+                    _ => ExitStatus::Failed,
+                };
+                let hint = e.hint();
+                CliError::new(status, e.to_string()).hint(hint)
+            }
+        }
+    }
+}

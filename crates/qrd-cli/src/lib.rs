@@ -3,7 +3,6 @@
 
 mod cli;
 mod commands;
-mod confwrite;
 mod error;
 mod options;
 mod output;

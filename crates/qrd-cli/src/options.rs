@@ -88,14 +88,23 @@ impl ToolArgs {
     }
 }
 
+/// The server's data directory, for commands that read or write the server's files.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Configuration files")]
+pub struct DataDirArg {
+    /// The server's data directory (initdb's layout, or Debian's /var/lib/postgresql/<major>/<name> with its
+    /// configuration in /etc/postgresql/<major>/<name>)
+    #[arg(short = 'D', long, env = "PGDATA", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
 /// Where the configuration files are. Without `--file`/`--data-dir` qrd asks the server (`config_file`,
 /// `hba_file`), which works when qrd runs on the server's machine, as the guide's steps do.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Configuration files")]
 pub struct FileArgs {
-    /// The server's data directory (postgresql.conf, pg_hba.conf and postgresql.auto.conf inside)
-    #[arg(short = 'D', long, env = "PGDATA", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: DataDirArg,
 
     /// The file to read or edit, instead of the one in the data directory
     #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
@@ -108,6 +117,6 @@ pub struct FileArgs {
 
 impl FileArgs {
     pub fn choice(&self) -> qrd_server::FileChoice {
-        qrd_server::FileChoice { data_dir: self.data_dir.clone(), file: self.file.clone(), offline: self.offline }
+        qrd_server::FileChoice { data_dir: self.dir.data_dir.clone(), file: self.file.clone(), offline: self.offline }
     }
 }

@@ -226,6 +226,39 @@ impl CheckedWrite {
     }
 }
 
+/// Checked writes applied one after another, each checked and reloaded before the next, as one change:
+/// when a stage fails, the stages before it are put back and the server reloads them. For changes whose
+/// files the server can only judge in order: pg_hba.conf `hostssl` rules count as errors until `ssl = on`
+/// is loaded, so turning TLS on writes postgresql.conf first and pg_hba.conf second, and off the other way.
+pub async fn apply_in_order(
+    stages: &[CheckedWrite],
+    session: &Session,
+    opts: WriteOptions,
+) -> Result<Written, WriteError> {
+    let mut done = Written::default();
+    for stage in stages {
+        match stage.apply(Some(session), opts).await {
+            Ok(w) => {
+                done.applied.extend(w.applied);
+                done.journal.append(w.journal);
+                done.reloaded |= w.reloaded;
+                done.diffs.extend(w.diffs);
+                done.unchanged.extend(w.unchanged);
+            }
+            Err(cause) if done.journal.is_empty() => return Err(cause),
+            Err(cause) => {
+                let problems = std::mem::take(&mut done.journal).undo(Some(session)).await;
+                return Err(if problems.is_empty() {
+                    cause
+                } else {
+                    WriteError::UndoFailed { cause: cause.to_string(), problems }
+                });
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// Puts everything back (and reloads when the server had loaded the new files); the cause stays the
 /// error unless undoing failed too.
 async fn undo(journal: Journal, reload: Option<&Session>, cause: WriteError) -> WriteError {

@@ -14,7 +14,7 @@ pub mod locate;
 pub mod proof;
 pub mod saved;
 
-pub use checked::{CheckedWrite, WriteError, WriteOptions, Written};
+pub use checked::{CheckedWrite, WriteError, WriteOptions, Written, apply_in_order};
 pub use journal::{Journal, UndoProblem};
 pub use local::{Layout, LocalError, LocalServer, Owner};
 pub use locate::{FileChoice, LocateError, Located, locate};

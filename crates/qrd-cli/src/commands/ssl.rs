@@ -1,44 +1,15 @@
-//! `qrd ssl enable | disable --temporary | restore | status`: the guide's "Database traffic encryption" and
-//! "Forcing the database connection to use TLS 1.2 only" as one checked step, and its workaround for Qlik's
-//! installer ("Unable to upgrade Qlik Sense, missing database": the installer cannot use SSL) as a
-//! disable that saves the exact files and a restore that puts them back byte for byte.
-//!
-//! Every change is proven on the server afterwards, with real connections: a TLS one that `pg_stat_ssl`
-//! reports encrypted, presenting the certificate just installed, and (after enable) a plain one that the
-//! server refuses. A failed proof puts back what was there and reloads.
+//! `qrd ssl enable | disable --temporary | restore | status`: arguments, a call into `qrd-tls`, and the
+//! rendering of its result. What each step does and proves is documented there.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use qrd_cert::{CertInfo, WARN_DAYS};
-use qrd_conf::hba::{ConnType, EditError, HbaFile, Method};
-use qrd_conf::pgconf::{ConfTree, PlanError, PlanOptions, parse_bool, plan_settings};
-use qrd_conf::write::{self, Applied, FileEdit, Installed, Perms};
-use qrd_pg::Session;
-use qrd_pg::connect::{ConnectErrorKind, ConnectOpts, SslMode};
-use qrd_pg::serverconf::{self, ServerPaths};
-use qrd_pg::tlsinfo::{self, CertState, TlsInfo};
-use sha2::{Digest, Sha256};
+use qrd_server::LocalServer;
+use qrd_tls::{ProofTarget, Status, TlsError};
 
-use crate::confwrite::{self, Which};
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, HelpArg};
+use crate::options::{ConnectArgs, DataDirArg, HelpArg};
 use crate::output::note;
-
-/// The guide's names for Qlik's exported certificate and key ("Database traffic encryption", step 4), and
-/// Qlik's name for its exported root certificate.
-const CERT_NAME: &str = "server.pem";
-const KEY_NAME: &str = "server_key.pem";
-const CA_NAME: &str = "root.pem";
-/// The guide's cipher list ("Forcing the database connection to use TLS 1.2 only"). It governs TLS 1.2 and
-/// below only: TLS 1.3 suites are OpenSSL's defaults (PostgreSQL 12–16 have no setting for them).
-pub const GUIDE_CIPHERS: &str = "DEFAULT:!LOW:!EXP:!eNULL:!aNULL:!MD5:!RC2:!RC4:!DES:@STRENGTH";
-/// Where `disable --temporary` keeps the files it will put back, inside the data directory.
-const SAVED_DIR: &str = "qrd-ssl-saved";
-const MANIFEST: &str = "manifest.json";
 
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
@@ -94,6 +65,8 @@ pub struct EnableArgs {
     #[command(flatten)]
     pub help: HelpArg,
     #[command(flatten)]
+    pub dir: DataDirArg,
+    #[command(flatten)]
     pub conn: ConnectArgs,
 }
 
@@ -118,6 +91,8 @@ pub struct DisableArgs {
     #[command(flatten)]
     pub help: HelpArg,
     #[command(flatten)]
+    pub dir: DataDirArg,
+    #[command(flatten)]
     pub conn: ConnectArgs,
 }
 
@@ -135,6 +110,8 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub help: HelpArg,
     #[command(flatten)]
+    pub dir: DataDirArg,
+    #[command(flatten)]
     pub conn: ConnectArgs,
 }
 
@@ -146,6 +123,8 @@ pub struct StatusArgs {
     pub json: bool,
     #[command(flatten)]
     pub help: HelpArg,
+    #[command(flatten)]
+    pub dir: DataDirArg,
     #[command(flatten)]
     pub conn: ConnectArgs,
 }
@@ -159,458 +138,31 @@ pub async fn execute(args: SslArgs) -> Result<ExitStatus, CliError> {
     }
 }
 
-fn refused(msg: impl Into<String>) -> CliError {
-    CliError::new(ExitStatus::Refused, msg)
-}
-
-fn failed(msg: impl Into<String>) -> CliError {
-    CliError::new(ExitStatus::Failed, msg)
-}
-
-// ---- the server and its files ----
-
-/// A connected server whose files qrd can reach on this machine.
-struct Server {
-    session: Session,
-    paths: ServerPaths,
-    data_dir: PathBuf,
-    /// The server's OS user: the data directory's owner.
-    uid: u32,
-    gid: u32,
-}
-
-impl Server {
-    /// Mode `mode`, owned by the server's OS user.
-    fn perms(&self, mode: u32) -> Perms {
-        Perms { mode, uid: self.uid, gid: self.gid }
-    }
-}
-
-async fn open(conn: &ConnectArgs) -> Result<Server, CliError> {
-    let session = Session::open(&conn.opts()).await?;
-    let paths = serverconf::paths(&session).await?;
-    let data_dir = PathBuf::from(&paths.data_directory);
-    let meta = fs::metadata(&data_dir).map_err(|e| {
-        refused(format!("cannot reach the server's data directory {} here: {e}", data_dir.display())).hint(
-            "run qrd on the server's machine, as root or as the server's OS user (the owner of the data directory)",
-        )
-    })?;
-    Ok(Server { session, paths, data_dir, uid: meta.uid(), gid: meta.gid() })
-}
-
-impl Server {
-    fn read(&self, path: &Path) -> Result<String, CliError> {
-        fs::read_to_string(path).map_err(|e| {
-            refused(format!("cannot read {}: {e}", path.display()))
-                .hint("run qrd as root or as the server's OS user (the owner of the data directory)")
-        })
-    }
-
-    fn tree(&self) -> Result<ConfTree, CliError> {
-        ConfTree::load_with_data_dir(Path::new(&self.paths.config_file), &self.data_dir)
-            .map_err(|e| refused(e.to_string()).hint("fix the file at the place named above; nothing was changed"))
-    }
-
-    fn hba(&self) -> Result<(PathBuf, String, HbaFile), CliError> {
-        let path = PathBuf::from(&self.paths.hba_file);
-        let text = self.read(&path)?;
-        let file = HbaFile::parse(&text, &path).map_err(|e| {
-            refused(e.to_string()).hint("fix pg_hba.conf at the place named above; nothing was changed")
-        })?;
-        for (line, inc) in file.includes() {
-            note(format!(
-                "warning: {}:{line} includes {}: qrd edits only the main file's rules",
-                path.display(),
-                inc.path
-            ));
-        }
-        Ok((path, text, file))
-    }
-
-    fn port(&self) -> u16 {
-        self.session.target().port
-    }
-}
-
-// ---- postgresql.conf ----
-
-/// The edits that make the files say `wanted` (skipping settings whose effective value already says so).
-/// Refuses when ALTER SYSTEM would override a file edit.
-fn conf_edits(tree: &ConfTree, wanted: &[(&str, String)]) -> Result<Vec<FileEdit>, CliError> {
-    let wanted: Vec<(String, String)> = wanted.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
-    let plan = plan_settings(tree, &wanted, PlanOptions { skip_effective: true }).map_err(|e| match e {
-        PlanError::ShadowedByAlterSystem { ref name, .. } => refused(format!("{e}; nothing was changed"))
-            .hint(format!("run `ALTER SYSTEM RESET {name}` and reload, then run this command again")),
-        PlanError::NotInTree(_) => failed(e.to_string()),
-        PlanError::Edit { .. } => refused(e.to_string()),
-    })?;
-    Ok(plan.edits.into_iter().filter(FileEdit::is_change).collect())
-}
-
-// ---- pg_hba.conf ----
-
-/// Retypes `from` rules to `to` in place ([`HbaFile::retype`]). Returns the new text and the lines changed.
-fn retype(file: &HbaFile, from: ConnType, to: ConnType) -> Result<(String, Vec<usize>), CliError> {
-    let mut file = file.clone();
-    let lines = file.retype(from, to).map_err(|e| match e {
-        EditError::QuotedConnType { line, word } => refused(format!(
-            "{}:{line}: the connection type is not written plainly as {word}; nothing was changed",
-            file.path().display()
-        ))
-        .hint(format!("write it as {word} (no quotes) and run again")),
-        other => failed(format!("internal: retyping pg_hba.conf: {other}"))
-            .hint("nothing was changed; edit the lines by hand (qrd hba add/remove)"),
-    })?;
-    Ok((file.render(), lines))
-}
-
-// ---- files in the data directory ----
-
-/// A file qrd put in place, and what was there before (for rollback).
-/// Installs `bytes` at `path` for the server's OS user with `mode` (backup of other content beside it).
-fn install(server: &Server, path: &Path, bytes: &[u8], mode: u32) -> Result<Installed, CliError> {
-    let installed = write::install(path, bytes, server.perms(mode)).map_err(|e| {
-        failed(e.to_string()).hint(
-            "run qrd as root or as the server's OS user (the owner of the data directory); what was installed \
-             before this step is rolled back",
-        )
-    })?;
-    if let Some(b) = &installed.backup {
-        note(format!("kept the previous {} as {}", path.display(), b.display()));
-    }
-    Ok(installed)
-}
-
-fn undo(installed: &[Installed]) -> Vec<String> {
-    installed.iter().rev().filter_map(|i| i.undo().err().map(|e| format!("{}: {e}", i.path.display()))).collect()
-}
-
-// ---- proofs with real connections ----
-
-/// The TCP host to prove on: `--proof-host`, else the connection's own host when TCP, else the first
-/// listen address (a wildcard means this machine's loopback).
-async fn proof_host(server: &Server, given: &Option<String>) -> Result<Option<String>, CliError> {
-    if let Some(h) = given {
-        return Ok(Some(h.clone()));
-    }
-    let t = server.session.target();
-    if !t.is_socket() {
-        return Ok(Some(t.host.clone()));
-    }
-    let rows = serverconf::settings(&server.session, &["listen_addresses".to_owned()]).await?;
-    let listen = rows.first().map(|r| r.setting.clone()).unwrap_or_default();
-    let first = listen.split(',').map(str::trim).find(|s| !s.is_empty());
-    Ok(first.map(|a| match a {
-        "*" | "0.0.0.0" => "127.0.0.1".to_owned(),
-        "::" => "::1".to_owned(),
-        other => other.to_owned(),
-    }))
-}
-
-fn proof_opts(conn: &ConnectArgs, host: &str, port: u16, mode: SslMode, root: Option<PathBuf>) -> ConnectOpts {
-    let mut opts = conn.opts();
-    opts.host = Some(host.to_owned());
-    opts.port = Some(port);
-    opts.sslmode = mode;
-    opts.sslrootcert = root;
-    // A proof never prompts: a plain connection that gets as far as a password question has already
-    // shown that pg_hba.conf admits it.
-    opts.prompt = false;
-    opts.application_name = "qrd ssl proof".to_owned();
-    opts
-}
-
-#[derive(Debug, serde::Serialize)]
-struct TlsProof {
-    version: Option<String>,
-    cipher: Option<String>,
-    /// False when TLS was negotiated but the login (and so the pg_stat_ssl confirmation) failed.
-    confirmed: bool,
-}
-
-/// A TLS connection (sslmode require, or verify-full against `root`) that pg_stat_ssl reports encrypted.
-async fn prove_tls(opts: &ConnectOpts) -> Result<TlsProof, String> {
-    match Session::open(opts).await {
-        Ok(s) => match tlsinfo::connection(&s).await {
-            Ok(Some(c)) if c.ssl => Ok(TlsProof { version: c.version, cipher: c.cipher, confirmed: true }),
-            Ok(_) => Err("the server reports this connection as not encrypted (pg_stat_ssl)".to_owned()),
-            Err(e) => Err(e.to_string()),
-        },
-        // With sslmode require or stricter, getting to authentication means TLS was negotiated.
-        Err(e) if matches!(e.kind, ConnectErrorKind::Auth | ConnectErrorKind::PasswordMissing) => {
-            note(format!(
-                "warning: TLS was negotiated with {} but the login failed ({}), so pg_stat_ssl could not confirm it; \
-                 give a password (--password-file or PGPASSWORD) for a full proof",
-                e.target.address(),
-                e.reason
-            ));
-            Ok(TlsProof { version: None, cipher: None, confirmed: false })
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// The certificate the server presents in a TLS handshake (after PostgreSQL's SSLRequest), as DER. This is
-/// what tells a new certificate from the old one still in use after a reload that could not load it (the
-/// server then logs the error and keeps its previous TLS context).
-fn served_certificate(host: &str, port: u16, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    use std::net::ToSocketAddrs;
-    let addr = (host.trim_matches(['[', ']']), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let mut tcp = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    tcp.set_read_timeout(Some(timeout))
-        .and_then(|_| tcp.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
-    // SSLRequest: length 8, code 80877103.
-    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).map_err(|e| format!("SSLRequest to {addr}: {e}"))?;
-    let mut answer = [0u8; 1];
-    tcp.read_exact(&mut answer).map_err(|e| format!("SSLRequest to {addr}: {e}"))?;
-    if answer[0] != b'S' {
-        return Err(format!("{addr} does not offer TLS (it answered {:?} to the SSLRequest)", answer[0] as char));
-    }
-    let connector = native_tls::TlsConnector::builder()
-        .disable_built_in_roots(true)
-        .danger_accept_invalid_certs(true)
-        .danger_accept_invalid_hostnames(true)
-        .build()
-        .map_err(|e| format!("failed to set up TLS: {e}"))?;
-    let tls = connector.connect(host, tcp).map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
-    let cert = tls.peer_certificate().map_err(|e| e.to_string())?.ok_or("the server presented no certificate")?;
-    cert.to_der().map_err(|e| e.to_string())
-}
-
-/// A plain (sslmode=disable) TCP connection must be refused by pg_hba.conf. Returns the server's refusal.
-async fn prove_plain_refused(opts: &ConnectOpts) -> Result<String, String> {
-    match Session::open(opts).await {
-        Ok(_) => Err("a plain (sslmode=disable) connection still logs in".to_owned()),
-        Err(e) if e.kind == ConnectErrorKind::NoHbaEntry => Ok(e.reason),
-        Err(e) if matches!(e.kind, ConnectErrorKind::Auth | ConnectErrorKind::PasswordMissing) => Err(format!(
-            "a plain (sslmode=disable) connection reached password authentication ({}): a pg_hba.conf rule still \
-             admits it",
-            e.reason
-        )),
-        Err(e) => Err(format!("a plain connection failed, but not with pg_hba.conf's refusal: {e}")),
-    }
-}
-
-/// A plain connection must get through pg_hba.conf (logging in, or at least reaching authentication).
-async fn prove_plain_admitted(opts: &ConnectOpts) -> Result<(), String> {
-    match Session::open(opts).await {
-        Ok(_) => Ok(()),
-        Err(e) if matches!(e.kind, ConnectErrorKind::Auth | ConnectErrorKind::PasswordMissing) => {
-            note(format!(
-                "note: a plain connection reached authentication ({}); not logged in without a password",
-                e.reason
-            ));
-            Ok(())
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-// ---- enable ----
-
-/// What enable installs: the certificate, key and (optionally) CA, already checked.
-struct Material {
-    cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
-    ca_pem: Option<Vec<u8>>,
-    /// Set ssl_ca_file (a CA given with --ca); a generated lab CA is for clients only.
-    set_ca_file: bool,
-    leaf: CertInfo,
-}
-
-fn read_input(path: &Path, what: &str) -> Result<Vec<u8>, CliError> {
-    fs::read(path).map_err(|e| {
-        CliError::new(ExitStatus::Usage, format!("cannot read the {what} {}: {e}", path.display()))
-            .hint("check the path and that this user may read it")
-    })
-}
-
-/// Reads and checks the given files: PEM parses, the key matches, the certificate is valid now, the CA
-/// signed it. Nothing of the key ever goes into a message.
-fn given_material(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<Material, CliError> {
-    let cert_pem = read_input(cert, "certificate")?;
-    let key_pem = read_input(key, "key")?;
-    let bad = |file: &Path, e: &dyn std::fmt::Display| refused(format!("{}: {e}; nothing was changed", file.display()));
-    let certs = qrd_cert::parse_certs(&cert_pem).map_err(|e| bad(cert, &e))?;
-    let leaf = certs[0].clone();
-    let private = qrd_cert::parse_key(&key_pem).map_err(|e| {
-        let hint = if matches!(e, qrd_cert::CertError::EncryptedKey) {
-            "decrypt it first (openssl pkey -in KEY -out server_key.pem) and keep the result 0600"
-        } else {
-            "pass the certificate's private key in PEM (Qlik: server_key.pem from Exported Certificates)"
-        };
-        bad(key, &e).hint(hint)
-    })?;
-    qrd_cert::check_key_matches(&leaf, &private)
-        .map_err(|e| bad(key, &e).hint("pass the key that belongs to the certificate (both from the same export)"))?;
-    check_validity(&leaf, cert)?;
-    let ca_pem = match ca {
-        Some(p) => {
-            let pem = read_input(p, "CA certificate")?;
-            let cas = qrd_cert::parse_certs(&pem).map_err(|e| bad(p, &e))?;
-            if !cas.iter().chain(certs.iter().skip(1)).any(|c| leaf.signed_by(c)) {
-                return Err(refused(format!(
-                    "{} ({}) did not sign {} (issuer {}); nothing was changed",
-                    p.display(),
-                    cas[0].subject,
-                    cert.display(),
-                    leaf.issuer
-                ))
-                .hint("pass the CA that issued the certificate (Qlik: root.pem from the same export)"));
-            }
-            Some(pem)
-        }
-        None => None,
-    };
-    Ok(Material { cert_pem, key_pem, set_ca_file: ca_pem.is_some(), ca_pem, leaf })
-}
-
-fn check_validity(leaf: &CertInfo, file: &Path) -> Result<(), CliError> {
-    let now = qrd_cert::now();
-    if leaf.expired(now) {
-        return Err(refused(format!(
-            "{}: the certificate ({}) expired on {}; nothing was changed",
-            file.display(),
-            leaf.subject,
-            qrd_cert::format_utc(leaf.not_after)
-        ))
-        .hint("export or request a current certificate"));
-    }
-    if leaf.not_yet_valid(now) {
-        return Err(refused(format!(
-            "{}: the certificate is not valid before {}; nothing was changed",
-            file.display(),
-            qrd_cert::format_utc(leaf.not_before)
-        ))
-        .hint("check this machine's clock"));
-    }
-    let days = leaf.days_left(now);
-    if days < WARN_DAYS {
-        note(format!("warning: the certificate expires in {days} day(s), on {}", qrd_cert::format_utc(leaf.not_after)));
-    }
-    Ok(())
-}
-
-/// The lab material: the certificate already installed when it still fits (so a second run changes
-/// nothing), else a new CA and certificate.
-fn lab_material(server: &Server, hosts: &[String], days: u32) -> Result<Material, CliError> {
-    let installed = || -> Option<Material> {
-        let cert_pem = fs::read(server.data_dir.join(CERT_NAME)).ok()?;
-        let key_pem = fs::read(server.data_dir.join(KEY_NAME)).ok()?;
-        let ca_pem = fs::read(server.data_dir.join(CA_NAME)).ok()?;
-        let leaf = qrd_cert::parse_certs(&cert_pem).ok()?.remove(0);
-        let ca = qrd_cert::parse_certs(&ca_pem).ok()?.remove(0);
-        let key = qrd_cert::parse_key(&key_pem).ok()?;
-        // Only a lab certificate of ours is reused: a real one is replaced as asked (and backed up).
-        let fits = ca.subject.contains("qrd lab CA")
-            && qrd_cert::check_key_matches(&leaf, &key).is_ok()
-            && leaf.signed_by(&ca)
-            && hosts.iter().all(|h| leaf.covers_host(h))
-            && leaf.days_left(qrd_cert::now()) >= WARN_DAYS
-            && !leaf.not_yet_valid(qrd_cert::now());
-        fits.then_some(Material { cert_pem, key_pem, ca_pem: Some(ca_pem), set_ca_file: false, leaf })
-    };
-    if let Some(m) = installed() {
-        note(format!("the lab certificate in {} still fits: kept", server.data_dir.display()));
-        return Ok(m);
-    }
-    let pki = qrd_cert::generate_lab(hosts, days)
-        .map_err(|e| refused(format!("{e}; nothing was changed")).hint("check the --hostname values"))?;
-    let leaf = qrd_cert::parse_certs(pki.cert_pem.as_bytes()).map_err(|e| failed(e.to_string()))?.remove(0);
-    Ok(Material {
-        cert_pem: pki.cert_pem.clone().into_bytes(),
-        key_pem: pki.key_pem().as_bytes().to_vec(),
-        ca_pem: Some(pki.ca_pem.clone().into_bytes()),
-        set_ca_file: false,
-        leaf,
-    })
+fn proof(conn: &ConnectArgs, p: &ProofArgs) -> ProofTarget {
+    ProofTarget { base: conn.opts(), host: p.proof_host.clone() }
 }
 
 async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
-    // Check the input before touching the server at all.
+    // The input is checked before the server is touched at all.
     let given = match (&a.cert, &a.key) {
-        (Some(c), Some(k)) => Some(given_material(c, k, a.ca.as_deref())?),
+        (Some(c), Some(k)) => Some(qrd_tls::read_given(c, k, a.ca.as_deref())?),
         _ => None,
     };
-    let server = open(&a.conn).await?;
-    refuse_while_saved(&server)?;
+    let server = LocalServer::open(&a.conn.opts(), a.dir.data_dir.as_deref()).await?;
     let material = match given {
         Some(m) => m,
-        None => lab_material(&server, &a.hostnames, a.days)?,
+        None => qrd_tls::lab(&server.data_dir, &a.hostnames, a.days)?,
     };
-    let leaf = &material.leaf;
-    let t = server.session.target();
-    if !t.is_socket() && !leaf.covers_host(&t.host) {
-        note(format!(
-            "warning: the certificate does not name {} (its names: {}): clients using sslmode=verify-full with that \
-             host name will refuse it",
-            t.host,
-            leaf.sans.join(", ")
-        ));
-    }
-
-    // The plan: files, postgresql.conf, pg_hba.conf.
-    let mut files: Vec<(PathBuf, &[u8], u32)> = vec![
-        (server.data_dir.join(CERT_NAME), &material.cert_pem, 0o644),
-        (server.data_dir.join(KEY_NAME), &material.key_pem, 0o600),
-    ];
-    if let Some(ca) = &material.ca_pem {
-        files.push((server.data_dir.join(CA_NAME), ca, 0o644));
-    }
-    let files: Vec<_> = files
-        .into_iter()
-        .filter(|(p, bytes, mode)| {
-            let same = fs::read(p).is_ok_and(|old| old == *bytes);
-            let meta = fs::metadata(p).ok();
-            let right_mode = meta.as_ref().is_some_and(|m| m.mode() & 0o7777 == *mode && m.uid() == server.uid);
-            !(same && right_mode)
-        })
-        .collect();
-
-    let mut wanted =
-        vec![("ssl", "on".to_owned()), ("ssl_cert_file", CERT_NAME.to_owned()), ("ssl_key_file", KEY_NAME.to_owned())];
-    if material.set_ca_file {
-        wanted.push(("ssl_ca_file", CA_NAME.to_owned()));
-    }
-    wanted.push(("ssl_min_protocol_version", "TLSv1.2".to_owned()));
-    wanted.push(("ssl_ciphers", GUIDE_CIPHERS.to_owned()));
-    let tree = server.tree()?;
-    let conf = conf_edits(&tree, &wanted)?;
-
-    let (hba_path, hba_text, hba_file) = server.hba()?;
-    for r in
-        hba_file.records().filter(|r| r.record.conn_type == ConnType::HostNoSsl && r.record.method != Method::Reject)
-    {
-        note(format!(
-            "warning: {}:{} is a hostnossl rule: it admits plain connections whatever ssl is (remove it with \
-             `qrd hba remove --line {}` to require TLS)",
-            hba_path.display(),
-            r.line,
-            r.line
-        ));
-    }
-    let hba = if a.keep_host {
-        None
-    } else {
-        let (after, lines) = retype(&hba_file, ConnType::Host, ConnType::HostSsl)?;
-        (!lines.is_empty()).then(|| (FileEdit::new(&hba_path, hba_text.clone(), after), lines))
-    };
-
-    if files.is_empty() && conf.is_empty() && hba.is_none() {
+    let plan = qrd_tls::plan_enable(&server, material, a.keep_host)?;
+    if plan.is_empty() {
         println!("ssl enable: nothing to do (certificate, settings and pg_hba.conf are already as asked)");
         return Ok(ExitStatus::Success);
     }
-
     if a.dry_run {
-        for (path, _, mode) in &files {
-            println!("would install {} (mode {mode:04o}, owner uid {})", path.display(), server.uid);
+        for (path, _, mode) in &plan.installs {
+            println!("would install {} (mode {mode:04o}, owner uid {})", path.display(), server.owner.uid);
         }
+        let leaf = &plan.material.leaf;
         println!(
             "certificate: {} ({}), issued by {}, valid until {}",
             leaf.subject,
@@ -618,459 +170,129 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
             leaf.issuer,
             qrd_cert::format_utc(leaf.not_after)
         );
-        for e in &conf {
-            print!("{}", e.diff());
-        }
-        if let Some((e, _)) = &hba {
-            print!("{}", e.diff());
-        }
+        plan.diffs().iter().for_each(|d| print!("{d}"));
         note("dry run: nothing was changed");
         return Ok(ExitStatus::Success);
     }
-
-    // Install, write, reload; any failure puts back what was there.
-    let mut installed = Vec::new();
-    for (path, bytes, mode) in &files {
-        match install(&server, path, bytes, *mode) {
-            Ok(i) => {
-                note(format!("installed {} (mode {mode:04o})", path.display()));
-                installed.push(i);
-            }
-            Err(e) => {
-                undo(&installed);
-                return Err(e);
-            }
-        }
-    }
-    let mut applied: Vec<Applied> = Vec::new();
-    let opts = confwrite::Options { dry_run: false, reload: true };
-    let mut steps: Vec<(FileEdit, Which)> = conf.into_iter().map(|e| (e, Which::Conf)).collect();
-    if let Some((e, lines)) = hba {
-        note(format!("pg_hba.conf: host → hostssl on line(s) {lines:?}"));
-        steps.push((e, Which::Hba));
-    }
-    for (edit, which) in &steps {
-        match confwrite::write(edit, *which, Some(&server.session), &opts).await {
-            Ok(w) => applied.extend(w.applied),
-            Err(e) => {
-                rollback(&server, &applied, &installed).await;
-                return Err(e);
-            }
-        }
-    }
-    if !installed.is_empty() && steps.is_empty() {
-        // New certificate files under unchanged settings: the server reads them at reload.
-        serverconf::reload(&server.session).await?;
-        note("reloaded");
-    }
-
-    // The proof.
-    let host = proof_host(&server, &a.proof.proof_host).await?;
-    let Some(host) = host else {
-        note("warning: the server listens on no TCP address (listen_addresses is empty): nothing to prove over TCP");
-        return Ok(ExitStatus::Success);
+    let done = qrd_tls::enable(&server, &plan, &proof(&a.conn, &a.proof)).await?;
+    let (Some(host), Some(tls)) = (&done.host, &done.tls) else { return Ok(ExitStatus::Success) };
+    let how = match (&tls.version, &tls.cipher) {
+        (Some(v), Some(c)) => format!("{v} {c}"),
+        _ => "negotiated".to_owned(),
     };
-    let root = material.ca_pem.as_ref().map(|_| server.data_dir.join(CA_NAME));
-    let mode = if root.is_some() && leaf.covers_host(&host) { SslMode::VerifyFull } else { SslMode::Require };
-    let tls =
-        prove_tls(&proof_opts(&a.conn, &host, server.port(), mode, root.filter(|_| mode == SslMode::VerifyFull))).await;
-    // The server must present the certificate just installed, not one it kept from before.
-    let served = served_certificate(&host, server.port(), a.conn.opts().connect_timeout);
-    let tls = match (tls, served) {
-        (Ok(t), Ok(der)) if der == leaf.der() => Ok(t),
-        (Ok(_), Ok(der)) => {
-            let what =
-                qrd_cert::parse_der(&der).map(|c| c.subject).unwrap_or_else(|_| "another certificate".to_owned());
-            Err(format!(
-                "the server still presents {what}, not the certificate just installed: the reload did not load it \
-                 (the server log says why)"
-            ))
-        }
-        (Ok(_), Err(e)) => Err(e),
-        (Err(e), _) => Err(e),
-    };
-    let plain = if a.keep_host {
-        Ok("kept (--keep-host)".to_owned())
-    } else {
-        prove_plain_refused(&proof_opts(&a.conn, &host, server.port(), SslMode::Disable, None)).await
-    };
-    match (tls, plain) {
-        (Ok(tls), Ok(plain)) => {
-            let how = match (&tls.version, &tls.cipher) {
-                (Some(v), Some(c)) => format!("{v} {c}"),
-                _ => "negotiated".to_owned(),
-            };
-            println!("ssl enabled on {host}:{}: TLS {how} (sslmode {mode}); plain connections: {plain}", server.port());
-            if a.self_signed {
-                note(format!(
-                    "clients verify the server with the lab CA {}: copy it to them (sslrootcert, sslmode=verify-full)",
-                    server.data_dir.join(CA_NAME).display()
-                ));
-            }
-            Ok(ExitStatus::Success)
-        }
-        (tls, plain) => {
-            let why: Vec<String> = [tls.err(), plain.err()].into_iter().flatten().collect();
-            rollback(&server, &applied, &installed).await;
-            Err(failed(format!(
-                "the proof on {host}:{} failed: {}\neverything was put back as it was and reloaded",
-                server.port(),
-                why.join("; ")
-            ))
-            .hint("look at the server log for SSL errors; with --keep-host plain rules stay, or remove the rule named above"))
-        }
+    println!(
+        "ssl enabled on {host}:{}: TLS {how} (sslmode {}); plain connections: {}",
+        done.port, done.sslmode, done.plain
+    );
+    if let Some(ca) = &done.lab_ca {
+        note(format!(
+            "clients verify the server with the lab CA {}: copy it to them (sslrootcert, sslmode=verify-full)",
+            ca.display()
+        ));
     }
-}
-
-async fn rollback(server: &Server, applied: &[Applied], installed: &[Installed]) {
-    let mut problems = Vec::new();
-    for a in applied.iter().rev() {
-        if let Err(e) = a.undo() {
-            problems.push(format!("{}: {e} (backup: {})", a.path.display(), a.backup.display()));
-        }
-    }
-    problems.extend(undo(installed));
-    if let Err(e) = serverconf::reload(&server.session).await {
-        problems.push(format!("reload: {e}"));
-    }
-    for p in &problems {
-        note(format!("error: could not put back {p}"));
-    }
-    if problems.is_empty() {
-        note("rolled back: the previous files are in place and the server reloaded them");
-    }
-}
-
-// ---- disable --temporary / restore ----
-
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Manifest {
-    /// Format of this file.
-    version: u32,
-    created_utc: String,
-    port: u16,
-    files: Vec<SavedFile>,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct SavedFile {
-    /// `conf` or `hba`.
-    kind: String,
-    path: PathBuf,
-    /// The copy's name inside the saved directory.
-    saved_as: String,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    sha256: String,
-    /// What disable wrote (restore refuses, without --force, when the file changed since).
-    written_sha256: Option<String>,
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn saved_dir(server: &Server) -> PathBuf {
-    server.data_dir.join(SAVED_DIR)
-}
-
-fn refuse_while_saved(server: &Server) -> Result<(), CliError> {
-    let dir = saved_dir(server);
-    if dir.join(MANIFEST).exists() {
-        return Err(refused(format!(
-            "TLS is temporarily disabled (saved state in {}); nothing was changed",
-            dir.display()
-        ))
-        .hint("run `qrd ssl restore` first (after the Qlik installer has finished)"));
-    }
-    Ok(())
-}
-
-fn write_manifest(server: &Server, m: &Manifest) -> Result<(), CliError> {
-    let path = saved_dir(server).join(MANIFEST);
-    let json = serde_json::to_vec_pretty(m).expect("serialisable");
-    write::replace_file(&path, &json, server.perms(0o600)).map_err(|e| failed(e.to_string()))
+    Ok(ExitStatus::Success)
 }
 
 async fn disable(a: DisableArgs) -> Result<ExitStatus, CliError> {
-    let server = open(&a.conn).await?;
-    let dir = saved_dir(&server);
-    if dir.exists() {
-        return Err(refused(format!(
-            "TLS is already temporarily disabled: {} holds the files to put back; nothing was changed",
-            dir.display()
-        ))
-        .hint("run `qrd ssl restore` when the Qlik installer has finished (a second disable would overwrite the saved files)"));
-    }
-    let tree = server.tree()?;
-    let ssl_on = tree.effective("ssl").is_some_and(|s| parse_bool(&s.value) == Some(true));
-    let (hba_path, hba_text, hba_file) = server.hba()?;
-    let (hba_after, lines) = retype(&hba_file, ConnType::HostSsl, ConnType::Host)?;
-    if !ssl_on && lines.is_empty() {
-        return Err(refused("ssl is already off and pg_hba.conf has no hostssl rules: nothing to disable")
-            .hint("`qrd ssl status` shows the settings"));
-    }
-    let conf = conf_edits(&tree, &[("ssl", "off".to_owned())])?;
-    let mut steps: Vec<(FileEdit, Which)> = Vec::new();
-    if !lines.is_empty() {
-        steps.push((FileEdit::new(&hba_path, hba_text.clone(), hba_after), Which::Hba));
-    }
-    steps.extend(conf.into_iter().map(|e| (e, Which::Conf)));
-
+    let server = LocalServer::open(&a.conn.opts(), a.dir.data_dir.as_deref()).await?;
+    let plan = qrd_tls::plan_disable(&server)?;
     if a.dry_run {
-        for (e, _) in &steps {
-            print!("{}", e.diff());
-        }
-        println!("would save the files above in {}", dir.display());
+        plan.diffs().iter().for_each(|d| print!("{d}"));
+        println!("would save the files above in {}", plan.dir.display());
         note("dry run: nothing was changed");
         return Ok(ExitStatus::Success);
     }
-
-    // Save the exact bytes and modes first.
-    fs::create_dir(&dir).map_err(|e| failed(format!("failed to create {}: {e}", dir.display())))?;
-    let _ = std::os::unix::fs::chown(&dir, Some(server.uid), Some(server.gid));
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| failed(format!("failed to set the mode of {}: {e}", dir.display())))?;
-    let mut manifest = Manifest {
-        version: 1,
-        created_utc: qrd_cert::format_utc(qrd_cert::now()),
-        port: server.port(),
-        files: Vec::new(),
-    };
-    // The files edited, and in any case the main postgresql.conf and pg_hba.conf (restore then also notices
-    // edits made to them while TLS was off).
-    let mut to_save: Vec<(PathBuf, Which, Option<&str>)> =
-        steps.iter().map(|(e, w)| (e.path.clone(), *w, Some(e.after.as_str()))).collect();
-    for (path, which) in [(&server.paths.config_file, Which::Conf), (&server.paths.hba_file, Which::Hba)] {
-        let path = PathBuf::from(path);
-        if !to_save.iter().any(|(p, _, _)| *p == path) {
-            to_save.push((path, which, None));
-        }
-    }
-    for (i, (path, which, after)) in to_save.iter().enumerate() {
-        let bytes = fs::read(path).map_err(|e| failed(format!("failed to read {}: {e}", path.display())))?;
-        let meta = fs::metadata(path).map_err(|e| failed(format!("failed to stat {}: {e}", path.display())))?;
-        let saved_as = format!("{}-{}", i + 1, path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
-        write::replace_file(&dir.join(&saved_as), &bytes, server.perms(0o600))
-            .map_err(|e| failed(format!("failed to save {}: {e}", path.display())))?;
-        manifest.files.push(SavedFile {
-            kind: if *which == Which::Conf { "conf" } else { "hba" }.to_owned(),
-            path: path.clone(),
-            saved_as,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            sha256: sha256(&bytes),
-            written_sha256: Some(sha256(after.map(str::as_bytes).unwrap_or(&bytes))),
-        });
-    }
-    write_manifest(&server, &manifest)?;
-    note(format!("saved {} file(s) in {}", manifest.files.len(), dir.display()));
-
-    let opts = confwrite::Options { dry_run: false, reload: true };
-    let mut applied = Vec::new();
-    for (edit, which) in &steps {
-        match confwrite::write(edit, *which, Some(&server.session), &opts).await {
-            Ok(w) => applied.extend(w.applied),
-            Err(e) => {
-                rollback(&server, &applied, &[]).await;
-                let _ = fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        }
-    }
-
-    if let Some(host) = proof_host(&server, &a.proof.proof_host).await?
-        && let Err(why) = prove_plain_admitted(&proof_opts(&a.conn, &host, server.port(), SslMode::Disable, None)).await
-    {
-        rollback(&server, &applied, &[]).await;
-        let _ = fs::remove_dir_all(&dir);
-        return Err(failed(format!("a plain connection to {host}:{} still fails: {why}", server.port()))
-            .hint("everything was put back; check pg_hba.conf for the rule the installer's address needs"));
-    }
+    let done = qrd_tls::disable(&server, &plan, &proof(&a.conn, &a.proof)).await?;
     println!(
         "ssl is off until `qrd ssl restore` (saved in {}); plain connections work: run the Qlik installer now",
-        dir.display()
+        done.dir.display()
     );
     Ok(ExitStatus::Success)
 }
 
 async fn restore(a: RestoreArgs) -> Result<ExitStatus, CliError> {
-    let server = open(&a.conn).await?;
-    let dir = saved_dir(&server);
-    let manifest_path = dir.join(MANIFEST);
-    let manifest: Manifest = match fs::read(&manifest_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| refused(format!("{} is not readable: {e}", manifest_path.display())))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(refused(format!("nothing to restore: {} does not exist", dir.display()))
-                .hint("`qrd ssl restore` undoes `qrd ssl disable --temporary`; to turn TLS on, run `qrd ssl enable`"));
+    let server = LocalServer::open(&a.conn.opts(), a.dir.data_dir.as_deref()).await?;
+    let plan = match qrd_tls::plan_restore(&server, a.force) {
+        Err(e @ TlsError::EditedSince { .. }) => {
+            // What restoring would lose, as data on stdout, before the refusal.
+            if let TlsError::EditedSince { diff, .. } = &e {
+                print!("{diff}");
+            }
+            return Err(e.into());
         }
-        Err(e) => return Err(failed(format!("cannot read {}: {e}", manifest_path.display()))),
+        other => other?,
     };
-
-    // Check every file before writing any.
-    let mut plan = Vec::new();
-    for f in
-        manifest.files.iter().filter(|f| f.kind == "conf").chain(manifest.files.iter().filter(|f| f.kind != "conf"))
-    {
-        let saved = fs::read(dir.join(&f.saved_as))
-            .map_err(|e| failed(format!("the saved copy of {} is missing: {e}", f.path.display())))?;
-        if sha256(&saved) != f.sha256 {
-            return Err(failed(format!("the saved copy of {} is damaged (checksum differs)", f.path.display()))
-                .hint(format!("compare {} with {} by hand", dir.join(&f.saved_as).display(), f.path.display())));
-        }
-        let current = fs::read(&f.path).map_err(|e| failed(format!("cannot read {}: {e}", f.path.display())))?;
-        if current == saved {
-            plan.push((f.clone(), saved, current, false));
-            continue;
-        }
-        if f.written_sha256.as_deref() != Some(sha256(&current).as_str()) && !a.force {
-            let edit = FileEdit::new(&f.path, String::from_utf8_lossy(&current), String::from_utf8_lossy(&saved));
-            print!("{}", edit.diff());
-            return Err(refused(format!(
-                "{} changed after `qrd ssl disable --temporary`; restoring would undo those changes (diff above); \
-                 nothing was changed",
-                f.path.display()
-            ))
-            .hint("merge by hand, or run `qrd ssl restore --force` to put the saved file back anyway"));
-        }
-        plan.push((f.clone(), saved, current, true));
-    }
-
     if a.dry_run {
-        for (f, saved, current, _) in &plan {
-            let edit = FileEdit::new(&f.path, String::from_utf8_lossy(current), String::from_utf8_lossy(saved));
-            print!("{}", edit.diff());
-        }
+        plan.diffs().iter().for_each(|d| print!("{d}"));
         note("dry run: nothing was changed");
         return Ok(ExitStatus::Success);
     }
-
-    let opts = confwrite::Options { dry_run: false, reload: true };
-    for (f, saved, current, write) in &plan {
-        if *write {
-            let (Ok(before), Ok(after)) = (String::from_utf8(current.clone()), String::from_utf8(saved.clone())) else {
-                return Err(failed(format!("{} is not UTF-8 text", f.path.display())));
-            };
-            let which = if f.kind == "conf" { Which::Conf } else { Which::Hba };
-            confwrite::write(&FileEdit::new(&f.path, before, after), which, Some(&server.session), &opts).await?;
-        }
-        // Mode and owner as they were saved.
-        let meta = fs::metadata(&f.path).map_err(|e| failed(format!("cannot stat {}: {e}", f.path.display())))?;
-        if meta.mode() & 0o7777 != f.mode {
-            fs::set_permissions(&f.path, fs::Permissions::from_mode(f.mode))
-                .map_err(|e| failed(format!("cannot set the mode of {}: {e}", f.path.display())))?;
-        }
-        if (meta.uid(), meta.gid()) != (f.uid, f.gid) {
-            std::os::unix::fs::chown(&f.path, Some(f.uid), Some(f.gid))
-                .map_err(|e| failed(format!("cannot set the owner of {}: {e}", f.path.display())))?;
-        }
-    }
-    if plan.iter().all(|(_, _, _, w)| !w) {
-        serverconf::reload(&server.session).await?;
-    }
-
-    let ssl_on = serverconf::paths(&server.session).await?.ssl;
-    if ssl_on && let Some(host) = proof_host(&server, &a.proof.proof_host).await? {
-        let tls = prove_tls(&proof_opts(&a.conn, &host, server.port(), SslMode::Require, None)).await;
-        if let Err(why) = tls {
-            return Err(failed(format!(
-                "the saved files are back, but a TLS connection to {host}:{} fails: {why}",
-                server.port()
-            ))
-            .hint(format!(
-                "look at the server log for SSL errors; the saved state stays in {} until a restore proves TLS",
-                dir.display()
-            )));
-        }
-    }
-    fs::remove_dir_all(&dir).map_err(|e| failed(format!("restored, but cannot remove {}: {e}", dir.display())))?;
-    println!("restored {} file(s) byte for byte; ssl = {}", plan.len(), if ssl_on { "on, TLS proven" } else { "off" });
+    let done = qrd_tls::restore(&server, plan, &proof(&a.conn, &a.proof)).await?;
+    println!(
+        "restored {} file(s) byte for byte; ssl = {}",
+        done.files,
+        if done.ssl { "on, TLS proven" } else { "off" }
+    );
     Ok(ExitStatus::Success)
 }
 
-// ---- status ----
-
 async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
-    let session = Session::open(&a.conn.opts()).await?;
-    let Some(info) = tlsinfo::gather(&session).await? else {
-        return Err(failed("the server reports no ssl settings"));
+    // With --data-dir, the server reached must be the one using it (as for the other subcommands).
+    let session = match &a.dir.data_dir {
+        Some(dir) => LocalServer::open(&a.conn.opts(), Some(dir)).await?.session,
+        None => qrd_pg::Session::open(&a.conn.opts()).await?,
     };
-    let now = qrd_cert::now();
-    let saved =
-        info.data_directory.as_ref().map(|d| Path::new(d).join(SAVED_DIR).join(MANIFEST)).filter(|p| p.exists());
-    let mut warnings = Vec::new();
-    if let Some(leaf) = info.certificate.leaf() {
-        let days = leaf.days_left(now);
-        if leaf.expired(now) {
-            warnings.push(format!("the certificate expired on {}", qrd_cert::format_utc(leaf.not_after)));
-        } else if days < WARN_DAYS {
-            warnings.push(format!("the certificate expires in {days} day(s)"));
-        }
-    }
-    if let Some(p) = &saved {
-        warnings.push(format!("TLS is temporarily disabled: run `qrd ssl restore` (saved state: {})", p.display()));
-    }
+    let st = qrd_tls::status(&session).await?;
     if a.json {
-        let leaf = info.certificate.leaf();
-        let v = serde_json::json!({
-            "ssl": info.ssl,
-            "settings": settings_json(&info),
-            "certificate": leaf.map(|c| serde_json::json!({
-                "subject": c.subject, "issuer": c.issuer, "sans": c.sans, "serial": c.serial,
-                "key_type": c.key_type,
-                "not_before": qrd_cert::format_utc(c.not_before), "not_after": qrd_cert::format_utc(c.not_after),
-                "days_left": c.days_left(now), "expired": c.expired(now),
-            })),
-            "certificate_state": info.certificate,
-            "local": info.local,
-            "connection": info.connection,
-            "temporarily_disabled": saved.is_some(),
-            "warnings": warnings,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
+        println!("{}", serde_json::to_string_pretty(&st).expect("serialisable"));
         return Ok(ExitStatus::Success);
     }
+    print_status(&st);
+    for w in &st.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn print_status(st: &Status) {
+    use qrd_pg::tlsinfo::CertState;
     let row = |k: &str, v: &str| println!("{k:<26}{v}");
-    row("ssl", if info.ssl { "on" } else { "off" });
-    row("ssl_cert_file", &info.cert_file);
-    let key_extra = info
+    let s = &st.settings;
+    row("ssl", if st.ssl { "on" } else { "off" });
+    row("ssl_cert_file", &s.ssl_cert_file);
+    let key_extra = st
         .local
         .as_ref()
         .and_then(|l| l.key_mode.map(|m| format!(" (mode {m:04o}, owner uid {})", l.key_uid.unwrap_or_default())))
         .unwrap_or_default();
-    row("ssl_key_file", &format!("{}{key_extra}", info.key_file));
-    row("ssl_ca_file", if info.ca_file.is_empty() { "(none)" } else { &info.ca_file });
-    if let Some(v) = &info.min_protocol_version {
+    row("ssl_key_file", &format!("{}{key_extra}", s.ssl_key_file));
+    row("ssl_ca_file", if s.ssl_ca_file.is_empty() { "(none)" } else { &s.ssl_ca_file });
+    if let Some(v) = &s.ssl_min_protocol_version {
         row("ssl_min_protocol_version", if v.is_empty() { "'' (any)" } else { v });
     }
-    if let Some(v) = &info.ciphers {
+    if let Some(v) = &s.ssl_ciphers {
         row("ssl_ciphers", v);
     }
-    match &info.certificate {
-        CertState::Parsed { certs } => {
-            let c = &certs[0];
+    match (&st.certificate, &st.certificate_state) {
+        (Some(c), _) => {
             row("certificate subject", &c.subject);
             row("  SANs", &c.sans.join(", "));
             row("  issuer", &c.issuer);
             row("  key type", &c.key_type);
-            let days = c.days_left(now);
-            let flag = if c.expired(now) {
+            let flag = if c.expired {
                 "  EXPIRED"
-            } else if days < WARN_DAYS {
+            } else if c.days_left < qrd_cert::WARN_DAYS {
                 "  WARNING: renew soon"
             } else {
                 ""
             };
-            row("  not after", &format!("{} ({days} days left){flag}", qrd_cert::format_utc(c.not_after)));
+            row("  not after", &format!("{} ({} days left){flag}", c.not_after, c.days_left));
         }
-        CertState::NotRead => row("certificate", "not read (needs a superuser)"),
-        CertState::Unreadable { reason } => row("certificate", &format!("unreadable: {reason}")),
-        CertState::Invalid { reason } => row("certificate", &format!("invalid: {reason}")),
+        (None, CertState::Unreadable { reason }) => row("certificate", &format!("unreadable: {reason}")),
+        (None, CertState::Invalid { reason }) => row("certificate", &format!("invalid: {reason}")),
+        (None, _) => row("certificate", "not read (needs a superuser)"),
     }
-    if let Some(l) = &info.local {
+    if let Some(l) = &st.local {
         let verdict = match &l.key_matches {
             Some(Ok(())) => "matches the certificate".to_owned(),
             Some(Err(e)) => format!("DOES NOT MATCH: {e}"),
@@ -1078,7 +300,7 @@ async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
         };
         row("  key", &verdict);
     }
-    match &info.connection {
+    match &st.connection {
         Some(c) if c.ssl => row(
             "this connection",
             &format!(
@@ -1088,32 +310,6 @@ async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
                 c.bits.unwrap_or_default()
             ),
         ),
-        _ => row(
-            "this connection",
-            if session.target().is_socket() { "not encrypted (unix socket)" } else { "NOT encrypted" },
-        ),
-    }
-    for w in &warnings {
-        note(format!("warning: {w}"));
-    }
-    Ok(ExitStatus::Success)
-}
-
-fn settings_json(info: &TlsInfo) -> serde_json::Value {
-    serde_json::json!({
-        "ssl_cert_file": info.cert_file, "ssl_key_file": info.key_file, "ssl_ca_file": info.ca_file,
-        "ssl_crl_file": info.crl_file, "ssl_min_protocol_version": info.min_protocol_version,
-        "ssl_max_protocol_version": info.max_protocol_version, "ssl_ciphers": info.ciphers,
-        "ssl_prefer_server_ciphers": info.prefer_server_ciphers,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn guide_ciphers_are_the_guides() {
-        assert_eq!(GUIDE_CIPHERS, "DEFAULT:!LOW:!EXP:!eNULL:!aNULL:!MD5:!RC2:!RC4:!DES:@STRENGTH");
+        _ => row("this connection", if st.via_socket { "not encrypted (unix socket)" } else { "NOT encrypted" }),
     }
 }
