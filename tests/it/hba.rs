@@ -295,3 +295,24 @@ fn allow_nodes_does_not_override_a_reject(major: u32) {
     );
 }
 per_major!(allow_nodes_does_not_override_a_reject: pg16 = 16);
+
+/// Without a connection, `explain --data-dir` words a refusal as the data directory's major does: 12 and 13
+/// say `SSL off` where 14+ say `no encryption` (PG_VERSION tells which).
+fn explain_offline_words_refusals_as_the_data_directorys_major(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let out = run(qrd_bare(&scratch)
+        .args(["hba", "explain", "--offline", "--address", "10.9.9.9"])
+        .args(["--user", "nobody", "--database", "QSR", "-D"])
+        .arg(server.data_dir()));
+    assert_eq!(out.status.code(), Some(1), "a refused connection exits 1: {}", stderr(&out));
+    let expected = if major < 14 { "SSL off" } else { "no encryption" };
+    assert!(
+        stdout(&out).contains(&format!(
+            "no pg_hba.conf entry for host \"10.9.9.9\", user \"nobody\", database \"QSR\", {expected}"
+        )),
+        "{}",
+        stdout(&out)
+    );
+}
+per_major!(explain_offline_words_refusals_as_the_data_directorys_major: pg12 = 12, pg16 = 16);

@@ -119,3 +119,16 @@ impl From<qrd_tls::TlsError> for CliError {
         }
     }
 }
+
+impl From<qrd_server::hba::HbaError> for CliError {
+    fn from(e: qrd_server::hba::HbaError) -> Self {
+        use qrd_server::hba::HbaError as E;
+        match e {
+            E::Locate(e) => e.into(),
+            e @ E::Parse(_) => {
+                let hint = e.hint();
+                CliError::new(ExitStatus::Refused, e.to_string()).hint(hint)
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! (`info!`, `warn!`); the command line decides how they are shown.
 
 pub mod checked;
+pub mod hba;
 pub mod journal;
 pub mod local;
 pub mod locate;

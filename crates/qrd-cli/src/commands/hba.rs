@@ -6,12 +6,12 @@ use std::net::IpAddr;
 
 use clap::{Args, Subcommand};
 use qrd_conf::hba::{
-    Address, Client, ConnType, Facts, HbaFile, Interface, Method, Outcome, Record, RecordMatch, Replication, Request,
-    Roles, Token,
+    AddOutcome, Address, Client, ConnType, Interface, Method, NodeRules, Outcome, Placement, Record, RecordMatch,
+    Replication, Request, Token, rule_from_words,
 };
-use qrd_conf::write::FileEdit;
 use qrd_pg::spec::{DEFAULT_REPO_ROLE, QLIK_DATABASES};
-use qrd_server::{CheckedWrite, FileKind, Located, WriteOptions};
+use qrd_server::hba::HbaEdit;
+use qrd_server::{Located, WriteOptions};
 
 use crate::error::{CliError, ExitStatus};
 use crate::options::{ConnectArgs, FileArgs, HelpArg};
@@ -208,91 +208,84 @@ pub async fn execute(args: HbaArgs) -> Result<ExitStatus, CliError> {
     }
 }
 
-fn refused(msg: impl Into<String>) -> CliError {
-    CliError::new(ExitStatus::Refused, msg)
+fn refused(msg: impl std::fmt::Display) -> CliError {
+    CliError::new(ExitStatus::Refused, msg.to_string())
 }
 
-async fn load(common: &Common) -> Result<(Located, HbaFile), CliError> {
-    let loc = qrd_server::locate(FileKind::Hba, &common.files.choice(), &common.conn.opts()).await?;
-    let file = HbaFile::parse(&loc.text, &loc.path)
-        .map_err(|e| refused(e.to_string()).hint("fix pg_hba.conf at the place named above; nothing was changed"))?;
-    if let Some(major) = loc.major() {
-        for d in file.diagnostics(major) {
-            tracing::warn!("{}:{}:{}: {}", loc.path.display(), d.line, d.column, d.message);
-        }
-    }
-    Ok((loc, file))
+async fn load(common: &Common) -> Result<HbaEdit, CliError> {
+    Ok(qrd_server::hba::load(&common.files.choice(), &common.conn.opts()).await?)
 }
 
-async fn save(loc: &Located, file: &HbaFile, write: &WriteArgs) -> Result<(), CliError> {
-    let edit = FileEdit::new(&loc.path, loc.text.clone(), file.render());
+async fn save(edit: &HbaEdit, write: &WriteArgs) -> Result<(), CliError> {
     let opts = WriteOptions { dry_run: write.dry_run, reload: !write.no_reload };
-    write_checked(&CheckedWrite::one(edit, FileKind::Hba), loc.session.as_ref(), opts).await.map(|_| ())
+    write_checked(&edit.change(), edit.loc.session.as_ref(), opts).await.map(|_| ())
 }
 
-fn warn_if_everything(address: &Option<Address>) {
-    if address.as_ref().is_some_and(Address::covers_everything) {
-        note(format!(
-            "warning: {} admits every address: prefer one rule per node (/32, /128) or the site's subnet",
-            address.as_ref().expect("checked")
-        ));
+fn warn_if_everything(address: Option<&Address>) {
+    if let Some(a) = address.filter(|a| a.covers_everything()) {
+        tracing::warn!("{a} admits every address: prefer one rule per node (/32, /128) or the site's subnet");
     }
+}
+
+/// `hba list --json`.
+#[derive(serde::Serialize)]
+struct Listing<'a> {
+    file: &'a std::path::Path,
+    rules: Vec<ListedRule<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ListedRule<'a> {
+    line: usize,
+    record: &'a Record,
+    text: &'a str,
 }
 
 async fn list(args: ListArgs) -> Result<ExitStatus, CliError> {
-    let (loc, file) = load(&args.common).await?;
+    let edit = load(&args.common).await?;
     if args.json {
-        let rows: Vec<_> =
-            file.records().map(|r| serde_json::json!({ "line": r.line, "record": r.record, "text": r.text })).collect();
-        let json = serde_json::json!({ "file": loc.path, "rules": rows });
-        println!("{}", serde_json::to_string_pretty(&json).expect("serialisable"));
+        let rules = edit.file.records().map(|r| ListedRule { line: r.line, record: r.record, text: r.text }).collect();
+        let listing = Listing { file: &edit.loc.path, rules };
+        println!("{}", serde_json::to_string_pretty(&listing).expect("serialisable"));
         return Ok(ExitStatus::Success);
     }
-    println!("# {}", loc.path.display());
-    for r in file.records() {
+    println!("# {}", edit.loc.path.display());
+    for r in edit.file.records() {
         println!("{:>4}  {}", r.line, r.record);
     }
     Ok(ExitStatus::Success)
 }
 
 async fn add(args: AddArgs) -> Result<ExitStatus, CliError> {
-    let address = match &args.address {
-        Some(a) => Some(Address::parse(a).map_err(refused)?),
-        None => None,
-    };
-    if (args.conn_type == ConnType::Local) != address.is_none() {
-        return Err(refused("local rules take no --address; every other type needs one"));
-    }
-    warn_if_everything(&address);
-    let mut record = Record::new(
+    let record = rule_from_words(
         args.conn_type,
-        args.databases.iter().map(|d| Token::from_word(d)).collect(),
-        args.users.iter().map(|u| Token::from_word(u)).collect(),
-        address,
+        &args.databases,
+        &args.users,
+        args.address.as_deref(),
         args.method,
-    );
-    for o in &args.options {
-        let (n, v) = o.split_once('=').ok_or_else(|| refused(format!("option {o:?} is not NAME=VALUE")))?;
-        record = record.with_option(n, v);
-    }
-    let (loc, mut file) = load(&args.common).await?;
-    if let Some(existing) = file.find_same(&record) {
-        note(format!("line {} already is this rule: nothing to do", existing.line));
-        return Ok(ExitStatus::Success);
-    }
-    let edited = match (args.append, args.before_line) {
-        (true, _) => file.push(&record),
-        (_, Some(line)) => file.insert_before_line(line, &record),
-        _ => file.insert(file.default_position(&record), &record),
+        &args.options,
+    )
+    .map_err(refused)?;
+    warn_if_everything(record.address.as_ref());
+    let mut edit = load(&args.common).await?;
+    let at = match (args.append, args.before_line) {
+        (true, _) => Placement::Append,
+        (_, Some(line)) => Placement::BeforeLine(line),
+        _ => Placement::Default,
     };
-    let line = edited.map_err(|e| refused(e.to_string()))?;
-    note(format!("rule at line {line}: {record}"));
-    save(&loc, &file, &args.write).await?;
+    match edit.file.add_rule(&record, at).map_err(refused)? {
+        AddOutcome::Present { line } => {
+            note(format!("line {line} already is this rule: nothing to do"));
+            return Ok(ExitStatus::Success);
+        }
+        AddOutcome::Added { line } => note(format!("rule at line {line}: {record}")),
+    }
+    save(&edit, &args.write).await?;
     Ok(ExitStatus::Success)
 }
 
 async fn remove(args: RemoveArgs) -> Result<ExitStatus, CliError> {
-    let (loc, mut file) = load(&args.common).await?;
+    let mut edit = load(&args.common).await?;
     let lines: Vec<usize> = match args.line {
         Some(line) => vec![line],
         None => {
@@ -306,122 +299,86 @@ async fn remove(args: RemoveArgs) -> Result<ExitStatus, CliError> {
             if m == RecordMatch::default() {
                 return Err(refused("say which rules: --line N or at least one --match-… option"));
             }
-            file.find(&m).map(|r| r.line).collect()
+            edit.file.find(&m).map(|r| r.line).collect()
         }
     };
     if lines.is_empty() {
         note("no rule matches: nothing to do");
         return Ok(ExitStatus::Success);
     }
-    // Bottom up, so earlier line numbers stay valid.
-    for line in lines.iter().rev() {
-        let text = file.remove(*line).map_err(|e| refused(e.to_string()))?;
+    for (line, text) in edit.file.remove_lines(&lines).map_err(refused)? {
         note(format!("removing line {line}: {}", text.trim_end()));
     }
-    save(&loc, &file, &args.write).await?;
+    save(&edit, &args.write).await?;
     Ok(ExitStatus::Success)
 }
 
-/// `ADDR` → `ADDR/32` or `/128`; `ADDR/PREFIX` as given.
-fn node_address(node: &str) -> Result<Address, CliError> {
-    Address::parse_node(node).map_err(|e| refused(e).hint("give node addresses as ADDR or ADDR/PREFIX"))
-}
-
 async fn allow_nodes(args: AllowNodesArgs) -> Result<ExitStatus, CliError> {
-    let addresses: Vec<Address> = args.nodes.iter().map(|n| node_address(n)).collect::<Result<_, _>>()?;
-    for a in &addresses {
-        warn_if_everything(&Some(a.clone()));
-    }
-    let (loc, mut file) = load(&args.common).await?;
-    let server = loc.server.as_ref();
-    let method = args.method.unwrap_or(match server.map(|s| s.password_encryption.as_str()) {
-        Some("md5") => Method::Md5,
-        _ => Method::ScramSha256,
-    });
-    let ssl = args.ssl || (!args.no_ssl && server.is_some_and(|s| s.ssl));
-    if server.is_none() && args.method.is_none() {
+    let nodes: Vec<Address> = args
+        .nodes
+        .iter()
+        .map(|n| Address::parse_node(n).map_err(|e| refused(e).hint("give node addresses as ADDR or ADDR/PREFIX")))
+        .collect::<Result<_, _>>()?;
+    nodes.iter().for_each(|a| warn_if_everything(Some(a)));
+    let mut edit = load(&args.common).await?;
+    if edit.loc.server.is_none() && args.method.is_none() {
         note("no server connection: using scram-sha-256 (pass --method md5 if the server still stores md5 hashes)");
     }
-    let conn_type = if ssl { ConnType::HostSsl } else { ConnType::Host };
-    let databases: Vec<Token> = QLIK_DATABASES.iter().map(|d| Token::name(d)).collect();
-    let records: Vec<Record> = addresses
-        .into_iter()
-        .map(|a| Record::new(conn_type, databases.clone(), vec![Token::name(&args.repo_user)], Some(a), method))
-        .collect();
-
-    let localhost = Address::parse("127.0.0.1/32").expect("valid");
-    let mut position = records.iter().map(|r| file.default_position(r)).max().unwrap_or(0);
-    if args.replace_localhost_rule {
-        let m = RecordMatch {
-            conn_type: Some(ConnType::Host),
-            database: Some(Token::keyword("all")),
-            user: Some(Token::keyword("all")),
-            address: Some(localhost),
-            method: None,
-        };
-        let found: Vec<usize> = file
-            .find(&m)
-            .filter(|r| r.record.databases.len() == 1 && r.record.users.len() == 1)
-            .map(|r| r.line)
-            .collect();
-        match found.first() {
-            Some(&line) => {
-                position = file.records().position(|r| r.line == line).expect("found above");
-                let text = file.remove(line).map_err(|e| refused(e.to_string()))?;
-                note(format!(
-                    "replacing line {line}: {} (TCP connections from this machine now need a rule of their own)",
-                    text.trim_end()
-                ));
-            }
-            None => note("no `host all all 127.0.0.1/32` line to replace: adding the node rules"),
-        }
+    let ssl = args.ssl || (!args.no_ssl && edit.server_ssl());
+    let req = NodeRules {
+        nodes,
+        databases: QLIK_DATABASES.iter().map(|d| Token::name(d)).collect(),
+        user: Token::name(&args.repo_user),
+        conn_type: if ssl { ConnType::HostSsl } else { ConnType::Host },
+        method: args.method.unwrap_or(edit.password_method()),
+        replace_localhost: args.replace_localhost_rule,
+    };
+    let report = edit.file.allow_nodes(&req).map_err(refused)?;
+    if let Some((line, text)) = &report.replaced {
+        note(format!("replacing line {line}: {text} (TCP connections from this machine now need a rule of their own)"));
     }
-    let mut added = 0;
-    for record in &records {
-        if let Some(existing) = file.find_same(record) {
-            note(format!("line {} already lets {} in", existing.line, record.address.as_ref().expect("set")));
-            continue;
-        }
-        let line = file.insert(position + added, record).map_err(|e| refused(e.to_string()))?;
+    if report.no_localhost_rule {
+        note("no `host all all 127.0.0.1/32` line to replace: adding the node rules");
+    }
+    for (line, address) in &report.present {
+        note(format!("line {line} already lets {address} in"));
+    }
+    for (line, record) in &report.added {
         note(format!("rule at line {line}: {record}"));
-        added += 1;
     }
-    save(&loc, &file, &args.write).await?;
+    save(&edit, &args.write).await?;
     Ok(ExitStatus::Success)
 }
 
 async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
-    let (loc, file) = load(&args.common).await?;
+    let edit = load(&args.common).await?;
     // The major words the refusal: the server's, else the data directory's PG_VERSION, else the newest.
-    let major = args.major.or(loc.major()).unwrap_or(16);
-    let mut facts = Facts::new(major);
-    if let Some(session) = &loc.session {
-        facts.roles = Some(Roles::from_memberships(&qrd_pg::serverconf::memberships(session).await?));
-    }
+    let major = args.major.or(edit.loc.major()).unwrap_or(16);
+    let mut facts = edit.facts(major).await?;
     // The file came from this machine's data directory or its server: this machine is the server host,
     // so its interfaces are the server's (`samehost`, `samenet`). A copy given with --file may not be.
-    if args.common.files.file.is_none() {
+    if !edit.loc.named {
         facts.interfaces = local_interfaces();
     }
-    facts.token_files = file.read_token_files();
     let client = match args.address {
         Some(ip) => Client::Tcp(ip),
         None => Client::Local,
     };
     let replication = if args.replication { Replication::Physical } else { Replication::No };
     let mut ssl = args.ssl;
-    if ssl && loc.server.as_ref().is_some_and(|s| !s.ssl) {
-        note(
-            "warning: the server has ssl = off, so no connection can use SSL (hostssl lines never match): explaining the connection without it",
+    if ssl && edit.loc.server.as_ref().is_some_and(|s| !s.ssl) {
+        tracing::warn!(
+            "the server has ssl = off, so no connection can use SSL (hostssl lines never match): explaining the \
+             connection without it"
         );
         ssl = false;
     }
     let req = Request::new(client, &args.user, &args.database).with_ssl(ssl).with_replication(replication);
-    let outcome = file.explain(&req, &facts);
+    let outcome = edit.file.explain(&req, &facts);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).expect("serialisable"));
     } else {
-        print_outcome(&outcome, &loc);
+        print_outcome(&outcome, &edit.loc);
     }
     Ok(match outcome {
         Outcome::Matched { method: Method::Reject, .. } | Outcome::NoMatch { .. } => ExitStatus::ChecksFailed,

@@ -25,6 +25,7 @@ mod address;
 mod explain;
 mod file;
 mod record;
+mod rules;
 mod token;
 
 #[cfg(test)]
@@ -34,4 +35,5 @@ pub use address::Address;
 pub use explain::{Client, ClientHostname, Facts, Interface, Outcome, Replication, Request, Roles, admits_user};
 pub use file::{Diagnostic, EditError, HbaFile, Include, IncludeKind, RecordMatch, RecordRef, Spans};
 pub use record::{AuthOption, ConnType, DatabaseKind, Method, Record, RecordError, Token, UserKind};
+pub use rules::{AddOutcome, NodeRules, NodeRulesReport, Placement, RuleError, rule_from_words};
 pub use token::Pos;
