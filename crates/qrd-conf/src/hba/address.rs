@@ -36,6 +36,11 @@ pub enum Address {
     Hostname { name: String },
 }
 
+/// Why a typed ADDRESS is not one; the text is the server's wording where it has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AddressError(pub String);
+
 /// The first address field before any netmask field is read.
 pub(crate) enum FirstField {
     Done(Address),
@@ -46,7 +51,11 @@ impl Address {
     /// Parses what a DBA types for the ADDRESS column: `127.0.0.1/32`, `::1/128`, `10.0.0.0 255.0.0.0`
     /// (address and netmask separated by blanks), a host name, `.domain`, `samehost`, `samenet` or `all`.
     /// A bare address without a prefix or netmask is refused (the file would need a netmask field).
-    pub fn parse(s: &str) -> Result<Address, String> {
+    pub fn parse(s: &str) -> Result<Address, AddressError> {
+        Self::parse_text(s).map_err(AddressError)
+    }
+
+    fn parse_text(s: &str) -> Result<Address, String> {
         let mut words = s.split_whitespace();
         let (first, second) = (words.next().unwrap_or(""), words.next());
         if words.next().is_some() {
@@ -98,14 +107,14 @@ impl Address {
 
     /// A node as a DBA gives it on the command line: `ADDR` (one host: `/32` or `/128`) or `ADDR/PREFIX` (a
     /// subnet). Host names and the other ADDRESS forms are refused: a node is an address.
-    pub fn parse_node(node: &str) -> Result<Address, String> {
+    pub fn parse_node(node: &str) -> Result<Address, AddressError> {
         if node.contains('/') {
             return match Address::parse(node)? {
                 a @ Address::Cidr { .. } => Ok(a),
-                _ => Err(format!("{node:?} is not an IP address or ADDR/PREFIX")),
+                _ => Err(AddressError(format!("{node:?} is not an IP address or ADDR/PREFIX"))),
             };
         }
-        let ip: IpAddr = node.parse().map_err(|_| format!("{node:?} is not an IP address"))?;
+        let ip: IpAddr = node.parse().map_err(|_| AddressError(format!("{node:?} is not an IP address")))?;
         Ok(Address::Cidr { addr: ip, prefix: if ip.is_ipv4() { 32 } else { 128 }, zone: None })
     }
 
@@ -160,8 +169,8 @@ impl fmt::Display for Address {
 }
 
 impl FromStr for Address {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = AddressError;
+    fn from_str(s: &str) -> Result<Self, AddressError> {
         Address::parse(s)
     }
 }
@@ -393,7 +402,7 @@ mod tests {
             Address::parse("10.0.0.0  255.0.0.0"),
             Ok(Address::Netmask { addr: ip("10.0.0.0"), mask: ip("255.0.0.0"), zone: None })
         );
-        assert!(Address::parse("10.0.0.1").unwrap_err().contains("10.0.0.1/32"));
+        assert!(Address::parse("10.0.0.1").unwrap_err().0.contains("10.0.0.1/32"));
         assert!(Address::parse("1.2.3.4/40").is_err());
         for wide in ["all", "0.0.0.0/0", "::/0", "1.2.3.4 0.0.0.0"] {
             assert!(Address::parse(wide).unwrap().covers_everything(), "{wide}");

@@ -31,7 +31,7 @@ mod token;
 #[cfg(test)]
 mod tests;
 
-pub use address::Address;
+pub use address::{Address, AddressError};
 pub use explain::{Client, ClientHostname, Facts, Interface, Outcome, Replication, Request, Roles, admits_user};
 pub use file::{Diagnostic, EditError, HbaFile, Include, IncludeKind, RecordMatch, RecordRef, Spans};
 pub use record::{AuthOption, ConnType, DatabaseKind, Method, Record, RecordError, Token, UserKind};

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::file::{EditError, HbaFile, RecordMatch};
-use super::{Address, ConnType, Method, Record, Token};
+use super::{Address, AddressError, ConnType, Method, Record, Token};
 
 /// Where [`HbaFile::add_rule`] puts a new rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +32,8 @@ pub enum AddOutcome {
 /// Why a rule typed on the command line is not a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
-    #[error("{0}")]
-    Address(String),
+    #[error(transparent)]
+    Address(#[from] AddressError),
     #[error("local rules take no --address; every other type needs one")]
     AddressForType,
     #[error("option {0:?} is not NAME=VALUE")]
