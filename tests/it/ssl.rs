@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use qrd_pg::connect::{ConnectOpts, SslMode};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{CertificateParams, KeyPair};
 use serde_json::Value;
 
 use crate::common::*;
@@ -23,19 +23,11 @@ struct Pki {
 
 /// A CA and a server certificate it signed for `names`, written to `scratch` with the given file names.
 fn pki(scratch: &Scratch, prefix: &str, names: &[&str]) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, format!("{prefix} test CA"));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, names[0]);
-    let cert = params.signed_by(&key, &ca).unwrap();
+    let p = PemPki::new(prefix, names);
     Pki {
-        ca: scratch.secret_file(&format!("{prefix}-root.pem"), &ca.pem()),
-        cert: scratch.secret_file(&format!("{prefix}-server.pem"), &cert.pem()),
-        key: scratch.secret_file(&format!("{prefix}-server_key.pem"), &key.serialize_pem()),
+        ca: scratch.secret_file(&format!("{prefix}-root.pem"), &p.ca_pem),
+        cert: scratch.secret_file(&format!("{prefix}-server.pem"), &p.cert_pem),
+        key: scratch.secret_file(&format!("{prefix}-server_key.pem"), &p.key_pem),
     }
 }
 

@@ -7,33 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use qrd_pg::connect::{ConnectOpts, SslMode};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 use crate::common::*;
 
-struct Pki {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
-}
-
-/// A CA and a server certificate it signed for `names` (IP addresses become IP SANs).
-fn pki(names: &[&str]) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "qrd test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, names[0]);
-    let cert = params.signed_by(&key, &ca).unwrap();
-    Pki { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
-}
-
 /// Installs the certificate in the data directory (owned by the server's user, key mode 0600) and turns
 /// ssl on with a reload.
-fn enable_tls(server: &Server, pki: &Pki) {
+fn enable_tls(server: &Server, pki: &PemPki) {
     let data = server.data_dir();
     let meta = std::fs::metadata(data).unwrap();
     for (name, pem) in [("server.crt", &pki.cert_pem), ("server.key", &pki.key_pem)] {
@@ -66,8 +45,8 @@ fn opts(server: &Server, pw_file: PathBuf, host: &str, mode: SslMode, root: Opti
 fn verify_modes_work(major: u32) {
     let server = Server::start(major);
     let scratch = Scratch::new();
-    let good = pki(&["127.0.0.1"]);
-    let other = pki(&["127.0.0.1"]);
+    let good = PemPki::new("qrd", &["127.0.0.1"]);
+    let other = PemPki::new("qrd", &["127.0.0.1"]);
     enable_tls(&server, &good);
     let good_ca = scratch.secret_file("ca.pem", &good.ca_pem);
     let other_ca = scratch.secret_file("other-ca.pem", &other.ca_pem);

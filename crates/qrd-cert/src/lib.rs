@@ -386,17 +386,11 @@ pub fn now() -> i64 {
 
 /// `2026-11-23 10:15:00 UTC` for Unix seconds.
 pub fn format_utc(secs: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => format!("{secs} s after 1970 (out of range)"),
+    const UTC: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    match time::OffsetDateTime::from_unix_timestamp(secs).map(|t| t.format(UTC)) {
+        Ok(Ok(text)) => text,
+        _ => format!("{secs} s after 1970 (out of range)"),
     }
 }
 

@@ -228,16 +228,15 @@ fn set_perms(file: &File, perms: Perms, shown: &Path) -> Result<(), WriteError> 
 
 /// `20261123T101500Z` for `t` (UTC, second precision).
 fn utc_stamp(t: SystemTime) -> String {
-    let t = time::OffsetDateTime::from(t);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    const STAMP: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::OffsetDateTime::from(t).format(STAMP).expect("a UTC time formats")
+}
+
+/// Gives an existing file or directory `perms`: owner first (chown clears set-id bits), then the mode.
+pub fn set_owner_and_mode(path: &Path, perms: Perms) -> Result<(), WriteError> {
+    let file = File::open(path).map_err(WriteError::io("cannot open", path))?;
+    set_perms(&file, perms, path)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! someone else's files, not a half-saved set.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use qrd_conf::write::{self, Perms};
@@ -117,7 +117,7 @@ impl SavedSet {
             .prefix(&format!(".{name}.tmp-"))
             .tempdir_in(parent)
             .map_err(io("create a directory in", parent))?;
-        set_owner_and_mode(tmp.path(), owner.perms(0o700))?;
+        write::set_owner_and_mode(tmp.path(), owner.perms(0o700))?;
         let mut manifest =
             Manifest { version: VERSION, created_utc: qrd_cert::format_utc(qrd_cert::now()), port, files: Vec::new() };
         for (i, f) in files.iter().enumerate() {
@@ -191,15 +191,6 @@ impl SavedSet {
     }
 }
 
-fn set_owner_and_mode(path: &Path, perms: Perms) -> Result<(), SavedError> {
-    // Owner first: chown may clear set-id bits, the mode must end up as asked.
-    let meta = fs::metadata(path).map_err(io("stat", path))?;
-    if (meta.uid(), meta.gid()) != (perms.uid, perms.gid) {
-        std::os::unix::fs::chown(path, Some(perms.uid), Some(perms.gid)).map_err(io("set the owner of", path))?;
-    }
-    fs::set_permissions(path, fs::Permissions::from_mode(perms.mode)).map_err(io("set the mode of", path))
-}
-
 /// Lower-case hex SHA-256.
 pub fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -207,6 +198,8 @@ pub fn sha256(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
