@@ -5,3 +5,11 @@
 //!
 //! Commands that touch the server's files (`conf`, `hba`, `scram`, `ssl`, and later backups and standbys)
 //! build on this crate instead of each keeping its own copy.
+
+mod interfaces;
+pub mod pgctl;
+pub mod service;
+
+pub use interfaces::interfaces;
+pub use pgctl::{PgCtl, PgCtlError, StopMode};
+pub use service::{RestartFailure, Service, ServiceError};
