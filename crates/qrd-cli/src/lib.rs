@@ -48,7 +48,7 @@ fn init_logging(verbose: u8) {
         Ok(f) => EnvFilter::new(f),
         Err(_) => EnvFilter::new(match verbose {
             0 => "warn",
-            1 => "warn,qrd_pg=debug,qrd_pgbin=debug,qrd_cli=debug,qrd_check=debug",
+            1 => "warn,qrd_pg=debug,qrd_pgbin=debug,qrd_server=debug,qrd_cli=debug,qrd_check=debug",
             _ => "debug",
         }),
     };

@@ -147,7 +147,7 @@ impl Service {
     pub fn restart_or_roll_back(&self, applied: &[Applied]) -> Result<(), RestartFailure> {
         let pid_before = postmaster_pid(&self.data_dir).map(|(pid, _)| pid);
         let Err(cause) = self.restart() else { return Ok(()) };
-        tracing::warn!(service = %self, error = %cause, "the restart failed; putting the previous files back");
+        tracing::debug!(service = %self, error = %cause, "the restart failed; putting the previous files back");
         let running = self.is_running().ok();
         let pid_now = postmaster_pid(&self.data_dir).map(|(pid, _)| pid);
         let mut failure = RestartFailure { cause, restored: Vec::new(), after: After::Down(DownBecause::Unknown) };

@@ -7,8 +7,7 @@ use std::net::IpAddr;
 
 use clap::{Args, Subcommand};
 use qrd_conf::hba::{
-    Address, Client, ConnType, Facts, HbaFile, Interface, Method, Outcome, Record, RecordMatch, Replication, Request,
-    Roles, Token,
+    Address, Client, ConnType, Facts, HbaFile, Method, Outcome, Record, RecordMatch, Replication, Request, Roles, Token,
 };
 use qrd_conf::write::FileEdit;
 use qrd_pg::spec::{DEFAULT_REPO_ROLE, QLIK_DATABASES};
@@ -485,7 +484,7 @@ async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
     // The file came from this machine's data directory or its server: this machine is the server host,
     // so its interfaces are the server's (`samehost`, `samenet`). A copy given with --file may not be.
     if args.common.files.file.is_none() {
-        facts.interfaces = local_interfaces();
+        facts.interfaces = qrd_server::interfaces();
     }
     facts.token_files = token_files(&file, &loc.path);
     let client = match args.address {
@@ -511,25 +510,6 @@ async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
         Outcome::Matched { method: Method::Reject, .. } | Outcome::NoMatch { .. } => ExitStatus::ChecksFailed,
         _ => ExitStatus::Success,
     })
-}
-
-/// This host's interface addresses with their prefix lengths, as the server enumerates them for
-/// `samehost`/`samenet`; `None` when they cannot be listed (explain then says what it would depend on).
-fn local_interfaces() -> Option<Vec<Interface>> {
-    let addrs = nix::ifaddrs::getifaddrs().ok()?;
-    let mut out = Vec::new();
-    for a in addrs {
-        let (Some(addr), Some(mask)) = (a.address, a.netmask) else { continue };
-        let (ip, prefix) = if let (Some(a4), Some(m4)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
-            (IpAddr::V4(a4.ip()), u32::from(m4.ip()).count_ones())
-        } else if let (Some(a6), Some(m6)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
-            (IpAddr::V6(a6.ip()), u128::from(m6.ip()).count_ones())
-        } else {
-            continue;
-        };
-        out.push(Interface { addr: ip, prefix: prefix as u8 });
-    }
-    Some(out)
 }
 
 /// The contents of the `@file` lists the rules refer to (and the lists those name), read the way the
