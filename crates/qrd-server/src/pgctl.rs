@@ -199,15 +199,41 @@ impl PgCtl {
         self.identity.as_ref()
     }
 
+    /// Whether a log file was set with [`PgCtl::log_file`].
+    pub fn has_log_file(&self) -> bool {
+        self.log.is_some()
+    }
+
     /// `pg_ctl start -D DATA -l LOG -w -t N`, returning once the server accepts connections.
     pub fn start(&self) -> Result<(), PgCtlError> {
-        self.start_like("start", None, "start the PostgreSQL server")
+        self.start_like("start", None, None, "start the PostgreSQL server")
+    }
+
+    /// `pg_ctl start` with the options the server last ran with (`postmaster.opts`, as `pg_ctl restart`
+    /// uses them): brings back a server that a failed restart left down, also when its configuration lives
+    /// outside the data directory (`-c config_file=…`, as Debian's clusters run). A plain start without
+    /// `postmaster.opts`.
+    pub fn start_as_before(&self) -> Result<(), PgCtlError> {
+        let opts =
+            std::fs::read_to_string(self.data_dir.join("postmaster.opts")).ok().and_then(|l| previous_options(&l));
+        self.start_like("start", None, opts.as_deref(), "start the PostgreSQL server")
+    }
+
+    /// A copy whose start and restart keep the log destination the server has now ([`log_destination`]),
+    /// decided once: a start after a failed restart then logs where the restart did, although the server
+    /// (whose stderr told where) is gone by then.
+    pub fn with_current_log(&self) -> Result<PgCtl, PgCtlError> {
+        let mut ctl = self.clone();
+        if ctl.log.is_none() {
+            ctl.log = Some(log_destination(&self.data_dir, self.identity.as_ref())?);
+        }
+        Ok(ctl)
     }
 
     /// `pg_ctl restart` (stop in `mode`, start with the options it last ran with), returning once the server
     /// accepts connections again.
     pub fn restart(&self, mode: StopMode) -> Result<(), PgCtlError> {
-        self.start_like("restart", Some(mode), "restart the PostgreSQL server")
+        self.start_like("restart", Some(mode), None, "restart the PostgreSQL server")
     }
 
     /// `pg_ctl stop -m MODE -w -t N`, returning once the server is down.
@@ -265,7 +291,7 @@ impl PgCtl {
         format!("{what} in {}", self.data_dir.display())
     }
 
-    fn start_like(&self, verb: &str, mode: Option<StopMode>, what: &str) -> Result<(), PgCtlError> {
+    fn start_like(&self, verb: &str, mode: Option<StopMode>, opts: Option<&str>, what: &str) -> Result<(), PgCtlError> {
         let log = match &self.log {
             Some(path) => path.clone(),
             None => log_destination(&self.data_dir, self.identity.as_ref())?,
@@ -276,6 +302,9 @@ impl PgCtl {
         if let Some(mode) = mode {
             cmd.args(["-m", mode.as_str()]);
         }
+        if let Some(opts) = opts {
+            cmd.arg("-o").arg(opts);
+        }
         self.wait_args(&mut cmd);
         match run(&mut cmd, &self.action(what)) {
             Ok(_) => Ok(()),
@@ -285,6 +314,15 @@ impl PgCtl {
             }
         }
     }
+}
+
+/// The server's arguments in a `postmaster.opts` line (`/usr/lib/postgresql/15/bin/postgres "-D" "/data"
+/// "-c" "config_file=…"`): everything after the program, split off where pg_ctl restart splits it (at the
+/// first ` "`), still quoted for the shell that pg_ctl starts the server with.
+fn previous_options(line: &str) -> Option<String> {
+    let line = line.trim_end();
+    let at = line.find(" \"")?;
+    Some(line[at + 1..].to_owned())
 }
 
 /// The pid in pg_ctl status's `pg_ctl: server is running (PID: 1234)`.
@@ -322,12 +360,13 @@ fn log_destination_in(data_dir: &Path, owner: Option<&Identity>, temp_dir: &Path
         tracing::debug!(log = %path.display(), pid, "the server keeps logging to its current stderr file");
         return Ok(path);
     }
-    let name = match pid_file.and_then(|(_, port)| port) {
-        Some(port) => format!("qrd-pg-{port}.log"),
-        None => "qrd-pg.log".to_owned(),
+    // Named after the port, or when the server is down (no postmaster.pid) after the data directory, so
+    // two servers never share one.
+    let stem = match pid_file.and_then(|(_, port)| port) {
+        Some(port) => format!("qrd-pg-{port}"),
+        None => format!("qrd-pg{}", data_dir.to_string_lossy().replace(|c: char| !c.is_ascii_alphanumeric(), "-")),
     };
-    let path = temp_dir.join(name);
-    own_log_file(&path, owner)?;
+    let path = own_log_file(temp_dir, &stem, owner)?;
     tracing::info!(
         log = %path.display(),
         "the server's stderr is not a log file qrd can hand on; its output while starting goes to {}",
@@ -349,9 +388,33 @@ fn stderr_file(pid: u32) -> Option<PathBuf> {
     (path.is_absolute() && named.dev() == meta.dev() && named.ino() == meta.ino()).then_some(path)
 }
 
-/// Creates (or reuses) our log file in the temp directory without following a link another user may
-/// have planted there, and hands it to `owner`, who writes to it through pg_ctl.
-fn own_log_file(path: &Path, owner: Option<&Identity>) -> Result<(), PgCtlError> {
+/// Creates (or reuses) our log file `<stem>.log` in the temp directory and hands it to `owner`, who writes
+/// to it through pg_ctl. A file of that name belonging to someone else (another server's owner) is left
+/// alone and `<stem>.1.log`, `<stem>.2.log` … tried instead.
+fn own_log_file(temp_dir: &Path, stem: &str, owner: Option<&Identity>) -> Result<PathBuf, PgCtlError> {
+    let mut last = None;
+    for n in 0..10 {
+        let name = if n == 0 { format!("{stem}.log") } else { format!("{stem}.{n}.log") };
+        let path = temp_dir.join(name);
+        match open_log_file(&path, owner) {
+            Ok(()) => return Ok(path),
+            Err(e @ PgCtlError::Log { .. }) if is_foreign(&e) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("the loop ran"))
+}
+
+fn is_foreign(e: &PgCtlError) -> bool {
+    // ELOOP: O_NOFOLLOW met a symbolic link; PermissionDenied: another user's file (ours, below) or one we
+    // may not open.
+    matches!(e, PgCtlError::Log { source, .. }
+        if source.kind() == std::io::ErrorKind::PermissionDenied || source.raw_os_error() == Some(nix::libc::ELOOP))
+}
+
+/// Opens `path` for appending without following a link another user may have planted there (the temp
+/// directory is shared), creating it 0600, and makes it `owner`'s.
+fn open_log_file(path: &Path, owner: Option<&Identity>) -> Result<(), PgCtlError> {
     let err = |source| PgCtlError::Log { path: path.to_owned(), source };
     let file = OpenOptions::new()
         .append(true)
@@ -403,6 +466,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn previous_options_are_what_follows_the_program() {
+        let line = "/usr/lib/postgresql/15/bin/postgres \"-D\" \"/var/lib/postgresql/15/main\" \"-c\" \"config_file=/etc/postgresql/15/main/postgresql.conf\"\n";
+        assert_eq!(
+            previous_options(line).as_deref(),
+            Some(
+                "\"-D\" \"/var/lib/postgresql/15/main\" \"-c\" \"config_file=/etc/postgresql/15/main/postgresql.conf\""
+            )
+        );
+        assert_eq!(previous_options("/usr/bin/postgres\n"), None);
+    }
+
+    #[test]
     fn status_output_gives_the_pid() {
         assert_eq!(running_pid("pg_ctl: server is running (PID: 4242)\n/usr/bin/postgres \"-D\" \"x\"\n"), Some(4242));
         assert_eq!(running_pid("pg_ctl: no server running\n"), None);
@@ -436,12 +511,18 @@ mod tests {
         assert_eq!(meta.mode() & 0o777, 0o600);
         assert!(!log.starts_with(&data));
 
-        // A link planted under that name is not followed.
+        // A link planted under that name is not followed: another name is used.
         std::fs::remove_file(&log).unwrap();
         std::os::unix::fs::symlink(t.path().join("victim"), &log).unwrap();
-        let err = log_destination_in(&data, None, &tmp).unwrap_err();
-        assert!(matches!(err, PgCtlError::Log { .. }), "{err}");
+        let other = log_destination_in(&data, None, &tmp).unwrap();
+        assert_eq!(other, tmp.join("qrd-pg-6543.1.log"));
         assert!(!t.path().join("victim").exists());
+
+        // A server that is down is named after its data directory.
+        std::fs::remove_file(data.join("postmaster.pid")).unwrap();
+        let down = log_destination_in(&data, None, &tmp).unwrap();
+        let name = down.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("qrd-pg-") && name.ends_with("-data.log"), "{name}");
     }
 
     /// A postmaster started with `pg_ctl -l FILE` keeps that file.

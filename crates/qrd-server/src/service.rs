@@ -107,12 +107,13 @@ impl Service {
         }
     }
 
-    /// Starts the server, returning once it accepts connections.
+    /// Starts the server, returning once it accepts connections. pg_ctl starts it with the options it last
+    /// ran with (see [`PgCtl::start_as_before`]).
     pub fn start(&self) -> Result<(), ServiceError> {
         match &self.manager {
             Manager::PgCtlCluster { .. } => self.cluster("start").map(drop),
             Manager::Systemd { unit } => systemctl("start", unit),
-            Manager::PgCtl(ctl) => Ok(ctl.start()?),
+            Manager::PgCtl(ctl) => Ok(ctl.start_as_before()?),
         }
     }
 
@@ -145,34 +146,47 @@ impl Service {
     /// setting costs a failed command, not a server that stays down. The error says which of that
     /// happened; [`RestartFailure::is_down`] is true only when even the previous files did not start.
     pub fn restart_or_roll_back(&self, applied: &[Applied]) -> Result<(), RestartFailure> {
+        // pg_ctl: the log destination is decided while the server still runs, so a start after a failed
+        // restart logs to the same place.
+        if let Manager::PgCtl(ctl) = &self.manager
+            && !ctl.has_log_file()
+        {
+            let ctl = match ctl.with_current_log() {
+                Ok(ctl) => ctl,
+                // Nothing was stopped: the files go back so they agree with the running server again.
+                Err(e) => {
+                    let (restored, not_restored) = restore_all(applied);
+                    return Err(RestartFailure { cause: e.into(), restored, not_restored, after: After::NeverStopped });
+                }
+            };
+            return Service { data_dir: self.data_dir.clone(), manager: Manager::PgCtl(ctl) }
+                .restart_or_roll_back(applied);
+        }
         let pid_before = postmaster_pid(&self.data_dir).map(|(pid, _)| pid);
         let Err(cause) = self.restart() else { return Ok(()) };
         tracing::debug!(service = %self, error = %cause, "the restart failed; putting the previous files back");
         let running = self.is_running().ok();
         let pid_now = postmaster_pid(&self.data_dir).map(|(pid, _)| pid);
-        let mut failure = RestartFailure { cause, restored: Vec::new(), after: After::Down(DownBecause::Unknown) };
+        let mut failure =
+            RestartFailure { cause, restored: Vec::new(), not_restored: None, after: After::Down { start: None } };
         // A new postmaster that is up but was not ready in time (long crash recovery) runs the new files:
         // putting the old ones back now would leave files and server disagreeing.
         if running == Some(true) && pid_now.is_some() && pid_now != pid_before {
             failure.after = After::StartedLate;
             return Err(failure);
         }
-        for a in applied.iter().rev() {
-            if let Err(source) = a.restore() {
-                failure.after =
-                    After::Down(DownBecause::Restore { file: a.path.clone(), backup: a.backup.clone(), source });
-                return Err(failure);
-            }
-            failure.restored.push(a.path.clone());
-        }
-        failure.restored.reverse();
+        (failure.restored, failure.not_restored) = restore_all(applied);
         if running == Some(true) {
             failure.after = After::NeverStopped;
             return Err(failure);
         }
+        if failure.not_restored.is_some() {
+            // Not started: it would read the file that could not be put back.
+            return Err(failure);
+        }
         failure.after = match self.start() {
             Ok(()) => After::RunsAgain,
-            Err(e) => After::Down(DownBecause::Start(e)),
+            Err(e) => After::Down { start: Some(e) },
         };
         Err(failure)
     }
@@ -223,6 +237,22 @@ fn systemctl(action: &str, unit: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// Puts every file back from its backup, last first: the paths put back (in the order given), and the
+/// first one that could not be (the ones before it in `applied` were then left as written).
+fn restore_all(applied: &[Applied]) -> (Vec<PathBuf>, Option<NotRestored>) {
+    let mut restored = Vec::new();
+    let mut failed = None;
+    for a in applied.iter().rev() {
+        if let Err(source) = a.restore() {
+            failed = Some(NotRestored { file: a.path.clone(), backup: a.backup.clone(), source });
+            break;
+        }
+        restored.push(a.path.clone());
+    }
+    restored.reverse();
+    (restored, failed)
+}
+
 /// `(version, cluster)` when `config_file` lies in postgresql-common's layout
 /// `/etc/postgresql/<version>/<cluster>/`; versions are `15` or, before 10, `9.6`.
 pub fn debian_cluster(config_file: &Path) -> Option<(String, String)> {
@@ -267,7 +297,16 @@ pub struct RestartFailure {
     pub cause: ServiceError,
     /// The files put back, in the order given.
     pub restored: Vec<PathBuf>,
+    /// A file that could not be put back (the server is then not started with it).
+    pub not_restored: Option<NotRestored>,
     pub after: After,
+}
+
+#[derive(Debug)]
+pub struct NotRestored {
+    pub file: PathBuf,
+    pub backup: PathBuf,
+    pub source: WriteError,
 }
 
 /// The server's state after a failed restart.
@@ -275,78 +314,58 @@ pub struct RestartFailure {
 pub enum After {
     /// Started again with the previous files.
     RunsAgain,
-    /// The stop itself failed: the server still runs with the settings it had.
+    /// The stop itself failed (or nothing was tried): the server still runs with the settings it had.
     NeverStopped,
     /// A new postmaster is up with the new files but was not ready in time; nothing was put back.
     StartedLate,
-    /// Not running.
-    Down(DownBecause),
-}
-
-#[derive(Debug)]
-pub enum DownBecause {
-    /// A previous file could not be put back (so starting was not tried: it would read the new one).
-    Restore {
-        file: PathBuf,
-        backup: PathBuf,
-        source: WriteError,
-    },
-    /// With the previous files back, the start failed too.
-    Start(ServiceError),
-    Unknown,
+    /// Not running: starting it again failed (`start`), or was not tried because a previous file could not
+    /// be put back.
+    Down { start: Option<ServiceError> },
 }
 
 impl RestartFailure {
     /// The server is not running.
     pub fn is_down(&self) -> bool {
-        matches!(self.after, After::Down(_))
+        matches!(self.after, After::Down { .. })
     }
 
     fn describe(&self) -> String {
-        let files = || self.restored.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-        let nothing_written = self.restored.is_empty();
-        let what = match &self.after {
-            After::RunsAgain if nothing_written => {
-                "qrd wrote no file in this run, so there was nothing to put back; the server was started again and \
-                 runs"
-                    .to_owned()
-            }
-            After::RunsAgain => {
-                format!("the previous files are back in place ({}) and the server runs again with them", files())
-            }
-            After::NeverStopped if nothing_written => {
-                "the server was not stopped: it still runs with the settings it had".to_owned()
-            }
-            After::NeverStopped => format!(
-                "the server was not stopped: it still runs with the settings it had, and the previous files are back \
-                 in place ({})",
-                files()
+        let files = self.restored.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        let back = match (&self.not_restored, self.restored.is_empty()) {
+            (Some(n), _) => format!(
+                "putting the previous {} back from {} failed: {}{}",
+                n.file.display(),
+                n.backup.display(),
+                n.source,
+                if files.is_empty() { String::new() } else { format!(" (put back: {files})") }
             ),
-            After::StartedLate => "a new server process is up with the new settings but was not ready in time (crash \
-                                   recovery?); the files were left as written"
-                .to_owned(),
-            After::Down(DownBecause::Restore { file, backup, source }) => format!(
-                "the server is DOWN: putting the previous {} back from {} failed: {source}",
-                file.display(),
-                backup.display()
-            ),
-            After::Down(DownBecause::Start(e)) if nothing_written => format!(
-                "the server is DOWN: qrd wrote no file in this run, so there was nothing to put back, and starting \
-                 it again failed too:\n{e}"
-            ),
-            After::Down(DownBecause::Start(e)) => format!(
-                "the server is DOWN: the previous files are back in place ({}), but starting the server with them \
-                 failed too:\n{e}",
-                files()
-            ),
-            After::Down(DownBecause::Unknown) => "the server is DOWN".to_owned(),
+            (None, true) => "qrd wrote no file in this run, so there was nothing to put back".to_owned(),
+            (None, false) => format!("the previous files are back in place ({files})"),
         };
-        let headline = match self.after {
-            After::NeverStopped => "the server was not restarted",
-            After::StartedLate => "the server was restarted but did not report ready",
-            _ => "the server did not start with the new settings",
+        let (headline, state) = match &self.after {
+            After::RunsAgain => (
+                "the server did not start with the new settings",
+                format!("{back}, and the server runs again with them"),
+            ),
+            After::NeverStopped => (
+                "the server was not restarted",
+                format!("the server was not stopped: it still runs with the settings it had; {back}"),
+            ),
+            After::StartedLate => (
+                "the server was restarted but did not report ready",
+                "a new server process is up with the new settings but was not ready in time (crash recovery?); \
+                 the files were left as written"
+                    .to_owned(),
+            ),
+            After::Down { start: Some(e) } => (
+                "the server did not start with the new settings",
+                format!("the server is DOWN: {back}, but starting the server again failed too:\n{e}"),
+            ),
+            After::Down { start: None } => {
+                ("the server did not start with the new settings", format!("the server is DOWN: {back}"))
+            }
         };
-        format!("{headline}: {}\n\n{what}", self.cause)
+        format!("{headline}: {}\n\n{state}", self.cause)
     }
 }
 
@@ -427,18 +446,20 @@ mod tests {
         let f = RestartFailure {
             cause: cause(),
             restored: vec!["/etc/postgresql/15/main/postgresql.conf".into()],
+            not_restored: None,
             after: After::RunsAgain,
         };
         let msg = f.to_string();
         assert!(!f.is_down());
         assert!(msg.starts_with("the server did not start with the new settings: failed to restart the PostgreSQL cluster 15/main: `/usr/bin/pg_ctlcluster 15 main restart` exited with status 1"), "{msg}");
         assert!(msg.contains("  FATAL:  bad"), "{msg}");
-        assert!(msg.ends_with("the previous files are back in place (/etc/postgresql/15/main/postgresql.conf) and the server runs again with them"), "{msg}");
+        assert!(msg.ends_with("the previous files are back in place (/etc/postgresql/15/main/postgresql.conf), and the server runs again with them"), "{msg}");
 
         let f = RestartFailure {
             cause: cause(),
             restored: vec!["/x.conf".into()],
-            after: After::Down(DownBecause::Start(cause())),
+            not_restored: None,
+            after: After::Down { start: Some(cause()) },
         };
         assert!(f.is_down());
         assert!(

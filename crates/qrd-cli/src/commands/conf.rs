@@ -450,20 +450,26 @@ async fn finish_restart(
 }
 
 fn restart_failed(failure: &RestartFailure, service: &Service) -> CliError {
-    let hint = match &failure.after {
-        After::RunsAgain => "the server's own words are above: fix the value and run the command again".to_owned(),
-        After::NeverStopped => "see above why the server could not be stopped, then run the command again".to_owned(),
-        After::StartedLate => {
+    let hint = match (&failure.after, &failure.not_restored) {
+        (_, Some(n)) => format!(
+            "copy {} over {} yourself now, then {}",
+            n.backup.display(),
+            n.file.display(),
+            if failure.is_down() { format!("start the server ({service})") } else { "reload".to_owned() }
+        ),
+        (After::RunsAgain, None) => {
+            "the server's own words are above: fix the value and run the command again".to_owned()
+        }
+        (After::NeverStopped, None) => {
+            "see above why the server could not be restarted, then run the command again".to_owned()
+        }
+        (After::StartedLate, None) => {
             "the server is still starting: watch its log, then check the values with `qrd conf get`".to_owned()
         }
-        After::Down(_) => {
-            let backups: Vec<String> = failure.restored.iter().map(|p| p.display().to_string()).collect();
-            format!(
-                "start the server now ({service}); if it still fails, put the previous file back from its \
-                 .qrd-*.bak copy beside it{}",
-                if backups.is_empty() { String::new() } else { format!(" ({})", backups.join(", ")) }
-            )
-        }
+        (After::Down { .. }, None) => format!(
+            "start the server now ({service}); if it still fails, put the previous file back from its .qrd-*.bak copy \
+             beside it"
+        ),
     };
     CliError::new(ExitStatus::Failed, failure.to_string()).hint(hint)
 }
