@@ -750,7 +750,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>)
+pub(crate) fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -811,7 +811,7 @@ fn conf_line(name: &str, value: &str) -> String {
     format!("{name} = '{}'\n", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     let mut out = all[all.len().saturating_sub(lines)..].join("\n");
     if !out.is_empty() {

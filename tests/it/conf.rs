@@ -214,3 +214,84 @@ fn a_restart_that_fails_puts_the_previous_files_back(major: u32) {
     assert_eq!(qrd_files_in(server.data_dir()), Vec::<String>::new());
 }
 per_major!(a_restart_that_fails_puts_the_previous_files_back: pg16 = 16, pg15 = 15);
+
+/// `qrd` pointed at a Debian-packaged cluster over TCP (127.0.0.1, `postgres` with its password).
+fn qrd_on(cluster: &DebianCluster, scratch: &Scratch) -> Command {
+    let mut cmd = qrd_bare(scratch);
+    for (k, v) in cluster.client_env() {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn show_on(cluster: &DebianCluster, name: &str) -> String {
+    block_on(async { cluster.connect("postgres").await.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get(0) })
+}
+
+/// On a cluster as Debian packages it (configuration in /etc/postgresql, TLS key readable only through the
+/// ssl-cert group), as root: `--restart` goes through pg_ctlcluster and the server comes back with the new
+/// value and TLS, and qrd leaves nothing of its own in the data directory.
+#[test]
+fn debian_cluster_restarts_with_the_new_settings() {
+    let cluster = DebianCluster::start();
+    let scratch = Scratch::new();
+    assert_eq!(show_on(&cluster, "ssl"), "on");
+    let out = run_expect(qrd_on(&cluster, &scratch).args(["conf", "set", "max_connections=123", "--restart"]), 0);
+    assert!(
+        stderr(&out).contains(&format!("restarted with pg_ctlcluster 15 {} (for max_connections)", cluster.name())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(cluster.is_running());
+    assert_eq!(show_on(&cluster, "max_connections"), "123");
+    assert_eq!(show_on(&cluster, "ssl"), "on", "the server read its key through ssl-cert again");
+    let conf = std::fs::read_to_string(cluster.config_file()).unwrap();
+    assert!(conf.lines().any(|l| l.starts_with("max_connections = 123")), "{conf}");
+    assert_eq!(qrd_files_in(&cluster.data_dir()), Vec::<String>::new());
+}
+
+/// A value the packaged cluster cannot start with (a preload library that does not exist): exit 5, the
+/// previous file is back, the server runs again (a real connection says so), and the message says that,
+/// quoting the server's complaint.
+#[test]
+fn debian_cluster_failed_restart_comes_back_with_the_previous_files() {
+    let cluster = DebianCluster::start();
+    let scratch = Scratch::new();
+    let before = std::fs::read_to_string(cluster.config_file()).unwrap();
+    let out = run_expect(
+        qrd_on(&cluster, &scratch).args(["conf", "set", "shared_preload_libraries=qrd_no_such_library", "--restart"]),
+        5,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("the server did not start with the new settings"), "{err}");
+    assert!(err.contains("qrd_no_such_library"), "the server's complaint is quoted: {err}");
+    assert!(err.contains("the previous files are back in place"), "{err}");
+    assert!(err.contains("the server runs again"), "{err}");
+    assert_eq!(std::fs::read_to_string(cluster.config_file()).unwrap(), before);
+    assert!(cluster.is_running(), "{}", cluster.log_excerpt());
+    assert_eq!(show_on(&cluster, "shared_preload_libraries"), "");
+    assert_eq!(show_on(&cluster, "ssl"), "on");
+    assert_eq!(qrd_files_in(&cluster.data_dir()), Vec::<String>::new());
+}
+
+/// As root through the socket of a cluster with Debian's `peer` authentication: the hint names peer and the
+/// ways in, not passwords.
+#[test]
+fn peer_authentication_as_root_gets_a_peer_hint() {
+    let cluster = DebianCluster::start();
+    let scratch = Scratch::new();
+    let out = run_expect(
+        qrd_bare(&scratch)
+            .env("PGHOST", cluster.socket_dir())
+            .env("PGPORT", cluster.port().to_string())
+            .env("PGUSER", "postgres")
+            .args(["conf", "get", "max_connections"]),
+        3,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("Peer authentication failed for user \"postgres\""), "{err}");
+    assert!(err.contains("peer authentication"), "{err}");
+    assert!(err.contains("sudo -u postgres qrd"), "{err}");
+    assert!(err.contains("-h localhost"), "{err}");
+    assert!(!err.contains("check the user name and password"), "{err}");
+}
