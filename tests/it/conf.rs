@@ -186,6 +186,16 @@ fn no_reload_still_restarts(major: u32) {
     let out = run_expect(qrd(&server, &scratch).args(["conf", "set", "max_connections=160", "--no-reload"]), 0);
     assert!(stderr(&out).contains("restart needed for: max_connections"), "{}", stderr(&out));
     assert_eq!(show(&server, "max_connections"), "150");
+
+    // The file already says 160 but the server never re-read it: `--restart` finds nothing to write, and the
+    // restart it owes is still done.
+    let out = run_expect(
+        qrd(&server, &scratch).args(["conf", "set", "max_connections=160", "--restart", "--pg-bin-dir"]).arg(&bin),
+        0,
+    );
+    assert!(stderr(&out).contains("nothing to write"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("restarted"), "{}", stderr(&out));
+    assert_eq!(show(&server, "max_connections"), "160");
 }
 per_major!(no_reload_still_restarts: pg16 = 16, pg12 = 12);
 

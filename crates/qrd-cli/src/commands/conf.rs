@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use qrd_conf::pgconf::{ConfFile, ConfTree, SetAction, SettingInfo, VarType, needs_restart, validate};
+use qrd_conf::pgconf::{ConfFile, ConfTree, SettingInfo, VarType, needs_restart, validate};
 use qrd_conf::write::{Applied, FileEdit};
 use qrd_pg::Session;
 use qrd_pg::serverconf::{self, SettingRow};
@@ -279,19 +279,17 @@ async fn set(
         return set_online(pairs, apply, conn).await;
     }
     let loc = files::locate(Kind::Conf, files, conn).await?;
-    let restart_settings = match &loc.session {
-        Some(s) => check_values(s, &pairs).await?,
-        None => {
-            note("warning: no server connection: values are not checked against pg_settings");
-            Vec::new()
+    match &loc.session {
+        Some(s) => {
+            check_values(s, &pairs).await?;
         }
-    };
+        None => note("warning: no server connection: values are not checked against pg_settings"),
+    }
     let tree = load_tree(&loc, files)?;
 
     // Each setting goes where the server reads it last outside postgresql.auto.conf (an included file,
     // possibly), so the edit is not silently overridden by a later line.
     let mut edited: BTreeMap<PathBuf, ConfFile> = BTreeMap::new();
-    let mut changed_names: Vec<&str> = Vec::new();
     for (name, value) in &pairs {
         let target = tree.edit_target(name);
         if let Some(a) = &target.shadowed_by {
@@ -317,9 +315,6 @@ async fn set(
             }
         };
         let change = file.set(name, value).map_err(|e| CliError::new(ExitStatus::Refused, e.to_string()))?;
-        if change.action != SetAction::Unchanged {
-            changed_names.push(name);
-        }
         if !change.earlier_duplicates.is_empty() {
             note(format!(
                 "note: {} also sets {name} earlier (line(s) {:?}); the line qrd edits is the one that wins",
@@ -341,21 +336,10 @@ async fn set(
     }
     let mut restart = Vec::new();
     if let Some(session) = &loc.session {
-        // What the server says now: pending_restart is the authority once it has reloaded (also when this
-        // run wrote nothing because an earlier one did: the restart may still be owed).
+        // What the server says about the files on disk now: also when this run did not reload (--no-reload),
+        // or wrote nothing because an earlier run did and the restart is still owed.
         let names: Vec<String> = pairs.iter().map(|(n, _)| n.clone()).collect();
-        let rows = serverconf::settings(session, &names).await?;
-        restart = rows.iter().filter(|r| r.pending_restart).map(|r| r.name.clone()).collect();
-        // Without a reload the server has not read the new files, so pending_restart cannot show this
-        // run's edits yet: the postmaster settings it changed are owed a restart too (which applies every
-        // edit, reloadable or not).
-        if !written.reloaded {
-            for name in restart_settings.iter().filter(|n| changed_names.contains(&n.as_str())) {
-                if !restart.contains(name) {
-                    restart.push(name.clone());
-                }
-            }
-        }
+        restart = serverconf::restart_owed(session, &names).await?;
     }
     finish_restart(restart, &written.applied, apply, &loc, files, tools).await
 }
