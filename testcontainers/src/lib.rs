@@ -1,7 +1,8 @@
 //! Throwaway PostgreSQL servers for qrd's tests and demo, without a container engine: real `initdb` +
 //! `pg_ctl` of each installed major (see `install-postgres.sh` and its manifest), a private temp dir, socket
 //! dir and free port per server, private network/UTS namespaces for distinct loopback clients and
-//! hostnames, and cleanup on drop with the server log printed when a test panics.
+//! hostnames, and cleanup on drop with the server log printed when a test panics. [`DebianCluster`] is a
+//! cluster as Debian/Ubuntu package it (pg_createcluster, pg_ctlcluster, peer, snakeoil TLS key).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -12,12 +13,14 @@
 //! # }
 //! ```
 
+mod debian;
 mod error;
 mod install;
 mod namespace;
 mod server;
 mod user;
 
+pub use debian::{DEBIAN_MAJOR, DebianCluster, SNAKEOIL_KEY};
 pub use error::HarnessError;
 pub use install::{Installation, installation, manifest_path};
 pub use namespace::{Namespace, NamespaceBuilder};

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use nix::sched::CloneFlags;
 
+use qrd_pgbin::{ToolError, display_command};
+
 use crate::HarnessError;
-use crate::error::{describe_output, display_command};
 use crate::user::Entry;
 
 /// What the holder runs: bring lo up, add the extra loopback addresses, set the hostname, say so, then sleep
@@ -89,11 +90,7 @@ impl NamespaceBuilder {
         let command = display_command(&cmd);
         let action = "start a network namespace";
         tracing::debug!(%command, "starting namespace holder");
-        let mut child = cmd.spawn().map_err(|source| HarnessError::Spawn {
-            action: action.to_owned(),
-            command: command.clone(),
-            source,
-        })?;
+        let mut child = cmd.spawn().map_err(|source| ToolError::spawn(action, command.clone(), source))?;
 
         let mut line = String::new();
         let read = BufReader::new(child.stdout.take().expect("stdout is piped")).read_line(&mut line);
@@ -103,22 +100,16 @@ impl NamespaceBuilder {
             if let Some(mut e) = child.stderr.take() {
                 let _ = e.read_to_end(&mut stderr);
             }
-            let status = child.wait().map_err(|source| HarnessError::Spawn {
-                action: action.to_owned(),
-                command: command.clone(),
-                source,
-            })?;
-            let hint = if as_root {
-                ""
+            let status = child.wait().map_err(|source| ToolError::spawn(action, command.clone(), source))?;
+            let source =
+                ToolError::exited(action, command, &std::process::Output { status, stdout: line.into_bytes(), stderr });
+            return Err(if as_root {
+                source.into()
             } else {
-                "\n\nhint: without root this needs unprivileged user namespaces (kernel.unprivileged_userns_clone=1)"
-            };
-            let (status, output) = describe_output(&std::process::Output { status, stdout: line.into_bytes(), stderr });
-            return Err(HarnessError::Command {
-                action: action.to_owned(),
-                command,
-                status,
-                output: format!("{output}{hint}"),
+                HarnessError::CommandHint {
+                    source,
+                    hint: "without root this needs unprivileged user namespaces (kernel.unprivileged_userns_clone=1)",
+                }
             });
         }
 
@@ -197,7 +188,12 @@ impl Namespace {
     /// The namespace descriptors for a child's `pre_exec`, duplicated so the command owns its copies.
     pub(crate) fn entry(&self) -> Entry {
         let dup = |fd: &OwnedFd| fd.try_clone().expect("failed to duplicate a namespace file descriptor");
-        Entry { user: self.user.as_ref().map(dup), net: Some(dup(&self.net)), uts: Some(dup(&self.uts)), ids: None }
+        Entry {
+            user: self.user.as_ref().map(dup),
+            net: Some(dup(&self.net)),
+            uts: Some(dup(&self.uts)),
+            identity: None,
+        }
     }
 
     pub(crate) fn needs_user_namespace(&self) -> bool {

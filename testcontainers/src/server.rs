@@ -10,19 +10,22 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qrd_pgbin::{Passfile, PgVersion, scrubbed_command};
+use qrd_pgbin::{Identity, Passfile, PgVersion, scrubbed_command};
+use qrd_server::{PgCtl, PgCtlError, StopMode};
 use tokio_postgres::{Client, NoTls};
 
-use crate::error::{describe_output, display_command, run};
+use crate::error::run;
 use crate::install::{Tools, installation, tools};
 use crate::namespace::Namespace;
-use crate::user::{Entry, Ids, chown, server_user};
+use crate::user::{Entry, chown, server_user};
 use crate::{HarnessError, Installation};
 
 /// How many ports to try when another process takes the free port between our probe and the server's bind.
 const PORT_ATTEMPTS: u32 = 5;
 /// Lines of the server log shown in errors and when a test panics.
 const LOG_TAIL_LINES: usize = 200;
+/// pg_ctl's `-t` for starts and stops.
+const PG_CTL_TIMEOUT: Duration = Duration::from_secs(60);
 /// What the postmaster logs when it takes a SIGHUP; `reload` waits for it.
 const RELOAD_LOG_LINE: &str = "received SIGHUP, reloading configuration files";
 /// The superuser's role and its stored password, checked right after the first start.
@@ -148,9 +151,9 @@ impl ServerBuilder {
         let data_dir = root.join("data");
         let socket_dir = root.join("sock");
         let log_path = root.join("server.log");
-        make_dir(&data_dir, 0o700, ids)?;
-        make_dir(&socket_dir, 0o755, ids)?;
-        make_file(&log_path, 0o640, ids, b"")?;
+        make_dir(&data_dir, 0o700, ids.as_ref())?;
+        make_dir(&socket_dir, 0o755, ids.as_ref())?;
+        make_file(&log_path, 0o640, ids.as_ref(), b"")?;
         // The socket is sock/.s.PGSQL.<port>; sun_path holds 107 bytes plus a NUL.
         let longest_socket = socket_dir.join(".s.PGSQL.65535");
         if longest_socket.as_os_str().len() > 107 {
@@ -165,6 +168,20 @@ impl ServerBuilder {
         let passfile = Passfile::for_entry("*", "*", "*", &self.superuser, &password)
             .map_err(|e| HarnessError::io("write a password file for psql in", std::env::temp_dir(), e))?;
 
+        // pg_ctl as the server user, from the temp dir (our own cwd may be closed to that user), inside the
+        // namespace if any: the namespace is entered first, while the child is still root.
+        let mut pg_ctl = PgCtl::new(&tools.pg_ctl.path, &data_dir)
+            .run_as(ids.clone())
+            .log_file(&log_path)
+            .current_dir(&root)
+            .timeout(PG_CTL_TIMEOUT);
+        if let Some(ns) = &self.namespace {
+            let ns = ns.clone();
+            pg_ctl = pg_ctl.before_identity(move |cmd| {
+                ns.enter(cmd);
+            });
+        }
+
         // From here on, dropping `server` cleans up whatever was made.
         let mut server = Server {
             version: tools.postgres.version.clone(),
@@ -177,6 +194,7 @@ impl ServerBuilder {
             passfile,
             namespace: self.namespace.clone(),
             ids,
+            pg_ctl,
             data_dir,
             socket_dir,
             log_path,
@@ -256,7 +274,9 @@ pub struct Server {
     passfile: Passfile,
     namespace: Option<Arc<Namespace>>,
     /// The server user when we are root; `None` runs the server as ourselves.
-    ids: Option<Ids>,
+    ids: Option<Identity>,
+    /// The product's pg_ctl control for this data directory.
+    pg_ctl: PgCtl,
     data_dir: PathBuf,
     socket_dir: PathBuf,
     log_path: PathBuf,
@@ -417,7 +437,7 @@ impl Server {
     /// hides it (logging_collector, log_min_messages above LOG) it gives up after 10 s with a warning.
     pub fn reload(&self) {
         let before = self.log().matches(RELOAD_LOG_LINE).count();
-        if let Err(e) = self.pg_ctl(&["reload"], "reload the server configuration") {
+        if let Err(e) = self.pg_ctl.reload() {
             panic!("{e}\n{}", self.log_excerpt());
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -449,7 +469,7 @@ impl Server {
         if !self.running {
             return;
         }
-        if let Err(e) = self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"], "stop the server") {
+        if let Err(e) = self.pg_ctl.stop(StopMode::Fast) {
             panic!("{e}\n{}", self.log_excerpt());
         }
         self.running = false;
@@ -462,27 +482,22 @@ impl Server {
 
     // ---- internals ----
 
-    /// A command for a server program, run as the server user (and inside the namespace, if any), from the
-    /// temp dir (our own cwd may not be readable by the server user).
-    fn server_command(&self, program: &Path, namespaced: bool) -> Command {
+    /// A command for a server program that needs no namespace (initdb), run as the server user from the
+    /// temp dir (our own cwd may not be readable by the server user). pg_ctl goes through `self.pg_ctl`.
+    fn server_command(&self, program: &Path) -> Command {
         let mut cmd = scrubbed_command(program);
         if let Some(dir) = &self.dir {
             cmd.current_dir(dir.path());
         }
-        let mut entry = match (&self.namespace, namespaced) {
-            (Some(ns), true) => ns.entry(),
-            _ => Entry::default(),
-        };
-        entry.ids = self.ids;
-        entry.apply_to(&mut cmd);
+        Entry { identity: self.ids.clone(), ..Entry::default() }.apply_to(&mut cmd);
         cmd
     }
 
     fn initdb(&mut self, auth: HostAuth) -> Result<(), HarnessError> {
         let root = self.dir.as_ref().expect("temp dir").path().to_path_buf();
         let pwfile = root.join("initdb.pw");
-        make_file(&pwfile, 0o600, self.ids, format!("{}\n", self.password).as_bytes())?;
-        let mut cmd = self.server_command(&self.tools.initdb.path, false);
+        make_file(&pwfile, 0o600, self.ids.as_ref(), format!("{}\n", self.password).as_bytes())?;
+        let mut cmd = self.server_command(&self.tools.initdb.path);
         cmd.arg("-D")
             .arg(&self.data_dir)
             .args(["-U", &self.superuser, "-E", "UTF8", "--locale=C", "--no-sync", "--auth-local=trust"])
@@ -580,34 +595,21 @@ impl Server {
         }
     }
 
+    /// Starts through the product's pg_ctl control; a failure keeps the harness's own wording (major, data
+    /// dir, port) with pg_ctl's output and the whole log excerpt.
     fn pg_ctl_start(&self) -> Result<(), HarnessError> {
-        let mut cmd = self.server_command(&self.tools.pg_ctl.path, true);
-        cmd.arg("start").arg("-D").arg(&self.data_dir).arg("-l").arg(&self.log_path).args(["-w", "-t", "60"]);
-        let command = display_command(&cmd);
-        tracing::debug!(%command, "running");
-        let out = cmd.output().map_err(|source| HarnessError::Spawn {
-            action: format!("start PostgreSQL {}", self.major()),
-            command: command.clone(),
-            source,
-        })?;
-        if out.status.success() {
-            return Ok(());
+        match self.pg_ctl.start() {
+            Ok(()) => Ok(()),
+            Err(PgCtlError::Start { source, .. }) => Err(HarnessError::Start {
+                major: self.major(),
+                data: self.data_dir.clone(),
+                port: self.port,
+                command: source.command().to_owned(),
+                outcome: source.outcome(),
+                log_excerpt: self.log_excerpt(),
+            }),
+            Err(e) => Err(e.into()),
         }
-        let (status, output) = describe_output(&out);
-        Err(HarnessError::Start {
-            major: self.major(),
-            data: self.data_dir.clone(),
-            port: self.port,
-            command,
-            outcome: format!("{status}{output}"),
-            log_excerpt: self.log_excerpt(),
-        })
-    }
-
-    fn pg_ctl(&self, args: &[&str], action: &str) -> Result<(), HarnessError> {
-        let mut cmd = self.server_command(&self.tools.pg_ctl.path, true);
-        cmd.args(args).arg("-D").arg(&self.data_dir);
-        run(&mut cmd, &format!("{action} (PostgreSQL {}, port {})", self.major(), self.port)).map(drop)
     }
 
     /// Asks the running server its version and makes the superuser's stored password match `encryption`.
@@ -687,7 +689,7 @@ impl Server {
             return;
         }
         self.running = false;
-        if let Err(e) = self.pg_ctl(&["stop", "-m", "immediate", "-w", "-t", "60"], "stop the server") {
+        if let Err(e) = self.pg_ctl.stop(StopMode::Immediate) {
             eprintln!("qrd-testcontainers: {e}\nkilling the postmaster instead");
             let pid = std::fs::read_to_string(self.data_dir.join("postmaster.pid"))
                 .ok()
@@ -748,7 +750,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>)
+pub(crate) fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -809,7 +811,7 @@ fn conf_line(name: &str, value: &str) -> String {
     format!("{name} = '{}'\n", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     let mut out = all[all.len().saturating_sub(lines)..].join("\n");
     if !out.is_empty() {
@@ -823,13 +825,13 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), HarnessError> {
         .map_err(|e| HarnessError::io(format!("set mode {mode:o} on"), path, e))
 }
 
-fn make_dir(path: &Path, mode: u32, ids: Option<Ids>) -> Result<(), HarnessError> {
+fn make_dir(path: &Path, mode: u32, ids: Option<&Identity>) -> Result<(), HarnessError> {
     std::fs::create_dir(path).map_err(|e| HarnessError::io("create", path, e))?;
     set_mode(path, mode)?;
     chown(path, ids)
 }
 
-fn make_file(path: &Path, mode: u32, ids: Option<Ids>, contents: &[u8]) -> Result<(), HarnessError> {
+fn make_file(path: &Path, mode: u32, ids: Option<&Identity>, contents: &[u8]) -> Result<(), HarnessError> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use nix::sched::CloneFlags;
-use nix::unistd::{Gid, Uid, User};
+use qrd_pgbin::{Identity, IdentityError};
 
 use crate::HarnessError;
 use crate::error::run;
@@ -17,15 +17,9 @@ use crate::error::run;
 /// The user servers run as when we are root.
 pub const SERVER_USER: &str = "qrd-pg";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ids {
-    pub uid: Uid,
-    pub gid: Gid,
-}
-
-/// `Some(ids)` of the server user when we are root (creating the user if needed), `None` otherwise: then
-/// the server runs as ourselves.
-pub(crate) fn server_user() -> Result<Option<Ids>, HarnessError> {
+/// The server user's identity when we are root (creating the user if needed), `None` otherwise: then the
+/// server runs as ourselves.
+pub(crate) fn server_user() -> Result<Option<Identity>, HarnessError> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
@@ -51,26 +45,32 @@ pub(crate) fn server_user() -> Result<Option<Ids>, HarnessError> {
     }
 }
 
-fn lookup() -> Result<Option<Ids>, HarnessError> {
-    User::from_name(SERVER_USER).map(|u| u.map(|u| Ids { uid: u.uid, gid: u.gid })).map_err(|e| {
-        HarnessError::Unsupported { action: format!("look up the OS user {SERVER_USER}"), reason: e.to_string() }
-    })
+fn lookup() -> Result<Option<Identity>, HarnessError> {
+    match Identity::from_name(SERVER_USER) {
+        Ok(identity) => Ok(Some(identity)),
+        Err(IdentityError::NoSuchUser { .. }) => Ok(None),
+        Err(e) => Err(HarnessError::Unsupported {
+            action: format!("look up the OS user {SERVER_USER}"),
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// What a child enters between `fork` and `exec`: namespaces (by file descriptors opened beforehand, owned
-/// by the closure so they live as long as the `Command`), then an identity.
+/// by the closure so they live as long as the `Command`), then an identity (the product's
+/// [`Identity::enter`]: supplementary groups, group, user).
 #[derive(Debug, Default)]
 pub(crate) struct Entry {
     /// A user namespace to enter first (only when the namespace was made without root).
     pub user: Option<OwnedFd>,
     pub net: Option<OwnedFd>,
     pub uts: Option<OwnedFd>,
-    pub ids: Option<Ids>,
+    pub identity: Option<Identity>,
 }
 
 impl Entry {
     pub fn is_empty(&self) -> bool {
-        self.user.is_none() && self.net.is_none() && self.uts.is_none() && self.ids.is_none()
+        self.user.is_none() && self.net.is_none() && self.uts.is_none() && self.identity.is_none()
     }
 
     /// Installs the entry on `cmd`.
@@ -82,8 +82,8 @@ impl Entry {
             return;
         }
         // SAFETY: the closure runs in the forked child, where only async-signal-safe calls are allowed. It
-        // makes raw syscalls only (setns, setgroups, setgid, setuid) on values prepared before the fork, and
-        // builds its error from an errno without allocating.
+        // makes raw syscalls only (setns, then Identity::enter's setgroups, setgid, setuid) on values prepared
+        // before the fork, and builds its error from an errno without allocating.
         unsafe {
             cmd.pre_exec(move || self.enter().map_err(std::io::Error::from));
         }
@@ -99,21 +99,18 @@ impl Entry {
         if let Some(fd) = &self.uts {
             nix::sched::setns(fd, CloneFlags::CLONE_NEWUTS)?;
         }
-        if let Some(ids) = self.ids {
-            // Supplementary groups first (root's would otherwise stay), then gid, then uid: after setuid we
-            // could no longer change the others.
-            nix::unistd::setgroups(&[ids.gid])?;
-            nix::unistd::setgid(ids.gid)?;
-            nix::unistd::setuid(ids.uid)?;
+        // After the namespaces: setns needs the root that the identity switch gives up.
+        if let Some(identity) = &self.identity {
+            identity.enter()?;
         }
         Ok(())
     }
 }
 
 /// Makes `path` belong to the server user (no-op when servers run as ourselves).
-pub(crate) fn chown(path: &std::path::Path, ids: Option<Ids>) -> Result<(), HarnessError> {
-    if let Some(ids) = ids {
-        std::os::unix::fs::chown(path, Some(ids.uid.as_raw()), Some(ids.gid.as_raw()))
+pub(crate) fn chown(path: &std::path::Path, identity: Option<&Identity>) -> Result<(), HarnessError> {
+    if let Some(id) = identity {
+        std::os::unix::fs::chown(path, Some(id.uid()), Some(id.gid()))
             .map_err(|e| HarnessError::io(format!("give to the server user {SERVER_USER}"), path, e))?;
     }
     Ok(())

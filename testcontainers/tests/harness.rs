@@ -227,6 +227,34 @@ fn namespace_has_its_own_addresses_and_hostname() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n", "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// pg_ctl enters the namespace before it switches to the server user: a restart and a reload keep the
+/// server's TCP port inside its namespace, and a stop and a restart work there too.
+#[test]
+fn a_namespaced_server_restarts_and_reloads_inside_its_namespace() {
+    let ns = Namespace::builder().addr(LO2).start().unwrap();
+    let mut server = Server::builder(16).namespace(ns.clone()).listen(&[LO2]).start().unwrap();
+    let port = server.port();
+    let login = |server: &Server| {
+        ns.block_on(async {
+            let c = server.try_connect_tcp(LO2, "postgres", "postgres", server.password()).await.unwrap();
+            c.query_one("SELECT pg_postmaster_start_time()::text", &[]).await.unwrap().get::<_, String>(0)
+        })
+    };
+    let started = login(&server);
+    server.restart();
+    assert_eq!(server.port(), port);
+    let restarted = login(&server);
+    assert_ne!(started, restarted, "the postmaster was not restarted");
+    assert!(TcpStream::connect((LO2, port)).is_err(), "the restarted server must listen in its namespace only");
+    server.reload();
+    server.stop();
+    ns.block_on(async {
+        assert!(server.try_connect_tcp(LO2, "postgres", "postgres", server.password()).await.is_err());
+    });
+    server.restart();
+    login(&server);
+}
+
 #[test]
 fn non_loopback_addresses_are_refused() {
     // Never used: refused before anything runs.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-pub use qrd_testcontainers::{HostAuth, Server};
+pub use qrd_testcontainers::{DebianCluster, HostAuth, Server};
 
 /// `per_major!(name: pg16 = 16, pg15 = 15)` generates `mod name { #[test] fn pg16() { super::name(16) } … }`.
 macro_rules! per_major {

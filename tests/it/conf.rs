@@ -151,3 +151,157 @@ fn set_is_all_or_nothing_across_files(major: u32) {
     assert_eq!(show(&server, "work_mem"), "6MB", "the server runs with half of the edit");
 }
 per_major!(set_is_all_or_nothing_across_files: pg16 = 16);
+
+/// Names qrd must never leave in a data directory (its backups are `<file>.qrd-<stamp>.bak`, beside the file
+/// they belong to; nothing of qrd's own, such as a restart log, belongs there).
+fn qrd_files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("qrd"))
+        .collect()
+}
+
+/// `--no-reload --restart`: the server never read the new file, so it cannot report the restart pending;
+/// the restart is still owed and done (it applies everything, reloaded or not). It used to be skipped.
+fn no_reload_still_restarts(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let bin = server.installation().server_bin.clone();
+    let out = run_expect(
+        qrd(&server, &scratch)
+            .args(["conf", "set", "max_connections=150", "work_mem=5MB", "--no-reload", "--restart", "--pg-bin-dir"])
+            .arg(&bin),
+        0,
+    );
+    assert!(stderr(&out).contains("not reloaded (--no-reload)"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("restarted"), "{}", stderr(&out));
+    assert_eq!(show(&server, "max_connections"), "150");
+    assert_eq!(show(&server, "work_mem"), "5MB", "the restart applies the reloadable edit too");
+    assert_eq!(qrd_files_in(server.data_dir()), Vec::<String>::new());
+    // The restarted server goes on logging where it did (the harness's log file, outside the data dir).
+    assert_eq!(server.log().matches("database system is ready to accept connections").count(), 2, "{}", server.log());
+
+    // Without --restart, the owed restart is named rather than silently forgotten.
+    let out = run_expect(qrd(&server, &scratch).args(["conf", "set", "max_connections=160", "--no-reload"]), 0);
+    assert!(stderr(&out).contains("restart needed for: max_connections"), "{}", stderr(&out));
+    assert_eq!(show(&server, "max_connections"), "150");
+
+    // The file already says 160 but the server never re-read it: `--restart` finds nothing to write, and the
+    // restart it owes is still done.
+    let out = run_expect(
+        qrd(&server, &scratch).args(["conf", "set", "max_connections=160", "--restart", "--pg-bin-dir"]).arg(&bin),
+        0,
+    );
+    assert!(stderr(&out).contains("nothing to write"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("restarted"), "{}", stderr(&out));
+    assert_eq!(show(&server, "max_connections"), "160");
+}
+per_major!(no_reload_still_restarts: pg16 = 16, pg12 = 12);
+
+/// A restart with a value the server accepts in the file but cannot start with (a socket directory that
+/// cannot exist): exit 5, the previous file is back, the server runs again, and the message says all that
+/// with the server's own words.
+fn a_restart_that_fails_puts_the_previous_files_back(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let conf = server.data_dir().join("postgresql.conf");
+    let before = std::fs::read_to_string(&conf).unwrap();
+    let bin = server.installation().server_bin.clone();
+    let out = run_expect(
+        qrd(&server, &scratch)
+            .args(["conf", "set", "unix_socket_directories=/nonexistent/qrd-sockets", "--restart", "--pg-bin-dir"])
+            .arg(&bin),
+        5,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("the server did not start with the new settings"), "{err}");
+    assert!(err.contains("/nonexistent/qrd-sockets"), "the server's own complaint is quoted: {err}");
+    assert!(err.contains("the previous files are back in place"), "{err}");
+    assert!(err.contains("the server runs again"), "{err}");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), before);
+    assert_eq!(show(&server, "unix_socket_directories"), server.socket_dir().to_string_lossy());
+    assert_eq!(qrd_files_in(server.data_dir()), Vec::<String>::new());
+}
+per_major!(a_restart_that_fails_puts_the_previous_files_back: pg16 = 16, pg15 = 15);
+
+/// `qrd` pointed at a Debian-packaged cluster over TCP (127.0.0.1, `postgres` with its password).
+fn qrd_on(cluster: &DebianCluster, scratch: &Scratch) -> Command {
+    let mut cmd = qrd_bare(scratch);
+    for (k, v) in cluster.client_env() {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn show_on(cluster: &DebianCluster, name: &str) -> String {
+    block_on(async { cluster.connect("postgres").await.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get(0) })
+}
+
+/// On a cluster as Debian packages it (configuration in /etc/postgresql, TLS key readable only through the
+/// ssl-cert group), as root: `--restart` goes through pg_ctlcluster and the server comes back with the new
+/// value and TLS, and qrd leaves nothing of its own in the data directory.
+#[test]
+fn debian_cluster_restarts_with_the_new_settings() {
+    let cluster = DebianCluster::start();
+    let scratch = Scratch::new();
+    assert_eq!(show_on(&cluster, "ssl"), "on");
+    let out = run_expect(qrd_on(&cluster, &scratch).args(["conf", "set", "max_connections=123", "--restart"]), 0);
+    assert!(
+        stderr(&out).contains(&format!("restarted with pg_ctlcluster 15 {} (for max_connections)", cluster.name())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(cluster.is_running());
+    assert_eq!(show_on(&cluster, "max_connections"), "123");
+    assert_eq!(show_on(&cluster, "ssl"), "on", "the server read its key through ssl-cert again");
+    let conf = std::fs::read_to_string(cluster.config_file()).unwrap();
+    assert!(conf.lines().any(|l| l.starts_with("max_connections = 123")), "{conf}");
+    assert_eq!(qrd_files_in(&cluster.data_dir()), Vec::<String>::new());
+}
+
+/// A value the packaged cluster cannot start with (a preload library that does not exist): exit 5, the
+/// previous file is back, the server runs again (a real connection says so), and the message says that,
+/// quoting the server's complaint.
+#[test]
+fn debian_cluster_failed_restart_comes_back_with_the_previous_files() {
+    let cluster = DebianCluster::start();
+    let scratch = Scratch::new();
+    let before = std::fs::read_to_string(cluster.config_file()).unwrap();
+    let out = run_expect(
+        qrd_on(&cluster, &scratch).args(["conf", "set", "shared_preload_libraries=qrd_no_such_library", "--restart"]),
+        5,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("the server did not start with the new settings"), "{err}");
+    assert!(err.contains("qrd_no_such_library"), "the server's complaint is quoted: {err}");
+    assert!(err.contains("the previous files are back in place"), "{err}");
+    assert!(err.contains("the server runs again"), "{err}");
+    assert_eq!(std::fs::read_to_string(cluster.config_file()).unwrap(), before);
+    assert!(cluster.is_running(), "{}", cluster.log_excerpt());
+    assert_eq!(show_on(&cluster, "shared_preload_libraries"), "");
+    assert_eq!(show_on(&cluster, "ssl"), "on");
+    assert_eq!(qrd_files_in(&cluster.data_dir()), Vec::<String>::new());
+}
+
+/// As root through the socket of a cluster with Debian's `peer` authentication: the hint names peer and the
+/// ways in, not passwords.
+#[test]
+fn peer_authentication_as_root_gets_a_peer_hint() {
+    let cluster = DebianCluster::start();
+    let scratch = Scratch::new();
+    let out = run_expect(
+        qrd_bare(&scratch)
+            .env("PGHOST", cluster.socket_dir())
+            .env("PGPORT", cluster.port().to_string())
+            .env("PGUSER", "postgres")
+            .args(["conf", "get", "max_connections"]),
+        3,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("Peer authentication failed for user \"postgres\""), "{err}");
+    assert!(err.contains("peer authentication"), "{err}");
+    assert!(err.contains("sudo -u postgres qrd"), "{err}");
+    assert!(err.contains("-h localhost"), "{err}");
+    assert!(!err.contains("check the user name and password"), "{err}");
+}

@@ -8,6 +8,7 @@ use qrd_conf::hba::{Address, Client, ConnType, Facts, HbaFile, Method, Outcome, 
 use qrd_pg::inventory::DbInfo;
 use qrd_pg::spec::{RoleAttrs, SUPPORTED_MAJORS};
 use qrd_pg::verifier::HashType;
+use qrd_pgbin::shell_quote;
 
 use crate::{Context, Finding};
 
@@ -79,22 +80,13 @@ fn provision_hint(ctx: &Context<'_>) -> String {
 fn provision_hint_with(ctx: &Context<'_>, extra: &str) -> String {
     let mut cmd = String::from("qrd provision");
     if ctx.spec.role != qrd_pg::spec::DEFAULT_REPO_ROLE {
-        cmd.push_str(&format!(" --repo-user {}", shell_word(&ctx.spec.role)));
+        cmd.push_str(&format!(" --repo-user {}", shell_quote(&ctx.spec.role)));
     }
     if !extra.is_empty() {
         cmd.push(' ');
         cmd.push_str(extra);
     }
     format!("run `{cmd}`")
-}
-
-/// `s` as one POSIX shell word (single-quoted unless it is plainly safe).
-fn shell_word(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.,/:@".contains(c)) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 fn version(ctx: &Context<'_>) -> Vec<Finding> {
@@ -317,7 +309,7 @@ fn md5_hashes(ctx: &Context<'_>) -> Vec<Finding> {
         return vec![Finding::ok(id, "no login role has an md5 password hash")];
     }
     let names: Vec<String> = md5.iter().map(|n| format!("{n:?}")).collect();
-    let roles_args: String = md5.iter().map(|n| format!(" --role {}", shell_word(n))).collect();
+    let roles_args: String = md5.iter().map(|n| format!(" --role {}", shell_quote(n))).collect();
     vec![Finding::warn(
         id,
         format!("md5 password hashes (deprecated, weaker than SCRAM): {}", names.join(", ")),
@@ -491,9 +483,9 @@ fn hba_nodes(ctx: &Context<'_>) -> Vec<Finding> {
     let role = &ctx.spec.role;
     let hash = inv.role.as_ref().and_then(|r| r.password.as_ref()).map(|p| p.hash_type);
     let allow_hint = |node: &str| {
-        let mut cmd = format!("qrd hba allow-nodes {}", shell_word(node));
+        let mut cmd = format!("qrd hba allow-nodes {}", shell_quote(node));
         if *role != qrd_pg::spec::DEFAULT_REPO_ROLE {
-            cmd.push_str(&format!(" --repo-user {}", shell_word(role)));
+            cmd.push_str(&format!(" --repo-user {}", shell_quote(role)));
         }
         format!("run `{cmd}`")
     };

@@ -208,6 +208,15 @@ impl ConnectError {
                 "the host name {:?} does not resolve: check its spelling and this machine's DNS, or pass an IP address",
                 t.host
             ),
+            // `peer` (Debian's and Ubuntu's default for the socket) asks the kernel who the client is and
+            // wants the OS user named like the role; no password can help, so the password hint would mislead.
+            ConnectErrorKind::Auth if self.reason.contains("Peer authentication failed") => format!(
+                "the server authenticates socket connections by OS user (peer authentication in pg_hba.conf): \
+                 run qrd as the OS user named like the role, e.g. `sudo -u {user} qrd …`, or connect over TCP \
+                 with a password instead, e.g. `qrd … -h localhost -U {user}` with --password-file, PGPASSWORD \
+                 or ~/.pgpass",
+                user = qrd_pgbin::shell_quote(&t.user)
+            ),
             ConnectErrorKind::Auth => format!(
                 "check the user name and password for {:?}: qrd reads the password from --password-file, \
                  PGPASSWORD, or the password file (PGPASSFILE or ~/.pgpass), and asks on a terminal",
@@ -462,6 +471,32 @@ mod tests {
         assert_eq!(t.address(), "socket /tmp/x/.s.PGSQL.5");
         let t = ConnectOpts { host: Some("::1".into()), ..Default::default() }.target();
         assert_eq!(t.address(), "[::1]:4432");
+    }
+
+    #[test]
+    fn peer_authentication_gets_its_own_hint() {
+        let target =
+            ConnectOpts { host: Some("/run/postgresql".into()), port: Some(5432), ..Default::default() }.target();
+        let peer = ConnectError::new(
+            &target,
+            "postgres",
+            ConnectErrorKind::Auth,
+            "FATAL: Peer authentication failed for user \"postgres\"",
+        );
+        let hint = peer.hint();
+        assert!(hint.contains("peer authentication"), "{hint}");
+        assert!(hint.contains("`sudo -u postgres qrd …`"), "{hint}");
+        assert!(hint.contains("-h localhost"), "{hint}");
+        assert!(!hint.starts_with("check the user name and password"), "{hint}");
+
+        // A wrong password keeps the password hint.
+        let password = ConnectError::new(
+            &target,
+            "postgres",
+            ConnectErrorKind::Auth,
+            "FATAL: password authentication failed for user \"postgres\"",
+        );
+        assert!(password.hint().starts_with("check the user name and password"), "{}", password.hint());
     }
 
     #[test]

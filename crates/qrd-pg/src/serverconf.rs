@@ -20,6 +20,7 @@ const ALTER_SYSTEM: Template = sql_template!("conf/alter_system.sql");
 const APPLIED_ERRORS: Template = sql_template!("conf/applied_errors.sql");
 const MEMBERSHIPS: Template = sql_template!("conf/memberships.sql");
 const MESSAGES_IN_ENGLISH: Template = sql_template!("conf/messages_in_english.sql");
+const FILES_READ: Template = sql_template!("conf/files_read.sql");
 
 /// How long to wait for a reload to be processed before saying so.
 const RELOAD_WAIT: Duration = Duration::from_secs(10);
@@ -116,6 +117,14 @@ pub async fn settings(session: &Session, names: &[String]) -> Result<Vec<Setting
             sourceline: r.get("sourceline"),
         })
         .collect())
+}
+
+/// Which of `names` (lower case) wait for a restart: their value in the files as they are on disk now
+/// differs from the running one and only a restart applies it. Unlike `pending_restart` alone, this also
+/// holds when the server has not reloaded since the files changed.
+pub async fn restart_owed(session: &Session, names: &[String]) -> Result<Vec<String>, QueryError> {
+    session.client().query_one(FILES_READ.text, &[]).await.map_err(query_err(&FILES_READ, session))?;
+    Ok(settings(session, names).await?.into_iter().filter(|r| r.pending_restart).map(|r| r.name).collect())
 }
 
 /// Every role with the roles it is directly a member of.

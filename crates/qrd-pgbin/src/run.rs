@@ -1,9 +1,133 @@
-//! Running PostgreSQL tools: a clean environment and secrets only through a private passfile.
+//! Running PostgreSQL tools (and the few system tools qrd drives, such as pg_ctlcluster and systemctl): a
+//! clean environment, secrets only through a private passfile, the full command logged, and a failure that
+//! names what was being done, the command and everything the child said.
 
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus, Output};
+
+use crate::shell::display_command;
+
+/// A tool that could not be run or did not succeed. The message reads `failed to {action}: `{command}`
+/// exited with status N` followed by the child's stderr and stdout, indented, so the person at the console
+/// sees the tool's own words (pg_ctl's "could not start server", the server's FATAL line …).
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("failed to {action}: could not run `{command}`: {source}")]
+    Spawn {
+        action: String,
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("failed to {action}: `{command}` {}{}", describe_status(*status), indented_output(stdout, stderr))]
+    Exit { action: String, command: String, status: ExitStatus, stdout: String, stderr: String },
+}
+
+impl ToolError {
+    /// A run that ended with `output` (whatever its status): for callers that start the child themselves.
+    pub fn exited(action: impl Into<String>, command: impl Into<String>, output: &Output) -> Self {
+        ToolError::Exit {
+            action: action.into(),
+            command: command.into(),
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn spawn(action: impl Into<String>, command: impl Into<String>, source: std::io::Error) -> Self {
+        ToolError::Spawn { action: action.into(), command: command.into(), source }
+    }
+
+    /// What was being done (`start the server`), as given to [`run`].
+    pub fn action(&self) -> &str {
+        match self {
+            ToolError::Spawn { action, .. } | ToolError::Exit { action, .. } => action,
+        }
+    }
+
+    /// The command line as printed in the message.
+    pub fn command(&self) -> &str {
+        match self {
+            ToolError::Spawn { command, .. } | ToolError::Exit { command, .. } => command,
+        }
+    }
+
+    /// The exit code, when the tool ran and exited (not when it was killed by a signal or never started).
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ToolError::Exit { status, .. } => status.code(),
+            ToolError::Spawn { .. } => None,
+        }
+    }
+
+    /// `exited with status 1` / `was killed (…)` and the indented output, or the spawn failure: the part
+    /// of the message after the command, for callers that word the rest of their message themselves.
+    pub fn outcome(&self) -> String {
+        match self {
+            ToolError::Exit { status, stdout, stderr, .. } => {
+                format!("{}{}", describe_status(*status), indented_output(stdout, stderr))
+            }
+            ToolError::Spawn { source, .. } => format!("could not be run: {source}"),
+        }
+    }
+}
+
+/// `exited with status N`, or how the child was killed.
+pub fn describe_status(status: ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => format!("was killed ({status})"),
+    }
+}
+
+/// The child's stderr then stdout, each under its name and indented two spaces, starting on a new line;
+/// ` (no output)` when both are empty.
+pub fn indented_output(stdout: &str, stderr: &str) -> String {
+    let mut text = String::new();
+    for (name, s) in [("stderr", stderr), ("stdout", stdout)] {
+        let s = s.trim_end();
+        if !s.is_empty() {
+            text.push_str(&format!("\n{name}:\n"));
+            for line in s.lines() {
+                text.push_str("  ");
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    if text.is_empty() {
+        text.push_str(" (no output)");
+    }
+    text.trim_end().to_owned()
+}
+
+/// [`describe_status`] and [`indented_output`] of a finished child.
+pub fn describe_output(out: &Output) -> (String, String) {
+    (
+        describe_status(out.status),
+        indented_output(&String::from_utf8_lossy(&out.stdout), &String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// Runs `cmd` to completion, capturing its output; a spawn failure or a non-zero exit becomes a
+/// [`ToolError`] naming `action` (a lowercase fragment: "start the server", "reload the configuration").
+///
+/// The full command is logged at debug level. It holds no secret because none is ever put in argv:
+/// passwords reach children through a [`Passfile`] or the child's own environment.
+pub fn run(cmd: &mut Command, action: &str) -> Result<Output, ToolError> {
+    let command = display_command(cmd);
+    tracing::debug!(%command, action, "running");
+    let out = cmd.output().map_err(|source| ToolError::spawn(action, command.clone(), source))?;
+    tracing::debug!(%command, status = %out.status, "finished");
+    if out.status.success() {
+        return Ok(out);
+    }
+    Err(ToolError::exited(action, command, &out))
+}
 
 /// A `Command` for a PostgreSQL program with every `PG*` variable of our own environment removed, so
 /// nothing (PGPASSWORD, PGSERVICE, PGOPTIONS, a stray PGSSLMODE …) reaches the child by accident. Callers set
@@ -77,6 +201,32 @@ mod tests {
         drop(p);
         assert!(!path.exists());
         assert!(Passfile::new("a\nb").is_err());
+    }
+
+    #[test]
+    fn a_failure_names_the_action_the_command_and_what_the_tool_said() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo out; echo 'err one' >&2; echo 'err two' >&2; exit 3"]);
+        let err = run(&mut cmd, "try things").unwrap_err();
+        assert_eq!(err.code(), Some(3));
+        assert_eq!(
+            err.to_string(),
+            "failed to try things: `sh -c 'echo out; echo '\\''err one'\\'' >&2; echo '\\''err two'\\'' >&2; exit 3'` \
+             exited with status 3\nstderr:\n  err one\n  err two\n\nstdout:\n  out"
+        );
+
+        let err = run(Command::new("sh").args(["-c", "exit 1"]), "be quiet").unwrap_err();
+        assert!(err.to_string().ends_with("exited with status 1 (no output)"), "{err}");
+
+        let err = run(&mut Command::new("/nonexistent/tool"), "run a missing tool").unwrap_err();
+        assert!(matches!(err, ToolError::Spawn { .. }));
+        assert!(
+            err.to_string().starts_with("failed to run a missing tool: could not run `/nonexistent/tool`: "),
+            "{err}"
+        );
+
+        let out = run(Command::new("sh").args(["-c", "echo fine"]), "succeed").unwrap();
+        assert_eq!(out.stdout, b"fine\n");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The PostgreSQL server qrd runs next to: where its data directory and configuration files are and who
-//! owns them, writing its configuration files so that a broken file is never left loaded, undoing a change
-//! that fails part-way, proving a change with real connections, and saving a set of files with checksums to
-//! put back later.
+//! owns them, controlling it (pg_ctl or the service manager that runs it), writing its configuration files
+//! so that a broken file is never left loaded, undoing a change that fails part-way, proving a change with
+//! real connections, and saving a set of files with checksums to put back later.
 //!
 //! Commands that touch the server's files (`conf`, `hba`, `scram`, `ssl`, and later backups and standbys)
 //! build on this crate instead of each keeping its own copy. Progress and warnings are `tracing` events
@@ -9,17 +9,23 @@
 
 pub mod checked;
 pub mod hba;
+mod interfaces;
 pub mod journal;
 pub mod local;
 pub mod locate;
+pub mod pgctl;
 pub mod proof;
 pub mod saved;
+pub mod service;
 
 pub use checked::{CheckedWrite, WriteError, WriteOptions, Written, apply_in_order};
+pub use interfaces::interfaces;
 pub use journal::{Journal, UndoProblem};
 pub use local::{Layout, LocalError, LocalServer, Owner};
 pub use locate::{FileChoice, LocateError, Located, locate};
+pub use pgctl::{PgCtl, PgCtlError, StopMode};
 pub use saved::{SavedError, SavedFile, SavedSet};
+pub use service::{RestartFailure, Service, ServiceError};
 
 /// The two configuration files qrd edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -7,10 +7,12 @@ use clap::{Args, Subcommand};
 use qrd_conf::pgconf::{
     ConfTree, PlanError, PlanOptions, SettingInfo, VarType, needs_restart, plan_settings, validate,
 };
-use qrd_conf::write::FileEdit;
+use qrd_conf::write::{Applied, FileEdit};
 use qrd_pg::Session;
 use qrd_pg::serverconf::{self, SettingRow};
 use qrd_pgbin::Tool;
+use qrd_server::service::{After, Service};
+use qrd_server::{PgCtl, RestartFailure};
 
 use crate::error::{CliError, ExitStatus};
 use crate::options::{ConnectArgs, FileArgs, HelpArg, ToolArgs};
@@ -273,13 +275,12 @@ async fn set(
         return set_online(pairs, apply, conn).await;
     }
     let loc = qrd_server::locate(FileKind::Conf, &files.choice(), &conn.opts()).await?;
-    let mut restart = match &loc.session {
-        Some(s) => check_values(s, &pairs).await?,
-        None => {
-            note("warning: no server connection: values are not checked against pg_settings");
-            Vec::new()
+    match &loc.session {
+        Some(s) => {
+            check_values(s, &pairs).await?;
         }
-    };
+        None => note("warning: no server connection: values are not checked against pg_settings"),
+    }
     let tree = load_tree(&loc, files)?;
 
     // Each setting goes where the server reads it last outside postgresql.auto.conf (an included file,
@@ -311,18 +312,18 @@ async fn set(
     for e in edits {
         change.add(e, FileKind::Conf);
     }
-    write_checked(&change, loc.session.as_ref(), opts).await?;
+    let written = write_checked(&change, loc.session.as_ref(), opts).await?;
     if apply.dry_run || (!changed && loc.session.is_none()) {
         return Ok(ExitStatus::Success);
     }
+    let mut restart = Vec::new();
     if let Some(session) = &loc.session {
-        // What the server says now: pending_restart is the authority once it has reloaded (also when this
-        // run wrote nothing because an earlier one did: the restart may still be owed).
+        // What the server says about the files on disk now: also when this run did not reload (--no-reload),
+        // or wrote nothing because an earlier run did and the restart is still owed.
         let names: Vec<String> = pairs.iter().map(|(n, _)| n.clone()).collect();
-        let rows = serverconf::settings(session, &names).await?;
-        restart = rows.iter().filter(|r| r.pending_restart).map(|r| r.name.clone()).collect();
+        restart = serverconf::restart_owed(session, &names).await?;
     }
-    finish_restart(restart, apply, &loc, files, tools).await
+    finish_restart(restart, &written.applied, apply, &loc, files, tools).await
 }
 
 async fn set_online(
@@ -367,15 +368,15 @@ async fn set_online(
     Ok(ExitStatus::Success)
 }
 
-/// The server's output while pg_ctl restarts it, beside its data directory's other files. (Without `-l` the
-/// new postmaster would hold pg_ctl's output pipes open for ever; a server that logs with
-/// logging_collector writes only its first lines here.)
-const RESTART_LOG: &str = "qrd-restart.log";
+/// How long pg_ctl may take to stop and start the server again (a checkpoint on a busy server is slow).
+const RESTART_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Says what needs a restart, or restarts with pg_ctl when asked (as the data directory's owner when run
-/// as root: pg_ctl refuses to run as root).
+/// Says what needs a restart, or restarts when asked: through what manages the server (pg_ctlcluster, the
+/// systemd unit, else pg_ctl as the data directory's owner with its groups). When the server does not come
+/// back with the new files (`applied`), the previous ones go back and the server is started again.
 async fn finish_restart(
     restart: Vec<String>,
+    applied: &[Applied],
     apply: &ApplyArgs,
     loc: &Located,
     files: &FileArgs,
@@ -393,45 +394,48 @@ async fn finish_restart(
             .hint("restart the PostgreSQL service yourself"));
     };
     let version = qrd_pgbin::PgVersion::from_version_num(server.version_num);
-    let pg_ctl = tools.finder().find(Tool::PgCtl, &version).map_err(|e| {
-        let hint = e.hint();
-        CliError::new(ExitStatus::Refused, e.to_string()).hint(hint)
-    })?;
     let dir = data_dir(loc, files);
-    restart_server(&pg_ctl.path, &dir)?;
-    note(format!("restarted (for {})", restart.join(", ")));
-    Ok(ExitStatus::Success)
+    let service = Service::detect(&dir, Path::new(&server.config_file), || {
+        let pg_ctl = tools.finder().find(Tool::PgCtl, &version).map_err(|e| {
+            let hint = e.hint();
+            CliError::new(ExitStatus::Refused, e.to_string()).hint(hint)
+        })?;
+        PgCtl::for_owner(&pg_ctl.path, &dir).map(|c| c.timeout(RESTART_TIMEOUT)).map_err(|e| {
+            CliError::new(ExitStatus::Refused, e.to_string())
+                .hint("run qrd as root or as the data directory's owner, or restart the PostgreSQL service yourself")
+        })
+    })?;
+    tracing::debug!(%service, data_dir = %dir.display(), "restarting");
+    match service.restart_or_roll_back(applied) {
+        Ok(()) => {
+            note(format!("restarted with {service} (for {})", restart.join(", ")));
+            Ok(ExitStatus::Success)
+        }
+        Err(failure) => Err(restart_failed(&failure, &service)),
+    }
 }
 
-fn restart_server(pg_ctl: &Path, data_dir: &Path) -> Result<(), CliError> {
-    use std::os::unix::fs::MetadataExt;
-    use std::os::unix::process::CommandExt;
-    let mut cmd = qrd_pgbin::scrubbed_command(pg_ctl);
-    let log = data_dir.join(RESTART_LOG);
-    cmd.args(["restart", "-m", "fast", "-w", "-t", "120", "-D"]).arg(data_dir).arg("-l").arg(&log);
-    cmd.stdin(std::process::Stdio::null());
-    let meta = std::fs::metadata(data_dir).map_err(|e| {
-        CliError::new(ExitStatus::Failed, format!("cannot read the data directory {}: {e}", data_dir.display()))
-    })?;
-    if nix::unistd::geteuid().is_root() {
-        cmd.uid(meta.uid()).gid(meta.gid());
-    }
-    let out =
-        cmd.output().map_err(|e| CliError::new(ExitStatus::Failed, format!("cannot run {}: {e}", pg_ctl.display())))?;
-    if !out.status.success() {
-        return Err(CliError::new(
-            ExitStatus::Failed,
-            format!(
-                "pg_ctl restart failed ({}): {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-        .hint(format!(
-            "the files are written and checked; look at {} and the server log, then start the service",
-            log.display()
-        )));
-    }
-    Ok(())
+fn restart_failed(failure: &RestartFailure, service: &Service) -> CliError {
+    let hint = match (&failure.after, &failure.not_restored) {
+        (_, Some(n)) => format!(
+            "copy {} over {} yourself now, then {}",
+            n.backup.display(),
+            n.file.display(),
+            if failure.is_down() { format!("start the server ({service})") } else { "reload".to_owned() }
+        ),
+        (After::RunsAgain, None) => {
+            "the server's own words are above: fix the value and run the command again".to_owned()
+        }
+        (After::NeverStopped, None) => {
+            "see above why the server could not be restarted, then run the command again".to_owned()
+        }
+        (After::StartedLate, None) => {
+            "the server is still starting: watch its log, then check the values with `qrd conf get`".to_owned()
+        }
+        (After::Down { .. }, None) => format!(
+            "start the server now ({service}); if it still fails, put the previous file back from its .qrd-*.bak copy \
+             beside it"
+        ),
+    };
+    CliError::new(ExitStatus::Failed, failure.to_string()).hint(hint)
 }

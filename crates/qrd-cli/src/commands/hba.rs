@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use clap::{Args, Subcommand};
 use qrd_conf::hba::{
-    AddOutcome, Address, Client, ConnType, Interface, Method, NodeRules, Outcome, Placement, Record, RecordMatch,
-    Replication, Request, Token, rule_from_words,
+    AddOutcome, Address, Client, ConnType, Method, NodeRules, Outcome, Placement, Record, RecordMatch, Replication,
+    Request, Token, rule_from_words,
 };
 use qrd_pg::spec::{DEFAULT_REPO_ROLE, QLIK_DATABASES};
 use qrd_server::hba::HbaEdit;
@@ -358,7 +358,7 @@ async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
     // The file came from this machine's data directory or its server: this machine is the server host,
     // so its interfaces are the server's (`samehost`, `samenet`). A copy given with --file may not be.
     if !edit.loc.named {
-        facts.interfaces = local_interfaces();
+        facts.interfaces = qrd_server::interfaces();
     }
     let client = match args.address {
         Some(ip) => Client::Tcp(ip),
@@ -384,25 +384,6 @@ async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
         Outcome::Matched { method: Method::Reject, .. } | Outcome::NoMatch { .. } => ExitStatus::ChecksFailed,
         _ => ExitStatus::Success,
     })
-}
-
-/// This host's interface addresses with their prefix lengths, as the server enumerates them for
-/// `samehost`/`samenet`; `None` when they cannot be listed (explain then says what it would depend on).
-fn local_interfaces() -> Option<Vec<Interface>> {
-    let addrs = nix::ifaddrs::getifaddrs().ok()?;
-    let mut out = Vec::new();
-    for a in addrs {
-        let (Some(addr), Some(mask)) = (a.address, a.netmask) else { continue };
-        let (ip, prefix) = if let (Some(a4), Some(m4)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
-            (IpAddr::V4(a4.ip()), u32::from(m4.ip()).count_ones())
-        } else if let (Some(a6), Some(m6)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
-            (IpAddr::V6(a6.ip()), u128::from(m6.ip()).count_ones())
-        } else {
-            continue;
-        };
-        out.push(Interface { addr: ip, prefix: prefix as u8 });
-    }
-    Some(out)
 }
 
 fn print_outcome(outcome: &Outcome, loc: &Located) {

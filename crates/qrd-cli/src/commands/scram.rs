@@ -24,6 +24,7 @@ use qrd_conf::write::FileEdit;
 use qrd_pg::security::{self, RoleHash};
 use qrd_pg::verifier::{Encryption, HashType};
 use qrd_pg::{Inventory, RepoSpec, Secret, Session, password};
+use qrd_pgbin::shell_quote;
 
 use crate::commands::password::{mixes_character_sets, qlik_followups, require_role, verify_login, verify_stored};
 use crate::error::{CliError, ExitStatus};
@@ -170,18 +171,10 @@ async fn status(args: StatusArgs) -> Result<ExitStatus, CliError> {
     if !md5.is_empty() || inv.password_encryption != "scram-sha-256" {
         note(format!(
             "to move to SCRAM-SHA-256: `qrd scram migrate{}`",
-            md5.iter().map(|r| format!(" --role {}", shell_word(r))).collect::<String>()
+            md5.iter().map(|r| format!(" --role {}", shell_quote(r))).collect::<String>()
         ));
     }
     Ok(ExitStatus::Success)
-}
-
-fn shell_word(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// One role of the migration.
@@ -209,7 +202,7 @@ fn role_password(args: &MigrateArgs, role: &str) -> Result<Secret, CliError> {
     password::prompt(&format!("Current password of role {role:?}"), false).map_err(|e| {
         refused(e.to_string()).hint(format!(
             "give --role-password-file {}=FILE (mode 0600) or set {}",
-            shell_word(role),
+            shell_quote(role),
             vars.join(" or ")
         ))
     })
@@ -318,7 +311,7 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
             roles.dedup();
             let mut all: Vec<String> = role_names.clone();
             all.extend(roles.iter().map(|r| r.to_string()));
-            let add: String = all.iter().map(|r| format!(" --role {}", shell_word(r))).collect();
+            let add: String = all.iter().map(|r| format!(" --role {}", shell_quote(r))).collect();
             return Err(refused(msg).hint(format!(
                 "migrate those roles too (`qrd scram migrate{add}` with their passwords), or pass --partial-hba to \
                  leave those lines md5 for now; nothing was changed"
