@@ -132,3 +132,17 @@ impl From<qrd_server::hba::HbaError> for CliError {
         }
     }
 }
+
+impl From<qrd_server::settings::SettingsError> for CliError {
+    fn from(e: qrd_server::settings::SettingsError) -> Self {
+        use qrd_server::settings::SettingsError as E;
+        match e {
+            E::Query(e) => e.into(),
+            e => {
+                let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
+                let hint = e.hint();
+                CliError::new(status, e.to_string()).hint(hint)
+            }
+        }
+    }
+}

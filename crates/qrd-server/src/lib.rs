@@ -17,6 +17,7 @@ pub mod pgctl;
 pub mod proof;
 pub mod saved;
 pub mod service;
+pub mod settings;
 
 pub use checked::{CheckedWrite, WriteError, WriteOptions, Written, apply_in_order};
 pub use interfaces::interfaces;

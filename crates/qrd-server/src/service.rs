@@ -324,6 +324,31 @@ pub enum After {
 }
 
 impl RestartFailure {
+    /// The next step for the DBA, by what state the server was left in.
+    pub fn hint(&self, service: &Service) -> String {
+        match (&self.after, &self.not_restored) {
+            (_, Some(n)) => format!(
+                "copy {} over {} yourself now, then {}",
+                n.backup.display(),
+                n.file.display(),
+                if self.is_down() { format!("start the server ({service})") } else { "reload".to_owned() }
+            ),
+            (After::RunsAgain, None) => {
+                "the server's own words are above: fix the value and run the command again".to_owned()
+            }
+            (After::NeverStopped, None) => {
+                "see above why the server could not be restarted, then run the command again".to_owned()
+            }
+            (After::StartedLate, None) => {
+                "the server is still starting: watch its log, then check the values with `qrd conf get`".to_owned()
+            }
+            (After::Down { .. }, None) => format!(
+                "start the server now ({service}); if it still fails, put the previous file back from its .qrd-*.bak copy \
+             beside it"
+            ),
+        }
+    }
+
     /// The server is not running.
     pub fn is_down(&self) -> bool {
         matches!(self.after, After::Down { .. })
