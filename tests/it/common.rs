@@ -285,3 +285,42 @@ impl PemPki {
         PemPki { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
     }
 }
+
+/// role → hash type (`md5`, `scram`, `none`) of every login role, as pg_authid stores it.
+pub fn hashes(server: &Server) -> Vec<(String, String)> {
+    block_on(async {
+        let c = server.connect("postgres").await;
+        c.query(
+            "SELECT rolname::text, CASE WHEN rolpassword LIKE 'md5%' THEN 'md5'
+                                        WHEN rolpassword LIKE 'SCRAM-SHA-256$%' THEN 'scram' ELSE 'none' END
+               FROM pg_authid WHERE rolcanlogin ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    })
+}
+
+/// A real TCP login (no TLS) from 127.0.0.1 as `user`: `Ok` or the server's message.
+pub fn login(server: &Server, user: &str, pw: &str) -> Result<(), String> {
+    block_on(async {
+        server
+            .try_connect_tcp(std::net::Ipv4Addr::LOCALHOST.into(), "postgres", user, pw)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string()))
+    })
+}
+
+/// The first column of the one row `sql` returns, as the superuser in `postgres`.
+pub fn q1(server: &Server, sql: &str) -> Option<String> {
+    block_on(async { server.connect("postgres").await.query_one(sql, &[]).await.unwrap().get(0) })
+}
+
+/// Runs `sql` as the superuser in `postgres`.
+pub fn exec(server: &Server, sql: &str) {
+    block_on(async { server.connect("postgres").await.batch_execute(sql).await.unwrap() })
+}

@@ -10,6 +10,7 @@ mod connect;
 mod guide;
 mod hba;
 mod hostile;
+mod password;
 mod prompt;
 mod provision;
 mod scram;
