@@ -155,3 +155,35 @@ fn unreachable_database_is_reported_not_fatal(major: u32) {
     assert!(stderr(&out).contains("\"QSMQ\" exists but qrd cannot look inside it"), "{}", stderr(&out));
 }
 per_major!(unreachable_database_is_reported_not_fatal: pg16 = 16);
+
+/// PostgreSQL 16's pg_hba.conf includes: an md5 rule (and a TCP trust rule) in an included file is
+/// reported as `file:line`, as the server itself reads it (`pg_hba_file_rules`).
+fn rules_in_included_hba_files_are_checked(major: u32) {
+    let server = Server::builder(major).host_auth(HostAuth::ScramSha256).start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, "Include-pw");
+    let dir = server.data_dir();
+    std::fs::create_dir(dir.join("hba.d")).unwrap();
+    std::fs::write(
+        dir.join("hba.d/50-legacy.conf"),
+        "# an old monitoring rule\nhost all all 127.0.0.2/32 md5\nhost all all 127.0.0.3/32 trust\n",
+    )
+    .unwrap();
+    let hba = dir.join("pg_hba.conf");
+    let original = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("{original}include_dir hba.d\n")).unwrap();
+    server.reload();
+    let out = run_expect(qrd(&server, &scratch).args(["check", "--json"]), 1);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let find = |id: &str| {
+        report["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("{id}"))
+    };
+    let md5 = find("auth.hba_md5");
+    assert_eq!(md5["status"], "warn", "{md5}");
+    assert!(md5["message"].as_str().unwrap().contains("hba.d/50-legacy.conf:2"), "{md5}");
+    let tcp = find("auth.hba_tcp");
+    assert_eq!(tcp["status"], "fail", "{tcp}");
+    assert!(tcp["message"].as_str().unwrap().contains("trust on line(s) "), "{tcp}");
+    assert!(tcp["message"].as_str().unwrap().contains("hba.d/50-legacy.conf:3"), "{tcp}");
+}
+per_major!(rules_in_included_hba_files_are_checked: pg16 = 16);

@@ -319,18 +319,46 @@ fn md5_hashes(ctx: &Context<'_>) -> Vec<Finding> {
 
 /// pg_hba.conf rules by method: md5 warns; trust or password on TCP fails (anyone on the network, or
 /// passwords in clear text over it).
+/// A pg_hba.conf rule for the method checks: where it is written, its connection type and method.
+struct RuleAt {
+    /// Its line in pg_hba.conf, or `file:line` in a file pg_hba.conf includes.
+    place: String,
+    conn_type: ConnType,
+    method: Method,
+}
+
+/// Every rule the server reads. On PostgreSQL 16 from the server's own view, which also holds the rules of
+/// included files (`include`, `include_if_exists`, `include_dir`) that pg_hba.conf's text does not show;
+/// before 16 there are no includes and the text says it all.
+fn hba_rules(inv: &qrd_pg::Inventory) -> Option<Vec<RuleAt>> {
+    if let Some(rules) = &inv.hba_rules {
+        let at = |r: &qrd_pg::inventory::HbaRule| {
+            Some(RuleAt {
+                place: if r.in_main_file { r.line.to_string() } else { format!("{}:{}", r.file, r.line) },
+                conn_type: r.conn_type.as_deref()?.parse().ok()?,
+                method: r.method.as_deref()?.parse().ok()?,
+            })
+        };
+        return Some(rules.iter().filter_map(at).collect());
+    }
+    let file = HbaFile::parse(inv.hba_text.as_deref()?, Path::new("pg_hba.conf")).ok()?;
+    let rules = file.records().map(|r| RuleAt {
+        place: r.line.to_string(),
+        conn_type: r.record.conn_type,
+        method: r.record.method,
+    });
+    Some(rules.collect())
+}
+
 fn hba_methods(ctx: &Context<'_>) -> Vec<Finding> {
-    let Some(text) = &ctx.inventory.hba_text else { return Vec::new() };
-    let Ok(file) = HbaFile::parse(text, Path::new("pg_hba.conf")) else { return Vec::new() };
-    let lines = |pred: &dyn Fn(&qrd_conf::hba::Record) -> bool| -> Vec<usize> {
-        file.records().filter(|r| pred(r.record)).map(|r| r.line).collect()
+    let Some(rules) = hba_rules(ctx.inventory) else { return Vec::new() };
+    let lines = |pred: &dyn Fn(&RuleAt) -> bool| -> Vec<&str> {
+        rules.iter().filter(|r| pred(r)).map(|r| r.place.as_str()).collect()
     };
-    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
-    let tcp = |r: &qrd_conf::hba::Record| r.conn_type != ConnType::Local;
+    let list = |v: &[&str]| v.join(", ");
+    let tcp = |r: &RuleAt| r.conn_type != ConnType::Local;
     // Plain TCP: `password` there sends the password in clear text (hostssl/hostgssenc encrypt it).
-    let plain = |r: &qrd_conf::hba::Record| {
-        matches!(r.conn_type, ConnType::Host | ConnType::HostNoSsl | ConnType::HostNoGssEnc)
-    };
+    let plain = |r: &RuleAt| matches!(r.conn_type, ConnType::Host | ConnType::HostNoSsl | ConnType::HostNoGssEnc);
     let mut out = Vec::new();
     let md5 = lines(&|r| r.method == Method::Md5);
     out.push(if md5.is_empty() {
@@ -756,6 +784,35 @@ mod tests {
         let f = node_findings(&inv, &["10.1.2.3"]);
         assert_eq!(f[0].status, Status::Warn);
         assert!(node_findings(&with_hba("host all all 0.0.0.0/0 md5\n"), &[]).is_empty());
+    }
+
+    #[test]
+    fn rules_of_included_files_count_as_file_and_line() {
+        let rule = |file: &str, line, conn: &str, method: Option<&str>| qrd_pg::inventory::HbaRule {
+            file: file.into(),
+            in_main_file: file == "/d/pg_hba.conf",
+            line,
+            conn_type: Some(conn.into()),
+            method: method.map(Into::into),
+        };
+        // The view wins over the text: on 16 it also holds the included files' rules.
+        let mut inv = with_hba("host all all 10.0.0.0/8 scram-sha-256\n");
+        inv.hba_rules = Some(vec![
+            rule("/d/pg_hba.conf", 1, "host", Some("scram-sha-256")),
+            rule("/d/pg_hba.conf", 2, "host", Some("md5")),
+            rule("/d/hba.d/50-old.conf", 3, "host", Some("md5")),
+            rule("/d/hba.d/50-old.conf", 4, "host", Some("trust")),
+            rule("/d/hba.d/50-old.conf", 5, "local", Some("trust")),
+            // A line the server could not parse has no method.
+            rule("/d/hba.d/50-old.conf", 6, "host", None),
+        ]);
+        let f = findings(&inv, ROLE);
+        let md5 = status_of(&f, "auth.hba_md5");
+        assert_eq!(md5.status, Status::Warn);
+        assert_eq!(md5.message, "pg_hba.conf line(s) 2, /d/hba.d/50-old.conf:3 use md5");
+        let tcp = status_of(&f, "auth.hba_tcp");
+        assert_eq!(tcp.status, Status::Fail);
+        assert!(tcp.message.contains("trust on line(s) /d/hba.d/50-old.conf:4 lets"), "{}", tcp.message);
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct Inventory {
     pub port: i32,
     /// pg_hba.conf's text as the server has it (`None` without superuser rights or when unreadable).
     pub hba_text: Option<String>,
+    /// The rules of pg_hba.conf and the files it includes as the server parses them
+    /// (`pg_hba_file_rules`), on PostgreSQL 16, where included files exist (`None` before 16, without
+    /// superuser rights, or when unreadable).
+    pub hba_rules: Option<Vec<HbaRule>>,
     /// Every role with the roles it is directly a member of (for `+group` and `samerole` in
     /// pg_hba.conf); read with `hba_text`.
     pub memberships: Option<Vec<(String, Vec<String>)>>,
@@ -54,6 +58,20 @@ pub struct Inventory {
     pub databases: Vec<DbInfo>,
     /// Maintenance database the inventory was taken from.
     pub maintenance_db: String,
+}
+
+/// One rule as the server parsed it (a `pg_hba_file_rules` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HbaRule {
+    /// The file the rule is written in, as the server names it.
+    pub file: String,
+    /// The rule is in pg_hba.conf itself, not in an included file.
+    pub in_main_file: bool,
+    pub line: usize,
+    /// `local`, `host`, `hostssl` …
+    pub conn_type: Option<String>,
+    /// `None` for a line the server could not parse.
+    pub method: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +158,7 @@ pub(crate) const DATABASES: Template = sql_template!("inventory/databases.sql");
 const DATABASE_ACL: Template = sql_template!("inventory/database_acl.sql");
 const SCHEMA_PUBLIC: Template = sql_template!("inventory/schema_public.sql");
 const HBA_TEXT: Template = sql_template!("inventory/hba_text.sql");
+const HBA_RULES: Template = sql_template!("inventory/hba_rules.sql");
 const LOGIN_ROLES: Template = sql_template!("inventory/login_roles.sql");
 
 impl Inventory {
@@ -177,6 +196,29 @@ impl Inventory {
                         "cannot read pg_hba.conf through the server: {}",
                         crate::connect::server_message(&e)
                     );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        // Before 16 the view holds the main file's rules only, which hba_text already gives.
+        let hba_rules = if is_superuser && version_num >= 160000 {
+            match c.query(q(&HBA_RULES), &[]).await {
+                Ok(rows) => Some(
+                    rows.iter()
+                        .map(|r| HbaRule {
+                            file: r.get("file_name"),
+                            in_main_file: r.get("in_main_file"),
+                            line: r.get::<_, i32>("line_number") as usize,
+                            conn_type: r.get("type"),
+                            method: r.get("auth_method"),
+                        })
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::debug!("cannot read pg_hba_file_rules: {}", crate::connect::server_message(&e));
                     None
                 }
             }
@@ -291,6 +333,7 @@ impl Inventory {
             listen_addresses: server.get("listen_addresses"),
             port: server.get("port"),
             hba_text,
+            hba_rules,
             memberships,
             role,
             login_roles,

@@ -24,6 +24,7 @@ pub fn bare_server(major: u32) -> Inventory {
         listen_addresses: "localhost".into(),
         port: 4432,
         hba_text: None,
+        hba_rules: None,
         memberships: None,
         role: None,
         login_roles: None,

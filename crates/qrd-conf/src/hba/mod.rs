@@ -20,6 +20,8 @@
 //!
 //! Edits work on text: each entry keeps its raw lines, an edit splices the changed lines and re-parses, so
 //! every other byte stays as it was and the model can never drift from the text.
+//!
+//! [`HbaTree`] reads the files a PostgreSQL 16 pg_hba.conf includes, for changes that must reach every rule.
 
 mod address;
 mod explain;
@@ -27,6 +29,7 @@ mod file;
 mod record;
 mod rules;
 mod token;
+mod tree;
 
 #[cfg(test)]
 mod tests;
@@ -37,3 +40,4 @@ pub use file::{Diagnostic, EditError, HbaFile, Include, IncludeKind, RecordMatch
 pub use record::{AuthOption, ConnType, DatabaseKind, Method, Record, RecordError, Token, UserKind};
 pub use rules::{AddOutcome, NodeRules, NodeRulesReport, Placement, RuleError, rule_from_words};
 pub use token::Pos;
+pub use tree::{HbaTree, HbaTreeFile};

@@ -777,3 +777,53 @@ fn command_line_words_become_tokens() {
     let rows = vec![("alice".to_owned(), vec!["qlik".to_owned()]), ("qlik".to_owned(), vec![])];
     assert!(Roles::from_memberships(&rows).is_member("alice", "qlik"));
 }
+
+// ---- HbaTree: the files a PostgreSQL 16 pg_hba.conf includes ----
+
+#[test]
+fn tree_reads_includes_in_server_order() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    std::fs::create_dir_all(root.join("hba.d/sub")).unwrap();
+    std::fs::write(root.join("hba.d/20-b.conf"), "host all b 10.0.0.2/32 md5\ninclude sub/deep.conf\n").unwrap();
+    std::fs::write(root.join("hba.d/10-a.conf"), "host all a 10.0.0.1/32 md5\n").unwrap();
+    // Not read: hidden, too short a name, not *.conf, a directory.
+    std::fs::write(root.join("hba.d/.hidden.conf"), "garbage\n").unwrap();
+    std::fs::write(root.join("hba.d/.conf"), "garbage\n").unwrap();
+    std::fs::write(root.join("hba.d/x.conf.bak"), "garbage\n").unwrap();
+    std::fs::create_dir(root.join("hba.d/dir.conf")).unwrap();
+    std::fs::write(root.join("hba.d/sub/deep.conf"), "host all deep 10.0.0.3/32 md5\n").unwrap();
+    let main = root.join("pg_hba.conf");
+    let text = "local all all peer\ninclude_dir hba.d\ninclude_if_exists missing.conf\nhost all all ::1/128 md5\n";
+    std::fs::write(&main, text).unwrap();
+    let tree = HbaTree::load(&main, text).unwrap();
+    let names: Vec<String> =
+        tree.files().iter().map(|f| f.path.strip_prefix(root).unwrap().display().to_string()).collect();
+    assert_eq!(names, ["pg_hba.conf", "hba.d/10-a.conf", "hba.d/20-b.conf", "hba.d/sub/deep.conf"]);
+    assert!(tree.main().is_main() && !tree.files()[1].is_main());
+    let deep = &tree.files()[3];
+    let from = deep.included_from.as_ref().unwrap();
+    assert_eq!((from.file.as_path(), from.line), (root.join("hba.d/20-b.conf").as_path(), 2));
+    assert_eq!(deep.text, "host all deep 10.0.0.3/32 md5\n");
+    assert_eq!(tree.skipped().len(), 1);
+    assert_eq!(tree.skipped()[0].0, root.join("missing.conf"));
+    // 12–15: the main file alone.
+    assert_eq!(HbaTree::main_only(&main, text).unwrap().files().len(), 1);
+}
+
+#[test]
+fn tree_errors_are_the_servers() {
+    let d = tempfile::tempdir().unwrap();
+    let main = d.path().join("pg_hba.conf");
+    let missing = "include nope.conf\n";
+    let e = HbaTree::load(&main, missing).unwrap_err();
+    assert!(matches!(e, crate::pgconf::LoadError::Read { .. }), "{e}");
+    std::fs::write(d.path().join("self.conf"), "include self.conf\n").unwrap();
+    let e = HbaTree::load(&main, "include self.conf\n").unwrap_err();
+    assert!(matches!(e, crate::pgconf::LoadError::Cycle { .. }), "{e}");
+    std::fs::write(d.path().join("bad.conf"), "host all all 10.0.0.0/33 md5\n").unwrap();
+    let e = HbaTree::load(&main, "include bad.conf\n").unwrap_err();
+    assert!(e.to_string().contains("bad.conf:1:14: invalid CIDR mask"), "{e}");
+    let e = HbaTree::load(&main, "include_dir nodir\n").unwrap_err();
+    assert!(matches!(e, crate::pgconf::LoadError::ReadDir { .. }), "{e}");
+}

@@ -11,7 +11,7 @@
 mod file;
 mod lexer;
 mod plan;
-mod tree;
+pub(crate) mod tree;
 mod validate;
 
 #[cfg(test)]

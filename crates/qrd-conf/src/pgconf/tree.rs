@@ -347,7 +347,7 @@ impl ConfTree {
 }
 
 /// The `*.conf` files of an `include_dir`, as the server picks and orders them.
-fn conf_files_in(dir: &Path, from: &Origin) -> Result<Vec<PathBuf>, LoadError> {
+pub(crate) fn conf_files_in(dir: &Path, from: &Origin) -> Result<Vec<PathBuf>, LoadError> {
     let read_err = |source| LoadError::ReadDir { path: dir.to_path_buf(), from: from.clone(), source };
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read_err)? {
@@ -382,13 +382,13 @@ fn absolute(path: &Path) -> PathBuf {
     normalize(&joined)
 }
 
-fn parent(path: &Path) -> PathBuf {
+pub(crate) fn parent(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Lexical clean-up like the server's `canonicalize_path`: drops `.` and resolves `..` without touching
 /// the file system (symlinks are not resolved).
-fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -405,7 +405,7 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 /// The same file, also through symlinks when both resolve.
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     if a == b {
         return true;
     }
