@@ -237,3 +237,41 @@ fn verbose_output_has_no_verifier(major: u32) {
     assert!(!all.contains("SCRAM-SHA-256$") && !all.contains("second-pw"), "leak in qrd output");
 }
 every_run!(verbose_output_has_no_verifier);
+
+/// `--repo-user` names the repository role, as on the other commands: with a repository role that is not
+/// the default one, setting its password prints the Qlik list (every node's connection string), another
+/// role gets the short list, and a missing repository role is pointed at `qrd provision --repo-user`.
+fn password_set_knows_a_non_default_repository_role(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let repo = "qlik_repo";
+    let first = scratch.secret_file("first", "first-pw");
+    run_expect(qrd(&server, &scratch).args(["provision", "--repo-user", repo, "--repo-password-file"]).arg(&first), 0);
+    exec(&server, "CREATE ROLE qliksenserepository LOGIN PASSWORD 'other-pw'");
+    let pw = scratch.secret_file("new", "second-pw");
+    let out = run_expect(
+        qrd(&server, &scratch).args(["password", "set", repo, "--repo-user", repo, "--new-password-file"]).arg(&pw),
+        0,
+    );
+    assert!(stdout(&out).contains("Connection String Editor"), "the repository role's list: {}", stdout(&out));
+    login(&server, repo, "second-pw").unwrap();
+    // The default name is just another role here.
+    let out = run_expect(
+        qrd(&server, &scratch).args(["password", "set", ROLE, "--repo-user", repo, "--new-password-file"]).arg(&pw),
+        0,
+    );
+    assert!(!stdout(&out).contains("Connection String Editor"), "not the repository role: {}", stdout(&out));
+    assert!(stdout(&out).contains(&format!("anything that logs in as \"{ROLE}\"")), "{}", stdout(&out));
+    let out = run_expect(
+        qrd(&server, &scratch).env("QRD_NEW_PASSWORD", "x").args([
+            "password",
+            "set",
+            "qlik_new",
+            "--repo-user",
+            "qlik_new",
+        ]),
+        4,
+    );
+    assert!(stderr(&out).contains("qrd provision --repo-user qlik_new"), "{}", stderr(&out));
+}
+every_run!(password_set_knows_a_non_default_repository_role);

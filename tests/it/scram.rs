@@ -164,3 +164,107 @@ fn migrate_leaves_a_passwordless_superuser_alone(major: u32) {
     );
 }
 every_run!(migrate_leaves_a_passwordless_superuser_alone);
+
+/// PostgreSQL 16's pg_hba.conf includes: md5 rules in an included file are switched too (one checked write
+/// for every file), and a rule there that an md5 role logs in through blocks the switch like one in the
+/// main file, named as `file:line`.
+fn migrate_follows_hba_includes(major: u32) {
+    let server = Server::builder(major).host_auth(HostAuth::Md5).start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, REPO_PW);
+    exec(&server, &format!("CREATE ROLE bob LOGIN PASSWORD '{BOB_PW}'"));
+    let dir = server.data_dir();
+    std::fs::create_dir(dir.join("hba.d")).unwrap();
+    let included = dir.join("hba.d/10-bob.conf");
+    std::fs::write(&included, "# bob's own rule\nhost all bob 127.0.0.0/8 md5\n").unwrap();
+    // Only the repository role and postgres in the main file's TCP lines; bob only through the include.
+    std::fs::write(
+        dir.join("pg_hba.conf"),
+        format!(
+            "local all all trust\n\
+             include_if_exists not-there.conf\n\
+             include_dir hba.d\n\
+             host all postgres,{ROLE} 127.0.0.0/8 md5\n\
+             host all postgres,{ROLE} ::1/128 md5\n"
+        ),
+    )
+    .unwrap();
+    server.reload();
+    let rules = || {
+        block_on(async {
+            let c = server.connect("postgres").await;
+            c.query(
+                "SELECT regexp_replace(file_name, '.*/', '') || ':' || line_number || ' ' || auth_method
+                   FROM pg_hba_file_rules WHERE type = 'host' ORDER BY rule_number",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(rules(), ["10-bob.conf:2 md5", "pg_hba.conf:4 md5", "pg_hba.conf:5 md5"]);
+
+    // bob keeps md5 and logs in through the included rule: refused, named by file and line.
+    let out = run_expect(q(&server, &scratch).args(["scram", "migrate"]), 4);
+    let err = stderr(&out);
+    assert!(err.contains("hba.d/10-bob.conf:2: \"bob\""), "{err}");
+    assert!(err.contains("--role bob"), "{err}");
+    assert_eq!(rules(), ["10-bob.conf:2 md5", "pg_hba.conf:4 md5", "pg_hba.conf:5 md5"], "nothing changed");
+
+    // --partial-hba: the main file's lines switch, bob's included rule stays md5.
+    run_expect(q(&server, &scratch).args(["scram", "migrate", "--partial-hba"]), 0);
+    assert_eq!(rules(), ["10-bob.conf:2 md5", "pg_hba.conf:4 scram-sha-256", "pg_hba.conf:5 scram-sha-256"]);
+
+    // With bob: the included file is switched too, comments kept, and bob logs in with SCRAM.
+    let out = run_expect(
+        q(&server, &scratch).env("QRD_PASSWORD_BOB", BOB_PW).args(["scram", "migrate", "--role", "bob", "--dry-run"]),
+        0,
+    );
+    assert!(stdout(&out).contains("+host all bob 127.0.0.0/8 scram-sha-256"), "{}", stdout(&out));
+    assert_eq!(rules()[0], "10-bob.conf:2 md5", "--dry-run changes nothing");
+    run_expect(q(&server, &scratch).env("QRD_PASSWORD_BOB", BOB_PW).args(["scram", "migrate", "--role", "bob"]), 0);
+    assert_eq!(rules(), ["10-bob.conf:2 scram-sha-256", "pg_hba.conf:4 scram-sha-256", "pg_hba.conf:5 scram-sha-256"]);
+    assert_eq!(
+        std::fs::read_to_string(&included).unwrap(),
+        "# bob's own rule\nhost all bob 127.0.0.0/8 scram-sha-256\n"
+    );
+    assert_eq!(hashes(&server).iter().filter(|(_, h)| h == "scram").count(), 3, "{:?}", hashes(&server));
+    login(&server, "bob", BOB_PW).unwrap();
+    login(&server, ROLE, REPO_PW).unwrap();
+}
+per_major!(migrate_follows_hba_includes: pg16 = 16);
+
+/// Roles whose names differ only in characters other than letters and digits read different
+/// `QRD_PASSWORD_…` variables: `a_b` keeps the plain form, `a-b` gets the escaped one, so neither is
+/// given the other's password.
+fn role_password_variables_do_not_collide(major: u32) {
+    let server = Server::builder(major).host_auth(HostAuth::Md5).start().unwrap();
+    let scratch = Scratch::new();
+    provision(&server, &scratch, REPO_PW);
+    exec(&server, "CREATE ROLE \"a-b\" LOGIN PASSWORD 'dash-pw'; CREATE ROLE a_b LOGIN PASSWORD 'underscore-pw'");
+    let out =
+        run_expect(
+            q(&server, &scratch)
+                .env("QRD_PASSWORD_A_B", "underscore-pw")
+                .env("QRD_PASSWORD__612D62", "dash-pw")
+                .args(["scram", "migrate", "--role", "a-b", "--role", "a_b", "--partial-hba"]),
+            0,
+        );
+    assert!(!stderr(&out).contains("is not its current one"), "{}", stderr(&out));
+    let scram = |r: &str| (r.to_owned(), "scram".to_owned());
+    let h = hashes(&server);
+    assert!(h.contains(&scram("a-b")) && h.contains(&scram("a_b")), "{h:?}");
+    login(&server, "a-b", "dash-pw").unwrap();
+    login(&server, "a_b", "underscore-pw").unwrap();
+    // Without its own variable, the prompt's hint names the escaped one.
+    exec(&server, "SET password_encryption = 'md5'; CREATE ROLE \"c.d\" LOGIN PASSWORD 'dot-pw'");
+    let out = run_expect(
+        q(&server, &scratch).args(["scram", "migrate", "--role", "c.d"]).stdin(std::process::Stdio::null()),
+        4,
+    );
+    assert!(stderr(&out).contains("QRD_PASSWORD__632E64"), "{}", stderr(&out));
+}
+per_major!(role_password_variables_do_not_collide: pg16 = 16);

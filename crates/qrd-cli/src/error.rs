@@ -146,3 +146,34 @@ impl From<qrd_server::settings::SettingsError> for CliError {
         }
     }
 }
+
+/// A password that cannot be had: an unreadable `--…-password-file` is a usage error (exit 2, as for
+/// `--password-file`); a password refused for what it is (empty, not UTF-8), or no terminal to ask on, or
+/// two typings that differ, is a refusal before anything changed (exit 4). The same in every command.
+pub fn password_status(e: &qrd_pg::password::PasswordError) -> ExitStatus {
+    match e {
+        qrd_pg::password::PasswordError::Read { .. } => ExitStatus::Usage,
+        _ => ExitStatus::Refused,
+    }
+}
+
+impl From<qrd_auth::AuthError> for CliError {
+    fn from(e: qrd_auth::AuthError) -> Self {
+        use qrd_auth::AuthError as E;
+        match e {
+            // Errors of the shared homes keep their own entries.
+            E::Connect(e) => e.into(),
+            E::Query(e) => e.into(),
+            E::Write(e) => e.into(),
+            e => {
+                let status = match &e {
+                    E::Password { source, .. } => password_status(source),
+                    e if e.is_refusal() => ExitStatus::Refused,
+                    _ => ExitStatus::Failed,
+                };
+                let hint = e.hint();
+                CliError::new(status, e.to_string()).hint(hint)
+            }
+        }
+    }
+}

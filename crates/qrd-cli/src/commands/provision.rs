@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use qrd_auth::source::REPO_PASSWORD_ENV;
 use qrd_pg::inventory::Inventory;
 use qrd_pg::password;
 use qrd_pg::provision::{self, ApplyError, Plan};
@@ -12,9 +13,6 @@ use qrd_pg::{RepoSpec, Secret, Session};
 use crate::error::{CliError, ExitStatus};
 use crate::options::{ConnectArgs, HelpArg};
 use crate::output::{note, paint_status};
-
-/// The environment variable holding the repository role's password (for scripts; a file is safer).
-pub const REPO_PASSWORD_ENV: &str = "QRD_REPO_PASSWORD";
 
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
@@ -113,12 +111,13 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
 
 /// The repository password from --repo-password-file or QRD_REPO_PASSWORD, if given.
 fn repo_password_given(args: &ProvisionArgs) -> Result<Option<Secret>, CliError> {
-    let refused = |e: password::PasswordError| {
-        CliError::new(ExitStatus::Refused, e.to_string()).hint("give a non-empty password in a file (mode 0600)")
+    let unusable = |e: password::PasswordError| {
+        CliError::new(crate::error::password_status(&e), e.to_string())
+            .hint("give a non-empty password in a file (mode 0600)")
     };
     match &args.repo_password_file {
-        Some(path) => Ok(Some(password::from_file(path).map_err(refused)?)),
-        None => password::from_env(REPO_PASSWORD_ENV).map_err(refused),
+        Some(path) => Ok(Some(password::from_file(path).map_err(unusable)?)),
+        None => password::from_env(REPO_PASSWORD_ENV).map_err(unusable),
     }
 }
 
