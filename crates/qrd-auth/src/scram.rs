@@ -301,7 +301,7 @@ pub struct MigrateOutcome {
 }
 
 /// Step 1: plans the migration of the server `loc` reaches (its pg_hba.conf found by
-/// [`qrd_server::locate`]). Passwords are read (file, variable, prompt) and checked against the stored
+/// [`qrd_server::locate()`]). Passwords are read (file, variable, prompt) and checked against the stored
 /// hashes; every login role's hash type is read so that no md5 rule a role keeping md5 logs in through is
 /// switched ([`AuthError::LockOut`], unless `partial_hba`).
 pub async fn plan_migrate(loc: &Located, req: &MigrateRequest) -> Result<MigratePlan, AuthError> {
