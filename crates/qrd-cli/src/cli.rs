@@ -39,3 +39,19 @@ pub enum Command {
     /// TLS for the repository: enable, disable --temporary, restore, status
     Ssl(SslArgs),
 }
+
+/// The grammar, with `--help` (long only) on every subcommand: `-h` is the host there, as in psql.
+pub fn command() -> clap::Command {
+    fn long_help_only(cmd: clap::Command) -> clap::Command {
+        cmd.disable_help_flag(true)
+            .arg(
+                clap::Arg::new("help")
+                    .long("help")
+                    .action(clap::ArgAction::Help)
+                    .help("Print help")
+                    .help_heading(None::<&str>),
+            )
+            .mut_subcommands(long_help_only)
+    }
+    <Cli as clap::CommandFactory>::command().mut_subcommands(long_help_only)
+}

@@ -10,13 +10,12 @@ mod output;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 pub use error::{CliError, ExitStatus};
 
 /// Parses `args`, runs the command and returns its exit code (see the README's table).
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let parsed = cli::command().try_get_matches_from(args);
+    let cli = match parsed.and_then(|m| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

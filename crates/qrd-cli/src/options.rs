@@ -47,14 +47,6 @@ pub struct ConnectArgs {
     pub connect_timeout: u64,
 }
 
-/// `--help` only: `-h` is the host, as in psql.
-#[derive(Debug, Clone, Args)]
-pub struct HelpArg {
-    /// Print help
-    #[arg(long, action = clap::ArgAction::Help)]
-    pub help: Option<bool>,
-}
-
 impl ConnectArgs {
     pub fn opts(&self) -> ConnectOpts {
         ConnectOpts {

@@ -8,11 +8,10 @@ use qrd_pg::{RepoSpec, Session};
 use qrd_pgbin::Tool;
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, HelpArg, ToolArgs};
+use crate::options::{ConnectArgs, ToolArgs};
 use crate::output::paint_status;
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct CheckArgs {
     /// Name of the repository login role
     #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPO_ROLE)]
@@ -34,9 +33,6 @@ pub struct CheckArgs {
     /// Each node's repository connection pool size
     #[arg(long, value_name = "SIZE", default_value_t = qrd_check::DEFAULT_POOL_SIZE)]
     pub pool_size: u32,
-
-    #[command(flatten)]
-    pub help: HelpArg,
 
     // Flattened groups last: their help headings would otherwise capture the options above.
     #[command(flatten)]

@@ -8,17 +8,13 @@ use qrd_pg::serverconf;
 use qrd_server::{CheckedWrite, FileKind, Located, WriteOptions, settings};
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, FileArgs, HelpArg, ToolArgs};
+use crate::options::{ConnectArgs, FileArgs, ToolArgs};
 use crate::output::{note, write_checked};
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct ConfArgs {
     #[command(subcommand)]
     pub command: ConfCommand,
-
-    #[command(flatten)]
-    pub help: HelpArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,7 +28,6 @@ pub enum ConfCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct GetArgs {
     /// Setting names (case-insensitive)
     #[arg(required = true, value_name = "NAME")]
@@ -42,8 +37,6 @@ pub struct GetArgs {
     #[arg(long)]
     pub json: bool,
 
-    #[command(flatten)]
-    pub help: HelpArg,
     #[command(flatten)]
     pub files: FileArgs,
     #[command(flatten)]
@@ -71,7 +64,6 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct SetArgs {
     /// NAME=VALUE pairs, e.g. max_connections=110 "listen_addresses=*"
     #[arg(required = true, value_name = "NAME=VALUE", value_parser = parse_pair)]
@@ -79,8 +71,6 @@ pub struct SetArgs {
 
     #[command(flatten)]
     pub apply: ApplyArgs,
-    #[command(flatten)]
-    pub help: HelpArg,
     #[command(flatten)]
     pub files: FileArgs,
     #[command(flatten)]
@@ -90,7 +80,6 @@ pub struct SetArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct TuneArgs {
     /// Number of Qlik Sense nodes using this repository
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -110,8 +99,6 @@ pub struct TuneArgs {
 
     #[command(flatten)]
     pub apply: ApplyArgs,
-    #[command(flatten)]
-    pub help: HelpArg,
     #[command(flatten)]
     pub files: FileArgs,
     #[command(flatten)]

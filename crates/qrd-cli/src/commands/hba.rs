@@ -14,17 +14,13 @@ use qrd_server::hba::HbaEdit;
 use qrd_server::{Located, WriteOptions};
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, FileArgs, HelpArg};
+use crate::options::{ConnectArgs, FileArgs};
 use crate::output::{note, write_checked};
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct HbaArgs {
     #[command(subcommand)]
     pub command: HbaCommand,
-
-    #[command(flatten)]
-    pub help: HelpArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,19 +58,15 @@ pub struct WriteArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct ListArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub help: HelpArg,
-    #[command(flatten)]
     pub common: Common,
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct AddArgs {
     /// Connection type: local, host, hostssl, hostnossl, hostgssenc, hostnogssenc
     #[arg(long = "type", value_name = "TYPE", default_value = "host")]
@@ -103,13 +95,10 @@ pub struct AddArgs {
     #[command(flatten)]
     pub write: WriteArgs,
     #[command(flatten)]
-    pub help: HelpArg,
-    #[command(flatten)]
     pub common: Common,
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct RemoveArgs {
     /// The rule on this line
     #[arg(long, value_name = "LINE", conflicts_with_all = ["match_type", "match_database", "match_user", "match_address", "match_method"])]
@@ -132,13 +121,10 @@ pub struct RemoveArgs {
     #[command(flatten)]
     pub write: WriteArgs,
     #[command(flatten)]
-    pub help: HelpArg,
-    #[command(flatten)]
     pub common: Common,
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct AllowNodesArgs {
     /// The nodes: ADDR (one host: /32 or /128) or ADDR/PREFIX (a subnet)
     #[arg(required = true, value_name = "ADDR[/PREFIX]")]
@@ -162,13 +148,10 @@ pub struct AllowNodesArgs {
     #[command(flatten)]
     pub write: WriteArgs,
     #[command(flatten)]
-    pub help: HelpArg,
-    #[command(flatten)]
     pub common: Common,
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct ExplainArgs {
     /// The client's IP address (omit with --local)
     #[arg(long, value_name = "ADDR", required_unless_present = "local")]
@@ -192,8 +175,6 @@ pub struct ExplainArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub help: HelpArg,
     #[command(flatten)]
     pub common: Common,
 }

@@ -9,16 +9,13 @@ use qrd_auth::password::{self, SetRequest};
 use qrd_pg::Session;
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, HelpArg};
+use crate::options::ConnectArgs;
 use crate::output::note;
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct PasswordArgs {
     #[command(subcommand)]
     pub command: PasswordCommand,
-    #[command(flatten)]
-    pub help: HelpArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,7 +25,6 @@ pub enum PasswordCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct SetArgs {
     /// The role whose password to set
     #[arg(value_name = "ROLE")]
@@ -48,8 +44,6 @@ pub struct SetArgs {
     pub repo_user: String,
     #[command(flatten)]
     pub conn: ConnectArgs,
-    #[command(flatten)]
-    pub help: HelpArg,
 }
 
 pub async fn execute(args: PasswordArgs) -> Result<ExitStatus, CliError> {

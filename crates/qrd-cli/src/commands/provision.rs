@@ -11,11 +11,10 @@ use qrd_pg::spec::DEFAULT_REPO_ROLE;
 use qrd_pg::{RepoSpec, Secret, Session};
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, HelpArg};
+use crate::options::ConnectArgs;
 use crate::output::{note, paint_status};
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct ProvisionArgs {
     /// Name of the repository login role
     #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPO_ROLE)]
@@ -33,9 +32,6 @@ pub struct ProvisionArgs {
     /// Print the SQL that would run (a psql script) and change nothing
     #[arg(long)]
     pub dry_run: bool,
-
-    #[command(flatten)]
-    pub help: HelpArg,
 
     // Flattened groups last: their help headings would otherwise capture the options above.
     #[command(flatten)]

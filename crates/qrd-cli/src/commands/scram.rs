@@ -11,16 +11,13 @@ use qrd_pg::Session;
 use qrd_server::{FileKind, WriteOptions};
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, FileArgs, HelpArg};
+use crate::options::{ConnectArgs, FileArgs};
 use crate::output::{note, write_checked};
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct ScramArgs {
     #[command(subcommand)]
     pub command: ScramCommand,
-    #[command(flatten)]
-    pub help: HelpArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,7 +29,6 @@ pub enum ScramCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct StatusArgs {
     /// Print JSON
     #[arg(long)]
@@ -42,12 +38,9 @@ pub struct StatusArgs {
     pub repo_user: String,
     #[command(flatten)]
     pub conn: ConnectArgs,
-    #[command(flatten)]
-    pub help: HelpArg,
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct MigrateArgs {
     /// A role whose password to re-hash (repeat); default: the repository role and the connecting superuser
     #[arg(long = "role", value_name = "ROLE")]
@@ -75,8 +68,6 @@ pub struct MigrateArgs {
     pub files: FileArgs,
     #[command(flatten)]
     pub conn: ConnectArgs,
-    #[command(flatten)]
-    pub help: HelpArg,
 }
 
 fn parse_role_file(s: &str) -> Result<(String, PathBuf), String> {

@@ -8,16 +8,13 @@ use qrd_server::LocalServer;
 use qrd_tls::{ProofTarget, Status, TlsError};
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, DataDirArg, HelpArg};
+use crate::options::{ConnectArgs, DataDirArg};
 use crate::output::note;
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct SslArgs {
     #[command(subcommand)]
     pub command: SslCommand,
-    #[command(flatten)]
-    pub help: HelpArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,7 +30,6 @@ pub enum SslCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct EnableArgs {
     /// The server certificate (PEM; Qlik's exported server.pem as it is; a chain may follow it)
     #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "self_signed")]
@@ -63,8 +59,6 @@ pub struct EnableArgs {
     #[command(flatten)]
     pub proof: ProofArgs,
     #[command(flatten)]
-    pub help: HelpArg,
-    #[command(flatten)]
     pub dir: DataDirArg,
     #[command(flatten)]
     pub conn: ConnectArgs,
@@ -78,7 +72,6 @@ pub struct ProofArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct DisableArgs {
     /// Required: TLS goes off until `qrd ssl restore` (for Qlik's installer, which cannot use SSL)
     #[arg(long, required = true)]
@@ -89,15 +82,12 @@ pub struct DisableArgs {
     #[command(flatten)]
     pub proof: ProofArgs,
     #[command(flatten)]
-    pub help: HelpArg,
-    #[command(flatten)]
     pub dir: DataDirArg,
     #[command(flatten)]
     pub conn: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct RestoreArgs {
     /// Put the saved files back even if they were edited after `disable --temporary`
     #[arg(long)]
@@ -108,21 +98,16 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub proof: ProofArgs,
     #[command(flatten)]
-    pub help: HelpArg,
-    #[command(flatten)]
     pub dir: DataDirArg,
     #[command(flatten)]
     pub conn: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true)]
 pub struct StatusArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub help: HelpArg,
     #[command(flatten)]
     pub dir: DataDirArg,
     #[command(flatten)]
