@@ -125,7 +125,8 @@ impl From<qrd_server::hba::HbaError> for CliError {
         use qrd_server::hba::HbaError as E;
         match e {
             E::Locate(e) => e.into(),
-            e @ E::Parse(_) => {
+            E::Query(e) => e.into(),
+            e => {
                 let hint = e.hint();
                 CliError::new(ExitStatus::Refused, e.to_string()).hint(hint)
             }

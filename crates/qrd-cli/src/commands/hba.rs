@@ -5,17 +5,14 @@
 use std::net::IpAddr;
 
 use clap::{Args, Subcommand};
-use qrd_conf::hba::{
-    AddOutcome, Address, Client, ConnType, Method, NodeRules, Outcome, Placement, Record, RecordMatch, Replication,
-    Request, Token, rule_from_words,
-};
+use qrd_conf::hba::{Address, ConnType, Method, Outcome, Placement, Record, RecordMatch, Token, rule_from_words};
 use qrd_pg::spec::{DEFAULT_REPO_ROLE, QLIK_DATABASES};
-use qrd_server::hba::HbaEdit;
+use qrd_server::hba::{AllowNodes, Explain, HbaEdit, HbaError, Selection};
 use qrd_server::{Located, WriteOptions};
 
 use crate::error::{CliError, ExitStatus};
 use crate::options::{ConnectArgs, FileArgs};
-use crate::output::{note, write_checked};
+use crate::output::write_checked;
 
 #[derive(Debug, Args)]
 pub struct HbaArgs {
@@ -189,23 +186,14 @@ pub async fn execute(args: HbaArgs) -> Result<ExitStatus, CliError> {
     }
 }
 
-fn refused(msg: impl std::fmt::Display) -> CliError {
-    CliError::new(ExitStatus::Refused, msg.to_string())
-}
-
 async fn load(common: &Common) -> Result<HbaEdit, CliError> {
     Ok(qrd_server::hba::load(&common.files.choice(), &common.conn.opts()).await?)
 }
 
-async fn save(edit: &HbaEdit, write: &WriteArgs) -> Result<(), CliError> {
+async fn save(edit: &HbaEdit, write: &WriteArgs) -> Result<ExitStatus, CliError> {
     let opts = WriteOptions { dry_run: write.dry_run, reload: !write.no_reload };
-    write_checked(&edit.change(), edit.loc.session.as_ref(), opts).await.map(|_| ())
-}
-
-fn warn_if_everything(address: Option<&Address>) {
-    if let Some(a) = address.filter(|a| a.covers_everything()) {
-        tracing::warn!("{a} admits every address: prefer one rule per node (/32, /128) or the site's subnet");
-    }
+    write_checked(&edit.change(), edit.loc.session.as_ref(), opts).await?;
+    Ok(ExitStatus::Success)
 }
 
 /// `hba list --json`.
@@ -238,124 +226,75 @@ async fn list(args: ListArgs) -> Result<ExitStatus, CliError> {
 }
 
 async fn add(args: AddArgs) -> Result<ExitStatus, CliError> {
-    let record = rule_from_words(
-        args.conn_type,
-        &args.databases,
-        &args.users,
-        args.address.as_deref(),
-        args.method,
-        &args.options,
-    )
-    .map_err(refused)?;
-    warn_if_everything(record.address.as_ref());
+    let a = &args;
+    let record = rule_from_words(a.conn_type, &a.databases, &a.users, a.address.as_deref(), a.method, &a.options)
+        .map_err(HbaError::from)?;
     let mut edit = load(&args.common).await?;
     let at = match (args.append, args.before_line) {
         (true, _) => Placement::Append,
         (_, Some(line)) => Placement::BeforeLine(line),
         _ => Placement::Default,
     };
-    match edit.file.add_rule(&record, at).map_err(refused)? {
-        AddOutcome::Present { line } => {
-            note(format!("line {line} already is this rule: nothing to do"));
-            return Ok(ExitStatus::Success);
-        }
-        AddOutcome::Added { line } => note(format!("rule at line {line}: {record}")),
+    if !edit.add(&record, at)? {
+        return Ok(ExitStatus::Success);
     }
-    save(&edit, &args.write).await?;
-    Ok(ExitStatus::Success)
+    save(&edit, &args.write).await
 }
 
 async fn remove(args: RemoveArgs) -> Result<ExitStatus, CliError> {
-    let mut edit = load(&args.common).await?;
-    let lines: Vec<usize> = match args.line {
-        Some(line) => vec![line],
-        None => {
-            let m = RecordMatch {
-                conn_type: args.match_type,
-                database: args.match_database.as_deref().map(Token::from_word),
-                user: args.match_user.as_deref().map(Token::from_word),
-                address: args.match_address.as_deref().map(Address::parse).transpose().map_err(refused)?,
-                method: args.match_method,
-            };
-            if m == RecordMatch::default() {
-                return Err(refused("say which rules: --line N or at least one --match-… option"));
-            }
-            edit.file.find(&m).map(|r| r.line).collect()
-        }
+    let which = match args.line {
+        Some(line) => Selection::Line(line),
+        None => Selection::Matching(RecordMatch {
+            conn_type: args.match_type,
+            database: args.match_database.as_deref().map(Token::from_word),
+            user: args.match_user.as_deref().map(Token::from_word),
+            address: args.match_address.as_deref().map(Address::parse).transpose().map_err(HbaError::from)?,
+            method: args.match_method,
+        }),
     };
-    if lines.is_empty() {
-        note("no rule matches: nothing to do");
+    let mut edit = load(&args.common).await?;
+    if edit.remove(&which)? == 0 {
         return Ok(ExitStatus::Success);
     }
-    for (line, text) in edit.file.remove_lines(&lines).map_err(refused)? {
-        note(format!("removing line {line}: {}", text.trim_end()));
-    }
-    save(&edit, &args.write).await?;
-    Ok(ExitStatus::Success)
+    save(&edit, &args.write).await
 }
 
 async fn allow_nodes(args: AllowNodesArgs) -> Result<ExitStatus, CliError> {
-    let nodes: Vec<Address> = args
-        .nodes
-        .iter()
-        .map(|n| Address::parse_node(n).map_err(|e| refused(e).hint("give node addresses as ADDR or ADDR/PREFIX")))
-        .collect::<Result<_, _>>()?;
-    nodes.iter().for_each(|a| warn_if_everything(Some(a)));
-    let mut edit = load(&args.common).await?;
-    if edit.loc.server.is_none() && args.method.is_none() {
-        note("no server connection: using scram-sha-256 (pass --method md5 if the server still stores md5 hashes)");
+    // The addresses are checked before anything is read or asked.
+    for n in &args.nodes {
+        Address::parse_node(n).map_err(HbaError::from)?;
     }
-    let ssl = args.ssl || (!args.no_ssl && edit.server_ssl());
-    let req = NodeRules {
-        nodes,
-        databases: QLIK_DATABASES.iter().map(|d| Token::name(d)).collect(),
-        user: Token::name(&args.repo_user),
-        conn_type: if ssl { ConnType::HostSsl } else { ConnType::Host },
-        method: args.method.unwrap_or(edit.password_method()),
+    let mut edit = load(&args.common).await?;
+    let ssl = if args.ssl {
+        Some(true)
+    } else if args.no_ssl {
+        Some(false)
+    } else {
+        None
+    };
+    let req = AllowNodes {
+        nodes: args.nodes.clone(),
+        databases: QLIK_DATABASES.iter().map(|d| d.to_string()).collect(),
+        role: args.repo_user.clone(),
+        method: args.method,
+        ssl,
         replace_localhost: args.replace_localhost_rule,
     };
-    let report = edit.file.allow_nodes(&req).map_err(refused)?;
-    if let Some((line, text)) = &report.replaced {
-        note(format!("replacing line {line}: {text} (TCP connections from this machine now need a rule of their own)"));
-    }
-    if report.no_localhost_rule {
-        note("no `host all all 127.0.0.1/32` line to replace: adding the node rules");
-    }
-    for (line, address) in &report.present {
-        note(format!("line {line} already lets {address} in"));
-    }
-    for (line, record) in &report.added {
-        note(format!("rule at line {line}: {record}"));
-    }
-    save(&edit, &args.write).await?;
-    Ok(ExitStatus::Success)
+    edit.allow_nodes(&req)?;
+    save(&edit, &args.write).await
 }
 
 async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
     let edit = load(&args.common).await?;
-    // The major words the refusal: the server's, else the data directory's PG_VERSION, else the newest.
-    let major = args.major.or(edit.loc.major()).unwrap_or(16);
-    let mut facts = edit.facts(major).await?;
-    // The file came from this machine's data directory or its server: this machine is the server host,
-    // so its interfaces are the server's (`samehost`, `samenet`). A copy given with --file may not be.
-    if !edit.loc.named {
-        facts.interfaces = qrd_server::interfaces();
-    }
-    let client = match args.address {
-        Some(ip) => Client::Tcp(ip),
-        None => Client::Local,
+    let req = Explain {
+        address: args.address,
+        user: args.user.clone(),
+        database: args.database.clone(),
+        ssl: args.ssl,
+        replication: args.replication,
+        major: args.major,
     };
-    let replication = if args.replication { Replication::Physical } else { Replication::No };
-    let mut ssl = args.ssl;
-    if ssl && edit.loc.server.as_ref().is_some_and(|s| !s.ssl) {
-        tracing::warn!(
-            "the server has ssl = off, so no connection can use SSL (hostssl lines never match): explaining the \
-             connection without it"
-        );
-        ssl = false;
-    }
-    let req = Request::new(client, &args.user, &args.database).with_ssl(ssl).with_replication(replication);
-    let outcome = edit.file.explain(&req, &facts);
+    let outcome = edit.explain(&req).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).expect("serialisable"));
     } else {
