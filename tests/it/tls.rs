@@ -15,6 +15,7 @@ struct Pki {
     ca_pem: String,
     cert_pem: String,
     key_pem: String,
+    cert_der: Vec<u8>,
 }
 
 /// A CA and a server certificate it signed for `names` (IP addresses become IP SANs).
@@ -28,7 +29,7 @@ fn pki(names: &[&str]) -> Pki {
     let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     params.distinguished_name.push(DnType::CommonName, names[0]);
     let cert = params.signed_by(&key, &ca).unwrap();
-    Pki { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    Pki { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem(), cert_der: cert.der().to_vec() }
 }
 
 /// Installs the certificate in the data directory (owned by the server's user, key mode 0600) and turns
@@ -180,3 +181,32 @@ fn one_connector_for_every_connection_of_a_run(major: u32) {
     assert_eq!(connector_builds(&out), 1, "one run built more or fewer than one TLS connector");
 }
 per_major!(one_connector_for_every_connection_of_a_run: pg16 = 16);
+
+/// The certificate probe reads what the server presents (the installed certificate, byte for byte), and
+/// says plainly when the server offers no TLS at all.
+fn served_certificate_reads_what_the_server_presents(major: u32) {
+    use qrd_pg::tls::{TlsProbeError, served_certificate};
+    let server = Server::start(major);
+    let timeout = Duration::from_secs(5);
+    let refused = block_on(served_certificate("127.0.0.1", server.port(), timeout)).unwrap_err();
+    assert!(matches!(refused, TlsProbeError::NotOffered { answer: 'N', .. }), "{refused:?}");
+    assert!(refused.to_string().contains("does not offer TLS"), "{refused}");
+
+    let pki = pki(&["127.0.0.1"]);
+    enable_tls(&server, &pki);
+    let der = block_on(served_certificate("127.0.0.1", server.port(), timeout)).unwrap();
+    assert!(der == pki.cert_der, "the probe read another certificate than the one installed");
+}
+per_major!(served_certificate_reads_what_the_server_presents: pg16 = 16);
+
+/// A peer that accepts TCP and never answers the SSLRequest: the probe gives up within its timeout and says
+/// so (no timing is asserted; the test would hang if the timeout did not work).
+#[test]
+fn served_certificate_gives_up_on_a_silent_peer() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let err = block_on(qrd_pg::tls::served_certificate("127.0.0.1", port, Duration::from_millis(300))).unwrap_err();
+    assert!(matches!(err, qrd_pg::tls::TlsProbeError::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("no TLS handshake with 127.0.0.1 port {port}")), "{err}");
+    drop(listener);
+}

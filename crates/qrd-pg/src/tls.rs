@@ -1,5 +1,5 @@
 //! TLS for tokio-postgres through native-tls (OpenSSL here): one connector per process and trust
-//! configuration, built only once a server has agreed to TLS.
+//! configuration, built only once a server has agreed to TLS. Also reads the certificate a server presents.
 //!
 //! Building a native-tls connector makes OpenSSL load the system CA bundle, about 60 ms on our CI machine,
 //! although qrd never trusts it (as libpq: only `--sslrootcert`). tokio-postgres asks for the per-connection
@@ -7,14 +7,16 @@
 //! [`TlsConnect::connect`] only after the server answered 'S'. So the connector is built in `connect`:
 //! with `sslmode=prefer` (the default) against a server with `ssl = off`, unix sockets and `sslmode=disable`,
 //! none is ever built. Once built it is kept for the whole process, so the pooled connections of a session,
-//! and a second session (the proofs of `qrd ssl enable`) share it.
+//! a second session (the proofs of `qrd ssl enable`) and the certificate probe share it.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::Socket;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 
@@ -66,6 +68,10 @@ impl PartialEq for Policy {
 }
 
 impl Policy {
+    /// Accepts any certificate and host name: encryption only (prefer/require without a root
+    /// certificate), and the certificate probe, which reads rather than verifies.
+    const ANY: Policy = Policy { root: None, verify_host: false };
+
     fn build(&self) -> Result<native_tls::TlsConnector, TlsSetupError> {
         let mut builder = native_tls::TlsConnector::builder();
         // As libpq (before sslrootcert=system in 16): the operating system's CA store is never trusted.
@@ -178,4 +184,68 @@ impl TlsConnect<Socket> for MaybeTls {
             c.connect(stream).await.map_err(BoxError::from)
         })
     }
+}
+
+/// Why the certificate a server presents could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsProbeError {
+    #[error("cannot resolve {host}: {source}")]
+    Resolve { host: String, source: std::io::Error },
+    #[error("{host} has no address")]
+    NoAddress { host: String },
+    #[error("connect {addr}: {source}")]
+    Connect { addr: SocketAddr, source: std::io::Error },
+    #[error("SSLRequest to {addr}: {source}")]
+    SslRequest { addr: SocketAddr, source: std::io::Error },
+    #[error("{addr} does not offer TLS (it answered {answer:?} to the SSLRequest)")]
+    NotOffered { addr: SocketAddr, answer: char },
+    #[error(transparent)]
+    Setup(#[from] TlsSetupError),
+    #[error("TLS handshake with {addr}: {source}")]
+    Handshake { addr: SocketAddr, source: native_tls::Error },
+    #[error("{addr} presented no certificate")]
+    NoCertificate { addr: SocketAddr },
+    #[error("failed to read the certificate {addr} presented: {source}")]
+    Certificate { addr: SocketAddr, source: native_tls::Error },
+    #[error("no TLS handshake with {host} port {port} within {} s", timeout.as_secs_f32())]
+    Timeout { host: String, port: u16, timeout: Duration },
+}
+
+/// PostgreSQL's SSLRequest: length 8, then the code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// The certificate the server at `host`:`port` presents in a TLS handshake (after PostgreSQL's SSLRequest),
+/// as DER, all within `timeout`. This tells a new certificate from the old one still in use after a reload
+/// that could not load it (the server then logs the error and keeps its previous TLS context). It reads
+/// rather than verifies, so it uses the accept-any-certificate connector of sslmode=require.
+pub async fn served_certificate(host: &str, port: u16, timeout: Duration) -> Result<Vec<u8>, TlsProbeError> {
+    let host = host.trim_matches(['[', ']']);
+    tokio::time::timeout(timeout, probe(host, port))
+        .await
+        .unwrap_or_else(|_| Err(TlsProbeError::Timeout { host: host.to_owned(), port, timeout }))
+}
+
+async fn probe(host: &str, port: u16) -> Result<Vec<u8>, TlsProbeError> {
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| TlsProbeError::Resolve { host: host.to_owned(), source })?
+        .next()
+        .ok_or_else(|| TlsProbeError::NoAddress { host: host.to_owned() })?;
+    let mut tcp =
+        tokio::net::TcpStream::connect(addr).await.map_err(|source| TlsProbeError::Connect { addr, source })?;
+    tcp.write_all(&SSL_REQUEST).await.map_err(|source| TlsProbeError::SslRequest { addr, source })?;
+    let answer = tcp.read_u8().await.map_err(|source| TlsProbeError::SslRequest { addr, source })?;
+    if answer != b'S' {
+        return Err(TlsProbeError::NotOffered { addr, answer: answer as char });
+    }
+    let tls = tokio_native_tls::TlsConnector::from(connector(&Policy::ANY)?)
+        .connect(host, tcp)
+        .await
+        .map_err(|source| TlsProbeError::Handshake { addr, source })?;
+    let cert = tls
+        .get_ref()
+        .peer_certificate()
+        .map_err(|source| TlsProbeError::Certificate { addr, source })?
+        .ok_or(TlsProbeError::NoCertificate { addr })?;
+    cert.to_der().map_err(|source| TlsProbeError::Certificate { addr, source })
 }

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -439,39 +438,6 @@ async fn prove_tls(opts: &ConnectOpts) -> Result<TlsProof, String> {
     }
 }
 
-/// The certificate the server presents in a TLS handshake (after PostgreSQL's SSLRequest), as DER. This is
-/// what tells a new certificate from the old one still in use after a reload that could not load it (the
-/// server then logs the error and keeps its previous TLS context).
-fn served_certificate(host: &str, port: u16, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    use std::net::ToSocketAddrs;
-    let addr = (host.trim_matches(['[', ']']), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let mut tcp = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    tcp.set_read_timeout(Some(timeout))
-        .and_then(|_| tcp.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
-    // SSLRequest: length 8, code 80877103.
-    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).map_err(|e| format!("SSLRequest to {addr}: {e}"))?;
-    let mut answer = [0u8; 1];
-    tcp.read_exact(&mut answer).map_err(|e| format!("SSLRequest to {addr}: {e}"))?;
-    if answer[0] != b'S' {
-        return Err(format!("{addr} does not offer TLS (it answered {:?} to the SSLRequest)", answer[0] as char));
-    }
-    let connector = native_tls::TlsConnector::builder()
-        .disable_built_in_roots(true)
-        .danger_accept_invalid_certs(true)
-        .danger_accept_invalid_hostnames(true)
-        .build()
-        .map_err(|e| format!("failed to set up TLS: {e}"))?;
-    let tls = connector.connect(host, tcp).map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
-    let cert = tls.peer_certificate().map_err(|e| e.to_string())?.ok_or("the server presented no certificate")?;
-    cert.to_der().map_err(|e| e.to_string())
-}
-
 /// A plain (sslmode=disable) TCP connection must be refused by pg_hba.conf. Returns the server's refusal.
 async fn prove_plain_refused(opts: &ConnectOpts) -> Result<String, String> {
     match Session::open(opts).await {
@@ -764,7 +730,9 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
     let tls =
         prove_tls(&proof_opts(&a.conn, &host, server.port(), mode, root.filter(|_| mode == SslMode::VerifyFull))).await;
     // The server must present the certificate just installed, not one it kept from before.
-    let served = served_certificate(&host, server.port(), a.conn.opts().connect_timeout);
+    let served = qrd_pg::tls::served_certificate(&host, server.port(), a.conn.opts().connect_timeout)
+        .await
+        .map_err(|e| e.to_string());
     let tls = match (tls, served) {
         (Ok(t), Ok(der)) if der == leaf.der() => Ok(t),
         (Ok(_), Ok(der)) => {
