@@ -220,11 +220,12 @@ impl Finder {
             if seen.contains(&real) {
                 continue;
             }
-            if !self.distro_root.as_os_str().is_empty() && is_debian_wrapper(&real) {
+            let wrapper = !self.distro_root.as_os_str().is_empty() && is_debian_wrapper(&real);
+            seen.push(real);
+            if wrapper {
                 tracing::debug!(tool = tool.name(), path = %path.display(), "skipped: Debian's pg_wrapper");
                 continue;
             }
-            seen.push(real);
             match tool_version(&path) {
                 Ok(version) if tool.fits(&version, server) => {
                     tracing::debug!(tool = tool.name(), path = %path.display(), %version, "found");
