@@ -268,6 +268,7 @@ pub struct PemPki {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    pub cert_der: Vec<u8>,
 }
 
 impl PemPki {
@@ -282,7 +283,7 @@ impl PemPki {
         let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CommonName, names[0]);
         let cert = params.signed_by(&key, &ca).unwrap();
-        PemPki { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+        PemPki { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem(), cert_der: cert.der().to_vec() }
     }
 }
 

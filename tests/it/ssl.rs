@@ -583,3 +583,18 @@ fn restore_gives_back_owner_and_setgid_mode(major: u32) {
     assert_eq!(meta.mode() & 0o7777, 0o2750, "the saved mode is back, set-group-ID bit included");
 }
 per_major!(restore_gives_back_owner_and_setgid_mode: pg16 = 16);
+
+/// `ssl enable` connects several times after the reload (the TLS proof, the certificate probe, the plain
+/// refusal): the proof and the probe trust the same way (no CA given: sslmode require), so one TLS connector
+/// serves both; before the reload the server refused TLS and none was built.
+fn enable_builds_one_tls_connector_for_its_proofs(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = pki(&scratch, "site", &["127.0.0.1"]);
+    let mut cmd = qrd(&server, &scratch);
+    cmd.env("QRD_LOG", "qrd_pg=debug").args(["ssl", "enable", "--cert"]).arg(&pki.cert).arg("--key").arg(&pki.key);
+    let out = run_expect(&mut cmd, 0);
+    assert!(stdout(&out).contains("ssl enabled on 127.0.0.1"), "{}", stdout(&out));
+    assert_eq!(stderr(&out).matches("built a TLS connector").count(), 1, "not exactly one TLS connector built");
+}
+per_major!(enable_builds_one_tls_connector_for_its_proofs: pg16 = 16);

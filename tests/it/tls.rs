@@ -113,3 +113,78 @@ fn verify_modes_work(major: u32) {
     assert!(stderr(&out).contains("needs a root certificate"), "{}", stderr(&out));
 }
 every_run!(verify_modes_work);
+
+/// The connector's set-up (OpenSSL loading its CA bundle) is logged once per build; its count is what the
+/// tests below assert on, since only the binary's own process shows how many it built.
+const CONNECTOR_BUILT: &str = "built a TLS connector";
+
+fn connector_builds(out: &std::process::Output) -> usize {
+    stderr(out).matches(CONNECTOR_BUILT).count()
+}
+
+/// sslmode=prefer (the default) over TCP to a server with ssl = off: the server refuses TLS, so no
+/// connector is ever built, and the session is plain.
+fn no_connector_when_the_server_refuses_tls(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let out = run_expect(qrd(&server, &scratch).env("QRD_LOG", "qrd_pg=debug").args(["check", "--json"]), 1);
+    assert!(stderr(&out).contains("sslmode=prefer"), "not connected with the default sslmode: {}", stderr(&out));
+    assert_eq!(connector_builds(&out), 0, "a TLS connector was built for a server without TLS");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["server"]["address"], format!("127.0.0.1:{}", server.port()));
+}
+per_major!(no_connector_when_the_server_refuses_tls: pg16 = 16);
+
+/// Against a server with TLS, every connection of one run (the maintenance connection and the pooled ones
+/// to the four Qlik databases) is encrypted through one connector built once.
+fn one_connector_for_every_connection_of_a_run(major: u32) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let pki = PemPki::new("qrd", &["127.0.0.1"]);
+    enable_tls(&server, &pki);
+    provision(&server, &scratch, "Repo-pw-1");
+    let mut cmd = qrd(&server, &scratch);
+    cmd.env("QRD_LOG", "qrd_pg=debug").args(["check", "--json"]);
+    let out = run(&mut cmd);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = |id: &str| {
+        let checks = v["checks"].as_array().unwrap();
+        checks.iter().find(|c| c["id"] == id).map(|c| c["status"].clone()).unwrap_or_default()
+    };
+    // Each database was entered through its own pooled connection: its public schema is read from inside.
+    for db in DATABASES {
+        assert_eq!(status(&format!("database.{db}.schema_public")), "ok", "{db} not checked from inside");
+    }
+    assert_eq!(status("server.ssl"), "ok", "the server does not report ssl on");
+    assert_eq!(connector_builds(&out), 1, "one run built more or fewer than one TLS connector");
+}
+per_major!(one_connector_for_every_connection_of_a_run: pg16 = 16);
+
+/// The certificate probe reads what the server presents (the installed certificate, byte for byte), and
+/// says plainly when the server offers no TLS at all.
+fn served_certificate_reads_what_the_server_presents(major: u32) {
+    use qrd_pg::tls::{TlsProbeError, served_certificate};
+    let server = Server::start(major);
+    let timeout = Duration::from_secs(5);
+    let refused = block_on(served_certificate("127.0.0.1", server.port(), timeout)).unwrap_err();
+    assert!(matches!(refused, TlsProbeError::NotOffered { answer: 'N', .. }), "{refused:?}");
+    assert!(refused.to_string().contains("does not offer TLS"), "{refused}");
+
+    let pki = PemPki::new("qrd", &["127.0.0.1"]);
+    enable_tls(&server, &pki);
+    let der = block_on(served_certificate("127.0.0.1", server.port(), timeout)).unwrap();
+    assert!(der == pki.cert_der, "the probe read another certificate than the one installed");
+}
+per_major!(served_certificate_reads_what_the_server_presents: pg16 = 16);
+
+/// A peer that accepts TCP and never answers the SSLRequest: the probe gives up within its timeout and says
+/// so (no timing is asserted; the test would hang if the timeout did not work).
+#[test]
+fn served_certificate_gives_up_on_a_silent_peer() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let err = block_on(qrd_pg::tls::served_certificate("127.0.0.1", port, Duration::from_millis(300))).unwrap_err();
+    assert!(matches!(err, qrd_pg::tls::TlsProbeError::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("no TLS handshake with 127.0.0.1 port {port}")), "{err}");
+    drop(listener);
+}

@@ -355,7 +355,8 @@ impl Connector {
         };
         // libpq ignores sslmode for unix sockets; so do we (and then never set up TLS at all).
         let tls_used = !target.is_socket() && opts.sslmode != SslMode::Disable;
-        let tls = Tls::new(opts.sslmode, opts.sslrootcert.as_deref(), tls_used).map_err(config_err)?;
+        let tls =
+            Tls::new(opts.sslmode, opts.sslrootcert.as_deref(), tls_used).map_err(|e| config_err(e.to_string()))?;
         Ok(Self { target, opts: opts.clone(), tls, password, passfile: pgpass::default_path() })
     }
 
@@ -510,6 +511,6 @@ mod tests {
     #[test]
     fn verify_modes_need_a_root_certificate() {
         let err = Tls::new(SslMode::VerifyFull, Some(Path::new("/nonexistent/root.crt")), true).err().unwrap();
-        assert!(err.contains("/nonexistent/root.crt"), "{err}");
+        assert!(err.to_string().contains("/nonexistent/root.crt"), "{err}");
     }
 }

@@ -220,7 +220,12 @@ impl Finder {
             if seen.contains(&real) {
                 continue;
             }
+            let wrapper = !self.distro_root.as_os_str().is_empty() && is_debian_wrapper(&real);
             seen.push(real);
+            if wrapper {
+                tracing::debug!(tool = tool.name(), path = %path.display(), "skipped: Debian's pg_wrapper");
+                continue;
+            }
             match tool_version(&path) {
                 Ok(version) if tool.fits(&version, server) => {
                     tracing::debug!(tool = tool.name(), path = %path.display(), %version, "found");
@@ -231,6 +236,17 @@ impl Finder {
         }
         Err(FindError { tool, server: server.clone(), searched, rejected })
     }
+}
+
+/// Debian's and Ubuntu's `/usr/bin/pg_dump` (psql, pg_restore, pg_basebackup, …) is a link to
+/// postgresql-common's perl `pg_wrapper`, which picks one of `/usr/lib/postgresql/<major>/bin` anew on each
+/// call from its arguments and environment (PGCLUSTER, PGHOST/PGPORT, `--cluster`, ~/.postgresqlrc, the
+/// default cluster). So the version it reports to a bare `--version` is not the one it would run for a
+/// backup with `-h`/`-p` (then the newest installed), and each call starts perl, tens of milliseconds, most
+/// of a `qrd check` over TCP. Those directories are searched directly after PATH, server's major first.
+fn is_debian_wrapper(real: &Path) -> bool {
+    real.file_name().is_some_and(|n| n == "pg_wrapper")
+        && real.parent().and_then(Path::file_name).is_some_and(|d| d == "postgresql-common")
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -286,6 +302,36 @@ mod tests {
         let msg = finder.find(Tool::PgDump, &server).unwrap_err().to_string();
         assert!(msg.contains("PostgreSQL 16.14"), "{msg}");
         assert!(msg.contains("is 15.18 (older than the server's 16.14)"), "{msg}");
+    }
+
+    /// A PATH entry that is Debian's pg_wrapper is never run: the distribution's directories it would choose
+    /// from are searched directly, and the tool found is the real one with its own version.
+    #[test]
+    fn debian_pg_wrapper_is_not_run() {
+        let t = tempfile::tempdir().unwrap();
+        let common = t.path().join("share/postgresql-common");
+        std::fs::create_dir_all(&common).unwrap();
+        let ran = t.path().join("wrapper-ran");
+        let wrapper = common.join("pg_wrapper");
+        std::fs::write(&wrapper, format!("#!/bin/sh\ntouch '{}'\necho 'pg_dump (PostgreSQL) 15.18'\n", ran.display()))
+            .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = t.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink("../share/postgresql-common/pg_wrapper", bin.join("pg_dump")).unwrap();
+        fake(&t.path().join("distro/15/bin"), "pg_dump", "15.18");
+        fake(&t.path().join("distro/16/bin"), "pg_dump", "16.2");
+
+        let finder = Finder::in_dirs([bin.clone()]).with_distro_root(t.path().join("distro"));
+        let found = finder.find(Tool::PgDump, &PgVersion::parse("15.4").unwrap()).unwrap();
+        assert_eq!(found.path, t.path().join("distro/15/bin/pg_dump"));
+        let found = finder.find(Tool::PgDump, &PgVersion::parse("16.14").unwrap()).unwrap();
+        assert_eq!(found.path, t.path().join("distro/16/bin/pg_dump"));
+        assert!(!ran.exists(), "the wrapper was run");
+
+        // Without a distribution directory to fall back on (the harness's own finder), it is a tool like any.
+        let found = Finder::in_dirs([bin.clone()]).find(Tool::PgDump, &PgVersion::parse("15.4").unwrap()).unwrap();
+        assert_eq!(found.path, bin.join("pg_dump"));
     }
 
     #[test]

@@ -184,7 +184,8 @@ pub async fn enable(server: &LocalServer, plan: &EnablePlan, proof: &ProofTarget
         proof::prove_tls(&proof::proof_opts(&proof.base, &host, port, mode, root)).await.map_err(|e| e.to_string());
     // The server must present the certificate just installed, not one it kept from before (a TLS setup it
     // cannot load on reload is only logged, and the old certificate stays in use).
-    let served = served_certificate(&host, port, proof.base.connect_timeout);
+    let served =
+        qrd_pg::tls::served_certificate(&host, port, proof.base.connect_timeout).await.map_err(|e| e.to_string());
     let tls = match (tls, served) {
         (Ok(t), Ok(der)) if der == leaf.der() => Ok(t),
         (Ok(_), Ok(der)) => {
@@ -219,36 +220,4 @@ pub async fn enable(server: &LocalServer, plan: &EnablePlan, proof: &ProofTarget
 
 pub(crate) fn undo_failed(e: qrd_server::WriteError, problems: Vec<qrd_server::UndoProblem>) -> TlsError {
     TlsError::Write(qrd_server::WriteError::UndoFailed { cause: e.to_string(), problems })
-}
-
-/// The certificate the server presents in a TLS handshake (after PostgreSQL's SSLRequest), as DER. This is
-/// what tells a new certificate from the old one still in use after a reload that could not load it.
-fn served_certificate(host: &str, port: u16, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
-    use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
-    let addr = (host.trim_matches(['[', ']']), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let mut tcp = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    tcp.set_read_timeout(Some(timeout))
-        .and_then(|_| tcp.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
-    // SSLRequest: length 8, code 80877103.
-    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).map_err(|e| format!("SSLRequest to {addr}: {e}"))?;
-    let mut answer = [0u8; 1];
-    tcp.read_exact(&mut answer).map_err(|e| format!("SSLRequest to {addr}: {e}"))?;
-    if answer[0] != b'S' {
-        return Err(format!("{addr} does not offer TLS (it answered {:?} to the SSLRequest)", answer[0] as char));
-    }
-    let connector = native_tls::TlsConnector::builder()
-        .disable_built_in_roots(true)
-        .danger_accept_invalid_certs(true)
-        .danger_accept_invalid_hostnames(true)
-        .build()
-        .map_err(|e| format!("failed to set up TLS: {e}"))?;
-    let tls = connector.connect(host, tcp).map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
-    let cert = tls.peer_certificate().map_err(|e| e.to_string())?.ok_or("the server presented no certificate")?;
-    cert.to_der().map_err(|e| e.to_string())
 }
