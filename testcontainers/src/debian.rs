@@ -137,8 +137,8 @@ impl DebianCluster {
     /// Gives `postgres` a password for TCP logins: the socket is `peer`, which root cannot pass. The SQL goes
     /// to psql on stdin, holding a SCRAM verifier computed here: no password in argv or in SQL text.
     fn set_password(&self) -> Result<(), HarnessError> {
-        let verifier = qrd_pg::verifier::compute(
-            qrd_pg::verifier::Encryption::ScramSha256,
+        let verifier = qrd_pg::password::verifier::compute(
+            qrd_pg::password::verifier::Encryption::ScramSha256,
             &qrd_pg::Secret::new(self.password.as_str()),
             "postgres",
         );

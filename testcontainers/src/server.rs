@@ -635,8 +635,8 @@ impl Server {
             let wanted_prefix = if encryption == "md5" { "md5" } else { "SCRAM-SHA-256$" };
             if !stored.as_deref().is_some_and(|s| s.starts_with(wanted_prefix)) {
                 // The product's own verifier and quoting code: the harness holds itself to the same rules.
-                let verifier = qrd_pg::verifier::compute(
-                    qrd_pg::verifier::Encryption::from_setting(encryption),
+                let verifier = qrd_pg::password::verifier::compute(
+                    qrd_pg::password::verifier::Encryption::from_setting(encryption),
                     &qrd_pg::Secret::new(self.password.as_str()),
                     &self.superuser,
                 );

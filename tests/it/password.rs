@@ -155,7 +155,7 @@ fn password_set_on_an_ident_route_warns_and_lists_followups(major: u32) {
     let changed = stored();
     assert_ne!(changed, before, "the stored verifier is still the old one");
     assert!(
-        qrd_pg::verifier::matches(&changed, &qrd_pg::Secret::new("second-pw"), ROLE),
+        qrd_pg::password::verifier::matches(&changed, &qrd_pg::Secret::new("second-pw"), ROLE),
         "the stored verifier ({:.3}…) is not one of the new password",
         changed
     );

@@ -140,8 +140,11 @@ fn dry_run_script_runs_in_psql(major: u32) {
     let scratch = Scratch::new();
     let out = run_expect(qrd(&a, &scratch).args(["provision", "--dry-run"]), 0);
     let script = scratch.secret_file("plan.sql", &stdout(&out));
-    let verifier =
-        qrd_pg::verifier::compute(qrd_pg::verifier::Encryption::ScramSha256, &qrd_pg::Secret::new("Script-pw"), ROLE);
+    let verifier = qrd_pg::password::verifier::compute(
+        qrd_pg::password::verifier::Encryption::ScramSha256,
+        &qrd_pg::Secret::new("Script-pw"),
+        ROLE,
+    );
     let psql = run(a.psql("postgres").arg("-v").arg(format!("verifier={verifier}")).arg("-f").arg(&script));
     assert!(psql.status.success(), "{}", stderr(&psql));
     provision(&b, &scratch, "Script-pw");

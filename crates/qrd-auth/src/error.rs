@@ -5,7 +5,7 @@ use qrd_conf::pgconf::LoadError;
 use qrd_pg::connect::ConnectError;
 use qrd_pg::inventory::QueryError;
 use qrd_pg::password::PasswordError;
-use qrd_pg::verifier::HashType;
+use qrd_pg::password::verifier::HashType;
 use qrd_pgbin::shell_quote;
 use qrd_server::WriteError;
 

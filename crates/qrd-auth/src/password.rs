@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use qrd_pg::security;
-use qrd_pg::verifier::{Encryption, HashType};
+use qrd_pg::password::stored;
+use qrd_pg::password::verifier::{Encryption, HashType};
 use qrd_pg::{Secret, Session};
 
 use crate::error::AuthError;
@@ -63,8 +63,8 @@ impl SetPlan {
 /// Reads the role and the server's `password_encryption`, then the new password (the role is checked
 /// first, so a typo in its name never costs a prompt).
 pub async fn plan_set(session: &Session, req: &SetRequest) -> Result<SetPlan, AuthError> {
-    let paths = qrd_pg::serverconf::paths(session).await?;
-    let found = security::role_hashes(session, std::slice::from_ref(&req.role)).await?;
+    let paths = qrd_pg::serverconf::facts(session).await?;
+    let found = stored::role_hashes(session, std::slice::from_ref(&req.role)).await?;
     let current = verify::require_role(&found, &req.role, &req.repo_role)?;
     // Never downgrade: a role with a SCRAM verifier keeps SCRAM even while password_encryption is md5 (an
     // md5 hash would lock it out of scram-sha-256 lines; md5 lines accept SCRAM verifiers).
@@ -97,10 +97,10 @@ pub async fn plan_set(session: &Session, req: &SetRequest) -> Result<SetPlan, Au
     })
 }
 
-/// Sets the password (statement logging and every other recorder off, see [`security::set_password`])
+/// Sets the password (statement logging and every other recorder off, see [`stored::set_password`])
 /// and reads the stored verifier back.
 pub async fn apply_set(session: &Session, plan: &SetPlan) -> Result<(), AuthError> {
-    security::set_password(session, &plan.role, &plan.password, plan.encryption).await?;
+    stored::set_password(session, &plan.role, &plan.password, plan.encryption).await?;
     verify::verify_stored(session, &plan.role, &plan.password, plan.encryption.hash_type()).await
 }
 

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use qrd_conf::hba::{EditError, Facts, HbaFile, HbaTree, Method, Roles, admits_user};
 use qrd_conf::write::FileEdit;
 use qrd_pg::inventory::HbaRule;
-use qrd_pg::security;
-use qrd_pg::verifier::{Encryption, HashType};
+use qrd_pg::password::stored;
+use qrd_pg::password::verifier::{Encryption, HashType};
 use qrd_pg::{Inventory, RepoSpec, Secret, Session};
 use qrd_pgbin::shell_quote;
 use qrd_server::{CheckedWrite, FileKind, Located, WriteOptions};
@@ -318,7 +318,7 @@ pub async fn plan_migrate(loc: &Located, req: &MigrateRequest) -> Result<Migrate
     }
 
     let sources = RolePasswords { files: req.role_password_files.clone(), repo_role: req.repo_user.clone() };
-    let found = security::role_hashes(session, &role_names).await?;
+    let found = stored::role_hashes(session, &role_names).await?;
     let mut roles = Vec::new();
     for name in &role_names {
         let current = verify::require_role(&found, name, &req.repo_user)?;
@@ -400,7 +400,7 @@ pub async fn apply_migrate(session: &Session, plan: &MigratePlan) -> Result<Migr
     if !plan.encryption_ok() {
         qrd_pg::serverconf::alter_system(session, "password_encryption", "scram-sha-256")
             .await
-            .map_err(|message| AuthError::AlterSystem { message })?;
+            .map_err(|e| AuthError::AlterSystem { message: e.message })?;
         qrd_pg::serverconf::reload(session).await?;
         let now = qrd_pg::serverconf::settings(session, &["password_encryption".to_owned()]).await?;
         let value = now.first().map(|r| r.setting.clone()).unwrap_or_default();
@@ -413,7 +413,7 @@ pub async fn apply_migrate(session: &Session, plan: &MigratePlan) -> Result<Migr
     // ---- 3. role passwords.
     let rehash: Vec<(&RolePlan, &Secret)> = plan.roles.iter().filter_map(|p| Some((p, p.password.as_ref()?))).collect();
     for (p, pw) in &rehash {
-        security::set_password(session, &p.name, pw, Encryption::ScramSha256).await?;
+        stored::set_password(session, &p.name, pw, Encryption::ScramSha256).await?;
         verify::verify_stored(session, &p.name, pw, HashType::ScramSha256).await?;
         tracing::info!("role {:?}: stored as SCRAM-SHA-256 (verified in pg_authid)", p.name);
         verify::verify_login(session, &p.name, pw).await?;

@@ -4,13 +4,13 @@
 
 use qrd_conf::hba::{Client, Facts, HbaFile, Method, Outcome, Request, Roles};
 use qrd_pg::connect::ConnectErrorKind;
-use qrd_pg::security::{self, RoleHash};
-use qrd_pg::verifier::HashType;
+use qrd_pg::password::stored::{self, RoleHash};
+use qrd_pg::password::verifier::HashType;
 use qrd_pg::{Secret, Session};
 
 use crate::error::AuthError;
 
-/// `role` among `found` (from [`security::role_hashes`]); a role that cannot log in earns a warning.
+/// `role` among `found` (from [`stored::role_hashes`]); a role that cannot log in earns a warning.
 pub fn require_role<'a>(found: &'a [RoleHash], role: &str, repo_role: &str) -> Result<&'a RoleHash, AuthError> {
     let r = found.iter().find(|r| r.name == role).ok_or_else(|| AuthError::NoSuchRole {
         role: role.to_owned(),
@@ -29,7 +29,7 @@ pub async fn verify_stored(
     password: &Secret,
     expect: HashType,
 ) -> Result<(), AuthError> {
-    let found = security::role_hashes(session, &[role.to_owned()]).await?;
+    let found = stored::role_hashes(session, &[role.to_owned()]).await?;
     if found.first().is_some_and(|r| r.hash == expect && r.matches(password)) {
         Ok(())
     } else {
@@ -52,7 +52,7 @@ pub enum Login {
 /// A real login as `role` over this session's route. A refused password is an error; a route that cannot
 /// say (no pg_hba.conf line for us, a method that asks no password) is a warning.
 pub async fn verify_login(session: &Session, role: &str, password: &Secret) -> Result<Login, AuthError> {
-    match security::verify_login(session, role, password).await {
+    match stored::verify_login(session, role, password).await {
         Ok(()) => match route_method(session, role).await {
             Some(m) if !matches!(m, Method::ScramSha256 | Method::Md5 | Method::Password) => {
                 tracing::warn!(
@@ -79,14 +79,14 @@ pub async fn verify_login(session: &Session, role: &str, password: &Secret) -> R
 /// The method of the pg_hba.conf rule a login as `role` over this session's route meets, when the server
 /// lets us read the file.
 async fn route_method(session: &Session, role: &str) -> Option<Method> {
-    let text = security::hba_text(session).await?;
+    let text = stored::hba_text(session).await?;
     let file = HbaFile::parse(&text, std::path::Path::new("pg_hba.conf")).ok()?;
-    let paths = qrd_pg::serverconf::paths(session).await.ok()?;
-    let client = match security::client_addr(session).await.ok()? {
+    let paths = qrd_pg::serverconf::facts(session).await.ok()?;
+    let client = match stored::client_addr(session).await.ok()? {
         Some(ip) => Client::Tcp(ip),
         None => Client::Local,
     };
-    let ssl = security::session_uses_ssl(session).await.unwrap_or(false);
+    let ssl = stored::session_uses_ssl(session).await.unwrap_or(false);
     let mut facts = Facts::new(paths.major);
     facts.roles = Some(Roles::from_memberships(&qrd_pg::serverconf::memberships(session).await.ok()?));
     let req = Request::new(client, role, &session.target().dbname).with_ssl(ssl);

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use qrd_conf::hba::{Address, Client, ConnType, Facts, HbaFile, Method, Outcome, Request, Roles};
 use qrd_pg::inventory::DbInfo;
+use qrd_pg::password::verifier::HashType;
 use qrd_pg::spec::{RoleAttrs, SUPPORTED_MAJORS};
-use qrd_pg::verifier::HashType;
 use qrd_pgbin::shell_quote;
 
 use crate::{Context, Finding};
@@ -646,8 +646,8 @@ fn client_tools(ctx: &Context<'_>) -> Vec<Finding> {
 mod tests {
     use qrd_pg::RepoSpec;
     use qrd_pg::inventory::{Inventory, StoredPassword, Unreachable};
+    use qrd_pg::password::verifier::HashType;
     use qrd_pg::testing::{ROLE, bare_server, provisioned};
-    use qrd_pg::verifier::HashType;
 
     use crate::{Context, Finding, Site, Status, ToolsFound, run_all};
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
+use crate::password::Secret;
+use crate::password::passfile;
 use crate::password::{self, PasswordError};
-use crate::pgpass;
-use crate::secret::Secret;
 use crate::tls::Tls;
 
 /// The Qlik repository database's default port.
@@ -357,7 +357,7 @@ impl Connector {
         let tls_used = !target.is_socket() && opts.sslmode != SslMode::Disable;
         let tls =
             Tls::new(opts.sslmode, opts.sslrootcert.as_deref(), tls_used).map_err(|e| config_err(e.to_string()))?;
-        Ok(Self { target, opts: opts.clone(), tls, password, passfile: pgpass::default_path() })
+        Ok(Self { target, opts: opts.clone(), tls, password, passfile: passfile::default_path() })
     }
 
     pub fn target(&self) -> &Target {
@@ -394,7 +394,7 @@ impl Connector {
             });
         let from_passfile = || {
             let path = self.passfile.as_deref()?;
-            pgpass::lookup(path, &t.host, t.port, dbname, &t.user)
+            passfile::lookup(path, &t.host, t.port, dbname, &t.user)
         };
         if let Some(pw) = self.password.clone().or_else(from_passfile) {
             cfg.password(pw.expose());

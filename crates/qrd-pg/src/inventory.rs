@@ -7,12 +7,12 @@ use qrd_pgbin::PgVersion;
 use tokio_postgres::Row;
 
 use crate::connect::ConnectError;
-use crate::secret::Secret;
+use crate::password::Secret;
+use crate::password::verifier::HashType;
 use crate::session::Session;
 use crate::spec::{RepoSpec, RoleAttrs};
 use crate::sql_template;
 use crate::template::Template;
-use crate::verifier::HashType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {

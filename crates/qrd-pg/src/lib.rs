@@ -5,11 +5,8 @@
 pub mod connect;
 pub mod inventory;
 pub mod password;
-pub mod pgpass;
 pub mod provision;
 pub mod quote;
-pub mod secret;
-pub mod security;
 pub mod serverconf;
 pub mod session;
 pub mod spec;
@@ -18,10 +15,9 @@ pub mod template;
 pub mod testing;
 pub mod tls;
 pub mod tlsinfo;
-pub mod verifier;
 
 pub use connect::{ConnectError, ConnectOpts, SslMode};
 pub use inventory::Inventory;
-pub use secret::Secret;
+pub use password::Secret;
 pub use session::Session;
 pub use spec::RepoSpec;

@@ -8,12 +8,12 @@
 
 use crate::connect::ConnectError;
 use crate::inventory::{Inventory, QueryError};
-use crate::secret::Secret;
+use crate::password::Secret;
+use crate::password::verifier::{self, Encryption, HashType};
 use crate::session::Session;
 use crate::spec::{RepoSpec, RoleAttrs, SUPPORTED_MAJORS};
 use crate::sql_template;
 use crate::template::{Template, TemplateError, Vars};
-use crate::verifier::{self, Encryption, HashType};
 
 const CREATE_ROLE: Template = sql_template!("provision/create_role.sql");
 const ALTER_ROLE_ATTRIBUTES: Template = sql_template!("provision/alter_role_attributes.sql");

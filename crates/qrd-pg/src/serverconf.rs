@@ -10,7 +10,7 @@ use crate::session::Session;
 use crate::sql_template;
 use crate::template::{Template, Vars};
 
-const PATHS: Template = sql_template!("conf/paths.sql");
+const FACTS: Template = sql_template!("conf/facts.sql");
 const SETTINGS: Template = sql_template!("conf/settings.sql");
 const HBA_ERRORS: Template = sql_template!("conf/hba_errors.sql");
 const FILE_ERRORS: Template = sql_template!("conf/file_errors.sql");
@@ -26,7 +26,7 @@ const FILES_READ: Template = sql_template!("conf/files_read.sql");
 const RELOAD_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ServerPaths {
+pub struct ServerFacts {
     pub data_directory: String,
     pub config_file: String,
     pub hba_file: String,
@@ -84,9 +84,11 @@ fn query_err(t: &Template, session: &Session) -> impl FnOnce(tokio_postgres::Err
     move |e| QueryError::query(name, &db, &e)
 }
 
-pub async fn paths(session: &Session) -> Result<ServerPaths, QueryError> {
-    let r = session.client().query_one(PATHS.text, &[]).await.map_err(query_err(&PATHS, session))?;
-    Ok(ServerPaths {
+/// Where the server's files are, its version, and the two settings commands decide by (`password_encryption`,
+/// `ssl`).
+pub async fn facts(session: &Session) -> Result<ServerFacts, QueryError> {
+    let r = session.client().query_one(FACTS.text, &[]).await.map_err(query_err(&FACTS, session))?;
+    Ok(ServerFacts {
         data_directory: r.get("data_directory"),
         config_file: r.get("config_file"),
         hba_file: r.get("hba_file"),
@@ -192,10 +194,19 @@ pub async fn reload(session: &Session) -> Result<bool, QueryError> {
     Ok(false)
 }
 
+/// `ALTER SYSTEM SET` refused by the server (its own message: an invalid value, a read-only setting).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("ALTER SYSTEM SET {name}: {message}")]
+pub struct AlterSystemError {
+    pub name: String,
+    pub message: String,
+}
+
 /// `ALTER SYSTEM SET name TO 'value'` (the server validates the value).
-pub async fn alter_system(session: &Session, name: &str, value: &str) -> Result<(), String> {
+pub async fn alter_system(session: &Session, name: &str, value: &str) -> Result<(), AlterSystemError> {
+    let error = |message: String| AlterSystemError { name: name.to_owned(), message };
     let sql = ALTER_SYSTEM
         .render_statement(&Vars::new().set("name", name.to_lowercase()).set("value", value))
-        .map_err(|e| e.to_string())?;
-    session.client().batch_execute(&sql).await.map_err(|e| crate::connect::server_message(&e))
+        .map_err(|e| error(e.to_string()))?;
+    session.client().batch_execute(&sql).await.map_err(|e| error(crate::connect::server_message(&e)))
 }

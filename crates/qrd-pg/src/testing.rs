@@ -4,9 +4,9 @@
 use qrd_pgbin::PgVersion;
 
 use crate::inventory::{AclEntry, DbInfo, Inventory, RoleInfo, SchemaInfo, StoredPassword};
-use crate::secret::Secret;
+use crate::password::Secret;
+use crate::password::verifier::{self, Encryption, HashType};
 use crate::spec::{RepoSpec, RoleAttrs};
-use crate::verifier::{self, Encryption, HashType};
 
 /// The guide's repository role.
 pub const ROLE: &str = "qliksenserepository";

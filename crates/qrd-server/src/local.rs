@@ -14,7 +14,7 @@ use qrd_conf::write::Perms;
 use qrd_pg::Session;
 use qrd_pg::connect::{ConnectError, ConnectOpts};
 use qrd_pg::inventory::QueryError;
-use qrd_pg::serverconf::{self, ServerPaths};
+use qrd_pg::serverconf::{self, ServerFacts};
 
 /// Where Debian's postgresql-common keeps each cluster's configuration.
 const DEBIAN_CONF_ROOT: &str = "/etc/postgresql";
@@ -153,7 +153,7 @@ pub struct HbaText {
 /// A connected server whose files qrd can reach on this machine.
 pub struct LocalServer {
     pub session: Session,
-    pub paths: ServerPaths,
+    pub facts: ServerFacts,
     pub data_dir: PathBuf,
     pub owner: Owner,
 }
@@ -163,8 +163,8 @@ impl LocalServer {
     /// reached uses another one (qrd would change the wrong cluster's files).
     pub async fn open(opts: &ConnectOpts, data_dir: Option<&Path>) -> Result<LocalServer, LocalError> {
         let session = Session::open(opts).await?;
-        let paths = serverconf::paths(&session).await?;
-        let actual = PathBuf::from(&paths.data_directory);
+        let facts = serverconf::facts(&session).await?;
+        let actual = PathBuf::from(&facts.data_directory);
         if let Some(given) = data_dir {
             let layout = Layout::from_dir(given);
             if !same_dir(&layout.data_dir, &actual) {
@@ -177,7 +177,7 @@ impl LocalServer {
         }
         let owner =
             Owner::of(&actual).map_err(|source| LocalError::DataDirUnreachable { path: actual.clone(), source })?;
-        Ok(LocalServer { session, paths, data_dir: actual, owner })
+        Ok(LocalServer { session, facts, data_dir: actual, owner })
     }
 
     /// Mode `mode`, owned by the server's OS user.
@@ -190,11 +190,11 @@ impl LocalServer {
     }
 
     pub fn config_file(&self) -> PathBuf {
-        PathBuf::from(&self.paths.config_file)
+        PathBuf::from(&self.facts.config_file)
     }
 
     pub fn hba_file(&self) -> PathBuf {
-        PathBuf::from(&self.paths.hba_file)
+        PathBuf::from(&self.facts.hba_file)
     }
 
     /// postgresql.conf with its includes and postgresql.auto.conf, as the server reads them.

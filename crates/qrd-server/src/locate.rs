@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use qrd_pg::Session;
 use qrd_pg::connect::{ConnectError, ConnectOpts};
 use qrd_pg::inventory::QueryError;
-use qrd_pg::serverconf::{self, ServerPaths};
+use qrd_pg::serverconf::{self, ServerFacts};
 
 use crate::FileKind;
 use crate::local::Layout;
@@ -26,7 +26,7 @@ pub struct Located {
     pub path: PathBuf,
     pub text: String,
     pub session: Option<Session>,
-    pub server: Option<ServerPaths>,
+    pub server: Option<ServerFacts>,
     /// The cluster `--data-dir` named, as found on disk.
     pub layout: Option<Layout>,
     /// The file was named by the DBA (`--file`), not found from a data directory or the server: it may be a
@@ -104,7 +104,7 @@ pub async fn locate(kind: FileKind, choice: &FileChoice, opts: &ConnectOpts) -> 
         }
     };
     let mut server = match &session {
-        Some(s) => Some(serverconf::paths(s).await?),
+        Some(s) => Some(serverconf::facts(s).await?),
         None => None,
     };
     // A file given by name may belong to another cluster than the one we reached (an old data directory,
@@ -139,7 +139,7 @@ pub async fn locate(kind: FileKind, choice: &FileChoice, opts: &ConnectOpts) -> 
 
 /// Whether `path` is the server's own file of this kind, or (postgresql.conf) a file in its data
 /// directory or beside its main configuration file (includes usually live there).
-fn belongs_to(kind: FileKind, path: &Path, sp: &ServerPaths) -> bool {
+fn belongs_to(kind: FileKind, path: &Path, sp: &ServerFacts) -> bool {
     let canon = |p: &Path| std::fs::canonicalize(p).ok();
     let Some(path) = canon(path) else { return false };
     let own = match kind {

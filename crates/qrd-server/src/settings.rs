@@ -9,7 +9,7 @@ use qrd_conf::pgconf::{
 };
 use qrd_pg::Session;
 use qrd_pg::inventory::QueryError;
-use qrd_pg::serverconf::{self, ServerPaths, SettingRow};
+use qrd_pg::serverconf::{self, ServerFacts, SettingRow};
 use qrd_pgbin::{Finder, PgVersion, Tool};
 
 use crate::pgctl::PgCtl;
@@ -57,8 +57,8 @@ pub enum SettingsError {
     Plan(PlanError),
     #[error(transparent)]
     Query(#[from] QueryError),
-    #[error("ALTER SYSTEM SET {name}: {message}")]
-    AlterSystem { name: String, message: String },
+    #[error(transparent)]
+    AlterSystem(#[from] serverconf::AlterSystemError),
     #[error("--restart needs the server's version: no connection")]
     NoServer,
     #[error("{0}")]
@@ -76,7 +76,7 @@ impl SettingsError {
             }
             SettingsError::Shadowed(_) | SettingsError::Plan(_) => "fix the file at the place named above".into(),
             SettingsError::Query(_) => "run again with -v for the statements qrd runs".into(),
-            SettingsError::AlterSystem { .. } => "fix the value (the message is the server's own)".into(),
+            SettingsError::AlterSystem(_) => "fix the value (the message is the server's own)".into(),
             SettingsError::NoServer => "restart the PostgreSQL service yourself".into(),
             SettingsError::NoPgCtl(e) => e.hint(),
             SettingsError::Owner(_) => {
@@ -205,9 +205,7 @@ pub async fn alter_system(
     reload: bool,
 ) -> Result<Vec<String>, SettingsError> {
     for (name, value) in pairs {
-        serverconf::alter_system(session, name, value)
-            .await
-            .map_err(|message| SettingsError::AlterSystem { name: name.clone(), message })?;
+        serverconf::alter_system(session, name, value).await?;
         tracing::info!("ALTER SYSTEM SET {name} = {value:?}");
     }
     if reload {
@@ -220,7 +218,7 @@ pub async fn alter_system(
 
 /// Whoever restarts this server: its service manager, else pg_ctl of the server's major (from `finder`) as
 /// the data directory's owner.
-pub fn service_for(server: &ServerPaths, data_dir: &Path, finder: &Finder) -> Result<Service, SettingsError> {
+pub fn service_for(server: &ServerFacts, data_dir: &Path, finder: &Finder) -> Result<Service, SettingsError> {
     let version = PgVersion::from_version_num(server.version_num);
     Service::detect(data_dir, Path::new(&server.config_file), || {
         let pg_ctl = finder.find(Tool::PgCtl, &version).map_err(SettingsError::NoPgCtl)?;

@@ -182,7 +182,7 @@ pub async fn restore(server: &LocalServer, plan: RestorePlan, proof: &ProofTarge
     if plan.edits.is_empty() {
         qrd_pg::serverconf::reload(&server.session).await?;
     }
-    let ssl = qrd_pg::serverconf::paths(&server.session).await?.ssl;
+    let ssl = qrd_pg::serverconf::facts(&server.session).await?.ssl;
     let mut proven = false;
     if ssl && let Some(host) = proof::proof_host(&server.session, proof.host.as_deref()).await? {
         let port = server.port();

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::secret::Secret;
+use crate::password::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {

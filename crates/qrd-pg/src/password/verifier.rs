@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::secret::Secret;
+use crate::password::Secret;
 
 /// How a role's password is stored (`pg_authid.rolpassword`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use crate::connect::ConnectError;
 use crate::inventory::QueryError;
-use crate::secret::Secret;
+use crate::password::Secret;
+use crate::password::verifier::{self, Encryption, HashType};
 use crate::template::{Template, Vars};
-use crate::verifier::{self, Encryption, HashType};
 use crate::{Session, sql_template};
 
 const ROLE_HASHES: Template = sql_template!("security/role_hashes.sql");
