@@ -75,11 +75,20 @@ pub struct FoundTool {
 }
 
 /// A candidate that was looked at and rejected, kept to explain the failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Candidate {
     pub path: PathBuf,
     /// The version it reported, or why it could not be asked.
-    pub version: Result<PgVersion, String>,
+    pub version: Result<PgVersion, ProbeError>,
+}
+
+/// Why a tool could not say its version.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Run(#[from] crate::ToolError),
+    #[error(transparent)]
+    Version(#[from] crate::VersionError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,12 +264,10 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// Runs `path --version` and parses what it prints.
-pub(crate) fn tool_version(path: &Path) -> Result<PgVersion, String> {
-    let out = crate::run::scrubbed_command(path).arg("--version").output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("`{} --version` failed: {}", path.display(), String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    PgVersion::from_version_output(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
+pub(crate) fn tool_version(path: &Path) -> Result<PgVersion, ProbeError> {
+    let mut cmd = crate::run::scrubbed_command(path);
+    let out = crate::run::run(cmd.arg("--version"), "ask a tool its version")?;
+    Ok(PgVersion::from_version_output(&String::from_utf8_lossy(&out.stdout))?)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod run;
 mod shell;
 mod version;
 
-pub use find::{Candidate, FindError, Finder, FoundTool, Tool};
+pub use find::{Candidate, FindError, Finder, FoundTool, ProbeError, Tool};
 pub use identity::{Identity, IdentityError};
 pub use run::{Passfile, ToolError, describe_output, describe_status, indented_output, run, scrubbed_command};
 pub use shell::{display_command, shell_quote};
