@@ -46,6 +46,9 @@ pub enum AuthError {
         hash.as_str()
     )]
     NotCurrentPassword { role: String, hash: HashType },
+    /// A role that needs a password (a new one) and none was given, with no terminal to ask on.
+    #[error("the repository role {role:?} needs a password and none was given")]
+    NeedsPassword { role: String, alternatives: String },
     /// The lock-out refusal: md5 rules that roles keeping an md5 hash log in through.
     #[error(
         "these pg_hba.conf lines would become scram-sha-256 while roles that still have md5 hashes log in \
@@ -95,6 +98,7 @@ impl AuthError {
                 | AuthError::Hba(_)
                 | AuthError::HbaEdit(_)
                 | AuthError::Password { .. }
+                | AuthError::NeedsPassword { .. }
         )
     }
 
@@ -105,6 +109,7 @@ impl AuthError {
             AuthError::Query(QueryError::Connect(e)) => e.hint(),
             AuthError::Query(_) => "run again with -v for the statements qrd runs; the server log may say more".into(),
             AuthError::Write(e) => e.hint(),
+            AuthError::NeedsPassword { alternatives, .. } => format!("pass {alternatives}"),
             AuthError::Password { source, alternatives } => match source {
                 PasswordError::Read { .. } => {
                     format!("check the path and that this user may read the file; or give {alternatives}")

@@ -50,6 +50,25 @@ pub fn new_password(file: Option<&Path>, role: &str) -> Result<Secret, AuthError
     }
 }
 
+/// The repository role's password for `qrd provision`, if given: `file`, else [`REPO_PASSWORD_ENV`].
+pub fn repo_password(file: Option<&Path>) -> Result<Option<Secret>, AuthError> {
+    let err = |e| AuthError::password(e, format!("--repo-password-file FILE (mode 0600) or set {REPO_PASSWORD_ENV}"));
+    match file {
+        Some(path) => password::from_file(path).map(Some).map_err(err),
+        None => password::from_env(REPO_PASSWORD_ENV).map_err(err),
+    }
+}
+
+/// A new password for the repository role asked on the terminal (typed twice): for a role that needs one
+/// when none was given. Without a terminal (cron, systemd) this fails with the ways to give it.
+pub fn prompt_repo_password(role: &str) -> Result<Secret, AuthError> {
+    let alternatives = format!("--repo-password-file FILE (mode 0600) or set {REPO_PASSWORD_ENV}");
+    if !password::can_prompt() {
+        return Err(AuthError::NeedsPassword { role: role.to_owned(), alternatives });
+    }
+    password::prompt(&format!("New password for role {role}"), true).map_err(|e| AuthError::password(e, alternatives))
+}
+
 /// Where the current passwords of the roles of a migration come from.
 #[derive(Debug, Clone, Default)]
 pub struct RolePasswords {

@@ -151,7 +151,7 @@ impl From<qrd_server::settings::SettingsError> for CliError {
 /// A password that cannot be had: an unreadable `--…-password-file` is a usage error (exit 2, as for
 /// `--password-file`); a password refused for what it is (empty, not UTF-8), or no terminal to ask on, or
 /// two typings that differ, is a refusal before anything changed (exit 4). The same in every command.
-pub fn password_status(e: &qrd_pg::password::PasswordError) -> ExitStatus {
+fn password_status(e: &qrd_pg::password::PasswordError) -> ExitStatus {
     match e {
         qrd_pg::password::PasswordError::Read { .. } => ExitStatus::Usage,
         _ => ExitStatus::Refused,
@@ -174,6 +174,31 @@ impl From<qrd_auth::AuthError> for CliError {
                 };
                 let hint = e.hint();
                 CliError::new(status, e.to_string()).hint(hint)
+            }
+        }
+    }
+}
+
+impl From<qrd_pg::provision::Refused> for CliError {
+    fn from(e: qrd_pg::provision::Refused) -> Self {
+        let hint = e.hint();
+        CliError::new(ExitStatus::Refused, e.to_string()).hint(hint)
+    }
+}
+
+impl From<qrd_pg::provision::ApplyError> for CliError {
+    fn from(e: qrd_pg::provision::ApplyError) -> Self {
+        use qrd_pg::provision::ApplyError as E;
+        match e {
+            E::Connect(c) => c.into(),
+            e => {
+                let status = if matches!(e, E::Locked) { ExitStatus::Refused } else { ExitStatus::Failed };
+                let hint = e.hint();
+                let err = CliError::new(status, e.to_string());
+                match hint {
+                    Some(h) => err.hint(h),
+                    None => err,
+                }
             }
         }
     }

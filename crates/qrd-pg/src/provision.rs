@@ -97,6 +97,26 @@ pub struct Blocker {
     pub hint: String,
 }
 
+/// Provisioning refused before anything changed: every reason, each with its next step.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("provisioning refused, nothing was changed:{}", blockers.iter().map(|b| format!("\n  - {}", b.message)).collect::<String>())]
+pub struct Refused {
+    pub blockers: Vec<Blocker>,
+}
+
+impl Refused {
+    /// The distinct next steps, one per line.
+    pub fn hint(&self) -> String {
+        let mut hints: Vec<&str> = Vec::new();
+        for b in &self.blockers {
+            if !hints.contains(&b.hint.as_str()) {
+                hints.push(&b.hint);
+            }
+        }
+        hints.join("\n      ")
+    }
+}
+
 /// What provisioning would do.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
@@ -111,6 +131,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The refusal, when something blocks the plan.
+    pub fn refused(&self) -> Option<Refused> {
+        (!self.blockers.is_empty()).then(|| Refused { blockers: self.blockers.clone() })
+    }
+
     pub fn is_noop(&self) -> bool {
         self.steps.is_empty() && self.blockers.is_empty() && !self.needs_password
     }
@@ -404,6 +429,19 @@ pub enum ApplyError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Query(#[from] QueryError),
+}
+
+impl ApplyError {
+    /// The next step for the DBA (for a failed step, the caller adds what exists now).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ApplyError::Locked => {
+                Some("wait for the other run to finish (pg_locks shows it as an advisory lock), then run again".into())
+            }
+            ApplyError::Connect(e) => Some(e.hint()),
+            _ => None,
+        }
+    }
 }
 
 /// What exists of `spec` right now, from the maintenance connection alone (so it works even when the

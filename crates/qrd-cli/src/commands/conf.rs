@@ -43,7 +43,7 @@ pub struct GetArgs {
     pub conn: ConnectArgs,
 }
 
-/// What `set` and `tune` share: how to apply.
+/// What `set` and `tune` share: how to apply, and to which server and files.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Use ALTER SYSTEM (postgresql.auto.conf) through the connection instead of editing the file
@@ -61,6 +61,13 @@ pub struct ApplyArgs {
     /// Restart the server (pg_ctl restart -m fast) when a changed setting needs it
     #[arg(long)]
     pub restart: bool,
+
+    #[command(flatten)]
+    pub files: FileArgs,
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    #[command(flatten)]
+    pub tools: ToolArgs,
 }
 
 #[derive(Debug, Args)]
@@ -71,12 +78,6 @@ pub struct SetArgs {
 
     #[command(flatten)]
     pub apply: ApplyArgs,
-    #[command(flatten)]
-    pub files: FileArgs,
-    #[command(flatten)]
-    pub conn: ConnectArgs,
-    #[command(flatten)]
-    pub tools: ToolArgs,
 }
 
 #[derive(Debug, Args)]
@@ -99,12 +100,6 @@ pub struct TuneArgs {
 
     #[command(flatten)]
     pub apply: ApplyArgs,
-    #[command(flatten)]
-    pub files: FileArgs,
-    #[command(flatten)]
-    pub conn: ConnectArgs,
-    #[command(flatten)]
-    pub tools: ToolArgs,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -119,7 +114,7 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 pub async fn execute(args: ConfArgs) -> Result<ExitStatus, CliError> {
     match args.command {
         ConfCommand::Get(a) => get(a).await,
-        ConfCommand::Set(a) => set(a.pairs, &a.apply, &a.files, &a.conn, &a.tools).await,
+        ConfCommand::Set(a) => set(a.pairs, &a.apply).await,
         ConfCommand::Tune(a) => {
             let max = qrd_check::guide_max_connections(a.nodes, a.pool_size);
             note(format!(
@@ -131,7 +126,7 @@ pub async fn execute(args: ConfArgs) -> Result<ExitStatus, CliError> {
                 ("port".to_owned(), a.set_port.to_string()),
                 ("max_connections".to_owned(), max.to_string()),
             ];
-            set(pairs, &a.apply, &a.files, &a.conn, &a.tools).await
+            set(pairs, &a.apply).await
         }
     }
 }
@@ -174,17 +169,11 @@ async fn get(args: GetArgs) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
-async fn set(
-    pairs: Vec<(String, String)>,
-    apply: &ApplyArgs,
-    files: &FileArgs,
-    conn: &ConnectArgs,
-    tools: &ToolArgs,
-) -> Result<ExitStatus, CliError> {
+async fn set(pairs: Vec<(String, String)>, apply: &ApplyArgs) -> Result<ExitStatus, CliError> {
     if apply.online {
-        return set_online(pairs, apply, conn).await;
+        return set_online(pairs, apply).await;
     }
-    let loc = qrd_server::locate(FileKind::Conf, &files.choice(), &conn.opts()).await?;
+    let loc = qrd_server::locate(FileKind::Conf, &apply.files.choice(), &apply.conn.opts()).await?;
     match &loc.session {
         Some(s) => drop(settings::check_values(s, &pairs).await?),
         None => tracing::warn!("no server connection: values are not checked against pg_settings"),
@@ -216,7 +205,7 @@ async fn set(
     // Through what manages the server (pg_ctlcluster, the systemd unit, else pg_ctl as the data directory's
     // owner with its groups). When the server does not come back, the previous files go back and it starts.
     let server = loc.server.as_ref().ok_or(settings::SettingsError::NoServer)?;
-    let service = settings::service_for(server, &loc.data_dir(), &tools.finder())?;
+    let service = settings::service_for(server, &loc.data_dir(), &apply.tools.finder())?;
     tracing::debug!(%service, "restarting");
     match service.restart_or_roll_back(&written.applied) {
         Ok(()) => {
@@ -227,12 +216,8 @@ async fn set(
     }
 }
 
-async fn set_online(
-    pairs: Vec<(String, String)>,
-    apply: &ApplyArgs,
-    conn: &ConnectArgs,
-) -> Result<ExitStatus, CliError> {
-    let session = Session::open(&conn.opts()).await?;
+async fn set_online(pairs: Vec<(String, String)>, apply: &ApplyArgs) -> Result<ExitStatus, CliError> {
+    let session = Session::open(&apply.conn.opts()).await?;
     settings::check_values(&session, &pairs).await?;
     if apply.dry_run {
         let script =

@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use qrd_auth::source::REPO_PASSWORD_ENV;
+use qrd_auth::source::{self, REPO_PASSWORD_ENV};
 use qrd_pg::inventory::Inventory;
-use qrd_pg::password;
 use qrd_pg::provision::{self, ApplyError, Plan};
 use qrd_pg::spec::DEFAULT_REPO_ROLE;
-use qrd_pg::{RepoSpec, Secret, Session};
+use qrd_pg::{RepoSpec, Session};
 
 use crate::error::{CliError, ExitStatus};
 use crate::options::ConnectArgs;
@@ -44,29 +43,19 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
             .hint("choose a role name of 1 to 63 bytes without NUL characters")
     })?;
     let spec = RepoSpec::new(&args.repo_user);
-    let mut repo_password = repo_password_given(&args)?;
+    let mut repo_password = source::repo_password(args.repo_password_file.as_deref())?;
 
     let session = Session::open(&args.conn.opts()).await?;
     // Held until qrd exits; a dry run changes nothing and needs no lock.
-    let _lock = if args.dry_run { None } else { Some(provision::lock(&session).await.map_err(apply_error)?) };
+    let _lock = if args.dry_run { None } else { Some(provision::lock(&session).await?) };
     let inv = Inventory::gather(&session, &spec).await?;
     let opts = provision::Options { fix_owner: args.fix_owner };
     let mut plan = provision::plan(&inv, &spec, repo_password.as_ref(), &opts);
-
-    if !plan.blockers.is_empty() {
-        return Err(blocked(&plan));
+    if let Some(refused) = plan.refused() {
+        return Err(refused.into());
     }
     if plan.needs_password && !args.dry_run {
-        if !password::can_prompt() {
-            return Err(CliError::new(
-                ExitStatus::Refused,
-                format!("the repository role {:?} needs a password and none was given", spec.role),
-            )
-            .hint(format!("pass --repo-password-file FILE (mode 0600) or set {REPO_PASSWORD_ENV}")));
-        }
-        let label = format!("New password for role {}", spec.role);
-        repo_password =
-            Some(password::prompt(&label, true).map_err(|e| CliError::new(ExitStatus::Refused, e.to_string()))?);
+        repo_password = Some(source::prompt_repo_password(&spec.role)?);
         plan = provision::plan(&inv, &spec, repo_password.as_ref(), &opts);
     }
 
@@ -75,20 +64,16 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
         print_dry_run(&plan, &inv, &header)?;
         return Ok(ExitStatus::Success);
     }
+    println!("qrd provision: {header}");
     if plan.steps.is_empty() {
-        println!("qrd provision: {header}");
         for fact in &plan.unchanged {
             println!("  {}  {fact}", paint_status("ok  "));
         }
         println!("nothing to do: the server already matches the guide");
         return Ok(ExitStatus::Success);
     }
-
-    println!("qrd provision: {header}");
     let total = plan.steps.len();
-    let result =
-        provision::apply(&session, &plan, |step| println!("  {}  {}", paint_status("done"), step.summary)).await;
-    match result {
+    match provision::apply(&session, &plan, |step| println!("  {}  {}", paint_status("done"), step.summary)).await {
         Ok(()) => {
             println!("provisioned: {total} change{}", if total == 1 { "" } else { "s" });
             Ok(ExitStatus::Success)
@@ -96,45 +81,12 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
         Err(e @ ApplyError::Step { .. }) => {
             // Say what exists now, so the DBA knows the state before doing anything else.
             let now = provision::what_exists(&session, &spec).await.ok();
-            Err(apply_error(e).hint(format!(
+            Err(CliError::from(e).hint(format!(
                 "{}fix the cause and run qrd provision again: it continues where it stopped and never drops anything",
                 now.map(|s| format!("now on the server: {s}.\n      ")).unwrap_or_default()
             )))
         }
-        Err(e) => Err(apply_error(e)),
-    }
-}
-
-/// The repository password from --repo-password-file or QRD_REPO_PASSWORD, if given.
-fn repo_password_given(args: &ProvisionArgs) -> Result<Option<Secret>, CliError> {
-    let unusable = |e: password::PasswordError| {
-        CliError::new(crate::error::password_status(&e), e.to_string())
-            .hint("give a non-empty password in a file (mode 0600)")
-    };
-    match &args.repo_password_file {
-        Some(path) => Ok(Some(password::from_file(path).map_err(unusable)?)),
-        None => password::from_env(REPO_PASSWORD_ENV).map_err(unusable),
-    }
-}
-
-fn blocked(plan: &Plan) -> CliError {
-    let mut message = String::from("provisioning refused, nothing was changed:");
-    let mut hints = Vec::new();
-    for b in &plan.blockers {
-        message.push_str(&format!("\n  - {}", b.message));
-        hints.push(b.hint.clone());
-    }
-    let mut seen = std::collections::HashSet::new();
-    hints.retain(|h| seen.insert(h.clone()));
-    CliError::new(ExitStatus::Refused, message).hint(hints.join("\n      "))
-}
-
-fn apply_error(e: ApplyError) -> CliError {
-    match e {
-        ApplyError::Locked => CliError::new(ExitStatus::Refused, e.to_string())
-            .hint("wait for the other run to finish (pg_locks shows it as an advisory lock), then run again"),
-        ApplyError::Connect(c) => c.into(),
-        other => CliError::new(ExitStatus::Failed, other.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -53,22 +53,33 @@ pub struct EnableArgs {
     /// Keep plain `host` rules (TLS is then offered but not required)
     #[arg(long)]
     pub keep_host: bool,
-    /// Print the diffs and the files that would be installed; change nothing
+    #[command(flatten)]
+    pub change: ChangeArgs,
+}
+
+/// What every ssl change takes: a dry run, where to prove the result, and the server.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// Print the diffs (and, for enable, the files it would install); change nothing
     #[arg(long)]
     pub dry_run: bool,
-    #[command(flatten)]
-    pub proof: ProofArgs,
+    /// The TCP address to prove the result on [default: -h when it is TCP, else from listen_addresses]
+    #[arg(long, value_name = "HOST")]
+    pub proof_host: Option<String>,
     #[command(flatten)]
     pub dir: DataDirArg,
     #[command(flatten)]
     pub conn: ConnectArgs,
 }
 
-#[derive(Debug, Args)]
-pub struct ProofArgs {
-    /// The TCP address to prove the result on [default: -h when it is TCP, else from listen_addresses]
-    #[arg(long, value_name = "HOST")]
-    pub proof_host: Option<String>,
+impl ChangeArgs {
+    async fn open(&self) -> Result<LocalServer, CliError> {
+        Ok(LocalServer::open(&self.conn.opts(), self.dir.data_dir.as_deref()).await?)
+    }
+
+    fn proof(&self) -> ProofTarget {
+        ProofTarget { base: self.conn.opts(), host: self.proof_host.clone() }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -76,15 +87,8 @@ pub struct DisableArgs {
     /// Required: TLS goes off until `qrd ssl restore` (for Qlik's installer, which cannot use SSL)
     #[arg(long, required = true)]
     pub temporary: bool,
-    /// Print the diffs; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
     #[command(flatten)]
-    pub proof: ProofArgs,
-    #[command(flatten)]
-    pub dir: DataDirArg,
-    #[command(flatten)]
-    pub conn: ConnectArgs,
+    pub change: ChangeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -92,15 +96,8 @@ pub struct RestoreArgs {
     /// Put the saved files back even if they were edited after `disable --temporary`
     #[arg(long)]
     pub force: bool,
-    /// Print the diffs; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
     #[command(flatten)]
-    pub proof: ProofArgs,
-    #[command(flatten)]
-    pub dir: DataDirArg,
-    #[command(flatten)]
-    pub conn: ConnectArgs,
+    pub change: ChangeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -123,17 +120,13 @@ pub async fn execute(args: SslArgs) -> Result<ExitStatus, CliError> {
     }
 }
 
-fn proof(conn: &ConnectArgs, p: &ProofArgs) -> ProofTarget {
-    ProofTarget { base: conn.opts(), host: p.proof_host.clone() }
-}
-
 async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
     // The input is checked before the server is touched at all.
     let given = match (&a.cert, &a.key) {
         (Some(c), Some(k)) => Some(qrd_tls::read_given(c, k, a.ca.as_deref())?),
         _ => None,
     };
-    let server = LocalServer::open(&a.conn.opts(), a.dir.data_dir.as_deref()).await?;
+    let server = a.change.open().await?;
     let material = match given {
         Some(m) => m,
         None => qrd_tls::lab(&server.data_dir, &a.hostnames, a.days)?,
@@ -143,7 +136,7 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
         println!("ssl enable: nothing to do (certificate, settings and pg_hba.conf are already as asked)");
         return Ok(ExitStatus::Success);
     }
-    if a.dry_run {
+    if a.change.dry_run {
         for (path, _, mode) in &plan.installs {
             println!("would install {} (mode {mode:04o}, owner uid {})", path.display(), server.owner.uid);
         }
@@ -159,7 +152,7 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
         note("dry run: nothing was changed");
         return Ok(ExitStatus::Success);
     }
-    let done = qrd_tls::enable(&server, &plan, &proof(&a.conn, &a.proof)).await?;
+    let done = qrd_tls::enable(&server, &plan, &a.change.proof()).await?;
     let (Some(host), Some(tls)) = (&done.host, &done.tls) else { return Ok(ExitStatus::Success) };
     let how = match (&tls.version, &tls.cipher) {
         (Some(v), Some(c)) => format!("{v} {c}"),
@@ -179,15 +172,15 @@ async fn enable(a: EnableArgs) -> Result<ExitStatus, CliError> {
 }
 
 async fn disable(a: DisableArgs) -> Result<ExitStatus, CliError> {
-    let server = LocalServer::open(&a.conn.opts(), a.dir.data_dir.as_deref()).await?;
+    let server = a.change.open().await?;
     let plan = qrd_tls::plan_disable(&server)?;
-    if a.dry_run {
+    if a.change.dry_run {
         plan.diffs().iter().for_each(|d| print!("{d}"));
         println!("would save the files above in {}", plan.dir.display());
         note("dry run: nothing was changed");
         return Ok(ExitStatus::Success);
     }
-    let done = qrd_tls::disable(&server, &plan, &proof(&a.conn, &a.proof)).await?;
+    let done = qrd_tls::disable(&server, &plan, &a.change.proof()).await?;
     println!(
         "ssl is off until `qrd ssl restore` (saved in {}); plain connections work: run the Qlik installer now",
         done.dir.display()
@@ -196,7 +189,7 @@ async fn disable(a: DisableArgs) -> Result<ExitStatus, CliError> {
 }
 
 async fn restore(a: RestoreArgs) -> Result<ExitStatus, CliError> {
-    let server = LocalServer::open(&a.conn.opts(), a.dir.data_dir.as_deref()).await?;
+    let server = a.change.open().await?;
     let plan = match qrd_tls::plan_restore(&server, a.force) {
         Err(e @ TlsError::EditedSince { .. }) => {
             // What restoring would lose, as data on stdout, before the refusal.
@@ -207,12 +200,12 @@ async fn restore(a: RestoreArgs) -> Result<ExitStatus, CliError> {
         }
         other => other?,
     };
-    if a.dry_run {
+    if a.change.dry_run {
         plan.diffs().iter().for_each(|d| print!("{d}"));
         note("dry run: nothing was changed");
         return Ok(ExitStatus::Success);
     }
-    let done = qrd_tls::restore(&server, plan, &proof(&a.conn, &a.proof)).await?;
+    let done = qrd_tls::restore(&server, plan, &a.change.proof()).await?;
     println!(
         "restored {} file(s) byte for byte; ssl = {}",
         done.files,
