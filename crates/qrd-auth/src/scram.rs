@@ -164,6 +164,12 @@ pub struct HbaSwitch {
     pub blocked: Vec<Blocked>,
 }
 
+/// How to go back after a migration, if a client cannot do SCRAM.
+pub const WAY_BACK: &str = "Way back, if a client cannot do SCRAM: put back the pg_hba.conf backup named above (or \
+     `qrd hba` the lines back to md5) and reload; `ALTER SYSTEM SET password_encryption = 'md5'`, reload, and \
+     `qrd password set ROLE` for each role that must have an md5 hash again (SCRAM verifiers cannot be turned \
+     into md5 ones without the password).";
+
 /// Sorts every md5 rule of `tree`: a rule no role of `staying_md5` may log in through switches; the
 /// others are blocked. A rule counts as admitting a role unless it surely does not (a regular expression,
 /// an unread `@file` or unknown memberships may admit it): a lock-out is worse than a rule left md5.
@@ -282,6 +288,30 @@ impl MigratePlan {
     }
 
     /// The rules to switch, by file (`pg_hba.conf` for the main file), for messages.
+    /// What applying the plan would do, one sentence per step (`--dry-run`).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.encryption_ok() {
+            out.push(format!(
+                "would run ALTER SYSTEM SET password_encryption = 'scram-sha-256' and reload (now {})",
+                self.password_encryption
+            ));
+        }
+        for p in self.to_rehash() {
+            let how = if p.changes_password { "set a NEW password for" } else { "re-hash the current password of" };
+            out.push(format!(
+                "would {how} role {:?} as SCRAM-SHA-256 (verifier computed here) and log in to verify",
+                p.name
+            ));
+        }
+        if self.write.is_change() {
+            let lines: Vec<String> =
+                self.switch_by_file().iter().map(|(file, lines)| format!("{file} line(s) {lines:?}")).collect();
+            out.push(format!("would switch md5 → scram-sha-256 on {}:", lines.join("; ")));
+        }
+        out
+    }
+
     pub fn switch_by_file(&self) -> Vec<(String, Vec<usize>)> {
         by_file(&self.hba.switch)
     }

@@ -59,12 +59,13 @@ pub enum SettingsError {
     Query(#[from] QueryError),
     #[error(transparent)]
     AlterSystem(#[from] serverconf::AlterSystemError),
-    #[error("--restart needs the server's version: no connection")]
-    NoServer,
     #[error("{0}")]
     NoPgCtl(qrd_pgbin::FindError),
     #[error("{0}")]
     Owner(crate::pgctl::PgCtlError),
+    /// The restart did not bring the server back with the new files (what happened then is in the text).
+    #[error("{failure}")]
+    Restart { failure: Box<crate::service::RestartFailure>, hint: String },
 }
 
 impl SettingsError {
@@ -77,8 +78,8 @@ impl SettingsError {
             SettingsError::Shadowed(_) | SettingsError::Plan(_) => "fix the file at the place named above".into(),
             SettingsError::Query(_) => "run again with -v for the statements qrd runs".into(),
             SettingsError::AlterSystem(_) => "fix the value (the message is the server's own)".into(),
-            SettingsError::NoServer => "restart the PostgreSQL service yourself".into(),
             SettingsError::NoPgCtl(e) => e.hint(),
+            SettingsError::Restart { hint, .. } => hint.clone(),
             SettingsError::Owner(_) => {
                 "run qrd as root or as the data directory's owner, or restart the PostgreSQL service yourself".into()
             }
@@ -87,7 +88,7 @@ impl SettingsError {
 
     /// Refused before anything changed (as opposed to failed while working).
     pub fn is_refusal(&self) -> bool {
-        !matches!(self, SettingsError::Query(_))
+        !matches!(self, SettingsError::Query(_) | SettingsError::Restart { .. })
     }
 }
 
@@ -224,4 +225,37 @@ pub fn service_for(server: &ServerFacts, data_dir: &Path, finder: &Finder) -> Re
         let pg_ctl = finder.find(Tool::PgCtl, &version).map_err(SettingsError::NoPgCtl)?;
         PgCtl::for_owner(&pg_ctl.path, data_dir).map(|c| c.timeout(RESTART_TIMEOUT)).map_err(SettingsError::Owner)
     })
+}
+
+/// After the files of `names` were written (`applied`): the restart the server owes for them, asked from
+/// the server (also when this run did not reload, or wrote nothing because an earlier run did). Without
+/// `restart` (the data directory and where pg_ctl is found) it is named; with it, it is done by whoever runs
+/// the server, and when the server does not come back the previous files go back and it is started again.
+pub async fn finish(
+    session: &Session,
+    names: &[String],
+    applied: &[qrd_conf::write::Applied],
+    restart: Option<(&Path, &Finder)>,
+) -> Result<(), SettingsError> {
+    let owed = serverconf::restart_owed(session, names).await?;
+    if owed.is_empty() {
+        return Ok(());
+    }
+    let Some((data_dir, finder)) = restart else {
+        tracing::info!("restart needed for: {} (pass --restart, or restart the PostgreSQL service)", owed.join(", "));
+        return Ok(());
+    };
+    let server = serverconf::facts(session).await?;
+    let service = service_for(&server, data_dir, finder)?;
+    tracing::debug!(%service, "restarting");
+    match service.restart_or_roll_back(applied) {
+        Ok(()) => {
+            tracing::info!("restarted with {service} (for {})", owed.join(", "));
+            Ok(())
+        }
+        Err(failure) => {
+            let hint = failure.hint(&service);
+            Err(SettingsError::Restart { failure: Box::new(failure), hint })
+        }
+    }
 }

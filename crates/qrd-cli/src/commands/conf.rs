@@ -4,7 +4,6 @@
 use clap::{Args, Subcommand};
 use qrd_conf::pgconf::ConfTree;
 use qrd_pg::Session;
-use qrd_pg::serverconf;
 use qrd_server::{CheckedWrite, FileKind, Located, WriteOptions, settings};
 
 use crate::error::{CliError, ExitStatus};
@@ -191,29 +190,11 @@ async fn set(pairs: Vec<(String, String)>, apply: &ApplyArgs) -> Result<ExitStat
         return Ok(ExitStatus::Success);
     }
     let Some(session) = &loc.session else { return Ok(ExitStatus::Success) };
-    // What the server says about the files on disk now: also when this run did not reload (--no-reload),
-    // or wrote nothing because an earlier run did and the restart is still owed.
     let names: Vec<String> = pairs.iter().map(|(n, _)| n.clone()).collect();
-    let restart = serverconf::restart_owed(session, &names).await?;
-    if restart.is_empty() {
-        return Ok(ExitStatus::Success);
-    }
-    if !apply.restart {
-        note(format!("restart needed for: {} (pass --restart, or restart the PostgreSQL service)", restart.join(", ")));
-        return Ok(ExitStatus::Success);
-    }
-    // Through what manages the server (pg_ctlcluster, the systemd unit, else pg_ctl as the data directory's
-    // owner with its groups). When the server does not come back, the previous files go back and it starts.
-    let server = loc.server.as_ref().ok_or(settings::SettingsError::NoServer)?;
-    let service = settings::service_for(server, &loc.data_dir(), &apply.tools.finder())?;
-    tracing::debug!(%service, "restarting");
-    match service.restart_or_roll_back(&written.applied) {
-        Ok(()) => {
-            note(format!("restarted with {service} (for {})", restart.join(", ")));
-            Ok(ExitStatus::Success)
-        }
-        Err(failure) => Err(CliError::new(ExitStatus::Failed, failure.to_string()).hint(failure.hint(&service))),
-    }
+    let restart = apply.restart.then(|| (loc.data_dir(), apply.tools.finder()));
+    let restart = restart.as_ref().map(|(dir, finder)| (dir.as_path(), finder));
+    settings::finish(session, &names, &written.applied, restart).await?;
+    Ok(ExitStatus::Success)
 }
 
 async fn set_online(pairs: Vec<(String, String)>, apply: &ApplyArgs) -> Result<ExitStatus, CliError> {

@@ -137,24 +137,7 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
         return Ok(ExitStatus::Success);
     }
     if args.dry_run {
-        if !plan.encryption_ok() {
-            note(format!(
-                "would run ALTER SYSTEM SET password_encryption = 'scram-sha-256' and reload (now {})",
-                plan.password_encryption
-            ));
-        }
-        for p in plan.to_rehash() {
-            let how = if p.changes_password { "set a NEW password for" } else { "re-hash the current password of" };
-            note(format!(
-                "would {how} role {:?} as SCRAM-SHA-256 (verifier computed here) and log in to verify",
-                p.name
-            ));
-        }
-        if plan.write.is_change() {
-            let lines: Vec<String> =
-                plan.switch_by_file().iter().map(|(file, lines)| format!("{file} line(s) {lines:?}")).collect();
-            note(format!("would switch md5 → scram-sha-256 on {}:", lines.join("; ")));
-        }
+        plan.describe().into_iter().for_each(note);
         write_checked(&plan.write, Some(session), WriteOptions { dry_run: true, reload: false }).await?;
         return Ok(ExitStatus::Success);
     }
@@ -165,11 +148,6 @@ async fn migrate(args: MigrateArgs) -> Result<ExitStatus, CliError> {
             println!("  - {f}");
         }
     }
-    println!(
-        "Way back, if a client cannot do SCRAM: put back the pg_hba.conf backup named above (or \
-         `qrd hba` the lines back to md5) and reload; `ALTER SYSTEM SET password_encryption = 'md5'`, reload, and \
-         `qrd password set ROLE` for each role that must have an md5 hash again (SCRAM verifiers cannot be turned \
-         into md5 ones without the password)."
-    );
+    println!("{}", scram::WAY_BACK);
     Ok(ExitStatus::Success)
 }
