@@ -16,7 +16,6 @@ use crate::commands::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-
     /// More logging on stderr (-v: statements run and tools found; -vv: everything).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

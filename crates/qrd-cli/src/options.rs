@@ -13,35 +13,27 @@ pub struct ConnectArgs {
     /// Server host name, IP address, or unix-socket directory [default: a local socket for the port, else localhost]
     #[arg(short = 'h', long, env = "PGHOST", value_name = "HOST")]
     pub host: Option<String>,
-
     /// Server port [default: 4432, the Qlik repository's]
     #[arg(short = 'p', long, env = "PGPORT", value_name = "PORT")]
     pub port: Option<u16>,
-
     /// User to connect as; provisioning needs a superuser [default: postgres]
     #[arg(short = 'U', long = "username", env = "PGUSER", value_name = "USER")]
     pub username: Option<String>,
-
     /// Maintenance database to connect to first [default: postgres]
     #[arg(short = 'd', long, env = "PGDATABASE", value_name = "DBNAME")]
     pub dbname: Option<String>,
-
     /// Read the connecting user's password from FILE (else PGPASSWORD, PGPASSFILE or ~/.pgpass, else a prompt on a terminal)
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-
     /// Never prompt for a password
     #[arg(short = 'w', long)]
     pub no_password: bool,
-
     /// TLS: disable, prefer, require, verify-ca or verify-full
     #[arg(long, env = "PGSSLMODE", value_name = "MODE", default_value = "prefer")]
     pub sslmode: SslMode,
-
     /// CA certificate (PEM) that signed the server's certificate, for verify-ca and verify-full
     #[arg(long, env = "PGSSLROOTCERT", value_name = "FILE")]
     pub sslrootcert: Option<PathBuf>,
-
     /// Give up connecting after this many seconds
     #[arg(long, env = "PGCONNECT_TIMEOUT", value_name = "SECONDS", default_value_t = 5)]
     pub connect_timeout: u64,
@@ -97,11 +89,9 @@ pub struct DataDirArg {
 pub struct FileArgs {
     #[command(flatten)]
     pub dir: DataDirArg,
-
     /// The file to read or edit, instead of the one in the data directory
     #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
     pub file: Option<PathBuf>,
-
     /// Work on the files alone: no server connection (no validation against pg_settings, no reload)
     #[arg(long)]
     pub offline: bool,

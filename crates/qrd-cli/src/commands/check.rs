@@ -16,28 +16,22 @@ pub struct CheckArgs {
     /// Name of the repository login role
     #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPO_ROLE)]
     pub repo_user: String,
-
     /// Print the report as JSON (schema in the README)
     #[arg(long)]
     pub json: bool,
-
     /// A Qlik node's address or subnet (ADDR or ADDR/PREFIX): check that pg_hba.conf lets it reach every
     /// Qlik database as the repository role (repeat for each node)
     #[arg(long = "node", value_name = "ADDR")]
     pub nodes: Vec<String>,
-
     /// How many Qlik nodes use this repository: compare max_connections with the guide's value
     #[arg(long = "nodes", value_name = "N")]
     pub node_count: Option<u32>,
-
     /// Each node's repository connection pool size
     #[arg(long, value_name = "SIZE", default_value_t = qrd_check::DEFAULT_POOL_SIZE)]
     pub pool_size: u32,
-
     // Flattened groups last: their help headings would otherwise capture the options above.
     #[command(flatten)]
     pub conn: ConnectArgs,
-
     #[command(flatten)]
     pub tools: ToolArgs,
 }

@@ -31,11 +31,9 @@ pub struct GetArgs {
     /// Setting names (case-insensitive)
     #[arg(required = true, value_name = "NAME")]
     pub names: Vec<String>,
-
     /// Print JSON
     #[arg(long)]
     pub json: bool,
-
     #[command(flatten)]
     pub files: FileArgs,
     #[command(flatten)]
@@ -48,19 +46,15 @@ pub struct ApplyArgs {
     /// Use ALTER SYSTEM (postgresql.auto.conf) through the connection instead of editing the file
     #[arg(long)]
     pub online: bool,
-
     /// Print the diff (or the ALTER SYSTEM statements) and change nothing
     #[arg(long)]
     pub dry_run: bool,
-
     /// Write the file but do not reload the server
     #[arg(long)]
     pub no_reload: bool,
-
     /// Restart the server (pg_ctl restart -m fast) when a changed setting needs it
     #[arg(long)]
     pub restart: bool,
-
     #[command(flatten)]
     pub files: FileArgs,
     #[command(flatten)]
@@ -74,7 +68,6 @@ pub struct SetArgs {
     /// NAME=VALUE pairs, e.g. max_connections=110 "listen_addresses=*"
     #[arg(required = true, value_name = "NAME=VALUE", value_parser = parse_pair)]
     pub pairs: Vec<(String, String)>,
-
     #[command(flatten)]
     pub apply: ApplyArgs,
 }
@@ -84,19 +77,15 @@ pub struct TuneArgs {
     /// Number of Qlik Sense nodes using this repository
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub nodes: u32,
-
     /// Each node's repository connection pool size (Qlik's default)
     #[arg(long, value_name = "SIZE", default_value_t = qrd_check::DEFAULT_POOL_SIZE)]
     pub pool_size: u32,
-
     /// listen_addresses: the addresses to accept connections on ('*' is every interface)
     #[arg(long, value_name = "ADDRS", default_value = "*")]
     pub listen: String,
-
     /// The port Qlik's services connect to
     #[arg(long = "set-port", value_name = "PORT", default_value_t = 4432)]
     pub set_port: u16,
-
     #[command(flatten)]
     pub apply: ApplyArgs,
 }

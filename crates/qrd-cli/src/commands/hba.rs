@@ -48,7 +48,6 @@ pub struct WriteArgs {
     /// Print the diff and change nothing
     #[arg(long)]
     pub dry_run: bool,
-
     /// Write the file but do not reload the server
     #[arg(long)]
     pub no_reload: bool,

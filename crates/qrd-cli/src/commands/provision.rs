@@ -18,20 +18,16 @@ pub struct ProvisionArgs {
     /// Name of the repository login role
     #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPO_ROLE)]
     pub repo_user: String,
-
     /// Read the repository role's password from FILE (else QRD_REPO_PASSWORD, else a prompt on a terminal).
     /// Needed when the role is created; when given for an existing role, its password is set to it.
     #[arg(long, value_name = "FILE")]
     pub repo_password_file: Option<PathBuf>,
-
     /// Make the repository role the owner of existing Qlik databases owned by another role
     #[arg(long)]
     pub fix_owner: bool,
-
     /// Print the SQL that would run (a psql script) and change nothing
     #[arg(long)]
     pub dry_run: bool,
-
     // Flattened groups last: their help headings would otherwise capture the options above.
     #[command(flatten)]
     pub conn: ConnectArgs,
