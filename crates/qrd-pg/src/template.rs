@@ -4,7 +4,12 @@
 //!
 //! Variables are not expanded inside string literals, quoted identifiers or `--` comments, and `::` casts
 //! are left alone, as in psql.
+//!
+//! SQL shared by several templates lives in a file of its own, included with psql's `\ir FILE` (relative
+//! to the including file): psql runs the files as they are, and qrd puts the included text in place of the
+//! line, so what `--dry-run` prints is one self-contained script.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::quote::{self, QuoteError};
@@ -17,7 +22,21 @@ pub enum TemplateError {
     Unterminated { template: &'static str, offset: usize },
     #[error("SQL template {template}, variable {var:?}: {source}")]
     Quote { template: &'static str, var: String, source: QuoteError },
+    #[error("SQL template {template} includes {path}, which is not one of qrd's shared SQL files")]
+    Include { template: &'static str, path: String },
 }
+
+/// The files templates may include (`\ir`), by their path under `sql/`.
+const SHARED: &[(&str, &str)] = &[
+    (
+        "security/recorders_off.sql",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sql/security/recorders_off.sql")),
+    ),
+    (
+        "security/recorders_reset.sql",
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sql/security/recorders_reset.sql")),
+    ),
+];
 
 /// A named SQL template (the name is the file under `sql/`, for error messages).
 #[derive(Debug, Clone, Copy)]
@@ -94,10 +113,40 @@ impl Template {
         Ok(out)
     }
 
+    /// The text with every `\ir FILE` line replaced by that file's text.
+    fn source(&self) -> Result<Cow<'static, str>, TemplateError> {
+        if !self.text.lines().any(|l| l.starts_with("\\ir ")) {
+            return Ok(Cow::Borrowed(self.text));
+        }
+        let dir = self.name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let mut out = String::with_capacity(self.text.len() * 2);
+        for line in self.text.split_inclusive('\n') {
+            let Some(rel) = line.strip_prefix("\\ir ") else {
+                out.push_str(line);
+                continue;
+            };
+            let rel = rel.trim();
+            // `../x/y.sql` from `provision/`: the path under sql/.
+            let path = match rel.strip_prefix("../") {
+                Some(up) => up.to_owned(),
+                None if dir.is_empty() => rel.to_owned(),
+                None => format!("{dir}/{rel}"),
+            };
+            let text = SHARED
+                .iter()
+                .find(|(name, _)| *name == path)
+                .map(|(_, text)| *text)
+                .ok_or(TemplateError::Include { template: self.name, path })?;
+            out.push_str(text);
+        }
+        Ok(Cow::Owned(out))
+    }
+
     /// The expanded text and the offsets just after each top-level `;`.
     fn expand(&self, vars: &Vars, keep_comments: bool) -> Result<(String, Vec<usize>), TemplateError> {
         let mut ends = Vec::new();
-        let src = self.text;
+        let source = self.source()?;
+        let src: &str = &source;
         let bytes = src.as_bytes();
         let mut out = String::with_capacity(src.len() + 64);
         // Where the current source line starts in `out`, and whether it has anything but whitespace yet:
@@ -207,6 +256,25 @@ mod tests {
         name: "test.sql",
         text: "-- keeps :\"role\" in comments\nALTER ROLE :\"role\" PASSWORD :'pw'; SELECT 'a:''b'::text, \":\"\"x\";\n",
     };
+
+    /// A `\ir` line is the shared file's text: one script for `--dry-run`, three statements for the server
+    /// (recorders off, the statement, recorders back), and nothing but the known shared files.
+    #[test]
+    fn shared_files_are_included_in_place() {
+        let set = crate::sql_template!("provision/set_password.sql");
+        let vars = Vars::new().set("role", "r").set("verifier", "v");
+        let script = set.render(&vars).unwrap();
+        assert!(!script.contains("\\ir"), "{script}");
+        assert!(
+            script.contains("'pgaudit.log' THEN 'none'") && script.contains("set_config(name, reset_val"),
+            "{script}"
+        );
+        let statements = set.render_statements(&vars).unwrap();
+        assert_eq!(statements.len(), 3, "{statements:?}");
+        assert!(statements[1].starts_with("ALTER ROLE \"r\""), "{statements:?}");
+        let bad = Template { name: "x/bad.sql", text: "\\ir ../nowhere.sql\nSELECT 1;\n" };
+        assert!(matches!(bad.render(&vars), Err(TemplateError::Include { .. })));
+    }
 
     #[test]
     fn expands_only_real_variables() {
