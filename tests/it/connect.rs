@@ -180,3 +180,39 @@ fn unsupported_version_is_refused() {
         "{text}"
     );
 }
+
+/// A PostgreSQL tool run as a child reaches the same server with the password from a private 0600 password
+/// file (never argv, never PGPASSWORD), over TCP with SCRAM; a wrong password is the server's refusal.
+fn child_tools_connect_with_a_private_passfile(major: u32) {
+    use qrd_pg::connect::{ConnectOpts, Connector, SslMode};
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    let psql = server.installation().client_bin.join("psql");
+    let run_psql = |pw: &str| {
+        let opts = ConnectOpts {
+            host: Some(server.host().to_string()),
+            port: Some(server.port()),
+            user: Some(server.superuser().to_owned()),
+            password_file: Some(scratch.secret_file("pw", pw)),
+            sslmode: SslMode::Disable,
+            prompt: false,
+            ..Default::default()
+        };
+        let child = Connector::new(&opts).unwrap().child("template1").unwrap();
+        let passfile = child.vars().iter().find(|(k, _)| *k == "PGPASSFILE").map(|(_, v)| v.clone()).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&passfile).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "the child's password file must be private");
+        assert!(child.vars().iter().all(|(k, v)| *k != "PGPASSWORD" && !v.contains(pw)), "{:?}", child.vars());
+        let mut cmd = qrd_pgbin::scrubbed_command(&psql);
+        child.apply(&mut cmd);
+        cmd.args(["-X", "-A", "-t", "-w", "-c", "SELECT current_user || '@' || current_database()"]);
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_owned(), stderr(&out))
+    };
+    let (ok, stdout, err) = run_psql(server.password());
+    assert!(ok, "psql as a child failed: {err}");
+    assert_eq!(stdout, format!("{}@template1", server.superuser()));
+    let (ok, _, err) = run_psql("not-the-password");
+    assert!(!ok && err.contains("password authentication failed"), "{err}");
+}
+every_run!(child_tools_connect_with_a_private_passfile);

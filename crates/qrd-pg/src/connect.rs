@@ -325,6 +325,27 @@ fn find_io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a s
     None
 }
 
+/// The environment that points a child PostgreSQL tool at a server ([`Connector::child`]); the password
+/// file it names lives as long as this value.
+pub struct ChildConnection {
+    env: Vec<(&'static str, String)>,
+    _passfile: Option<qrd_pgbin::Passfile>,
+}
+
+impl ChildConnection {
+    /// Sets the variables on `cmd`.
+    pub fn apply(&self, cmd: &mut std::process::Command) {
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+    }
+
+    /// The variables, for logs (no password is among them).
+    pub fn vars(&self) -> &[(&'static str, String)] {
+        &self.env
+    }
+}
+
 /// Opens connections to any database of one server with the same credentials and TLS settings.
 #[derive(Clone)]
 pub struct Connector {
@@ -400,6 +421,46 @@ impl Connector {
             cfg.password(pw.expose());
         }
         cfg
+    }
+
+    /// How a PostgreSQL tool run as a child process (pg_dump, pg_restore, pg_basebackup, psql) reaches the
+    /// same server as this connector, database `dbname`: `PG*` variables for host, port, user, database,
+    /// sslmode, root certificate, timeout and application name, and the password through a 0600 password
+    /// file of its own — never argv, and not `PGPASSWORD` either (other processes of the same user can read a
+    /// process's environment). A password found in `~/.pgpass` stays there: the child reads that file.
+    /// Apply it to a command made with [`qrd_pgbin::scrubbed_command`], so nothing else of ours leaks in.
+    pub fn child(&self, dbname: &str) -> Result<ChildConnection, ConnectError> {
+        let t = &self.target;
+        let mut env: Vec<(&'static str, String)> = vec![
+            ("PGHOST", t.host.clone()),
+            ("PGPORT", t.port.to_string()),
+            ("PGUSER", t.user.clone()),
+            ("PGDATABASE", dbname.to_owned()),
+            ("PGAPPNAME", self.opts.application_name.clone()),
+            ("PGCONNECT_TIMEOUT", self.opts.connect_timeout.as_secs().max(1).to_string()),
+        ];
+        if !t.is_socket() {
+            env.push(("PGSSLMODE", self.opts.sslmode.to_string()));
+            if let Some(root) = &self.opts.sslrootcert {
+                env.push(("PGSSLROOTCERT", root.display().to_string()));
+            }
+        }
+        let passfile = match &self.password {
+            Some(pw) => {
+                let file = qrd_pgbin::Passfile::for_entry("*", "*", "*", "*", pw.expose()).map_err(|e| {
+                    ConnectError::new(t, dbname, ConnectErrorKind::Config, format!("cannot write a password file: {e}"))
+                })?;
+                env.push(("PGPASSFILE", file.path().display().to_string()));
+                Some(file)
+            }
+            None => {
+                if let Some(path) = &self.passfile {
+                    env.push(("PGPASSFILE", path.display().to_string()));
+                }
+                None
+            }
+        };
+        Ok(ChildConnection { env, _passfile: passfile })
     }
 
     pub fn tls(&self) -> Tls {
