@@ -61,6 +61,10 @@ pub enum HarnessError {
 
     #[error("failed to {action}: {reason}")]
     Unsupported { action: String, reason: String },
+
+    /// The fixture site (`sql/fixtures/`) cannot be loaded on this server as it is.
+    #[error("failed to load the fixture site on PostgreSQL {major} (port {port}): {reason}\n\nhint: {hint}")]
+    Fixture { major: u32, port: u16, reason: String, hint: &'static str },
 }
 
 impl HarnessError {

@@ -3,6 +3,8 @@
 //! dir and free port per server, private network/UTS namespaces for distinct loopback clients and
 //! hostnames, and cleanup on drop with the server log printed when a test panics. [`DebianCluster`] is a
 //! cluster as Debian/Ubuntu package it (pg_createcluster, pg_ctlcluster, peer, snakeoil TLS key).
+//! [`fixtures`] loads the test site of `sql/fixtures/` (a QSR-like repository database and the other Qlik
+//! databases) onto a server.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -15,6 +17,7 @@
 
 mod debian;
 mod error;
+pub mod fixtures;
 mod install;
 mod namespace;
 mod server;

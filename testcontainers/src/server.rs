@@ -410,6 +410,12 @@ impl Server {
     /// the superuser. The password is in a passfile (never argv), `PG*` variables of ours are scrubbed, and
     /// when the server is namespaced so is the command.
     pub fn psql(&self, db: &str) -> Command {
+        self.psql_as(db, &self.superuser)
+    }
+
+    /// [`Server::psql`] logged in as `user` instead: the socket's `trust` lines let any role in without a
+    /// password (unless a test changed them), so what runs, runs with that role's own privileges.
+    pub fn psql_as(&self, db: &str, user: &str) -> Command {
         let psql = match &self.tools.psql {
             Ok(psql) => psql,
             Err(e) => panic!("no psql for PostgreSQL {}: {e}", self.major()),
@@ -419,7 +425,7 @@ impl Server {
             "-p",
             &self.port.to_string(),
             "-U",
-            &self.superuser,
+            user,
             "-d",
             db,
         ]);
@@ -669,7 +675,7 @@ impl Server {
         Ok(())
     }
 
-    async fn connect_socket(&self, db: &str) -> Result<Client, tokio_postgres::Error> {
+    pub(crate) async fn connect_socket(&self, db: &str) -> Result<Client, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::Config::new()
             .host_path(&self.socket_dir)
             .port(self.port)
@@ -779,7 +785,7 @@ pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
 
 /// Runs `f` on a fresh thread with its own runtime, so the synchronous builder also works when called
 /// from inside a test's tokio runtime (where `block_on` would panic).
-fn block_on_thread<F: Future + Send>(f: F) -> F::Output
+pub(crate) fn block_on_thread<F: Future + Send>(f: F) -> F::Output
 where
     F::Output: Send,
 {

@@ -7,6 +7,7 @@ mod common;
 mod check;
 mod conf;
 mod connect;
+mod fixtures;
 mod guide;
 mod hba;
 mod hostile;
