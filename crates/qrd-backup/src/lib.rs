@@ -41,10 +41,13 @@
 //!
 //! **A bundle under its final name is complete.** [`bundle::Writer`] writes `.NAME.tar.zst.partial-…`
 //! (a name nothing takes for a bundle), flushes it, renames it (never over an existing bundle) and
-//! flushes the directory; any failure or a dropped writer removes the partial file.
+//! flushes the directory; any failure or a dropped writer removes the partial file. [`lock::DirLock`]
+//! keeps a second backup out of the same directory.
 
 pub mod bundle;
+pub mod lock;
 pub mod manifest;
 
 pub use bundle::{Problem, ReadError, Reader, Verified, WriteError, Writer, WriterOptions, Written};
+pub use lock::{DirLock, LockError};
 pub use manifest::Manifest;
