@@ -47,7 +47,9 @@
 pub mod bundle;
 pub mod lock;
 pub mod manifest;
+pub mod retention;
 
 pub use bundle::{Problem, ReadError, Reader, Verified, WriteError, Writer, WriterOptions, Written};
 pub use lock::{DirLock, LockError};
 pub use manifest::Manifest;
+pub use retention::{Candidate, ListError, Listing, Policy, PrunePlan, list, plan_prune};
