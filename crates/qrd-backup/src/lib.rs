@@ -48,8 +48,10 @@ pub mod bundle;
 pub mod lock;
 pub mod manifest;
 pub mod retention;
+pub mod space;
 
 pub use bundle::{Problem, ReadError, Reader, Verified, WriteError, Writer, WriterOptions, Written};
 pub use lock::{DirLock, LockError};
 pub use manifest::Manifest;
 pub use retention::{Candidate, ListError, Listing, Policy, PrunePlan, list, plan_prune};
+pub use space::{SpaceError, ensure_free};
