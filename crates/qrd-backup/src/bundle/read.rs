@@ -134,7 +134,7 @@ pub struct Verified {
     pub manifest: Manifest,
     /// `manifest.json` and every file member, with the size and checksum read.
     pub files: Vec<FileSum>,
-    /// Bytes of content (every member, uncompressed).
+    /// Bytes before compression: `manifest.json` and every file member.
     pub content_bytes: u64,
 }
 
@@ -443,30 +443,7 @@ fn scan(path: &Path, mut into: Option<&mut Extraction>) -> Result<Verified, Read
             Some(into) => Some(into.create(&name)?),
             None => None,
         };
-        let out: Box<dyn Write + '_> = match &target {
-            Some((file, _)) => Box::new(BufWriter::with_capacity(1 << 20, file)),
-            None => Box::new(io::sink()),
-        };
-        let mut w = HashingWriter::new(out);
-        let read_error = loop {
-            match entry.read(&mut buf) {
-                Ok(0) => break None,
-                Ok(n) => {
-                    let written = w.write_all(&buf[..n]);
-                    if let (Err(e), Some((_, file_path))) = (written, &target) {
-                        return Err(ReadError::Io { what: "write", path: file_path.clone(), source: e });
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Some(e),
-            }
-        };
-        let (mut out, size, sha256) = w.finish();
-        if let Some((file, file_path)) = &target {
-            out.flush().map_err(io_err("write", file_path))?;
-            drop(out);
-            file.sync_all().map_err(io_err("flush", file_path))?;
-        }
+        let (size, sha256, read_error) = copy_member(&mut entry, target.as_ref(), &mut buf)?;
         if let Some(e) = read_error {
             s.problems.push(Problem::Damaged { member: name, reason: format!("unreadable after {size} bytes: {e}") });
             s.broken = true;
@@ -516,6 +493,38 @@ fn scan(path: &Path, mut into: Option<&mut Extraction>) -> Result<Verified, Read
     }
     let content_bytes = s.files.iter().map(|f| f.size).sum();
     Ok(Verified { path: path.to_owned(), manifest, files: s.files, content_bytes })
+}
+
+/// Streams one member's content into `target` (or nowhere), hashing it. A write error (the destination's
+/// disk) ends the extraction; a read error (the bundle) is returned beside the size and checksum so far,
+/// for the caller to report as damage.
+fn copy_member(
+    entry: &mut impl Read,
+    target: Option<&(File, PathBuf)>,
+    buf: &mut [u8],
+) -> Result<(u64, String, Option<io::Error>), ReadError> {
+    let out: Box<dyn Write + '_> = match target {
+        Some((file, _)) => Box::new(BufWriter::with_capacity(1 << 20, file)),
+        None => Box::new(io::sink()),
+    };
+    let mut w = HashingWriter::new(out);
+    let write_err =
+        |e| ReadError::Io { what: "write", path: target.map(|t| t.1.clone()).unwrap_or_default(), source: e };
+    let read_error = loop {
+        match entry.read(buf) {
+            Ok(0) => break None,
+            Ok(n) => w.write_all(&buf[..n]).map_err(write_err)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Some(e),
+        }
+    };
+    let (mut out, size, sha256) = w.finish();
+    out.flush().map_err(write_err)?;
+    drop(out);
+    if let Some((file, path)) = target {
+        file.sync_all().map_err(io_err("flush", path))?;
+    }
+    Ok((size, sha256, read_error))
 }
 
 /// What was read against the manifest and `SHA256SUMS`.

@@ -118,7 +118,7 @@ pub struct Written {
     pub path: PathBuf,
     /// Size of the bundle file (compressed).
     pub bytes: u64,
-    /// Bytes of content before compression (every member).
+    /// Bytes before compression: `manifest.json` and every file member.
     pub content_bytes: u64,
     /// The manifest as written (with its member list).
     pub manifest: Manifest,
@@ -263,11 +263,10 @@ impl Writer {
         let mut tar = tar::Builder::new(zstd);
         let mut sums: Vec<FileSum> = Vec::new();
 
-        let mut reader = HashingReader::new(json.as_slice());
-        tar.append_data(&mut header(tar::EntryType::Regular, json.len() as u64, 0o600), MANIFEST_MEMBER, &mut reader)
-            .map_err(io_err("write", &partial))?;
-        let (_, len, sha) = reader.finish();
-        sums.push(FileSum { path: MANIFEST_MEMBER.into(), size: len, sha256: sha });
+        let file_header = |size: u64| header(tar::EntryType::Regular, size, 0o600);
+        let (_, sum) =
+            append_hashed(&mut tar, file_header(json.len() as u64), MANIFEST_MEMBER, json.as_slice(), &partial)?;
+        sums.push(sum);
 
         for p in &self.planned {
             match &p.content {
@@ -276,11 +275,8 @@ impl Writer {
                         .map_err(io_err("write", &partial))?;
                 }
                 Content::Bytes(bytes) => {
-                    let mut reader = HashingReader::new(bytes.as_slice());
-                    tar.append_data(&mut header(tar::EntryType::Regular, p.size, 0o600), &p.path, &mut reader)
-                        .map_err(io_err("write", &partial))?;
-                    let (_, len, sha) = reader.finish();
-                    sums.push(FileSum { path: p.path.clone(), size: len, sha256: sha });
+                    let (_, sum) = append_hashed(&mut tar, file_header(p.size), &p.path, bytes.as_slice(), &partial)?;
+                    sums.push(sum);
                 }
                 Content::File(source) => {
                     let file = File::open(source).map_err(io_err("open", source))?;
@@ -290,28 +286,22 @@ impl Writer {
                     }
                     // At most the size in the header, whatever happens to the file meanwhile: a tar member
                     // longer than its header says would corrupt every member after it.
-                    let mut reader = HashingReader::new(file.take(p.size));
-                    tar.append_data(&mut header(tar::EntryType::Regular, p.size, 0o600), &p.path, &mut reader)
-                        .map_err(io_err("write", &partial))?;
-                    let (mut rest, len, sha) = reader.finish();
+                    let (mut rest, sum) =
+                        append_hashed(&mut tar, file_header(p.size), &p.path, file.take(p.size), &partial)?;
                     rest.set_limit(1);
                     let grew = rest.read(&mut [0u8]).map_err(io_err("read", source))? > 0;
-                    if len != p.size || grew {
-                        return Err(changed(source, p.size, if grew { p.size + 1 } else { len }));
+                    if sum.size != p.size || grew {
+                        return Err(changed(source, p.size, if grew { p.size + 1 } else { sum.size }));
                     }
-                    tracing::debug!(member = %p.path, bytes = len, "added");
-                    sums.push(FileSum { path: p.path.clone(), size: len, sha256: sha });
+                    tracing::debug!(member = %p.path, bytes = sum.size, "added");
+                    sums.push(sum);
                 }
             }
         }
 
         let list: String = sums.iter().map(|s| format!("{}  {}\n", s.sha256, s.path)).collect();
-        tar.append_data(
-            &mut header(tar::EntryType::Regular, list.len() as u64, 0o600),
-            CHECKSUMS_MEMBER,
-            list.as_bytes(),
-        )
-        .map_err(io_err("write", &partial))?;
+        tar.append_data(&mut file_header(list.len() as u64), CHECKSUMS_MEMBER, list.as_bytes())
+            .map_err(io_err("write", &partial))?;
         let zstd = tar.into_inner().map_err(io_err("write", &partial))?;
         let mut out = zstd.finish().map_err(io_err("finish compressing", &partial))?;
         out.flush().map_err(io_err("write", &partial))?;
@@ -333,6 +323,21 @@ impl Writer {
         );
         Ok(Written { path, bytes, content_bytes, manifest, checksums: sums })
     }
+}
+
+/// Appends one file member, hashing and counting its content as the tar stream takes it; returns the
+/// source (to look past what was read) and the sum.
+fn append_hashed<W: Write, R: Read>(
+    tar: &mut tar::Builder<W>,
+    mut header: tar::Header,
+    member: &str,
+    source: R,
+    partial: &Path,
+) -> Result<(R, FileSum), WriteError> {
+    let mut reader = HashingReader::new(source);
+    tar.append_data(&mut header, member, &mut reader).map_err(io_err("write", partial))?;
+    let (source, size, sha256) = reader.finish();
+    Ok((source, FileSum { path: member.to_owned(), size, sha256 }))
 }
 
 fn changed(path: &Path, planned: u64, now: u64) -> WriteError {
