@@ -325,7 +325,8 @@ impl Extraction {
 /// What one pass found.
 struct Scan {
     files: Vec<FileSum>,
-    dirs: BTreeSet<String>,
+    /// Every member read whole, files and directories.
+    seen: BTreeSet<String>,
     problems: Vec<Problem>,
     /// The last member read whole.
     last: String,
@@ -342,7 +343,7 @@ fn scan(path: &Path, mut into: Option<&mut Extraction>) -> Result<Verified, Read
         manifest.members.iter().map(|m| (m.path.as_str(), m)).collect();
     let mut s = Scan {
         files: vec![manifest_sum],
-        dirs: BTreeSet::new(),
+        seen: BTreeSet::from([MANIFEST_MEMBER.to_owned()]),
         problems: Vec::new(),
         last: MANIFEST_MEMBER.to_owned(),
         checksums: None,
@@ -418,8 +419,7 @@ fn scan(path: &Path, mut into: Option<&mut Extraction>) -> Result<Verified, Read
             s.problems.push(Problem::Extra { member: name, reason: "the manifest does not list it".into() });
             continue;
         };
-        let already = s.dirs.contains(&name) || s.files.iter().any(|f| f.path == name);
-        if already || name == MANIFEST_MEMBER {
+        if s.seen.contains(&name) {
             s.problems.push(Problem::Extra { member: name, reason: "a second copy".into() });
             continue;
         }
@@ -434,7 +434,7 @@ fn scan(path: &Path, mut into: Option<&mut Extraction>) -> Result<Verified, Read
             if let Some(into) = into.as_deref_mut() {
                 into.dir(&name)?;
             }
-            s.dirs.insert(name.clone());
+            s.seen.insert(name.clone());
             s.last = name;
             continue;
         }
@@ -464,6 +464,7 @@ fn scan(path: &Path, mut into: Option<&mut Extraction>) -> Result<Verified, Read
             });
         }
         s.files.push(FileSum { path: name.clone(), size, sha256 });
+        s.seen.insert(name.clone());
         s.last = name;
     }
 
@@ -530,12 +531,8 @@ fn copy_member(
 /// What was read against the manifest and `SHA256SUMS`.
 fn compare(manifest: &Manifest, s: &mut Scan) {
     for m in &manifest.members {
-        let seen = match m.kind {
-            MemberKind::Dir => s.dirs.contains(&m.path),
-            MemberKind::File => s.files.iter().any(|f| f.path == m.path),
-        };
         let reported = s.problems.iter().any(|p| p.member() == Some(m.path.as_str()));
-        if !seen && !reported {
+        if !s.seen.contains(&m.path) && !reported {
             s.problems.push(Problem::Missing { member: m.path.clone() });
         }
     }
