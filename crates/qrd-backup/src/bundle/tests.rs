@@ -247,6 +247,20 @@ fn a_bundle_is_never_overwritten() {
     assert_eq!(fs::read(out.join("later.tar.zst")).unwrap(), b"someone else's");
     assert_eq!(fs::read(&first.path).unwrap(), before);
     assert_eq!(names_in(&out), ["later.tar.zst", "nightly.tar.zst"]);
+
+    // Two writers of one name (two runs in one second without the lock): the first to finish wins, the
+    // second is refused and leaves nothing behind.
+    let mut one = Writer::create(&out, "twin", options()).unwrap();
+    let mut two = Writer::create(&out, "twin", options()).unwrap();
+    assert_ne!(one.partial_path(), two.partial_path());
+    one.add_bytes("globals.sql", b"-- one\n".to_vec()).unwrap();
+    two.add_bytes("globals.sql", b"-- two\n".to_vec()).unwrap();
+    let mut m = manifest();
+    m.databases.clear();
+    let first = one.finish(m.clone()).unwrap();
+    assert!(matches!(two.finish(m), Err(WriteError::Exists { .. })));
+    assert_eq!(names_in(&out), ["later.tar.zst", "nightly.tar.zst", "twin.tar.zst"]);
+    assert!(verify(&first.path).is_ok());
 }
 
 #[test]
