@@ -301,8 +301,9 @@ fn set_perms(file: &File, perms: Perms, shown: &Path) -> Result<(), WriteError> 
         .map_err(WriteError::io("cannot set the mode of", shown))
 }
 
-/// `20261123T101500Z` for `t` (UTC, second precision).
-fn utc_stamp(t: SystemTime) -> String {
+/// `20261123T101500Z` for `t` (UTC, second precision): the stamp in qrd's file names (backup copies,
+/// backup bundles).
+pub fn utc_stamp(t: SystemTime) -> String {
     const STAMP: &[time::format_description::BorrowedFormatItem<'_>] =
         time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     time::OffsetDateTime::from(t).format(STAMP).expect("a UTC time formats")

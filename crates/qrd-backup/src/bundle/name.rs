@@ -11,10 +11,7 @@ pub const PARTIAL_MARK: &str = ".partial-";
 
 /// `qrd-backup-20261123T101500Z`: the name qrd gives a bundle of a run that began at `created`.
 pub fn default_name(created: OffsetDateTime) -> String {
-    const STAMP: &[time::format_description::BorrowedFormatItem<'_>] =
-        time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let utc = created.to_offset(time::UtcOffset::UTC);
-    format!("qrd-backup-{}", utc.format(STAMP).expect("a UTC time formats"))
+    format!("qrd-backup-{}", qrd_conf::write::utc_stamp(created.into()))
 }
 
 /// `NAME.tar.zst`, or why `name` cannot name a bundle.
