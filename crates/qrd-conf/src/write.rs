@@ -20,6 +20,8 @@ use std::time::SystemTime;
 pub enum WriteError {
     #[error("{} changed on disk since qrd read it; nothing was written", path.display())]
     Changed { path: PathBuf },
+    #[error("{} already exists; nothing was written", path.display())]
+    Exists { path: PathBuf },
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
@@ -198,19 +200,92 @@ pub fn replace_file(path: &Path, content: &[u8], perms: Perms) -> Result<(), Wri
 }
 
 fn replace_atomically(path: &Path, content: &[u8], perms: Perms) -> Result<(), WriteError> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.qrd-"))
-        .permissions(fs::Permissions::from_mode(perms.mode & 0o700))
-        .tempfile_in(dir)
-        .map_err(WriteError::io("cannot create a temporary file in", dir))?;
-    tmp.write_all(content).map_err(WriteError::io("cannot write", tmp.path()))?;
-    set_perms(tmp.as_file(), perms, path)?;
-    tmp.as_file().sync_all().map_err(WriteError::io("cannot flush", tmp.path()))?;
-    tmp.persist(path).map_err(|e| WriteError::Io { what: "cannot replace", path: path.to_owned(), source: e.error })?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(WriteError::io("cannot flush directory", dir))?;
-    Ok(())
+    let mut file = AtomicFile::create(path, &format!(".{name}.qrd-"), perms.mode & 0o700)?;
+    file.as_file_mut().write_all(content).map_err(WriteError::io("cannot write", file.temp_path()))?;
+    set_perms(file.as_file(), perms, path)?;
+    file.commit()
+}
+
+/// A file written under a temporary name in its final directory and put under its final name only by
+/// [`AtomicFile::commit`] (flushed, renamed, directory flushed); dropped uncommitted, the temporary file is
+/// removed. Readers therefore see the previous file or the complete new one, never a part. For content
+/// streamed in (a backup bundle) as well as for [`replace_file`]'s bytes.
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates `<dir of path>/<tmp_prefix><random>` with `mode` from the start (a file of secrets is never
+    /// readable by others, not even empty).
+    pub fn create(path: &Path, tmp_prefix: &str, mode: u32) -> Result<AtomicFile, WriteError> {
+        let dir = parent_dir(path);
+        let tmp = tempfile::Builder::new()
+            .prefix(tmp_prefix)
+            .permissions(fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)
+            .map_err(WriteError::io("cannot create a temporary file in", dir))?;
+        Ok(AtomicFile { tmp, path: path.to_owned() })
+    }
+
+    pub fn as_file(&self) -> &File {
+        self.tmp.as_file()
+    }
+
+    pub fn as_file_mut(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Where the content is until it is committed.
+    pub fn temp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The final name.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes the file, renames it over whatever has the final name, flushes the directory.
+    pub fn commit(self) -> Result<(), WriteError> {
+        self.commit_with(false)
+    }
+
+    /// As [`AtomicFile::commit`], but a file that has the final name meanwhile is left alone:
+    /// [`WriteError::Exists`], and the temporary file is removed.
+    pub fn commit_new(self) -> Result<(), WriteError> {
+        self.commit_with(true)
+    }
+
+    fn commit_with(self, no_clobber: bool) -> Result<(), WriteError> {
+        let AtomicFile { tmp, path } = self;
+        tmp.as_file().sync_all().map_err(WriteError::io("cannot flush", tmp.path()))?;
+        // persist_noclobber: renameat2(RENAME_NOREPLACE), or link + unlink where a file system lacks it.
+        let persisted = if no_clobber { tmp.persist_noclobber(&path) } else { tmp.persist(&path) };
+        match persisted {
+            Ok(_) => {}
+            Err(e) if no_clobber && e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(WriteError::Exists { path });
+            }
+            Err(e) => return Err(WriteError::Io { what: "cannot replace", path, source: e.error }),
+        }
+        sync_dir(parent_dir(&path))
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("/"),
+    }
+}
+
+/// Flushes a directory, so that a rename or removal in it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<(), WriteError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(WriteError::io("cannot flush directory", dir))
 }
 
 fn set_perms(file: &File, perms: Perms, shown: &Path) -> Result<(), WriteError> {
@@ -226,8 +301,9 @@ fn set_perms(file: &File, perms: Perms, shown: &Path) -> Result<(), WriteError> 
         .map_err(WriteError::io("cannot set the mode of", shown))
 }
 
-/// `20261123T101500Z` for `t` (UTC, second precision).
-fn utc_stamp(t: SystemTime) -> String {
+/// `20261123T101500Z` for `t` (UTC, second precision): the stamp in qrd's file names (backup copies,
+/// backup bundles).
+pub fn utc_stamp(t: SystemTime) -> String {
     const STAMP: &[time::format_description::BorrowedFormatItem<'_>] =
         time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     time::OffsetDateTime::from(t).format(STAMP).expect("a UTC time formats")
@@ -367,6 +443,32 @@ mod tests {
         // Same content: no backup.
         assert!(install(&key, b"old", perms(0o600)).unwrap().backup.is_none());
         assert_eq!(fs::metadata(&key).unwrap().mode() & 0o7777, 0o600, "the asked mode");
+    }
+
+    #[test]
+    fn an_atomic_file_appears_only_when_committed_and_commit_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bundle");
+        let names = || -> Vec<String> {
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+        };
+        let mut f = AtomicFile::create(&path, ".bundle.partial-", 0o600).unwrap();
+        f.as_file_mut().write_all(b"half").unwrap();
+        assert_eq!(fs::metadata(f.temp_path()).unwrap().mode() & 0o777, 0o600);
+        assert!(!path.exists());
+        drop(f);
+        assert!(names().is_empty(), "dropped uncommitted, nothing is left: {:?}", names());
+
+        let mut f = AtomicFile::create(&path, ".bundle.partial-", 0o600).unwrap();
+        f.as_file_mut().write_all(b"whole").unwrap();
+        f.commit_new().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"whole");
+
+        let mut f = AtomicFile::create(&path, ".bundle.partial-", 0o600).unwrap();
+        f.as_file_mut().write_all(b"other").unwrap();
+        assert!(matches!(f.commit_new(), Err(WriteError::Exists { .. })));
+        assert_eq!(fs::read(&path).unwrap(), b"whole", "the existing file is untouched");
+        assert_eq!(names(), ["bundle"], "the refused temporary file is removed");
     }
 
     /// install (certificates, keys) writes through a symlink, and undo keeps the link.

@@ -11,9 +11,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use qrd_conf::write::{self, Perms};
-use sha2::{Digest, Sha256};
 
 use crate::FileKind;
+use crate::checksum::sha256;
 use crate::local::Owner;
 
 const MANIFEST: &str = "manifest.json";
@@ -189,11 +189,6 @@ impl SavedSet {
     pub fn remove(self) -> Result<(), SavedError> {
         fs::remove_dir_all(&self.dir).map_err(io("remove", &self.dir))
     }
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
