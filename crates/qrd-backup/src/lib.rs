@@ -44,11 +44,16 @@
 //! flushes the directory; any failure or a dropped writer removes the partial file. [`lock::DirLock`]
 //! keeps a second backup out of the same directory.
 
+pub mod backup;
 pub mod bundle;
+pub mod dump;
+pub mod globals;
+pub mod hook;
 pub mod lock;
 pub mod manifest;
 pub mod retention;
 pub mod space;
+pub mod verify;
 
 pub use bundle::{Problem, ReadError, Reader, Verified, WriteError, Writer, WriterOptions, Written};
 pub use lock::{DirLock, LockError};

@@ -3,8 +3,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    check::CheckArgs, conf::ConfArgs, hba::HbaArgs, password::PasswordArgs, provision::ProvisionArgs, scram::ScramArgs,
-    ssl::SslArgs,
+    backup::BackupArgs, check::CheckArgs, conf::ConfArgs, hba::HbaArgs, password::PasswordArgs,
+    provision::ProvisionArgs, scram::ScramArgs, ssl::SslArgs,
 };
 
 /// qrd — the PostgreSQL repository database of Qlik Sense Enterprise on Windows, done safely.
@@ -37,6 +37,8 @@ pub enum Command {
     Scram(ScramArgs),
     /// TLS for the repository: enable, disable --temporary, restore, status
     Ssl(SslArgs),
+    /// Back up the roles and every Qlik database into one verified bundle; verify, list, prune bundles
+    Backup(BackupArgs),
 }
 
 /// The grammar, with `--help` (long only) on every subcommand: `-h` is the host there, as in psql.

@@ -203,3 +203,46 @@ impl From<qrd_pg::provision::ApplyError> for CliError {
         }
     }
 }
+
+/// A library error that says its next step; `status` is its exit code.
+fn with_hint(status: ExitStatus, message: String, hint: String) -> CliError {
+    CliError::new(status, message).hint(hint)
+}
+
+impl From<qrd_backup::backup::BackupError> for CliError {
+    fn from(e: qrd_backup::backup::BackupError) -> Self {
+        use qrd_backup::backup::BackupError as E;
+        match e {
+            E::Connect(c) => c.into(),
+            e => {
+                let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
+                with_hint(status, e.to_string(), e.hint())
+            }
+        }
+    }
+}
+
+impl From<qrd_backup::verify::VerifyError> for CliError {
+    fn from(e: qrd_backup::verify::VerifyError) -> Self {
+        use qrd_backup::verify::VerifyError as E;
+        // A bundle that is missing or not one is the input's problem; a damaged one fails verification.
+        let status = match &e {
+            E::Read(qrd_backup::bundle::ReadError::Io { .. }) => ExitStatus::Usage,
+            E::Tools(_) => ExitStatus::Refused,
+            _ => ExitStatus::Failed,
+        };
+        with_hint(status, e.to_string(), e.hint())
+    }
+}
+
+impl From<qrd_backup::retention::ListError> for CliError {
+    fn from(e: qrd_backup::retention::ListError) -> Self {
+        with_hint(ExitStatus::Usage, e.to_string(), e.hint())
+    }
+}
+
+impl From<qrd_backup::lock::LockError> for CliError {
+    fn from(e: qrd_backup::lock::LockError) -> Self {
+        with_hint(ExitStatus::Refused, e.to_string(), e.hint())
+    }
+}

@@ -187,6 +187,16 @@ impl Reader {
     /// As [`Reader::verify`], writing the members into `dest` (a new directory; its parent must exist)
     /// as they stream past. `dest` appears only when everything checked out; otherwise nothing is left.
     pub fn extract(self, dest: &Path) -> Result<Verified, ReadError> {
+        self.extract_filtered(dest, None)
+    }
+
+    /// As [`Reader::extract`], writing only the members `keep` accepts (every member is still verified):
+    /// e.g. the tables of contents that `pg_restore --list` reads.
+    pub fn extract_matching(self, dest: &Path, keep: impl Fn(&str) -> bool + 'static) -> Result<Verified, ReadError> {
+        self.extract_filtered(dest, Some(Box::new(keep)))
+    }
+
+    fn extract_filtered(self, dest: &Path, keep: Option<MemberFilter>) -> Result<Verified, ReadError> {
         if fs::symlink_metadata(dest).is_ok() {
             return Err(ReadError::DestinationExists { path: dest.to_owned() });
         }
@@ -199,7 +209,7 @@ impl Reader {
             .prefix(&format!(".{name}.partial-"))
             .tempdir_in(parent)
             .map_err(io_err("create a directory in", parent))?;
-        let mut into = Extraction { root: tmp.path().to_owned(), dirs: BTreeSet::new() };
+        let mut into = Extraction { root: tmp.path().to_owned(), dirs: BTreeSet::new(), keep };
         let verified = scan(&self.path, Some(&mut into))?;
         into.sync_dirs()?;
         rename_no_replace(&tmp.keep(), dest)?;
@@ -266,14 +276,23 @@ fn read_text_member(entry: &mut impl Read, member: &str) -> Result<(Vec<u8>, Fil
     Ok((bytes, FileSum { path: member.to_owned(), size, sha256 }))
 }
 
+/// Which members an extraction writes.
+type MemberFilter = Box<dyn Fn(&str) -> bool>;
+
 /// Where members go while extracting.
 struct Extraction {
     root: PathBuf,
     /// Directories made so far, relative to `root`.
     dirs: BTreeSet<String>,
+    /// The members to write (all when `None`); the others are only verified.
+    keep: Option<MemberFilter>,
 }
 
 impl Extraction {
+    fn keeps(&self, member: &str) -> bool {
+        self.keep.as_ref().is_none_or(|k| k(member))
+    }
+
     fn dir(&mut self, member: &str) -> Result<(), ReadError> {
         // Member paths are checked (relative, no `..`), and nobody else writes into our fresh 0700
         // directory, so the parents made here are real directories of ours.
@@ -431,7 +450,9 @@ fn scan(path: &Path, mut into: Option<&mut Extraction>) -> Result<Verified, Read
             continue;
         }
         if member_kind == MemberKind::Dir {
-            if let Some(into) = into.as_deref_mut() {
+            if let Some(into) = into.as_deref_mut()
+                && into.keeps(&name)
+            {
                 into.dir(&name)?;
             }
             s.seen.insert(name.clone());
@@ -440,8 +461,8 @@ fn scan(path: &Path, mut into: Option<&mut Extraction>) -> Result<Verified, Read
         }
         let header_size = entry.header().size().unwrap_or(0);
         let target = match into.as_deref_mut() {
-            Some(into) => Some(into.create(&name)?),
-            None => None,
+            Some(into) if into.keeps(&name) => Some(into.create(&name)?),
+            _ => None,
         };
         let (size, sha256, read_error) = copy_member(&mut entry, target.as_ref(), &mut buf)?;
         if let Some(e) = read_error {

@@ -1,5 +1,6 @@
 //! One module per subcommand; each has an `Args` struct and an `execute` function.
 
+pub mod backup;
 pub mod check;
 pub mod conf;
 pub mod hba;
@@ -14,6 +15,7 @@ use crate::error::{CliError, ExitStatus};
 pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
     match command {
         Command::Provision(args) => provision::execute(args).await,
+        Command::Backup(args) => backup::execute(args).await,
         Command::Check(args) => check::execute(args).await,
         Command::Conf(args) => conf::execute(args).await,
         Command::Hba(args) => hba::execute(args).await,

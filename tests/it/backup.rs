@@ -1,0 +1,141 @@
+//! `qrd backup` on real servers: one bundle holds the roles and every Qlik database, its manifest tells the
+//! site, the row counts match the server's, standard tools read it, and verify catches damage.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use qrd_testcontainers::fixtures::{Scale, load_site};
+use serde_json::Value;
+
+use crate::common::*;
+
+/// A provisioned server with the QSR-like site loaded.
+fn site(major: u32) -> (Server, Scratch) {
+    let server = Server::start(major);
+    let scratch = Scratch::new();
+    provision(&server, &scratch, "Repo-pw-1");
+    load_site(&server, Scale::Seed).unwrap();
+    (server, scratch)
+}
+
+fn backup_cmd(server: &Server, scratch: &Scratch, dir: &Path) -> std::process::Command {
+    let mut cmd = qrd(server, scratch);
+    cmd.args(["backup", "--json", "--out"]).arg(dir).arg("--pg-bin-dir").arg(&server.installation().client_bin);
+    cmd
+}
+
+fn count(server: &Server, db: &str, table: &str) -> i64 {
+    block_on(async {
+        server.connect(db).await.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0)
+    })
+}
+
+fn tar_members(bundle: &Path) -> Vec<String> {
+    let out = std::process::Command::new("tar").arg("--zstd").arg("-tf").arg(bundle).output().unwrap();
+    assert!(out.status.success(), "GNU tar cannot read the bundle: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+fn backup_holds_the_site_and_verifies(major: u32) {
+    let (server, scratch) = site(major);
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let out = run_expect(&mut backup_cmd(&server, &scratch, &dir), 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bundle = PathBuf::from(report["bundle"].as_str().unwrap());
+    assert_eq!(std::fs::metadata(&bundle).unwrap().permissions().mode() & 0o777, 0o600, "the bundle holds verifiers");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "only the bundle and the lock file: {leftovers:?}");
+
+    // Standard tools read it: the manifest first, the checksums last, one archive per Qlik database.
+    let members = tar_members(&bundle);
+    assert_eq!(members.first().map(String::as_str), Some("manifest.json"));
+    assert_eq!(members.last().map(String::as_str), Some("SHA256SUMS"));
+    for db in DATABASES {
+        assert!(members.contains(&format!("{db}/toc.dat")), "{db} missing: {members:?}");
+    }
+
+    // The manifest tells the site and the exact rows, as the server has them.
+    let manifest = qrd_backup::bundle::read_manifest(&bundle).unwrap();
+    let names: Vec<&str> = manifest.databases.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, DATABASES);
+    let qsr = &manifest.databases[0];
+    let counts = qsr.row_counts.as_ref().unwrap();
+    assert!(counts.in_dump_snapshot, "the counts come from the dump's own snapshot");
+    for (table, sql_name) in [("ServerNodeConfigurations", "\"ServerNodeConfigurations\""), ("Users", "\"Users\"")] {
+        let rows = counts.tables.iter().find(|t| t.table == table).unwrap().rows;
+        assert_eq!(rows as i64, count(&server, "QSR", sql_name), "{table}");
+    }
+    let site = manifest.site.as_ref().expect("the site from QSR");
+    let central = site.nodes.iter().find(|n| n.is_central).unwrap();
+    assert_eq!(central.host_name, "qlik-central.example.local");
+    let root = site.shared_persistence.as_ref().unwrap().root_folder.clone().unwrap();
+    assert!(root.contains("qlik-central"), "{root}");
+    assert_eq!(manifest.source.server_major, Some(major));
+
+    // The roles: the repository role with its stored verifier, never a plain password.
+    let dest = scratch.path().join("unpacked");
+    qrd_backup::bundle::extract(&bundle, &dest).unwrap();
+    let globals = std::fs::read_to_string(dest.join("globals.sql")).unwrap();
+    assert!(globals.contains("CREATE ROLE qliksenserepository;"), "{globals}");
+    assert!(globals.contains("PASSWORD 'SCRAM-SHA-256$") || globals.contains("PASSWORD 'md5"), "{globals}");
+    assert!(!globals.contains("Repo-pw-1"));
+
+    let out = run_expect(
+        qrd(&server, &scratch)
+            .args(["backup", "verify", "--json"])
+            .arg(&bundle)
+            .arg("--pg-bin-dir")
+            .arg(&server.installation().client_bin),
+        0,
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["databases"].as_array().unwrap().len(), 4);
+    assert!(v["databases"][0]["entries"].as_u64().unwrap() > 20, "{v}");
+
+    let out = run_expect(qrd(&server, &scratch).args(["backup", "list", "--json"]).arg(&dir), 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["bundles"].as_array().unwrap().len(), 1, "{v}");
+}
+every_run!(backup_holds_the_site_and_verifies);
+
+/// One flipped byte: verify refuses and names the damage; the guide's tar format is an option.
+fn damage_is_caught_and_tar_format_works(major: u32) {
+    let (server, scratch) = site(major);
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let out = run_expect(backup_cmd(&server, &scratch, &dir).args(["--format", "tar", "--name", "nightly"]), 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bundle = PathBuf::from(report["bundle"].as_str().unwrap());
+    assert!(bundle.ends_with("nightly.tar.zst"));
+    assert!(tar_members(&bundle).contains(&"QSR.tar".to_owned()));
+
+    let damaged = dir.join("damaged.tar.zst");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&damaged, bytes).unwrap();
+    let out = run(qrd(&server, &scratch)
+        .args(["backup", "verify"])
+        .arg(&damaged)
+        .arg("--pg-bin-dir")
+        .arg(&server.installation().client_bin));
+    assert_eq!(out.status.code(), Some(5), "a damaged bundle must fail verification: {}", stderr(&out));
+    assert!(stderr(&out).contains("damaged") || stderr(&out).contains("checksum"), "{}", stderr(&out));
+}
+per_major!(damage_is_caught_and_tar_format_works: pg16 = 16);
+
+/// A database that is missing is refused before anything is written; the dry run says what it needs.
+fn dry_run_and_refusals(major: u32) {
+    let (server, scratch) = site(major);
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let out = run_expect(backup_cmd(&server, &scratch, &dir).arg("--dry-run"), 0);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["databases"].as_array().unwrap().len(), 4);
+    assert!(plan["staging_bytes"].as_u64().unwrap() > 0);
+    let out = run_expect(backup_cmd(&server, &scratch, &dir).args(["--database", "NoSuchDb"]), 4);
+    assert!(stderr(&out).contains("\"NoSuchDb\" does not exist"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "a refused backup writes nothing");
+}
+per_major!(dry_run_and_refusals: pg16 = 16, pg12 = 12);
