@@ -1,6 +1,7 @@
 //! `--before` / `--after` commands: the DBA's own (stop the Qlik services for a set consistent across the
 //! four databases, as the guide advises, and start them again), run through `/bin/sh -c` with a timeout.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,12 +52,15 @@ pub fn run(hook: &Hook, stage: HookStage) -> (HookRun, Result<(), HookError>) {
         exit_code,
         timed_out,
     };
+    // Its own process group, so that a timeout stops what the hook started too (a `sleep` under the
+    // shell would otherwise keep running, and keep its stderr open).
     let child = Command::new("/bin/sh")
         .arg("-c")
         .arg(&hook.command)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn();
     let mut child = match child {
         Ok(c) => c,
@@ -77,7 +81,8 @@ pub fn run(hook: &Hook, stage: HookStage) -> (HookRun, Result<(), HookError>) {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
+                let group = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.wait();
                 break None;
             }
