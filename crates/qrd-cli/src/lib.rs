@@ -54,6 +54,7 @@ fn init_logging(verbose: u8) {
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(output::stderr_color())
         .event_format(output::MessageFormat { color: output::stderr_color() })
         .finish();
     if tracing::subscriber::set_global_default(subscriber).is_ok()

@@ -63,7 +63,11 @@ fn run(major: u32) -> Result<(), String> {
         cmd
     };
     let client_bin = server.installation().client_bin.to_str().unwrap().to_owned();
-    let steps: [(&str, Vec<&str>, &[i32]); 11] = [
+    let backups = scratch.path().join("backups");
+    std::fs::create_dir(&backups).map_err(|e| e.to_string())?;
+    let backups_dir = backups.to_str().unwrap().to_owned();
+    let bundle = backups.join("demo.tar.zst").to_str().unwrap().to_owned();
+    let steps: [(&str, Vec<&str>, &[i32]); 15] = [
         ("what would provisioning do? (nothing is changed)", vec!["provision", "--dry-run"], &[0]),
         (
             "provision the four Qlik databases and the repository role",
@@ -98,6 +102,23 @@ fn run(major: u32) -> Result<(), String> {
             &[0],
         ),
         (
+            "back up the roles and every Qlik database into one bundle (each database in its own snapshot, row \
+             counts from that snapshot, the site's nodes and shared folders from QSR)",
+            vec!["backup", "--out", &backups_dir, "--name", "demo", "--pg-bin-dir", &client_bin],
+            &[0],
+        ),
+        ("what the backup directory holds", vec!["backup", "list", &backups_dir], &[0]),
+        (
+            "verify the bundle: every member's checksum, every archive read by pg_restore --list",
+            vec!["backup", "verify", &bundle, "--pg-bin-dir", &client_bin],
+            &[0],
+        ),
+        (
+            "what a nightly job's retention would delete (here: nothing)",
+            vec!["backup", "prune", &backups_dir, "--keep-last", "7", "--dry-run", "--pg-bin-dir", &client_bin],
+            &[0],
+        ),
+        (
             "TLS for a lab: a generated CA and server certificate, the guide's settings, host rules → hostssl, \
              proven by a TLS login and a refused plain one",
             vec!["ssl", "enable", "--self-signed", "--hostname", "localhost", "--hostname", "127.0.0.1"],
@@ -106,6 +127,11 @@ fn run(major: u32) -> Result<(), String> {
         ("what the server now presents", vec!["ssl", "status"], &[0]),
     ];
     for (what, args, ok_codes) in steps {
+        if what == "check the server (exit 1 only if a check fails)" {
+            say("loading a QSR-like site into the four databases (sql/fixtures: two nodes, users, apps, history)");
+            qrd_testcontainers::fixtures::load_site(&server, qrd_testcontainers::fixtures::Scale::Seed)
+                .map_err(|e| e.to_string())?;
+        }
         say(&format!("{what}\n$ qrd {}", args.join(" ")));
         let status = qrd_cmd(&args).status().map_err(|e| format!("failed to run {}: {e}", qrd.display()))?;
         if !ok_codes.contains(&status.code().unwrap_or(-1)) {

@@ -218,7 +218,7 @@ impl Reader {
             path: parent.to_owned(),
             source: io::Error::other(e),
         })?;
-        tracing::info!(bundle = %self.path.display(), into = %dest.display(), "bundle extracted and verified");
+        tracing::debug!(bundle = %self.path.display(), into = %dest.display(), "bundle extracted and verified");
         Ok(verified)
     }
 }

@@ -313,7 +313,7 @@ impl Writer {
             source => WriteError::File { path: path.clone(), source },
         })?;
         let content_bytes = sums.iter().map(|s| s.size).sum();
-        tracing::info!(
+        tracing::debug!(
             bundle = %path.display(),
             members = manifest.members.len(),
             content_bytes,

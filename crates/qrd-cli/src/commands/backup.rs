@@ -215,11 +215,12 @@ fn list(a: ListArgs) -> Result<ExitStatus, CliError> {
         return Ok(ExitStatus::Success);
     }
     for b in &listing.bundles {
+        let created = b.summary.created_utc.replace_nanosecond(0).unwrap_or(b.summary.created_utc);
         println!(
             "{}  {:>10}  {}  {}:{}  {}",
             b.file_name,
             human_bytes(b.bytes),
-            b.summary.created_utc,
+            created.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
             b.summary.host,
             b.summary.port,
             b.summary.databases.join(",")
