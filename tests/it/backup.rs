@@ -139,3 +139,60 @@ fn dry_run_and_refusals(major: u32) {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "a refused backup writes nothing");
 }
 per_major!(dry_run_and_refusals: pg16 = 16, pg12 = 12);
+
+/// The whole round trip onto a new, bare server: the roles come back with their verifiers (the repository
+/// role logs in with its old password), the databases are created owned as before, every table holds the
+/// manifest's rows, and the site's host names are there. A second restore is refused (the databases hold
+/// tables now) and changes nothing.
+fn restore_onto_a_new_server(major: u32) {
+    let (source, scratch) = site(major);
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let out = run_expect(&mut backup_cmd(&source, &scratch, &dir), 0);
+    let bundle = serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].as_str().unwrap().to_owned();
+
+    let target = Server::start(major);
+    let restore = || {
+        let mut cmd = qrd(&target, &scratch);
+        cmd.args(["restore", "--json", &bundle, "--pg-bin-dir"]).arg(&target.installation().client_bin);
+        cmd
+    };
+    let out = run_expect(&mut restore(), 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["roles_created"], serde_json::json!(["qliksenserepository"]), "{report}");
+    assert!(!stderr(&out).contains("not run"), "every statement of globals.sql is understood: {}", stderr(&out));
+    assert_eq!(report["databases"].as_array().unwrap().len(), 4);
+    for db in DATABASES {
+        assert_eq!(
+            q1(&target, &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{db}'")).as_deref(),
+            Some(ROLE),
+            "{db} owned by the repository role"
+        );
+    }
+    for table in ["\"ServerNodeConfigurations\"", "\"Users\"", "\"ExecutionResults\""] {
+        assert_eq!(count(&target, "QSR", table), count(&source, "QSR", table), "{table}");
+    }
+    let host: String = block_on(async {
+        target
+            .connect("QSR")
+            .await
+            .query_one("SELECT \"HostName\" FROM \"ServerNodeConfigurations\" WHERE \"IsCentral\"", &[])
+            .await
+            .unwrap()
+            .get(0)
+    });
+    assert_eq!(host, "qlik-central.example.local");
+    // The repository role kept its verifier: its old password works on the new server.
+    let login = block_on(async { target.try_connect_tcp(target.host(), "QSR", ROLE, "Repo-pw-1").await.map(|_| ()) });
+    assert!(login.is_ok(), "the repository role cannot log in with its password after the restore: {login:?}");
+
+    let before = count(&target, "QSR", "\"Users\"");
+    let out = run_expect(&mut restore(), 4);
+    assert!(stderr(&out).contains("already holds"), "{}", stderr(&out));
+    assert_eq!(count(&target, "QSR", "\"Users\""), before, "a refused restore changed data");
+}
+all_majors!(restore_onto_a_new_server);
+
+fn q1(server: &Server, sql: &str) -> Option<String> {
+    block_on(async { server.connect("postgres").await.query_one(sql, &[]).await.unwrap().get(0) })
+}

@@ -133,6 +133,12 @@ fn split_statements(text: &str) -> Result<Vec<String>, GlobalsError> {
                 i = text[i..].find('\n').map(|n| i + n).unwrap_or(bytes.len());
                 continue;
             }
+            // A psql meta-command (pg_dumpall's `\restrict KEY` / `\unrestrict KEY` since the 2025 minor
+            // releases) runs to the end of its line and is psql's business, not the server's.
+            b'\\' if current.trim().is_empty() => {
+                i = text[i..].find('\n').map(|n| i + n).unwrap_or(bytes.len());
+                continue;
+            }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
                 let end = text[i + 2..].find("*/").ok_or(GlobalsError::Unterminated { what: "comment", offset: i })?;
                 i += end + 4;
@@ -344,6 +350,18 @@ GRANT qlogs_reader TO "we""ird $$ role\ ü" WITH INHERIT TRUE GRANTED BY postgre
         let plan = g.plan(&all);
         assert!(plan.create.is_empty());
         assert!(plan.statements.iter().all(|s| s.starts_with("SET ")), "{:?}", plan.statements);
+    }
+
+    /// pg_dumpall from the 2025 minor releases on wraps its output in psql's `\restrict KEY` and
+    /// `\unrestrict KEY`: meta-commands, not SQL, and never glued to the statement that follows.
+    #[test]
+    fn psql_meta_commands_are_not_statements() {
+        let text = "\\restrict fKl0rxeDXsh3CaFb7G\n\nSET default_transaction_read_only = off;\nCREATE ROLE a;\n\\unrestrict fKl0rxeDXsh3CaFb7G\n";
+        let g = Globals::parse(text).unwrap();
+        assert_eq!(g.statements.len(), 2, "{g:?}");
+        assert_eq!(g.statements[0].sql, "SET default_transaction_read_only = off;");
+        assert_eq!(g.statements[0].subject, Subject::Session);
+        assert!(g.plan(&BTreeSet::new()).skipped.is_empty());
     }
 
     #[test]

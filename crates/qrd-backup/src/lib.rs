@@ -51,6 +51,7 @@ pub mod globals;
 pub mod hook;
 pub mod lock;
 pub mod manifest;
+pub mod restore;
 pub mod retention;
 pub mod space;
 pub mod verify;

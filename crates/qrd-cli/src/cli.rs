@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     backup::BackupArgs, check::CheckArgs, conf::ConfArgs, hba::HbaArgs, password::PasswordArgs,
-    provision::ProvisionArgs, scram::ScramArgs, ssl::SslArgs,
+    provision::ProvisionArgs, restore::RestoreArgs, scram::ScramArgs, ssl::SslArgs,
 };
 
 /// qrd — the PostgreSQL repository database of Qlik Sense Enterprise on Windows, done safely.
@@ -39,6 +39,8 @@ pub enum Command {
     Ssl(SslArgs),
     /// Back up the roles and every Qlik database into one verified bundle; verify, list, prune bundles
     Backup(BackupArgs),
+    /// Restore a bundle: missing roles and databases created, pg_restore, row counts proven against the manifest
+    Restore(RestoreArgs),
 }
 
 /// The grammar, with `--help` (long only) on every subcommand: `-h` is the host there, as in psql.

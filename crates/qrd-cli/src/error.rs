@@ -246,3 +246,17 @@ impl From<qrd_backup::lock::LockError> for CliError {
         with_hint(ExitStatus::Refused, e.to_string(), e.hint())
     }
 }
+
+impl From<qrd_backup::restore::RestoreError> for CliError {
+    fn from(e: qrd_backup::restore::RestoreError) -> Self {
+        use qrd_backup::restore::RestoreError as E;
+        match e {
+            E::Connect(c) => c.into(),
+            E::Read(qrd_backup::bundle::ReadError::Io { .. }) => with_hint(ExitStatus::Usage, e.to_string(), e.hint()),
+            e => {
+                let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
+                with_hint(status, e.to_string(), e.hint())
+            }
+        }
+    }
+}

@@ -138,7 +138,23 @@ fn run(major: u32) -> Result<(), String> {
             return Err(format!("qrd {} exited with {status}", args.join(" ")));
         }
     }
-    say("stopping and removing the throwaway server");
+    say("a disaster: a second throwaway server stands in for the new host; restore the bundle onto it");
+    let target = Server::builder(major).start().map_err(|e| e.to_string())?;
+    let mut restore = Command::new(&qrd);
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("PG")) {
+            restore.env_remove(k);
+        }
+    }
+    restore.envs(target.client_env()).env("HOME", scratch.path());
+    restore.args(["restore", &bundle, "--pg-bin-dir", &client_bin]);
+    println!("$ qrd restore {bundle} --pg-bin-dir {client_bin}");
+    let status = restore.status().map_err(|e| format!("failed to run {}: {e}", qrd.display()))?;
+    if !status.success() {
+        return Err(format!("qrd restore exited with {status}"));
+    }
+    say("stopping and removing the throwaway servers");
+    drop(target);
     drop(server);
     say("demo complete");
     Ok(())

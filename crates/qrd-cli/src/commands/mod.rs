@@ -6,6 +6,7 @@ pub mod conf;
 pub mod hba;
 pub mod password;
 pub mod provision;
+pub mod restore;
 pub mod scram;
 pub mod ssl;
 
@@ -16,6 +17,7 @@ pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
     match command {
         Command::Provision(args) => provision::execute(args).await,
         Command::Backup(args) => backup::execute(args).await,
+        Command::Restore(args) => restore::execute(args).await,
         Command::Check(args) => check::execute(args).await,
         Command::Conf(args) => conf::execute(args).await,
         Command::Hba(args) => hba::execute(args).await,
