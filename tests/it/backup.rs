@@ -196,3 +196,62 @@ all_majors!(restore_onto_a_new_server);
 fn q1(server: &Server, sql: &str) -> Option<String> {
     block_on(async { server.connect("postgres").await.query_one(sql, &[]).await.unwrap().get(0) })
 }
+
+/// A restore onto a machine with another host name: the central node and the LocalConfigs rows that name
+/// it (whatever their case) get the new name in one transaction, the rim node keeps its own, the shared
+/// folders move, and the rest of the guide's runbook is printed. The dry run shows the UPDATEs and changes
+/// nothing; a wrong old name changes nothing in QSR.
+fn restore_with_a_new_hostname(major: u32) {
+    let (source, scratch) = site(major);
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let out = run_expect(&mut backup_cmd(&source, &scratch, &dir), 0);
+    let bundle = serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].as_str().unwrap().to_owned();
+    let restore = |target: &Server, extra: &[&str]| {
+        let mut cmd = qrd(target, &scratch);
+        cmd.args(["restore", &bundle, "--new-hostname", "qlik-new.example.local"]);
+        cmd.args(["--share-path", r"\\qlik-central\QlikShare=\\qlik-new\QlikShare"]);
+        cmd.args(extra).arg("--pg-bin-dir").arg(&target.installation().client_bin);
+        cmd
+    };
+    let qsr = |target: &Server, sql: &str| -> Vec<String> {
+        block_on(async {
+            target.connect("QSR").await.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+        })
+    };
+
+    let target = Server::start(major);
+    let out = run_expect(&mut restore(&target, &["--dry-run"]), 0);
+    assert!(stdout(&out).contains("UPDATE public.\"ServerNodeConfigurations\""), "{}", stdout(&out));
+    assert!(stdout(&out).contains("'qlik-central.example.local'"), "{}", stdout(&out));
+    assert_eq!(
+        q1(&target, "SELECT count(*)::text FROM pg_database WHERE datname = 'QSR'").as_deref(),
+        Some("0"),
+        "a dry run restored"
+    );
+
+    let out = run_expect(&mut restore(&target, &[]), 0);
+    assert!(stdout(&out).contains("repository.exe -bootstrap -standalone -restorehostname"), "{}", stdout(&out));
+    let central = qsr(&target, "SELECT \"HostName\" FROM \"ServerNodeConfigurations\" WHERE \"IsCentral\"");
+    assert_eq!(central, ["qlik-new.example.local"]);
+    let rim = qsr(&target, "SELECT \"HostName\" FROM \"ServerNodeConfigurations\" WHERE NOT \"IsCentral\"");
+    assert_eq!(rim, ["qlik-rim1.example.local"], "the rim node keeps its name");
+    let old_left =
+        qsr(&target, "SELECT \"HostName\" FROM \"LocalConfigs\" WHERE lower(\"HostName\") LIKE 'qlik-central%'");
+    assert!(old_left.is_empty(), "LocalConfigs still name the old host: {old_left:?}");
+    let roots = qsr(
+        &target,
+        "SELECT \"RootFolder\" || '|' || \"AppFolder\" FROM \"ServiceClusterSettingsSharedPersistenceProperties\"",
+    );
+    assert!(
+        roots.iter().all(|r| !r.to_lowercase().contains("qlik-central") && r.contains(r"\\qlik-new\QlikShare")),
+        "{roots:?}"
+    );
+
+    let other = Server::start(major);
+    let out = run_expect(&mut restore(&other, &["--old-hostname", "no-such-host"]), 5);
+    assert!(stderr(&out).contains("no central node named \"no-such-host\""), "{}", stderr(&out));
+    let central = qsr(&other, "SELECT \"HostName\" FROM \"ServerNodeConfigurations\" WHERE \"IsCentral\"");
+    assert_eq!(central, ["qlik-central.example.local"], "a failed rename changes nothing");
+}
+every_run!(restore_with_a_new_hostname);

@@ -49,6 +49,7 @@ pub mod bundle;
 pub mod dump;
 pub mod globals;
 pub mod hook;
+pub mod hostname;
 pub mod lock;
 pub mod manifest;
 pub mod restore;

@@ -24,6 +24,7 @@ use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run, scrubbed_com
 
 use crate::bundle::{self, ReadError};
 use crate::globals::{Globals, GlobalsError};
+use crate::hostname::{self, Rename, RenameError, Renamed};
 use crate::manifest::{ArchiveFormat, Manifest};
 use crate::space::{self, SpaceError};
 
@@ -45,6 +46,8 @@ pub struct Request {
     pub jobs: u32,
     /// The repository role whose provisioning is checked afterwards.
     pub repo_role: String,
+    /// A new host name for the central node (with the shared folders' new paths), applied to QSR.
+    pub rename: Option<Rename>,
 }
 
 /// The result.
@@ -57,6 +60,10 @@ pub struct Report {
     /// What `qrd provision` would still change on the restored server (the guide's database grants are
     /// not in a pg_dump archive); empty when it matches the guide.
     pub provisioning_differs: Vec<String>,
+    /// What the new-hostname change did to QSR.
+    pub renamed: Option<Renamed>,
+    /// What is left to do on the new Windows machine (with a new host name).
+    pub runbook: Vec<String>,
     pub seconds: f64,
 }
 
@@ -95,6 +102,10 @@ pub enum RestoreError {
     RowCounts { mismatches: Vec<String> },
     #[error("failed to make a work directory beside {}: {source}", path.display())]
     Work { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Rename(#[from] RenameError),
+    #[error("--new-hostname changes QSR, which this restore does not include")]
+    RenameWithoutQsr,
 }
 
 impl RestoreError {
@@ -118,6 +129,8 @@ impl RestoreError {
                 "the restored data differs from the backup: do not put this server in service; verify the bundle".into()
             }
             RestoreError::Work { .. } => "check the directory's permissions and free space".into(),
+            RestoreError::Rename(e) => e.hint(),
+            RestoreError::RenameWithoutQsr => "add --database QSR, or drop --new-hostname".into(),
         }
     }
 
@@ -151,6 +164,12 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
     let manifest = bundle::read_manifest(&req.bundle)?;
     let chosen = choose(&manifest, &req.databases)?;
     let main_db = session.target().dbname.clone();
+    if let Some(rename) = &req.rename {
+        if !chosen.iter().any(|d| d == "QSR") {
+            return Err(RestoreError::RenameWithoutQsr);
+        }
+        hostname::old_host(rename, manifest.site.as_ref())?;
+    }
 
     // Refuse before anything is written: the databases must be missing or empty.
     let mut existing_dbs = BTreeSet::new();
@@ -257,6 +276,15 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
     for sql in &after_databases {
         with_recorders_off(session, std::slice::from_ref(sql)).await?;
     }
+    let renamed = match &req.rename {
+        Some(rename) => {
+            let mut c = session.connector().clone();
+            let qsr = c.connect("QSR").await?;
+            Some(hostname::apply(&qsr, rename, manifest.site.as_ref()).await?)
+        }
+        None => None,
+    };
+    let runbook = renamed.as_ref().map(|r| hostname::runbook(&r.new_host)).unwrap_or_default();
 
     // The guide's provisioning, as `qrd provision` sees it now.
     let spec = RepoSpec::new(&req.repo_role);
@@ -275,6 +303,8 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
         roles_existing: existing,
         databases: restored,
         provisioning_differs,
+        renamed,
+        runbook,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

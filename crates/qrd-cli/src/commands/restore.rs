@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use qrd_backup::hostname::Rename;
 use qrd_backup::restore::{self, Request};
 use qrd_pg::Session;
 
@@ -23,6 +24,19 @@ pub struct RestoreArgs {
     /// The repository role whose provisioning is checked afterwards
     #[arg(long, value_name = "ROLE", default_value = qrd_pg::spec::DEFAULT_REPO_ROLE)]
     pub repo_user: String,
+    /// The new machine's host name: the central node's name in QSR changes to it, as the repository's
+    /// bootstrap would change it
+    #[arg(long, value_name = "HOST")]
+    pub new_hostname: Option<String>,
+    /// The old central host name [default: the central node the bundle recorded]
+    #[arg(long, value_name = "HOST", requires = "new_hostname")]
+    pub old_hostname: Option<String>,
+    /// OLD=NEW: a shared folder prefix to move, e.g. '\\oldhost\QlikShare=\\newhost\QlikShare' (repeatable)
+    #[arg(long = "share-path", value_name = "OLD=NEW", requires = "new_hostname", value_parser = parse_share)]
+    pub share_paths: Vec<(String, String)>,
+    /// Show what would be done (the host name UPDATEs included); change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -32,6 +46,13 @@ pub struct RestoreArgs {
     pub tools: ToolArgs,
 }
 
+fn parse_share(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((old, new)) if !old.is_empty() && !new.is_empty() => Ok((old.to_owned(), new.to_owned())),
+        _ => Err(format!("{s:?} is not OLD=NEW")),
+    }
+}
+
 pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
     let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     let req = Request {
@@ -39,7 +60,11 @@ pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
         databases: a.databases,
         jobs: a.jobs.unwrap_or(cores).max(1),
         repo_role: a.repo_user,
+        rename: a.new_hostname.map(|new_host| Rename { new_host, old_host: a.old_hostname, shares: a.share_paths }),
     };
+    if a.dry_run {
+        return dry_run(&req);
+    }
     let session = Session::open(&a.conn.opts()).await?;
     let report = restore::restore(&session, &a.tools.finder(), &req).await?;
     if a.json {
@@ -59,6 +84,43 @@ pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
     for p in &report.provisioning_differs {
         println!("differs from the guide: {p} (run `qrd provision`)");
     }
+    if let Some(r) = &report.renamed {
+        println!(
+            "QSR: central node {:?} → {:?}, {} LocalConfigs row(s), shared folder rows {:?}",
+            r.old_host, r.new_host, r.local_configs, r.share_rows
+        );
+        println!("Left to do on {}, in the guide's order:", r.new_host);
+        for (i, step) in report.runbook.iter().enumerate() {
+            println!("  {}. {step}", i + 1);
+        }
+    }
     println!("restore complete: {} ({:.1} s)", report.bundle.display(), report.seconds);
+    Ok(ExitStatus::Success)
+}
+
+/// What the bundle would bring, and the host name statements, from the manifest alone.
+fn dry_run(req: &Request) -> Result<ExitStatus, CliError> {
+    let manifest = qrd_backup::bundle::read_manifest(&req.bundle).map_err(qrd_backup::restore::RestoreError::from)?;
+    for d in &manifest.databases {
+        if req.databases.is_empty() || req.databases.contains(&d.name) {
+            let rows: u64 = d.row_counts.iter().flat_map(|c| &c.tables).map(|t| t.rows).sum();
+            println!("would restore {:<16} ({} rows, dumped {})", d.name, rows, d.dump_started_utc);
+        }
+    }
+    if let Some(rename) = &req.rename {
+        let old = qrd_backup::hostname::old_host(rename, manifest.site.as_ref())
+            .map_err(qrd_backup::restore::RestoreError::from)?;
+        println!("then, in QSR, in one transaction:");
+        let statements = qrd_backup::hostname::plan(rename, &old).map_err(qrd_backup::restore::RestoreError::from)?;
+        for s in statements {
+            println!("  {s}");
+        }
+        if let Some(site) = &manifest.site {
+            let central: Vec<&str> = site.nodes.iter().filter(|n| n.is_central).map(|n| n.host_name.as_str()).collect();
+            let local = site.local_config_host_names.iter().filter(|h| h.eq_ignore_ascii_case(&old)).count();
+            println!("  (the bundle recorded central node {central:?} and {local} LocalConfigs row(s) naming {old:?})");
+        }
+    }
+    crate::output::note("dry run: nothing was changed");
     Ok(ExitStatus::Success)
 }
