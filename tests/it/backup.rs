@@ -96,6 +96,21 @@ fn backup_holds_the_site_and_verifies(major: u32) {
     let out = run_expect(qrd(&server, &scratch).args(["backup", "list", "--json"]).arg(&dir), 0);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["bundles"].as_array().unwrap().len(), 1, "{v}");
+
+    // Monitoring: the newest bundle verifies and is fresh; an empty directory fails the check.
+    let check = |d: &Path| {
+        let out = run(qrd(&server, &scratch)
+            .args(["check", "--json", "--backup-dir"])
+            .arg(d)
+            .arg("--pg-bin-dir")
+            .arg(&server.installation().client_bin));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["checks"].as_array().unwrap().iter().find(|c| c["id"] == "backup.newest").cloned().unwrap()
+    };
+    assert_eq!(check(&dir)["status"], "ok", "{}", check(&dir));
+    let empty = scratch.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_eq!(check(&empty)["status"], "fail");
 }
 every_run!(backup_holds_the_site_and_verifies);
 

@@ -55,6 +55,7 @@ pub mod manifest;
 pub mod restore;
 pub mod retention;
 pub mod space;
+pub mod status;
 pub mod verify;
 
 pub use bundle::{Problem, ReadError, Reader, Verified, WriteError, Writer, WriterOptions, Written};

@@ -70,7 +70,43 @@ pub static CHECKS: &[CheckDef] = &[
         about: "pg_dump/pg_restore fitting the server's major are installed here",
         run: client_tools,
     },
+    CheckDef {
+        id: "backup.newest",
+        about: "with --backup-dir: the newest bundle that verifies is younger than 26 hours (fails past 50)",
+        run: backups,
+    },
 ];
+
+fn backups(ctx: &Context<'_>) -> Vec<Finding> {
+    let Some(b) = &ctx.site.backups else { return Vec::new() };
+    let id = "backup.newest";
+    let run = format!("run `qrd backup --out {}` (and schedule it nightly)", qrd_pgbin::shell_quote(&b.dir));
+    if let Some(reason) = &b.unreadable {
+        return vec![Finding::fail(
+            id,
+            format!("cannot read the backup directory {}: {reason}", b.dir),
+            "check the path and this user's rights",
+        )];
+    }
+    let damaged = if b.damaged.is_empty() {
+        String::new()
+    } else {
+        format!("; {} newer bundle(s) do not verify: {}", b.damaged.len(), b.damaged.join(", "))
+    };
+    vec![match &b.newest_verified {
+        None if b.bundles == 0 => Finding::fail(id, format!("no bundle in {}", b.dir), run),
+        None => Finding::fail(id, format!("none of the {} bundle(s) in {} verifies{damaged}", b.bundles, b.dir), run),
+        Some((file, hours)) if *hours > crate::BACKUP_FAIL_HOURS => {
+            Finding::fail(id, format!("the newest verified bundle, {file}, is {hours:.0} hours old{damaged}"), run)
+        }
+        Some((file, hours)) if *hours > crate::BACKUP_WARN_HOURS || !b.damaged.is_empty() => Finding::warn(
+            id,
+            format!("the newest verified bundle, {file}, is {hours:.0} hours old{damaged}"),
+            "check the nightly job's log (cron or systemd), then run it again",
+        ),
+        Some((file, hours)) => Finding::ok(id, format!("{file} verifies and is {hours:.0} hours old")),
+    }]
+}
 
 fn provision_hint(ctx: &Context<'_>) -> String {
     provision_hint_with(ctx, "")
@@ -731,6 +767,41 @@ mod tests {
         let spec = RepoSpec::new(ROLE);
         let ctx = Context { inventory: inv, spec: &spec, tools: &ToolsFound::default(), site: &site };
         super::hba_nodes(&ctx)
+    }
+
+    fn backup_finding(b: crate::Backups) -> Finding {
+        let inv = provisioned(16, "pw");
+        let site = Site { backups: Some(b), ..Site::default() };
+        let spec = RepoSpec::new(ROLE);
+        let ctx = Context { inventory: &inv, spec: &spec, tools: &ToolsFound::default(), site: &site };
+        super::backups(&ctx).remove(0)
+    }
+
+    #[test]
+    fn the_newest_verified_bundle_must_be_recent() {
+        let b = |newest: Option<f64>, bundles, damaged: &[&str]| crate::Backups {
+            dir: "/var/backups/qrd".into(),
+            unreadable: None,
+            bundles,
+            newest_verified: newest.map(|h| ("qrd-backup-x.tar.zst".to_owned(), h)),
+            damaged: damaged.iter().map(|d| d.to_string()).collect(),
+        };
+        assert_eq!(backup_finding(b(Some(3.0), 2, &[])).status, Status::Ok);
+        assert_eq!(backup_finding(b(Some(30.0), 2, &[])).status, Status::Warn);
+        assert_eq!(
+            backup_finding(b(Some(3.0), 2, &["newer.tar.zst"])).status,
+            Status::Warn,
+            "a damaged newer one warns"
+        );
+        let f = backup_finding(b(Some(60.0), 2, &[]));
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.hint.as_deref().unwrap().contains("qrd backup --out /var/backups/qrd"), "{f:?}");
+        assert_eq!(backup_finding(b(None, 0, &[])).status, Status::Fail);
+        let f = backup_finding(b(None, 3, &["a", "b", "c"]));
+        assert!(f.status == Status::Fail && f.message.contains("none of the 3"), "{f:?}");
+        let mut unreadable = b(None, 0, &[]);
+        unreadable.unreadable = Some("No such file or directory".into());
+        assert_eq!(backup_finding(unreadable).status, Status::Fail);
     }
 
     fn with_hba(text: &str) -> Inventory {

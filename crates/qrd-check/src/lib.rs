@@ -74,7 +74,26 @@ pub struct Site {
     pub node_count: Option<u32>,
     /// Each node's repository connection pool size (Qlik's default is 90).
     pub pool_size: u32,
+    /// The backup directory's state (`--backup-dir`), when asked.
+    pub backups: Option<Backups>,
 }
+
+/// A backup directory as `qrd check --backup-dir` sees it.
+#[derive(Debug, Clone)]
+pub struct Backups {
+    pub dir: String,
+    /// Reading the directory failed (the reason).
+    pub unreadable: Option<String>,
+    pub bundles: usize,
+    /// The newest bundle that verifies, and its age in hours.
+    pub newest_verified: Option<(String, f64)>,
+    /// Newer bundles that do not verify.
+    pub damaged: Vec<String>,
+}
+
+/// Hours after which the newest verified bundle warns (a nightly job missed a night) and fails.
+pub const BACKUP_WARN_HOURS: f64 = 26.0;
+pub const BACKUP_FAIL_HOURS: f64 = 50.0;
 
 /// Qlik's default repository connection pool per node.
 pub const DEFAULT_POOL_SIZE: u32 = 90;

@@ -26,6 +26,9 @@ pub struct CheckArgs {
     /// How many Qlik nodes use this repository: compare max_connections with the guide's value
     #[arg(long = "nodes", value_name = "N")]
     pub node_count: Option<u32>,
+    /// A backup directory: its newest bundle must verify and be younger than 26 hours (fails past 50)
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: Option<std::path::PathBuf>,
     /// Each node's repository connection pool size
     #[arg(long, value_name = "SIZE", default_value_t = qrd_check::DEFAULT_POOL_SIZE)]
     pub pool_size: u32,
@@ -46,7 +49,8 @@ pub async fn execute(args: CheckArgs) -> Result<ExitStatus, CliError> {
 
     let finder = args.tools.finder();
     let tools = ToolsFound { results: BACKUP_TOOLS.iter().map(|t| finder.find(*t, &inv.version)).collect() };
-    let site = Site { nodes: args.nodes.clone(), node_count: args.node_count, pool_size: args.pool_size };
+    let backups = args.backup_dir.as_ref().map(|dir| backups(dir, &finder));
+    let site = Site { nodes: args.nodes.clone(), node_count: args.node_count, pool_size: args.pool_size, backups };
     let findings = qrd_check::run_all(&Context { inventory: &inv, spec: &spec, tools: &tools, site: &site });
     let target = session.target();
     let report = Report::new(
@@ -84,4 +88,28 @@ fn print_human(report: &Report, spec: &RepoSpec, inv: &Inventory) {
     }
     let s = report.summary;
     println!("{} ok, {} warn, {} fail", s.ok, s.warn, s.fail);
+}
+
+/// The backup directory's state for the `backup.newest` check.
+fn backups(dir: &std::path::Path, finder: &qrd_pgbin::Finder) -> qrd_check::Backups {
+    let shown = dir.display().to_string();
+    match qrd_backup::status::status(dir, finder) {
+        Ok(st) => qrd_check::Backups {
+            dir: shown,
+            unreadable: None,
+            bundles: st.bundles,
+            newest_verified: st.newest_verified.map(|(file, created)| {
+                let hours = (time::OffsetDateTime::now_utc() - created).as_seconds_f64() / 3600.0;
+                (file, hours.max(0.0))
+            }),
+            damaged: st.damaged.into_iter().map(|(file, _)| file).collect(),
+        },
+        Err(e) => qrd_check::Backups {
+            dir: shown,
+            unreadable: Some(e.to_string()),
+            bundles: 0,
+            newest_verified: None,
+            damaged: Vec::new(),
+        },
+    }
 }
