@@ -270,3 +270,40 @@ fn restore_with_a_new_hostname(major: u32) {
     assert_eq!(central, ["qlik-central.example.local"], "a failed rename changes nothing");
 }
 every_run!(restore_with_a_new_hostname);
+
+/// A drill restores the newest bundle of a directory into scratch databases on the same server, proves
+/// every row count and drops them; the Qlik databases and roles are untouched; a damaged bundle fails it.
+fn drill_proves_a_bundle_and_leaves_nothing(major: u32) {
+    let (server, scratch) = site(major);
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    run_expect(&mut backup_cmd(&server, &scratch, &dir), 0);
+    let databases = || q1(&server, "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database");
+    let before = databases();
+    let drill = |what: &Path| {
+        let mut cmd = qrd(&server, &scratch);
+        cmd.args(["drill", "--json"]).arg(what).arg("--pg-bin-dir").arg(&server.installation().client_bin);
+        cmd
+    };
+    let out = run_expect(&mut drill(&dir), 0);
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["databases"].as_array().unwrap().len(), 4, "{d}");
+    assert!(d["databases"][0]["rows"].as_u64().unwrap() > 100, "{d}");
+    assert!(d["rto_seconds"].as_f64().unwrap() > 0.0 && d["rpo_seconds"].as_i64().unwrap() >= 0, "{d}");
+    assert_eq!(databases(), before, "the scratch databases must be gone");
+
+    let bundle = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .unwrap();
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n / 2);
+    let cut = scratch.path().join("cut.tar.zst");
+    std::fs::write(&cut, bytes).unwrap();
+    let out = run(&mut drill(&cut));
+    assert_eq!(out.status.code(), Some(5), "a truncated bundle must fail the drill: {}", stderr(&out));
+    assert_eq!(databases(), before, "a failed drill leaves nothing");
+}
+per_major!(drill_proves_a_bundle_and_leaves_nothing: pg16 = 16, pg12 = 12);

@@ -46,6 +46,7 @@
 
 pub mod backup;
 pub mod bundle;
+pub mod drill;
 pub mod dump;
 pub mod globals;
 pub mod hook;

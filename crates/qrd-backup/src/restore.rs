@@ -263,7 +263,7 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
             }
             return Err(e.into());
         }
-        let (tables, rows) = compare_rows(session, db).await?;
+        let (tables, rows) = compare_rows(session, db, name).await?;
         restored.push(RestoredDatabase {
             name: name.clone(),
             created: create,
@@ -380,11 +380,15 @@ async fn with_recorders_off(session: &Session, statements: &[String]) -> Result<
     failure.map_or(Ok(()), Err)
 }
 
-/// Counts every table the manifest counted and compares; returns (tables, rows).
-async fn compare_rows(session: &Session, db: &crate::manifest::Database) -> Result<(usize, u64), RestoreError> {
+/// Counts, in database `into` (the restored copy of `db`), every table the manifest counted and compares.
+pub(crate) async fn compare_rows(
+    session: &Session,
+    db: &crate::manifest::Database,
+    into: &str,
+) -> Result<(usize, u64), RestoreError> {
     let Some(counts) = &db.row_counts else { return Ok((0, 0)) };
     let mut c = session.connector().clone();
-    let client = c.connect(&db.name).await?;
+    let client = c.connect(into).await?;
     let mut mismatches = Vec::new();
     let mut total = 0;
     for t in &counts.tables {

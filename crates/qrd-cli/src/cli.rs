@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    backup::BackupArgs, check::CheckArgs, conf::ConfArgs, hba::HbaArgs, password::PasswordArgs,
+    backup::BackupArgs, check::CheckArgs, conf::ConfArgs, drill::DrillArgs, hba::HbaArgs, password::PasswordArgs,
     provision::ProvisionArgs, restore::RestoreArgs, scram::ScramArgs, ssl::SslArgs,
 };
 
@@ -41,6 +41,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a bundle: missing roles and databases created, pg_restore, row counts proven against the manifest
     Restore(RestoreArgs),
+    /// A disaster-recovery drill: restore a bundle into scratch databases, prove every row count, report RTO/RPO
+    Drill(DrillArgs),
 }
 
 /// The grammar, with `--help` (long only) on every subcommand: `-h` is the host there, as in psql.

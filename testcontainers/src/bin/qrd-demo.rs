@@ -67,7 +67,7 @@ fn run(major: u32) -> Result<(), String> {
     std::fs::create_dir(&backups).map_err(|e| e.to_string())?;
     let backups_dir = backups.to_str().unwrap().to_owned();
     let bundle = backups.join("demo.tar.zst").to_str().unwrap().to_owned();
-    let steps: [(&str, Vec<&str>, &[i32]); 15] = [
+    let steps: [(&str, Vec<&str>, &[i32]); 16] = [
         ("what would provisioning do? (nothing is changed)", vec!["provision", "--dry-run"], &[0]),
         (
             "provision the four Qlik databases and the repository role",
@@ -111,6 +111,12 @@ fn run(major: u32) -> Result<(), String> {
         (
             "verify the bundle: every member's checksum, every archive read by pg_restore --list",
             vec!["backup", "verify", &bundle, "--pg-bin-dir", &client_bin],
+            &[0],
+        ),
+        (
+            "a disaster-recovery drill: the bundle restored into scratch databases, every row count proven, RTO \
+             and RPO, the scratch databases dropped",
+            vec!["drill", &bundle, "--pg-bin-dir", &client_bin],
             &[0],
         ),
         (

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod check;
 pub mod conf;
+pub mod drill;
 pub mod hba;
 pub mod password;
 pub mod provision;
@@ -18,6 +19,7 @@ pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
         Command::Provision(args) => provision::execute(args).await,
         Command::Backup(args) => backup::execute(args).await,
         Command::Restore(args) => restore::execute(args).await,
+        Command::Drill(args) => drill::execute(args).await,
         Command::Check(args) => check::execute(args).await,
         Command::Conf(args) => conf::execute(args).await,
         Command::Hba(args) => hba::execute(args).await,
