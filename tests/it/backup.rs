@@ -307,3 +307,69 @@ fn drill_proves_a_bundle_and_leaves_nothing(major: u32) {
     assert_eq!(databases(), before, "a failed drill leaves nothing");
 }
 per_major!(drill_proves_a_bundle_and_leaves_nothing: pg16 = 16, pg12 = 12);
+
+/// The guide's "after uninstalling" case: the server is gone, its data directory is left. qrd backs it up
+/// through a private server on a copy; the bundle holds the site with its rows, and the original directory
+/// is not modified (every file's size and modification time as before, no postmaster.pid), and the server
+/// starts on it again. A data directory with a running server is refused.
+fn backup_from_a_data_directory(major: u32) {
+    let (mut server, scratch) = site(major);
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let users = count(&server, "QSR", "\"Users\"");
+    // pg_ctl must be the data directory's own major: the server's bin directory, then the client tools'.
+    let from_dir = |server: &Server| {
+        let mut cmd = backup_cmd(server, &scratch, &dir);
+        cmd.arg("--from-data-dir").arg(server.data_dir()).arg("--pg-bin-dir").arg(&server.installation().server_bin);
+        cmd
+    };
+    let out = run_expect(&mut from_dir(&server), 4);
+    assert!(stderr(&out).contains("a server is running on"), "{}", stderr(&out));
+
+    server.stop();
+    let files = |root: &Path| {
+        let mut seen = std::collections::BTreeMap::new();
+        let mut todo = vec![root.to_owned()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    todo.push(e.path());
+                } else {
+                    seen.insert(e.path(), (m.len(), m.modified().unwrap()));
+                }
+            }
+        }
+        seen
+    };
+    let before = files(server.data_dir());
+    let parent_before: Vec<_> =
+        std::fs::read_dir(server.data_dir().parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let out = run_expect(&mut from_dir(&server), 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bundle = PathBuf::from(report["bundle"].as_str().unwrap());
+    assert_eq!(files(server.data_dir()), before, "the original data directory changed");
+    let parent_after: Vec<_> =
+        std::fs::read_dir(server.data_dir().parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(parent_after, parent_before, "the copy was left behind");
+
+    let manifest = qrd_backup::bundle::read_manifest(&bundle).unwrap();
+    assert_eq!(manifest.source.data_directory.as_deref(), Some(server.data_dir().to_str().unwrap()));
+    let names: Vec<&str> = manifest.databases.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, DATABASES);
+    let rows =
+        manifest.databases[0].row_counts.as_ref().unwrap().tables.iter().find(|t| t.table == "Users").unwrap().rows;
+    assert_eq!(rows as i64, users);
+    run_expect(
+        qrd(&server, &scratch)
+            .args(["backup", "verify"])
+            .arg(&bundle)
+            .arg("--pg-bin-dir")
+            .arg(&server.installation().client_bin),
+        0,
+    );
+    server.restart();
+    assert_eq!(count(&server, "QSR", "\"Users\""), users);
+}
+per_major!(backup_from_a_data_directory: pg16 = 16, pg14 = 14);

@@ -57,6 +57,8 @@ pub struct Request {
     pub compression: WriterOptions,
     pub before: Option<Hook>,
     pub after: Option<Hook>,
+    /// `--from-data-dir`: the data directory the session's private server runs a copy of (for the manifest).
+    pub from_data_dir: Option<PathBuf>,
 }
 
 /// One database to dump.
@@ -80,6 +82,9 @@ pub struct Plan {
     pub free_bytes: u64,
     pub pg_dump: PathBuf,
     pub pg_dumpall: PathBuf,
+    /// `--from-data-dir`: the data directory a private server runs a copy of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_data_dir: Option<PathBuf>,
     #[serde(skip)]
     tools: Tools,
     #[serde(skip)]
@@ -227,6 +232,7 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
         free_bytes,
         pg_dump: tools.pg_dump.path.clone(),
         pg_dumpall: tools.pg_dumpall.path.clone(),
+        from_data_dir: req.from_data_dir.clone(),
         tools,
         version,
         created,
@@ -306,6 +312,7 @@ async fn source(session: &Session, plan: &Plan) -> Source {
         server_version: Some(plan.server_version.clone()),
         server_major: Some(plan.version.major),
         system_identifier,
+        data_directory: plan.from_data_dir.as_ref().map(|d| d.display().to_string()),
     }
 }
 

@@ -53,6 +53,7 @@ pub mod hook;
 pub mod hostname;
 pub mod lock;
 pub mod manifest;
+pub mod offline;
 pub mod restore;
 pub mod retention;
 pub mod space;

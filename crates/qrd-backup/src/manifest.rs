@@ -87,6 +87,10 @@ pub struct Source {
     pub server_major: Option<u32>,
     /// `pg_control_system()`'s system identifier: tells two clusters with the same host and port apart.
     pub system_identifier: Option<String>,
+    /// Set when the bundle was taken with `--from-data-dir`: the data directory whose copy a private server
+    /// ran on (host and port are then that server's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_directory: Option<String>,
 }
 
 /// How the databases' snapshots relate.
@@ -275,6 +279,7 @@ mod tests {
                 server_version: Some("14.17".into()),
                 server_major: Some(14),
                 system_identifier: None,
+                data_directory: None,
             },
         );
         m.finished_utc = Some(datetime!(2026-11-23 10:17:30.250 UTC));

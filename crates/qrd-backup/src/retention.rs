@@ -278,6 +278,7 @@ mod tests {
             server_version: None,
             server_major: None,
             system_identifier: None,
+            data_directory: None,
         }
     }
 

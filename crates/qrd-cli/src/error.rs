@@ -260,3 +260,10 @@ impl From<qrd_backup::restore::RestoreError> for CliError {
         }
     }
 }
+
+impl From<qrd_backup::offline::OfflineError> for CliError {
+    fn from(e: qrd_backup::offline::OfflineError) -> Self {
+        let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
+        with_hint(status, e.to_string(), e.hint())
+    }
+}

@@ -61,9 +61,9 @@ impl ConnectArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Client tools")]
 pub struct ToolArgs {
-    /// Directory with pg_dump, pg_restore … of the server's major or newer (searched instead of PATH and /usr/lib/postgresql/<major>/bin)
-    #[arg(long, env = "QRD_PG_BIN_DIR", value_name = "DIR")]
-    pub pg_bin_dir: Option<PathBuf>,
+    /// Directory with pg_dump, pg_restore … of the server's major or newer (searched instead of PATH and /usr/lib/postgresql/<major>/bin; repeat it, or separate with ':', to search several in order)
+    #[arg(long, env = "QRD_PG_BIN_DIR", value_name = "DIR", value_delimiter = ':')]
+    pub pg_bin_dir: Vec<PathBuf>,
 }
 
 impl ToolArgs {

@@ -161,15 +161,15 @@ impl FindError {
 /// Where to look for tools. Build once, ask many times.
 #[derive(Debug, Clone)]
 pub struct Finder {
-    explicit: Option<PathBuf>,
+    explicit: Vec<PathBuf>,
     path_dirs: Vec<PathBuf>,
     distro_root: PathBuf,
 }
 
 impl Finder {
-    /// `explicit` is `--pg-bin-dir`; when given it is the only place searched, so a wrong directory is an
+    /// `explicit` is `--pg-bin-dir` (in order); when given they are the only places searched, so a wrong directory is an
     /// error rather than a silent fallback to some other installation.
-    pub fn new(explicit: Option<PathBuf>) -> Self {
+    pub fn new(explicit: Vec<PathBuf>) -> Self {
         // Empty and relative PATH entries mean "the current directory" to a shell; a tool that runs as root
         // from cron must not pick up a pg_dump from wherever it was started, so only absolute entries count.
         let path_dirs = std::env::var_os("PATH")
@@ -180,7 +180,7 @@ impl Finder {
 
     /// A finder over exactly these directories (the harness uses it with its manifest's bin dirs).
     pub fn in_dirs(dirs: impl IntoIterator<Item = PathBuf>) -> Self {
-        Self { explicit: None, path_dirs: dirs.into_iter().collect(), distro_root: PathBuf::new() }
+        Self { explicit: Vec::new(), path_dirs: dirs.into_iter().collect(), distro_root: PathBuf::new() }
     }
 
     /// Replaces `/usr/lib/postgresql` (for tests).
@@ -191,8 +191,8 @@ impl Finder {
 
     /// The directories searched for `server`, in order.
     pub fn search_dirs(&self, server: &PgVersion) -> Vec<PathBuf> {
-        if let Some(dir) = &self.explicit {
-            return vec![dir.clone()];
+        if !self.explicit.is_empty() {
+            return self.explicit.clone();
         }
         let mut dirs = self.path_dirs.clone();
         if !self.distro_root.as_os_str().is_empty() {
@@ -345,7 +345,7 @@ mod tests {
     fn explicit_dir_is_the_only_place_searched() {
         let t = tempfile::tempdir().unwrap();
         fake(&t.path().join("distro/16/bin"), "pg_dump", "16.2");
-        let finder = Finder::new(Some(t.path().join("empty"))).with_distro_root(t.path().join("distro"));
+        let finder = Finder::new(vec![t.path().join("empty")]).with_distro_root(t.path().join("distro"));
         let err = finder.find(Tool::PgDump, &PgVersion::parse("16.1").unwrap()).unwrap_err();
         assert_eq!(err.searched, vec![t.path().join("empty")]);
         assert!(err.hint().contains("--pg-bin-dir"));

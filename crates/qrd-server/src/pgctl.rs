@@ -209,6 +209,12 @@ impl PgCtl {
         self.start_like("start", None, None, "start the PostgreSQL server")
     }
 
+    /// `pg_ctl start -o OPTIONS`: the server started with these `postgres` options (quoted for a shell, as
+    /// pg_ctl passes them through one).
+    pub fn start_with_options(&self, options: &str) -> Result<(), PgCtlError> {
+        self.start_like("start", None, Some(options), "start the PostgreSQL server")
+    }
+
     /// `pg_ctl start` with the options the server last ran with (`postmaster.opts`, as `pg_ctl restart`
     /// uses them): brings back a server that a failed restart left down, also when its configuration lives
     /// outside the data directory (`-c config_file=…`, as Debian's clusters run). A plain start without

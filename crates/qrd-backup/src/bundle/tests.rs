@@ -51,6 +51,7 @@ fn manifest() -> Manifest {
             server_version: Some("16.4".into()),
             server_major: Some(16),
             system_identifier: None,
+            data_directory: None,
         },
     );
     for (name, format, member) in

@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Seconds a hook may run before it is killed
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub hook_timeout: u64,
+    /// Back up a data directory whose server no longer runs (the guide's "after uninstalling Qlik Sense"):
+    /// qrd copies it, starts a private server on the copy, and removes both afterwards
+    #[arg(long, value_name = "DIR")]
+    pub from_data_dir: Option<PathBuf>,
     /// Say what would be dumped and how much disk it needs; change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -154,8 +158,17 @@ async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
         compression: WriterOptions { level: a.level, threads: jobs },
         before: a.before.map(|command| Hook { command, timeout }),
         after: a.after.map(|command| Hook { command, timeout }),
+        from_data_dir: a.from_data_dir.clone(),
     };
-    let session = Session::open(&a.conn.opts()).await?;
+    // With --from-data-dir, a private server on a copy of it (stopped and removed when `_copy` goes).
+    let (session, _copy) = match &a.from_data_dir {
+        Some(dir) => {
+            let copy = qrd_backup::offline::start_copy(dir, &a.tools.finder())?;
+            let user = a.conn.username.clone().unwrap_or_else(|| "postgres".to_owned());
+            (Session::open(&copy.connect_opts(&user)).await?, Some(copy))
+        }
+        None => (Session::open(&a.conn.opts()).await?, None),
+    };
     let plan = backup::plan(&session, &a.tools.finder(), &req).await?;
     if a.dry_run {
         if a.json {
