@@ -373,3 +373,145 @@ fn backup_from_a_data_directory(major: u32) {
     assert_eq!(count(&server, "QSR", "\"Users\""), users);
 }
 per_major!(backup_from_a_data_directory: pg16 = 16, pg14 = 14);
+
+/// A user added after the backup.
+const LATE_USER: &str = "INSERT INTO \"Users\" (\"ID\", \"CreatedDate\", \"ModifiedDate\", \"UserId\", \"UserDirectory\", \"Name\") \
+     VALUES (md5(random()::text)::uuid, now(), now(), 'late', 'QLIK', 'Late User')";
+
+fn databases_like(server: &Server, pattern: &str) -> Vec<String> {
+    block_on(async {
+        server
+            .connect("postgres")
+            .await
+            .query("SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1", &[&pattern])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    })
+}
+
+/// `--clean` on a server whose databases hold newer data: refused without it and while a Qlik session is
+/// connected (nothing changes); the dry run names the swap; with `--yes` the session is ended, the bundle's
+/// data is in place under the old names with the privileges and settings the site had given them, and
+/// the previous databases are kept under `~qrd-old-` names; `--drop-old` removes what it replaced.
+fn clean_restore_swaps_in_the_bundle(major: u32) {
+    let (server, scratch) = site(major);
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let users = count(&server, "QSR", "\"Users\"");
+    let out = run_expect(&mut backup_cmd(&server, &scratch, &dir), 0);
+    let bundle = serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].as_str().unwrap().to_owned();
+    // After the backup the site changes: a new user, a hardened database, a database setting.
+    block_on(async {
+        let c = server.connect("QSR").await;
+        c.batch_execute(LATE_USER).await.unwrap();
+        let p = server.connect("postgres").await;
+        p.batch_execute(
+            "REVOKE CONNECT ON DATABASE \"QSR\" FROM PUBLIC; GRANT CONNECT ON DATABASE \"QSR\" TO qliksenserepository; \
+             ALTER DATABASE \"QSR\" SET work_mem = '8MB'",
+        )
+        .await
+        .unwrap();
+    });
+    let restore = |extra: &[&str]| {
+        let mut cmd = qrd(&server, &scratch);
+        cmd.args(["restore", &bundle]).args(extra).arg("--pg-bin-dir").arg(&server.installation().client_bin);
+        cmd
+    };
+    let out = run_expect(&mut restore(&[]), 4);
+    assert!(stderr(&out).contains("--clean"), "{}", stderr(&out));
+
+    // A Qlik service's session on QSR: refused without --yes, before anything is written.
+    let mut qlik = server.psql("QSR");
+    qlik.env("PGAPPNAME", "Qlik Repository Service").args(["-c", "SELECT pg_sleep(600)"]);
+    let mut qlik = qlik.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while q1(&server, "SELECT count(*)::text FROM pg_stat_activity WHERE application_name = 'Qlik Repository Service'")
+        .as_deref()
+        != Some("1")
+    {
+        assert!(std::time::Instant::now() < deadline, "the Qlik session did not connect");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = run_expect(&mut restore(&["--clean"]), 4);
+    assert!(stderr(&out).contains("Qlik Repository Service"), "{}", stderr(&out));
+    assert!(databases_like(&server, "%~qrd-%").is_empty(), "a refused restore made databases");
+    assert_eq!(count(&server, "QSR", "\"Users\""), users + 1);
+
+    let out = run_expect(&mut restore(&["--clean", "--yes", "--dry-run"]), 0);
+    assert!(stdout(&out).contains("would replace"), "{}", stdout(&out));
+    assert!(databases_like(&server, "%~qrd-%").is_empty(), "a dry run made databases");
+
+    let out = run_expect(&mut restore(&["--clean", "--yes", "--json"]), 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ended = qlik.wait().unwrap();
+    assert!(!ended.success(), "--yes ends the Qlik session for the swap");
+    assert_eq!(count(&server, "QSR", "\"Users\""), users, "QSR holds the bundle's data");
+    let old = databases_like(&server, "QSR~qrd-old-%");
+    assert_eq!(old.len(), 1, "{old:?}");
+    assert_eq!(report["databases"][0]["replaced"]["kept_as"], old[0].as_str(), "{report}");
+    assert_eq!(count(&server, &old[0], "\"Users\""), users + 1, "the previous QSR is kept whole");
+    assert!(databases_like(&server, "%~qrd-new-%").is_empty());
+    let acl = q1(&server, "SELECT datacl::text FROM pg_database WHERE datname = 'QSR'").unwrap();
+    assert!(!acl.contains("=Tc/") && !acl.contains("=c/"), "PUBLIC got CONNECT back: {acl}");
+    assert!(acl.contains("qliksenserepository="), "{acl}");
+    let setting = q1(
+        &server,
+        "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase \
+         WHERE d.datname = 'QSR' AND s.setrole = 0",
+    );
+    assert_eq!(setting.as_deref(), Some("work_mem=8MB"));
+    assert_eq!(
+        q1(&server, "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = 'QSR'").as_deref(),
+        Some(ROLE)
+    );
+
+    run_expect(&mut restore(&["--clean", "--drop-old"]), 0);
+    assert_eq!(databases_like(&server, "%~qrd-old-%").len(), 4, "the first run's four are kept, this run's dropped");
+    assert_eq!(count(&server, "QSR", "\"Users\""), users);
+}
+per_major!(clean_restore_swaps_in_the_bundle: pg16 = 16, pg12 = 12);
+
+/// `kill -9` of qrd while a `--clean` restore fills its scratch database: the originals are intact and in
+/// service; the next `--clean` drops the leftover and completes.
+fn clean_restore_survives_kill_9(major: u32) {
+    let (server, scratch) = site(major);
+    qrd_testcontainers::fixtures::scale_qsr(&server, 128).unwrap();
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let out = run_expect(&mut backup_cmd(&server, &scratch, &dir), 0);
+    let bundle = serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].as_str().unwrap().to_owned();
+    block_on(async {
+        server.connect("QSR").await.batch_execute(LATE_USER).await.unwrap();
+    });
+    let users = count(&server, "QSR", "\"Users\"");
+    let restore = || {
+        let mut cmd = qrd(&server, &scratch);
+        cmd.args(["restore", &bundle, "--clean", "--jobs", "1"])
+            .arg("--pg-bin-dir")
+            .arg(&server.installation().client_bin);
+        cmd
+    };
+    let mut child = restore().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Wait until the scratch QSR exists (pg_restore is filling it), then kill qrd.
+    while databases_like(&server, "QSR~qrd-new-%").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no scratch database appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the restore ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "the restore ended before it could be killed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(count(&server, "QSR", "\"Users\""), users, "the original QSR changed");
+    assert!(databases_like(&server, "%~qrd-old-%").is_empty(), "nothing was swapped");
+
+    let out = run_expect(restore().arg("--yes"), 0);
+    assert!(stderr(&out).contains("interrupted --clean restore"), "{}", stderr(&out));
+    assert!(databases_like(&server, "%~qrd-new-%").is_empty(), "the leftover is gone");
+    assert_eq!(count(&server, "QSR", "\"Users\""), users - 1, "the bundle's QSR is in place");
+}
+per_major!(clean_restore_survives_kill_9: pg16 = 16);

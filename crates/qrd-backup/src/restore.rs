@@ -11,10 +11,21 @@
 //!    at the first error; a database this restore created and could not fill is dropped again.
 //! 4. Proof: every table's rows counted and compared with the manifest, and the guide's provisioning
 //!    checked (`qrd provision` would fix what differs: database grants are not part of a pg_dump archive).
+//!
+//! `--clean` replaces databases that hold data, crash-safely: each is restored into a scratch database
+//! (`NAME~qrd-new-<time>`), proven there (row counts, the new host name applied), given the privileges and
+//! settings of the database it replaces, and only then swapped in: one transaction renames every replaced
+//! database to `NAME~qrd-old-<time>` and every scratch database to its name. Until that commit the originals
+//! are untouched and in service; a failure (or `kill -9`) before it leaves at most a scratch database,
+//! which the next `--clean` drops; after it the old databases are kept until `--drop-old` (or a DBA) drops
+//! them. The swap needs the replaced databases free of sessions: qrd refuses while there are some, unless
+//! `--yes` lets it end them.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use time::OffsetDateTime;
 
 use qrd_pg::connect::ConnectError;
 use qrd_pg::inventory::{Inventory, QueryError};
@@ -36,6 +47,13 @@ const CREATE_DATABASE: Template = sql_template!("provision/create_database.sql")
 const RECORDERS_OFF: Template = sql_template!("security/recorders_off.sql");
 const RECORDERS_RESET: Template = sql_template!("security/recorders_reset.sql");
 const COUNT_ROWS: Template = sql_template!("backup/count_rows.sql");
+const SESSIONS: Template = sql_template!("restore/sessions.sql");
+const TERMINATE: Template = sql_template!("restore/terminate.sql");
+const RENAME_DATABASE: Template = sql_template!("restore/rename_database.sql");
+const LEFTOVERS: Template = sql_template!("restore/leftovers.sql");
+const DATABASE_ACL: Template = sql_template!("restore/database_acl.sql");
+const DATABASE_SETTINGS: Template = sql_template!("restore/database_settings.sql");
+const DROP_SCRATCH: Template = sql_template!("restore/drop_scratch.sql");
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -48,6 +66,37 @@ pub struct Request {
     pub repo_role: String,
     /// A new host name for the central node (with the shared folders' new paths), applied to QSR.
     pub rename: Option<Rename>,
+    /// `--clean`: replace databases that hold data (see the module documentation).
+    pub clean: Option<Clean>,
+}
+
+/// How `--clean` replaces databases.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clean {
+    /// `--drop-old`: drop the replaced databases once the swap committed (default: keep them).
+    pub drop_old: bool,
+    /// `--yes`: end the other sessions of the replaced databases for the swap (default: refuse).
+    pub terminate_sessions: bool,
+}
+
+/// What a restore will do to one database.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Action {
+    /// Missing on the target: created, then filled.
+    Create,
+    /// Exists without tables: filled.
+    FillEmpty,
+    /// Holds data (`--clean`): restored into `scratch`, then swapped in; the old one becomes `kept_as`.
+    Replace { tables: i64, sessions: i64, clients: String, scratch: String, kept_as: String },
+}
+
+/// The restore's plan: the target as it is, and what happens to each database.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Plan {
+    pub databases: Vec<(String, Action)>,
+    /// Scratch databases of interrupted `--clean` restores, dropped first.
+    pub leftovers: Vec<String>,
 }
 
 /// The result.
@@ -71,9 +120,20 @@ pub struct Report {
 pub struct RestoredDatabase {
     pub name: String,
     pub created: bool,
+    /// `--clean`: the name the replaced database is kept under (`None` when it was dropped, `--drop-old`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Replaced>,
     pub tables: usize,
     pub rows: u64,
     pub seconds: f64,
+}
+
+/// A database `--clean` replaced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replaced {
+    /// Where the previous database is now (it is kept unless `--drop-old`).
+    pub kept_as: Option<String>,
+    pub dropped: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +156,16 @@ pub enum RestoreError {
     NotInBundle { name: String, held: String },
     #[error("database {name:?} already holds {tables} tables; nothing was restored")]
     NotEmpty { name: String, tables: i64 },
+    #[error("{sessions} other session(s) are connected to {name:?} ({clients}); nothing was replaced")]
+    SessionsOpen { name: String, sessions: i64, clients: String },
+    #[error("this session is connected to {name:?}, which --clean would replace")]
+    ConnectedToReplaced { name: String },
+    #[error("database name {name:?} with the suffix {suffix:?} is longer than PostgreSQL's 63 bytes")]
+    NameTooLong { name: String, suffix: String },
+    #[error(
+        "the swap of the restored databases failed: {message}; the original databases are unchanged and the restored copies were dropped"
+    )]
+    Swap { message: String },
     #[error("creating role(s) from globals.sql failed at `{statement}`: {message}")]
     Roles { statement: String, message: String },
     #[error("after the restore, {} table(s) do not hold the rows the manifest counted:{}", mismatches.len(), mismatches.iter().map(|m| format!("\n  {m}")).collect::<String>())]
@@ -122,8 +192,14 @@ impl RestoreError {
             RestoreError::Globals(_) => "globals.sql is not what pg_dumpall writes: verify the bundle".into(),
             RestoreError::NotInBundle { .. } => "`qrd backup list` shows what each bundle holds".into(),
             RestoreError::NotEmpty { .. } => {
-                "restore into a server without those databases, or drop them first if they are expendable".into()
+                "add --clean to replace them (crash-safe: the old ones are kept until --drop-old), or restore onto a server without them".into()
             }
+            RestoreError::SessionsOpen { .. } => {
+                "stop the Qlik services on every node first, or add --yes to end those sessions for the swap".into()
+            }
+            RestoreError::ConnectedToReplaced { .. } => "connect to another database, e.g. -d postgres".into(),
+            RestoreError::NameTooLong { .. } => "restore that database onto a server without it".into(),
+            RestoreError::Swap { .. } => "run the restore again once nothing holds those databases".into(),
             RestoreError::Roles { .. } => "the role statements are in globals.sql inside the bundle".into(),
             RestoreError::RowCounts { .. } => {
                 "the restored data differs from the backup: do not put this server in service; verify the bundle".into()
@@ -141,6 +217,9 @@ impl RestoreError {
                 | RestoreError::Tools(_)
                 | RestoreError::NotInBundle { .. }
                 | RestoreError::NotEmpty { .. }
+                | RestoreError::SessionsOpen { .. }
+                | RestoreError::ConnectedToReplaced { .. }
+                | RestoreError::NameTooLong { .. }
         )
     }
 }
@@ -158,6 +237,84 @@ fn render(t: &Template, vars: &Vars, db: &str) -> Result<String, QueryError> {
     })
 }
 
+/// What a restore of `req` would do on the server `session` reaches; refuses (before anything is written)
+/// databases that hold data without `--clean`, and with it, replaced databases that have other sessions
+/// unless `--yes`.
+pub async fn plan(session: &Session, req: &Request) -> Result<Plan, RestoreError> {
+    let manifest = bundle::read_manifest(&req.bundle)?;
+    let chosen = choose(&manifest, &req.databases)?;
+    plan_for(session, req, &chosen).await
+}
+
+async fn plan_for(session: &Session, req: &Request, chosen: &[String]) -> Result<Plan, RestoreError> {
+    let main_db = session.target().dbname.clone();
+    let stamp = OffsetDateTime::now_utc().format(STAMP).expect("a UTC time formats");
+    let mut databases = Vec::new();
+    let mut leftovers = Vec::new();
+    for name in chosen {
+        let present: bool = session
+            .client()
+            .query_one(DATABASE_EXISTS.text, &[name])
+            .await
+            .map_err(query_err(&DATABASE_EXISTS, &main_db))?
+            .get("present");
+        if !present {
+            databases.push((name.clone(), Action::Create));
+            continue;
+        }
+        let mut c = session.connector().clone();
+        let client = c.connect(name).await?;
+        let tables: i64 = client.query_one(USER_TABLES.text, &[]).await.map_err(query_err(&USER_TABLES, name))?.get(0);
+        drop(client);
+        if tables == 0 {
+            databases.push((name.clone(), Action::FillEmpty));
+            continue;
+        }
+        if req.clean.is_none() {
+            return Err(RestoreError::NotEmpty { name: name.clone(), tables });
+        }
+        if *name == main_db {
+            return Err(RestoreError::ConnectedToReplaced { name: name.clone() });
+        }
+        let (scratch, kept_as) = (format!("{name}~qrd-new-{stamp}"), format!("{name}~qrd-old-{stamp}"));
+        if kept_as.len() > 63 {
+            return Err(RestoreError::NameTooLong { name: name.clone(), suffix: format!("~qrd-old-{stamp}") });
+        }
+        let rows = session.client().query(LEFTOVERS.text, &[name]).await.map_err(query_err(&LEFTOVERS, &main_db))?;
+        leftovers.extend(rows.iter().map(|r| r.get::<_, String>("name")));
+        databases
+            .push((name.clone(), Action::Replace { tables, sessions: 0, clients: String::new(), scratch, kept_as }));
+    }
+    let replaced: Vec<String> = replaced_names(&databases);
+    if !replaced.is_empty() {
+        for (name, sessions, clients) in sessions_on(session, &replaced).await? {
+            if let Some((_, Action::Replace { sessions: s, clients: c, .. })) =
+                databases.iter_mut().find(|(n, _)| *n == name)
+            {
+                (*s, *c) = (sessions, clients.clone());
+            }
+            if !req.clean.is_some_and(|c| c.terminate_sessions) {
+                return Err(RestoreError::SessionsOpen { name, sessions, clients });
+            }
+        }
+    }
+    Ok(Plan { databases, leftovers })
+}
+
+const STAMP: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+
+fn replaced_names(databases: &[(String, Action)]) -> Vec<String> {
+    databases.iter().filter(|(_, a)| matches!(a, Action::Replace { .. })).map(|(n, _)| n.clone()).collect()
+}
+
+/// Other sessions per database: (database, sessions, their clients).
+async fn sessions_on(session: &Session, names: &[String]) -> Result<Vec<(String, i64, String)>, RestoreError> {
+    let db = session.target().dbname.clone();
+    let rows = session.client().query(SESSIONS.text, &[&names]).await.map_err(query_err(&SESSIONS, &db))?;
+    Ok(rows.iter().map(|r| (r.get("database"), r.get("sessions"), r.get("clients"))).collect())
+}
+
 /// Restores `req.bundle` onto the server `session` reaches (see the module documentation).
 pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Result<Report, RestoreError> {
     let started = Instant::now();
@@ -171,26 +328,8 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
         hostname::old_host(rename, manifest.site.as_ref())?;
     }
 
-    // Refuse before anything is written: the databases must be missing or empty.
-    let mut existing_dbs = BTreeSet::new();
-    for name in &chosen {
-        let present: bool = session
-            .client()
-            .query_one(DATABASE_EXISTS.text, &[name])
-            .await
-            .map_err(query_err(&DATABASE_EXISTS, &main_db))?
-            .get("present");
-        if present {
-            let mut c = session.connector().clone();
-            let client = c.connect(name).await?;
-            let tables: i64 =
-                client.query_one(USER_TABLES.text, &[]).await.map_err(query_err(&USER_TABLES, name))?.get(0);
-            if tables > 0 {
-                return Err(RestoreError::NotEmpty { name: name.clone(), tables });
-            }
-            existing_dbs.insert(name.clone());
-        }
-    }
+    // Refuse before anything is written: the databases must be missing or empty, or --clean replaces them.
+    let plan = plan_for(session, req, &chosen).await?;
     let target: i32 = session
         .client()
         .query_one("SELECT current_setting('server_version_num')::int", &[])
@@ -199,6 +338,10 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
         .get(0);
     let major = (target as u32 / 10_000).max(manifest.source.server_major.unwrap_or(0));
     let pg_restore = finder.find(Tool::PgRestore, &PgVersion { major, minor: 0, text: major.to_string() })?;
+    for leftover in &plan.leftovers {
+        tracing::info!("dropping {leftover:?}, the scratch database of an interrupted --clean restore");
+        drop_database(session, target, leftover).await;
+    }
 
     // Extract (and verify) beside the bundle.
     let dir = req.bundle.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -224,66 +367,108 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
 
-    // The databases.
-    let mut restored = Vec::new();
-    for name in &chosen {
-        let db = manifest.databases.iter().find(|d| &d.name == name).expect("chosen from the manifest");
-        let t0 = Instant::now();
-        let create = !existing_dbs.contains(name);
-        if create {
-            let owner = db.owner.clone().unwrap_or_else(|| req.repo_role.clone());
-            let sql = render(
-                &CREATE_DATABASE,
-                &Vars::new().set("database", name.as_str()).set("role", owner.as_str()),
-                &main_db,
-            )?;
-            session.client().batch_execute(&sql).await.map_err(query_err(&CREATE_DATABASE, &main_db))?;
-            tracing::info!("created database {name:?}");
-        }
-        let child = session.connector().child(name)?;
-        let mut cmd = scrubbed_command(&pg_restore.path);
-        child.apply(&mut cmd);
-        cmd.args(["--no-password", "--exit-on-error"]);
-        if db.format == ArchiveFormat::Directory && req.jobs > 1 {
-            cmd.arg(format!("--jobs={}", req.jobs));
-        }
-        cmd.arg("--dbname").arg(format!("dbname={}", conninfo_value(name))).arg(unpacked.join(&db.member));
-        tracing::info!("restoring {name:?} (pg_restore {})", pg_restore.version);
-        let action = format!("restore database {name:?} (pg_restore)");
-        let result = tokio::task::spawn_blocking(move || run(&mut cmd, &action)).await.expect("no panic");
-        if let Err(e) = result {
+    // The databases: the scratch ones of --clean are dropped again on any failure before the swap.
+    let mut scratch_made: Vec<String> = Vec::new();
+    let filled = async {
+        let mut restored = Vec::new();
+        for (name, action) in &plan.databases {
+            let db = manifest.databases.iter().find(|d| &d.name == name).expect("chosen from the manifest");
+            let t0 = Instant::now();
+            let into = match action {
+                Action::Replace { scratch, .. } => scratch.clone(),
+                _ => name.clone(),
+            };
+            let create = !matches!(action, Action::FillEmpty);
             if create {
-                let sql = render(&DROP_DATABASE, &Vars::new().set("database", name.as_str()), &main_db)?;
-                if let Err(d) = session.client().batch_execute(&sql).await {
-                    tracing::warn!(
-                        "could not drop the half-restored database {name:?}: {}",
-                        qrd_pg::connect::server_message(&d)
-                    );
+                let owner = db.owner.clone().unwrap_or_else(|| req.repo_role.clone());
+                let sql = render(
+                    &CREATE_DATABASE,
+                    &Vars::new().set("database", into.as_str()).set("role", owner.as_str()),
+                    &main_db,
+                )?;
+                session.client().batch_execute(&sql).await.map_err(query_err(&CREATE_DATABASE, &main_db))?;
+                if matches!(action, Action::Replace { .. }) {
+                    scratch_made.push(into.clone());
+                    tracing::info!("created {into:?} to restore {name:?} into (the original stays in service)");
+                } else {
+                    tracing::info!("created database {name:?}");
                 }
             }
-            return Err(e.into());
+            let child = session.connector().child(&into)?;
+            let mut cmd = scrubbed_command(&pg_restore.path);
+            child.apply(&mut cmd);
+            cmd.args(["--no-password", "--exit-on-error"]);
+            if db.format == ArchiveFormat::Directory && req.jobs > 1 {
+                cmd.arg(format!("--jobs={}", req.jobs));
+            }
+            cmd.arg("--dbname").arg(format!("dbname={}", conninfo_value(&into))).arg(unpacked.join(&db.member));
+            tracing::info!("restoring {name:?} (pg_restore {})", pg_restore.version);
+            let action_text = format!("restore database {name:?} (pg_restore)");
+            let result = tokio::task::spawn_blocking(move || run(&mut cmd, &action_text)).await.expect("no panic");
+            if let Err(e) = result {
+                if create && !matches!(action, Action::Replace { .. }) {
+                    drop_database(session, target, name).await;
+                }
+                return Err(e.into());
+            }
+            let (tables, rows) = compare_rows(session, db, &into).await?;
+            if matches!(action, Action::Replace { .. }) {
+                copy_privileges(session, name, &into).await?;
+            }
+            restored.push(RestoredDatabase {
+                name: name.clone(),
+                created: create,
+                replaced: None,
+                tables,
+                rows,
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+            tracing::info!("restored {name:?}: {tables} tables, {rows} rows, as the manifest counted");
         }
-        let (tables, rows) = compare_rows(session, db, name).await?;
-        restored.push(RestoredDatabase {
-            name: name.clone(),
-            created: create,
-            tables,
-            rows,
-            seconds: t0.elapsed().as_secs_f64(),
-        });
-        tracing::info!("restored {name:?}: {tables} tables, {rows} rows, as the manifest counted");
+        // The new host name goes into QSR before any swap: the swap is the last change.
+        let renamed = match &req.rename {
+            Some(rename) => {
+                let qsr = plan
+                    .databases
+                    .iter()
+                    .find_map(|(n, a)| match a {
+                        Action::Replace { scratch, .. } if n == "QSR" => Some(scratch.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "QSR".to_owned());
+                let mut c = session.connector().clone();
+                let client = c.connect(&qsr).await?;
+                Some(hostname::apply(&client, rename, manifest.site.as_ref()).await?)
+            }
+            None => None,
+        };
+        swap(session, &plan, req.clean.unwrap_or_default()).await?;
+        Ok::<_, RestoreError>((restored, renamed))
+    }
+    .await;
+    let (mut restored, renamed) = match filled {
+        Ok(done) => done,
+        Err(e) => {
+            for scratch in &scratch_made {
+                drop_database(session, target, scratch).await;
+            }
+            return Err(e);
+        }
+    };
+    for (name, action) in &plan.databases {
+        if let Action::Replace { kept_as, .. } = action {
+            let dropped = req.clean.is_some_and(|c| c.drop_old) && drop_database(session, target, kept_as).await;
+            if !dropped {
+                tracing::info!("the previous {name:?} is kept as {kept_as:?} (DROP DATABASE it once the site runs)");
+            }
+            if let Some(r) = restored.iter_mut().find(|r| &r.name == name) {
+                r.replaced = Some(Replaced { kept_as: (!dropped).then(|| kept_as.clone()), dropped });
+            }
+        }
     }
     for sql in &after_databases {
         with_recorders_off(session, std::slice::from_ref(sql)).await?;
     }
-    let renamed = match &req.rename {
-        Some(rename) => {
-            let mut c = session.connector().clone();
-            let qsr = c.connect("QSR").await?;
-            Some(hostname::apply(&qsr, rename, manifest.site.as_ref()).await?)
-        }
-        None => None,
-    };
     let runbook = renamed.as_ref().map(|r| hostname::runbook(&r.new_host)).unwrap_or_default();
 
     // The guide's provisioning, as `qrd provision` sees it now.
@@ -307,6 +492,141 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
         runbook,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// `--clean`'s swap: one transaction renames every replaced database aside and every scratch database into
+/// its place. A session that is still leaving (ours included) makes PostgreSQL refuse the rename for a
+/// moment: a few tries; with `--yes` other sessions are ended before each try.
+async fn swap(session: &Session, plan: &Plan, clean: Clean) -> Result<(), RestoreError> {
+    let replaced = replaced_names(&plan.databases);
+    if replaced.is_empty() {
+        return Ok(());
+    }
+    let db = session.target().dbname.clone();
+    let mut statements = vec!["BEGIN".to_owned()];
+    for (name, action) in &plan.databases {
+        if let Action::Replace { scratch, kept_as, .. } = action {
+            for (from, to) in [(name, kept_as), (scratch, name)] {
+                let vars = Vars::new().set("from", from.as_str()).set("to", to.as_str());
+                statements.push(render(&RENAME_DATABASE, &vars, &db)?);
+            }
+        }
+    }
+    statements.push("COMMIT".to_owned());
+    let mut tries = 0;
+    loop {
+        if clean.terminate_sessions {
+            let ended: i64 = session
+                .client()
+                .query_one(TERMINATE.text, &[&replaced])
+                .await
+                .map_err(query_err(&TERMINATE, &db))?
+                .get(0);
+            if ended > 0 {
+                tracing::info!("ended {ended} session(s) of {} for the swap (--yes)", replaced.join(", "));
+            }
+        }
+        let mut result = Ok(());
+        for s in &statements {
+            if let Err(e) = session.client().batch_execute(s).await {
+                result = Err(e);
+                break;
+            }
+        }
+        match result {
+            Ok(()) => {
+                tracing::info!("swapped in the restored {} in one transaction", replaced.join(", "));
+                return Ok(());
+            }
+            Err(e) => {
+                let _ = session.client().batch_execute("ROLLBACK").await;
+                let in_use = e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE);
+                if in_use && tries < 40 {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    continue;
+                }
+                if in_use
+                    && !clean.terminate_sessions
+                    && let Some((name, sessions, clients)) = sessions_on(session, &replaced).await?.into_iter().next()
+                {
+                    return Err(RestoreError::SessionsOpen { name, sessions, clients });
+                }
+                return Err(RestoreError::Swap { message: qrd_pg::connect::server_message(&e) });
+            }
+        }
+    }
+}
+
+/// Gives `into` the privileges and database settings of `from` (the database it replaces).
+async fn copy_privileges(session: &Session, from: &str, into: &str) -> Result<(), RestoreError> {
+    let db = session.target().dbname.clone();
+    let q = |e: qrd_pg::quote::QuoteError| QueryError::Query {
+        sql: DATABASE_ACL.name,
+        database: db.clone(),
+        message: e.to_string(),
+    };
+    let target = qrd_pg::quote::ident(into).map_err(q)?;
+    let mut statements = Vec::new();
+    let acl = session.client().query(DATABASE_ACL.text, &[&from]).await.map_err(query_err(&DATABASE_ACL, &db))?;
+    if acl.first().is_some_and(|r| !r.get::<_, bool>("acl_default")) {
+        // The exact list replaces the defaults; the privilege words come from a fixed list.
+        statements.push(format!("REVOKE ALL ON DATABASE {target} FROM PUBLIC"));
+        for r in &acl {
+            let Some(privilege) = r.get::<_, Option<String>>("privilege_type") else { continue };
+            let Some(word) = ["CONNECT", "TEMPORARY", "CREATE"].into_iter().find(|w| *w == privilege) else { continue };
+            let to = match r.get::<_, Option<String>>("grantee") {
+                Some(role) => qrd_pg::quote::ident(&role).map_err(q)?,
+                None => "PUBLIC".to_owned(),
+            };
+            let option = if r.get::<_, bool>("is_grantable") { " WITH GRANT OPTION" } else { "" };
+            statements.push(format!("GRANT {word} ON DATABASE {target} TO {to}{option}"));
+        }
+    }
+    let settings =
+        session.client().query(DATABASE_SETTINGS.text, &[&from]).await.map_err(query_err(&DATABASE_SETTINGS, &db))?;
+    for r in &settings {
+        let setting: String = r.get("setting");
+        let Some((name, value)) = setting.split_once('=') else { continue };
+        let name = name.split('.').map(qrd_pg::quote::ident).collect::<Result<Vec<_>, _>>().map_err(q)?.join(".");
+        let value = qrd_pg::quote::literal(value).map_err(q)?;
+        statements.push(match r.get::<_, Option<String>>("role") {
+            Some(role) => format!(
+                "ALTER ROLE {} IN DATABASE {target} SET {name} = {value}",
+                qrd_pg::quote::ident(&role).map_err(q)?
+            ),
+            None => format!("ALTER DATABASE {target} SET {name} = {value}"),
+        });
+    }
+    for s in &statements {
+        session.client().batch_execute(s).await.map_err(|e| QueryError::query(DATABASE_ACL.name, &db, &e))?;
+    }
+    if !statements.is_empty() {
+        tracing::info!("{into:?} has the privileges and settings of {from:?} ({} statements)", statements.len());
+    }
+    Ok(())
+}
+
+/// Drops a database this restore made (or the old one, `--drop-old`); a session still leaving holds it a
+/// moment (FORCE from 13, a few tries before). Says so and returns false when it could not.
+async fn drop_database(session: &Session, server_version_num: i32, name: &str) -> bool {
+    let main_db = session.target().dbname.clone();
+    let t = if server_version_num >= 130_000 { &DROP_SCRATCH } else { &DROP_DATABASE };
+    let Ok(sql) = render(t, &Vars::new().set("database", name), &main_db) else { return false };
+    let mut tries = 0;
+    loop {
+        match session.client().batch_execute(&sql).await {
+            Ok(()) => return true,
+            Err(_) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                tracing::warn!("could not drop database {name:?}: {}", qrd_pg::connect::server_message(&e));
+                return false;
+            }
+        }
+    }
 }
 
 /// `dbname=` value for a conninfo string: quoted as libpq reads it, so any database name is one value.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use qrd_backup::hostname::Rename;
-use qrd_backup::restore::{self, Request};
+use qrd_backup::restore::{self, Action, Clean, Request};
 use qrd_pg::Session;
 
 use crate::error::{CliError, ExitStatus};
@@ -34,7 +34,18 @@ pub struct RestoreArgs {
     /// OLD=NEW: a shared folder prefix to move, e.g. '\\oldhost\QlikShare=\\newhost\QlikShare' (repeatable)
     #[arg(long = "share-path", value_name = "OLD=NEW", requires = "new_hostname", value_parser = parse_share)]
     pub share_paths: Vec<(String, String)>,
-    /// Show what would be done (the host name UPDATEs included); change nothing
+    /// Replace databases that hold data: restore into a scratch database, prove it, then swap names in one
+    /// transaction (the originals stay in service until then, and are kept afterwards)
+    #[arg(long)]
+    pub clean: bool,
+    /// With --clean: drop the replaced databases once the swap committed
+    #[arg(long, requires = "clean")]
+    pub drop_old: bool,
+    /// With --clean: end the other sessions of the replaced databases for the swap (stop the Qlik services
+    /// instead where you can)
+    #[arg(long, requires = "clean")]
+    pub yes: bool,
+    /// Show what would be done to each database (the host name UPDATEs included); change nothing
     #[arg(long)]
     pub dry_run: bool,
     /// Print the result as JSON
@@ -61,18 +72,26 @@ pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
         jobs: a.jobs.unwrap_or(cores).max(1),
         repo_role: a.repo_user,
         rename: a.new_hostname.map(|new_host| Rename { new_host, old_host: a.old_hostname, shares: a.share_paths }),
+        clean: a.clean.then_some(Clean { drop_old: a.drop_old, terminate_sessions: a.yes }),
     };
-    if a.dry_run {
-        return dry_run(&req);
-    }
     let session = Session::open(&a.conn.opts()).await?;
+    if a.dry_run {
+        return dry_run(&session, &req, a.json).await;
+    }
     let report = restore::restore(&session, &a.tools.finder(), &req).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
         return Ok(ExitStatus::Success);
     }
     for d in &report.databases {
-        let how = if d.created { "created and restored" } else { "restored into the empty database" };
+        let how = match &d.replaced {
+            Some(r) => match &r.kept_as {
+                Some(old) => format!("replaced (the previous one kept as {old:?})"),
+                None => "replaced (the previous one dropped)".to_owned(),
+            },
+            None if d.created => "created and restored".to_owned(),
+            None => "restored into the empty database".to_owned(),
+        };
         println!(
             "{:<16} {how}: {} tables, {} rows as the manifest counted ({:.1} s)",
             d.name, d.tables, d.rows, d.seconds
@@ -98,14 +117,34 @@ pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
-/// What the bundle would bring, and the host name statements, from the manifest alone.
-fn dry_run(req: &Request) -> Result<ExitStatus, CliError> {
+/// What the bundle would bring to each database of the target, and the host name statements.
+async fn dry_run(session: &Session, req: &Request, json: bool) -> Result<ExitStatus, CliError> {
+    let plan = restore::plan(session, req).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan).expect("serialisable"));
+        return Ok(ExitStatus::Success);
+    }
     let manifest = qrd_backup::bundle::read_manifest(&req.bundle).map_err(qrd_backup::restore::RestoreError::from)?;
-    for d in &manifest.databases {
-        if req.databases.is_empty() || req.databases.contains(&d.name) {
-            let rows: u64 = d.row_counts.iter().flat_map(|c| &c.tables).map(|t| t.rows).sum();
-            println!("would restore {:<16} ({} rows, dumped {})", d.name, rows, d.dump_started_utc);
-        }
+    for leftover in &plan.leftovers {
+        println!("would drop {leftover:?} (left by an interrupted --clean restore)");
+    }
+    for (name, action) in &plan.databases {
+        let Some(d) = manifest.databases.iter().find(|d| &d.name == name) else { continue };
+        let rows: u64 = d.row_counts.iter().flat_map(|c| &c.tables).map(|t| t.rows).sum();
+        let what = match action {
+            Action::Create => "create and restore".to_owned(),
+            Action::FillEmpty => "restore into the existing empty".to_owned(),
+            Action::Replace { tables, sessions, scratch, kept_as, .. } => {
+                let keep = if req.clean.is_some_and(|c| c.drop_old) {
+                    "then drop".to_owned()
+                } else {
+                    format!("keep as {kept_as:?}")
+                };
+                let ended = if *sessions > 0 { format!(", end its {sessions} session(s)") } else { String::new() };
+                format!("replace (it holds {tables} tables; restore into {scratch:?}, swap{ended}, {keep})")
+            }
+        };
+        println!("would {what} {:<16} ({} rows, dumped {})", name, rows, d.dump_started_utc);
     }
     if let Some(rename) = &req.rename {
         let old = qrd_backup::hostname::old_host(rename, manifest.site.as_ref())
