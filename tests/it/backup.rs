@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::common::*;
 
 /// A provisioned server with the QSR-like site loaded.
-fn site(major: u32) -> (Server, Scratch) {
+pub(crate) fn site(major: u32) -> (Server, Scratch) {
     let server = Server::start(major);
     let scratch = Scratch::new();
     provision(&server, &scratch, "Repo-pw-1");
@@ -18,13 +18,13 @@ fn site(major: u32) -> (Server, Scratch) {
     (server, scratch)
 }
 
-fn backup_cmd(server: &Server, scratch: &Scratch, dir: &Path) -> std::process::Command {
+pub(crate) fn backup_cmd(server: &Server, scratch: &Scratch, dir: &Path) -> std::process::Command {
     let mut cmd = qrd(server, scratch);
     cmd.args(["backup", "--json", "--out"]).arg(dir).arg("--pg-bin-dir").arg(&server.installation().client_bin);
     cmd
 }
 
-fn count(server: &Server, db: &str, table: &str) -> i64 {
+pub(crate) fn count(server: &Server, db: &str, table: &str) -> i64 {
     block_on(async {
         server.connect(db).await.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0)
     })
@@ -137,6 +137,44 @@ fn damage_is_caught_and_tar_format_works(major: u32) {
         .arg(&server.installation().client_bin));
     assert_eq!(out.status.code(), Some(5), "a damaged bundle must fail verification: {}", stderr(&out));
     assert!(stderr(&out).contains("damaged") || stderr(&out).contains("checksum"), "{}", stderr(&out));
+
+    // One byte flipped inside QSR's archive (recompressed, so only the member's checksum can tell), and a
+    // bundle cut short: verify and restore refuse, naming the member; the target gets nothing.
+    let plain = zstd::decode_all(std::fs::File::open(&bundle).unwrap()).unwrap();
+    let at = plain.windows(8).position(|w| w == b"QSR.tar\0").expect("QSR.tar's tar header") + 512 + 4096;
+    let mut flipped = plain.clone();
+    flipped[at] ^= 0x01;
+    let inner = dir.join("inner.tar.zst");
+    std::fs::write(&inner, zstd::encode_all(&flipped[..], 1).unwrap()).unwrap();
+    let bytes = std::fs::read(&bundle).unwrap();
+    let cut = dir.join("cut.tar.zst");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let target = Server::start(major);
+    for (bad, says) in [(&inner, "QSR.tar"), (&cut, "QSR.tar: damaged")] {
+        let out = run(qrd(&server, &scratch)
+            .args(["backup", "verify"])
+            .arg(bad)
+            .arg("--pg-bin-dir")
+            .arg(&server.installation().client_bin));
+        assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "the member is named: {}", stderr(&out));
+        let out = run(qrd(&target, &scratch)
+            .arg("restore")
+            .arg(bad)
+            .arg("--pg-bin-dir")
+            .arg(&target.installation().client_bin));
+        assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "the member is named: {}", stderr(&out));
+        assert_eq!(
+            q1(
+                &target,
+                "SELECT count(*)::text FROM pg_database WHERE datname IN ('QSR', 'SenseServices', 'QSMQ', 'Licenses')"
+            )
+            .as_deref(),
+            Some("0"),
+            "a damaged bundle restored something"
+        );
+    }
 }
 per_major!(damage_is_caught_and_tar_format_works: pg16 = 16);
 
@@ -208,7 +246,7 @@ fn restore_onto_a_new_server(major: u32) {
 }
 all_majors!(restore_onto_a_new_server);
 
-fn q1(server: &Server, sql: &str) -> Option<String> {
+pub(crate) fn q1(server: &Server, sql: &str) -> Option<String> {
     block_on(async { server.connect("postgres").await.query_one(sql, &[]).await.unwrap().get(0) })
 }
 
@@ -378,7 +416,7 @@ per_major!(backup_from_a_data_directory: pg16 = 16, pg14 = 14);
 const LATE_USER: &str = "INSERT INTO \"Users\" (\"ID\", \"CreatedDate\", \"ModifiedDate\", \"UserId\", \"UserDirectory\", \"Name\") \
      VALUES (md5(random()::text)::uuid, now(), now(), 'late', 'QLIK', 'Late User')";
 
-fn databases_like(server: &Server, pattern: &str) -> Vec<String> {
+pub(crate) fn databases_like(server: &Server, pattern: &str) -> Vec<String> {
     block_on(async {
         server
             .connect("postgres")

@@ -5,6 +5,7 @@
 mod common;
 
 mod backup;
+mod backup_faults;
 mod check;
 mod conf;
 mod connect;
