@@ -73,10 +73,14 @@ fn children_named(parent: u32, program: &str) -> Vec<u32> {
 
 /// Starts a backup and waits until it runs a pg_dump of QSR's data; returns the child and pg_dump's pid.
 fn backup_until_pg_dump(server: &Server, scratch: &Scratch, dir: &Path) -> (Child, u32) {
-    let child = backup_cmd(server, scratch, dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = backup_cmd(server, scratch, dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(Instant::now() < deadline, "no pg_dump appeared");
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("no pg_dump of QSR appeared: {}", stderr(&out));
+        }
         if let Some(pid) = children_named(child.id(), "pg_dump").first() {
             // QSR's dump (the first pg_dump after pg_dumpall) is the one that takes time.
             return (child, *pid);
