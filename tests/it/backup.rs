@@ -328,6 +328,13 @@ fn drill_proves_a_bundle_and_leaves_nothing(major: u32) {
     assert_eq!(d["databases"].as_array().unwrap().len(), 4, "{d}");
     assert!(d["databases"][0]["rows"].as_u64().unwrap() > 100, "{d}");
     assert!(d["rto_seconds"].as_f64().unwrap() > 0.0 && d["rpo_seconds"].as_i64().unwrap() >= 0, "{d}");
+    // pg_amcheck checks each scratch database on 14 and newer; older servers lack verify_heapam.
+    let amcheck = d["databases"][0]["amcheck"].as_str().unwrap();
+    if major >= 14 {
+        assert_eq!(amcheck, "ok", "{d}");
+    } else {
+        assert!(amcheck.starts_with("not run: pg_amcheck needs a server of PostgreSQL 14"), "{d}");
+    }
     assert_eq!(databases(), before, "the scratch databases must be gone");
 
     let bundle = std::fs::read_dir(&dir)
@@ -553,3 +560,31 @@ fn clean_restore_survives_kill_9(major: u32) {
     assert_eq!(count(&server, "QSR", "\"Users\""), users - 1, "the bundle's QSR is in place");
 }
 per_major!(clean_restore_survives_kill_9: pg16 = 16);
+
+/// Ctrl-C in the middle of a drill: it stops, says so, and its scratch databases are gone.
+fn drill_interrupted_leaves_nothing(major: u32) {
+    let (server, scratch) = site(major);
+    qrd_testcontainers::fixtures::scale_qsr(&server, 128).unwrap();
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    run_expect(&mut backup_cmd(&server, &scratch, &dir), 0);
+    let mut cmd = qrd(&server, &scratch);
+    cmd.args(["drill", "--jobs", "1"]).arg(&dir).arg("--pg-bin-dir").arg(&server.installation().client_bin);
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while databases_like(&server, "qrd_drill_%").is_empty() {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("no scratch database appeared: {}", stderr(&child.wait_with_output().unwrap()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stopped by SIGINT"), "{}", stderr(&out));
+    assert!(databases_like(&server, "qrd_drill_%").is_empty(), "the drill's scratch databases are left");
+}
+per_major!(drill_interrupted_leaves_nothing: pg16 = 16);

@@ -29,6 +29,7 @@ use crate::lock::{DirLock, LockError};
 use crate::manifest::{
     self, ArchiveFormat, Database, HookStage, Manifest, Node, RowCounts, SharedPersistence, Site, Source, TableRows,
 };
+use crate::progress::{Shared, Watch};
 use crate::space::{self, SpaceError};
 
 const DATABASES: Template = sql_template!("backup/databases.sql");
@@ -239,8 +240,8 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
     })
 }
 
-/// Runs the plan.
-pub async fn run(session: &Session, plan: Plan, req: &Request) -> Result<Report, BackupError> {
+/// Runs the plan, reporting the long steps to `progress`.
+pub async fn run(session: &Session, plan: Plan, req: &Request, progress: &Shared) -> Result<Report, BackupError> {
     let started = Instant::now();
     let _lock = DirLock::acquire(&req.dir)?;
     space::ensure_free(&req.dir, plan.staging_bytes, "stage the uncompressed dumps")?;
@@ -255,7 +256,7 @@ pub async fn run(session: &Session, plan: Plan, req: &Request) -> Result<Report,
         manifest.hooks.push(record);
         result?;
     }
-    let dumped = dump_all(session, &plan, req, staging.path(), &mut manifest).await;
+    let dumped = dump_all(session, &plan, req, staging.path(), &mut manifest, progress).await;
     if let Some(after) = &req.after {
         let (record, result) = hook::run(after, HookStage::After);
         manifest.hooks.push(record);
@@ -271,7 +272,7 @@ pub async fn run(session: &Session, plan: Plan, req: &Request) -> Result<Report,
     manifest.finished_utc = Some(OffsetDateTime::now_utc());
 
     tracing::info!("writing {}", plan.dir.join(format!("{}.tar.zst", plan.name)).display());
-    let mut writer = Writer::create(&req.dir, &plan.name, req.compression)?;
+    let mut writer = Writer::create(&req.dir, &plan.name, req.compression)?.with_progress(progress.clone());
     writer.add_file(GLOBALS_MEMBER, &staging.path().join(GLOBALS_MEMBER))?;
     for d in &manifest.databases {
         let path = staging.path().join(&d.member);
@@ -323,6 +324,7 @@ async fn dump_all(
     req: &Request,
     staging: &Path,
     manifest: &mut Manifest,
+    progress: &Shared,
 ) -> Result<Vec<DumpedDatabase>, BackupError> {
     tracing::info!("dumping the roles (pg_dumpall --globals-only)");
     let child = session.connector().child("postgres")?;
@@ -335,7 +337,7 @@ async fn dump_all(
     });
     let mut dumped = Vec::new();
     for d in &plan.databases {
-        dumped.push(dump_one(session, plan, req, d, staging, manifest).await?);
+        dumped.push(dump_one(session, plan, req, d, staging, manifest, progress).await?);
     }
     Ok(dumped)
 }
@@ -353,6 +355,7 @@ async fn dump_one(
     d: &PlannedDatabase,
     staging: &Path,
     manifest: &mut Manifest,
+    progress: &Shared,
 ) -> Result<DumpedDatabase, BackupError> {
     let started = Instant::now();
     let started_utc = OffsetDateTime::now_utc();
@@ -404,8 +407,10 @@ async fn dump_one(
     let child = session.connector().child(&d.name)?;
     let (tools, name, format, jobs, snap) =
         (plan.tools.clone(), d.name.clone(), req.format, req.jobs, snapshot.clone());
+    let watch = Watch::start(progress, &format!("dumping {}", d.name), None, out.clone());
     let result =
         blocking(move || dump::dump_database(&tools, &child, &name, format, jobs, snap.as_deref(), &out)).await;
+    drop(watch);
     // The snapshot is needed until pg_dump has taken it; the transaction ends either way.
     let _ = client.batch_execute("COMMIT").await;
     result?;

@@ -3,6 +3,10 @@
 //! the drill's RTO and the bundle's age its RPO. The scratch databases are dropped afterwards, also when the
 //! drill fails. Nothing else on the target is touched: no role is created (the archives are restored
 //! without owners and privileges), no existing database is written.
+//!
+//! Where the server (14 or newer) has the amcheck extension and a `pg_amcheck` of the server's major or
+//! newer is found, every scratch database's tables and B-tree indexes are checked too; otherwise
+//! the report says why not. A Ctrl-C or SIGTERM stops the drill and still drops its scratch databases.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,6 +20,7 @@ use time::OffsetDateTime;
 
 use crate::bundle;
 use crate::manifest::ArchiveFormat;
+use crate::progress::{Shared, Watch};
 use crate::restore::{RestoreError, compare_rows};
 use crate::retention;
 use crate::space;
@@ -23,6 +28,7 @@ use crate::space;
 const CREATE_SCRATCH: Template = sql_template!("restore/create_scratch.sql");
 const DROP_DATABASE: Template = sql_template!("restore/drop_database.sql");
 const DROP_SCRATCH: Template = sql_template!("restore/drop_scratch.sql");
+const AMCHECK_AVAILABLE: Template = sql_template!("drill/amcheck_available.sql");
 
 /// The drill's result (`--json` for monitoring).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,6 +48,8 @@ pub struct DrilledDatabase {
     pub tables: usize,
     pub rows: u64,
     pub restore_seconds: f64,
+    /// `ok` when pg_amcheck found nothing wrong; otherwise why it did not run (a finding fails the drill).
+    pub amcheck: String,
 }
 
 /// The bundle a drill takes: `path` itself, or the newest bundle of the directory `path`.
@@ -58,7 +66,13 @@ pub fn choose_bundle(path: &Path) -> Result<PathBuf, RestoreError> {
 }
 
 /// Runs the drill (see the module documentation) against the server `session` reaches.
-pub async fn drill(session: &Session, finder: &Finder, bundle_path: &Path, jobs: u32) -> Result<Drill, RestoreError> {
+pub async fn drill(
+    session: &Session,
+    finder: &Finder,
+    bundle_path: &Path,
+    jobs: u32,
+    progress: &Shared,
+) -> Result<Drill, RestoreError> {
     let started = Instant::now();
     let manifest = bundle::read_manifest(bundle_path)?;
     let rpo_seconds = (OffsetDateTime::now_utc() - manifest.created_utc).whole_seconds();
@@ -80,22 +94,28 @@ pub async fn drill(session: &Session, finder: &Finder, bundle_path: &Path, jobs:
         .map_err(|source| RestoreError::Work { path: bundle_path.to_owned(), source })?;
     let unpacked = work.path().join("bundle");
     let (from, to) = (bundle_path.to_owned(), unpacked.clone());
-    tokio::task::spawn_blocking(move || bundle::extract(&from, &to)).await.expect("no panic")?;
+    let need = manifest.members.iter().map(|m| m.size).sum();
+    let watch = Watch::start(progress, "verifying and unpacking the bundle", Some(need), work.path().to_owned());
+    let extracted = tokio::task::spawn_blocking(move || bundle::extract(&from, &to)).await.expect("no panic");
+    drop(watch);
+    extracted?;
 
+    let amcheck = amcheck_tool(session, finder, target as u32 / 10_000, major).await;
     let stamp = OffsetDateTime::now_utc().unix_timestamp();
     let mut scratch_dbs: Vec<String> = Vec::new();
-    let outcome = async {
+    let work = async {
         let mut drilled = Vec::new();
         for db in &manifest.databases {
             let t0 = Instant::now();
             let scratch = format!("qrd_drill_{stamp}_{}", drilled.len() + 1);
             let sql = render(&CREATE_SCRATCH, &Vars::new().set("database", scratch.as_str()), &main_db)?;
+            // Listed before it exists: an interruption during CREATE DATABASE still drops it.
+            scratch_dbs.push(scratch.clone());
             session
                 .client()
                 .batch_execute(&sql)
                 .await
                 .map_err(|e| QueryError::query(CREATE_SCRATCH.name, &main_db, &e))?;
-            scratch_dbs.push(scratch.clone());
             let child = session.connector().child(&scratch)?;
             let mut cmd = scrubbed_command(&pg_restore.path);
             child.apply(&mut cmd);
@@ -106,20 +126,45 @@ pub async fn drill(session: &Session, finder: &Finder, bundle_path: &Path, jobs:
             cmd.arg("--dbname").arg(format!("dbname={scratch}")).arg(unpacked.join(&db.member));
             let action = format!("restore {:?} into {scratch} (pg_restore)", db.name);
             tracing::info!("drill: restoring {:?} into {scratch}", db.name);
-            tokio::task::spawn_blocking(move || run(&mut cmd, &action)).await.expect("no panic")?;
+            progress.start(&format!("restoring {} into {scratch}", db.name), None);
+            let restored = tokio::task::spawn_blocking(move || run(&mut cmd, &action)).await.expect("no panic");
+            progress.finish();
+            restored?;
             let (tables, rows) = compare_rows(session, db, &scratch).await?;
             tracing::info!("drill: {:?} restored, {tables} tables and {rows} rows as the manifest counted", db.name);
-            drilled.push(DrilledDatabase {
-                name: db.name.clone(),
-                scratch,
-                tables,
-                rows,
-                restore_seconds: t0.elapsed().as_secs_f64(),
-            });
+            let restore_seconds = t0.elapsed().as_secs_f64();
+            let amcheck = match &amcheck {
+                Ok(tool) => {
+                    let child = session.connector().child(&scratch)?;
+                    let mut cmd = scrubbed_command(tool);
+                    child.apply(&mut cmd);
+                    // The positional name: --database takes a pattern.
+                    cmd.args(["--no-password", "--install-missing"]).arg(&scratch);
+                    progress.start(&format!("pg_amcheck of {}", db.name), None);
+                    let out = tokio::task::spawn_blocking(move || cmd.output()).await.expect("no panic");
+                    progress.finish();
+                    let out = out.map_err(|source| RestoreError::Work { path: tool.clone(), source })?;
+                    if !out.status.success() {
+                        let said =
+                            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                        return Err(RestoreError::Amcheck {
+                            database: db.name.clone(),
+                            findings: said.lines().take(20).map(str::to_owned).collect(),
+                        });
+                    }
+                    tracing::info!("drill: pg_amcheck found nothing wrong in {:?}", db.name);
+                    "ok".to_owned()
+                }
+                Err(why) => format!("not run: {why}"),
+            };
+            drilled.push(DrilledDatabase { name: db.name.clone(), scratch, tables, rows, restore_seconds, amcheck });
         }
         Ok::<_, RestoreError>(drilled)
-    }
-    .await;
+    };
+    let outcome = tokio::select! {
+        done = work => done,
+        signal = interrupted() => Err(RestoreError::Interrupted { signal }),
+    };
     let rto_seconds = started.elapsed().as_secs_f64();
     // The scratch databases go, whatever happened. Before 13 (no FORCE) a connection that is still closing
     // can hold one for a moment: a few tries.
@@ -146,6 +191,44 @@ pub async fn drill(session: &Session, finder: &Finder, bundle_path: &Path, jobs:
     }
     let databases = outcome?;
     Ok(Drill { bundle: bundle_path.to_owned(), rpo_seconds, rto_seconds, databases })
+}
+
+/// pg_amcheck for the scratch databases, or why there is none. It needs amcheck 1.3 (`verify_heapam`),
+/// which servers before 14 do not have.
+async fn amcheck_tool(session: &Session, finder: &Finder, server_major: u32, major: u32) -> Result<PathBuf, String> {
+    if server_major < 14 {
+        return Err(format!("pg_amcheck needs a server of PostgreSQL 14 or newer (this one is {server_major})"));
+    }
+    let available = session
+        .client()
+        .query_one(AMCHECK_AVAILABLE.text, &[])
+        .await
+        .map(|r| r.get::<_, bool>("available"))
+        .unwrap_or(false);
+    if !available {
+        return Err("the server has no amcheck extension (PostgreSQL's contrib)".into());
+    }
+    let version = PgVersion { major: major.max(14), minor: 0, text: major.max(14).to_string() };
+    match finder.find(Tool::PgAmcheck, &version) {
+        Ok(found) => Ok(found.path),
+        Err(e) => Err(format!(
+            "no pg_amcheck of PostgreSQL {} or newer in {}",
+            version.major,
+            e.searched.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name.
+pub async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 fn render(t: &Template, vars: &Vars, db: &str) -> Result<String, QueryError> {

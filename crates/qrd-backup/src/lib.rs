@@ -54,6 +54,7 @@ pub mod hostname;
 pub mod lock;
 pub mod manifest;
 pub mod offline;
+pub mod progress;
 pub mod restore;
 pub mod retention;
 pub mod space;

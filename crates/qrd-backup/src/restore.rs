@@ -37,6 +37,7 @@ use crate::bundle::{self, ReadError};
 use crate::globals::{Globals, GlobalsError};
 use crate::hostname::{self, Rename, RenameError, Renamed};
 use crate::manifest::{ArchiveFormat, Manifest};
+use crate::progress::{Shared, Watch};
 use crate::space::{self, SpaceError};
 
 const ROLES: Template = sql_template!("restore/roles.sql");
@@ -176,6 +177,10 @@ pub enum RestoreError {
     Rename(#[from] RenameError),
     #[error("--new-hostname changes QSR, which this restore does not include")]
     RenameWithoutQsr,
+    #[error("pg_amcheck found problems in the restored {database:?}:{}", findings.iter().map(|f| format!("\n  {f}")).collect::<String>())]
+    Amcheck { database: String, findings: Vec<String> },
+    #[error("stopped by {signal}; the databases this run made were dropped")]
+    Interrupted { signal: &'static str },
 }
 
 impl RestoreError {
@@ -207,6 +212,10 @@ impl RestoreError {
             RestoreError::Work { .. } => "check the directory's permissions and free space".into(),
             RestoreError::Rename(e) => e.hint(),
             RestoreError::RenameWithoutQsr => "add --database QSR, or drop --new-hostname".into(),
+            RestoreError::Amcheck { .. } => {
+                "the archive restores into a damaged database: do not rely on this bundle; check the source server with pg_amcheck".into()
+            }
+            RestoreError::Interrupted { .. } => "run it again when it can finish".into(),
         }
     }
 
@@ -315,8 +324,14 @@ async fn sessions_on(session: &Session, names: &[String]) -> Result<Vec<(String,
     Ok(rows.iter().map(|r| (r.get("database"), r.get("sessions"), r.get("clients"))).collect())
 }
 
-/// Restores `req.bundle` onto the server `session` reaches (see the module documentation).
-pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Result<Report, RestoreError> {
+/// Restores `req.bundle` onto the server `session` reaches (see the module documentation), reporting the
+/// long steps to `progress`.
+pub async fn restore(
+    session: &Session,
+    finder: &Finder,
+    req: &Request,
+    progress: &Shared,
+) -> Result<Report, RestoreError> {
     let started = Instant::now();
     let manifest = bundle::read_manifest(&req.bundle)?;
     let chosen = choose(&manifest, &req.databases)?;
@@ -354,7 +369,10 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
     let unpacked = work.path().join("bundle");
     let path = req.bundle.clone();
     let dest = unpacked.clone();
-    tokio::task::spawn_blocking(move || bundle::extract(&path, &dest)).await.expect("extraction does not panic")?;
+    let watch = Watch::start(progress, "verifying and unpacking the bundle", Some(need), work.path().to_owned());
+    let extracted = tokio::task::spawn_blocking(move || bundle::extract(&path, &dest)).await.expect("no panic");
+    drop(watch);
+    extracted?;
     tracing::info!("{}: verified and unpacked", req.bundle.display());
 
     // The roles.
@@ -367,8 +385,10 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
 
-    // The databases: the scratch ones of --clean are dropped again on any failure before the swap.
+    // The databases: the scratch ones of --clean, and a database created and not yet filled, are dropped
+    // again on any failure (or Ctrl-C/SIGTERM) before the swap.
     let mut scratch_made: Vec<String> = Vec::new();
+    let mut unfinished: Option<String> = None;
     let filled = async {
         let mut restored = Vec::new();
         for (name, action) in &plan.databases {
@@ -386,9 +406,14 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
                     &Vars::new().set("database", into.as_str()).set("role", owner.as_str()),
                     &main_db,
                 )?;
-                session.client().batch_execute(&sql).await.map_err(query_err(&CREATE_DATABASE, &main_db))?;
+                // Listed before it exists: an interruption during CREATE DATABASE still drops it.
                 if matches!(action, Action::Replace { .. }) {
                     scratch_made.push(into.clone());
+                } else {
+                    unfinished = Some(into.clone());
+                }
+                session.client().batch_execute(&sql).await.map_err(query_err(&CREATE_DATABASE, &main_db))?;
+                if matches!(action, Action::Replace { .. }) {
                     tracing::info!("created {into:?} to restore {name:?} into (the original stays in service)");
                 } else {
                     tracing::info!("created database {name:?}");
@@ -404,13 +429,11 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
             cmd.arg("--dbname").arg(format!("dbname={}", conninfo_value(&into))).arg(unpacked.join(&db.member));
             tracing::info!("restoring {name:?} (pg_restore {})", pg_restore.version);
             let action_text = format!("restore database {name:?} (pg_restore)");
+            progress.start(&format!("restoring {name}"), None);
             let result = tokio::task::spawn_blocking(move || run(&mut cmd, &action_text)).await.expect("no panic");
-            if let Err(e) = result {
-                if create && !matches!(action, Action::Replace { .. }) {
-                    drop_database(session, target, name).await;
-                }
-                return Err(e.into());
-            }
+            progress.finish();
+            result?;
+            unfinished = None;
             let (tables, rows) = compare_rows(session, db, &into).await?;
             if matches!(action, Action::Replace { .. }) {
                 copy_privileges(session, name, &into).await?;
@@ -444,13 +467,19 @@ pub async fn restore(session: &Session, finder: &Finder, req: &Request) -> Resul
         };
         swap(session, &plan, req.clean.unwrap_or_default()).await?;
         Ok::<_, RestoreError>((restored, renamed))
-    }
-    .await;
+    };
+    let filled = tokio::select! {
+        done = filled => done,
+        signal = crate::drill::interrupted() => Err(RestoreError::Interrupted { signal }),
+    };
     let (mut restored, renamed) = match filled {
         Ok(done) => done,
         Err(e) => {
-            for scratch in &scratch_made {
-                drop_database(session, target, scratch).await;
+            // An interruption inside the swap's transaction leaves it open: end it first (the originals
+            // stay as they were), so the drops are not refused inside a transaction block.
+            let _ = session.client().batch_execute("ROLLBACK").await;
+            for made in scratch_made.iter().chain(unfinished.iter()) {
+                drop_database(session, target, made).await;
             }
             return Err(e);
         }

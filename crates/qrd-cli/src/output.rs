@@ -100,3 +100,44 @@ pub async fn write_checked(
     }
     Ok(written)
 }
+
+/// A progress bar on stderr for the long steps of backup, restore and drill, when stderr is a terminal;
+/// nothing otherwise (cron and systemd logs get the notes only).
+pub fn progress() -> qrd_backup::progress::Shared {
+    if std::io::stderr().is_terminal() { std::sync::Arc::new(Bar::default()) } else { qrd_backup::progress::silent() }
+}
+
+#[derive(Debug, Default)]
+struct Bar(std::sync::Mutex<Option<indicatif::ProgressBar>>);
+
+impl qrd_backup::progress::Progress for Bar {
+    fn start(&self, what: &str, total: Option<u64>) {
+        let (bar, template) = match total {
+            Some(t) => (
+                indicatif::ProgressBar::new(t),
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({binary_bytes_per_sec}, {eta} left)",
+            ),
+            None => (indicatif::ProgressBar::new_spinner(), "{spinner} {msg}: {bytes} ({elapsed})"),
+        };
+        let style = indicatif::ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_message(what.to_owned());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        if let Some(old) = self.0.lock().expect("not poisoned").replace(bar) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn set(&self, done: u64) {
+        if let Some(bar) = &*self.0.lock().expect("not poisoned") {
+            bar.set_position(done);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.0.lock().expect("not poisoned").take() {
+            bar.finish_and_clear();
+        }
+    }
+}

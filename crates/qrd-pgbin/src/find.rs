@@ -14,6 +14,7 @@ pub enum Tool {
     PgRestore,
     PgBasebackup,
     PgRewind,
+    PgAmcheck,
     Psql,
     Initdb,
     PgCtl,
@@ -29,6 +30,7 @@ impl Tool {
             Tool::PgRestore => "pg_restore",
             Tool::PgBasebackup => "pg_basebackup",
             Tool::PgRewind => "pg_rewind",
+            Tool::PgAmcheck => "pg_amcheck",
             Tool::Psql => "psql",
             Tool::Initdb => "initdb",
             Tool::PgCtl => "pg_ctl",
@@ -44,7 +46,10 @@ impl Tool {
     /// directory itself — pg_rewind, initdb, pg_ctl, postgres, pg_controldata — must match exactly:
     /// pg_rewind refuses a data directory of another major ("incompatible" catalog version).
     pub fn accepts_newer(self) -> bool {
-        matches!(self, Tool::PgDump | Tool::PgDumpall | Tool::PgRestore | Tool::PgBasebackup | Tool::Psql)
+        matches!(
+            self,
+            Tool::PgDump | Tool::PgDumpall | Tool::PgRestore | Tool::PgBasebackup | Tool::PgAmcheck | Tool::Psql
+        )
     }
 
     fn fits(self, tool: &PgVersion, server: &PgVersion) -> bool {

@@ -76,7 +76,8 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     let mut peers = Vec::new();
     for major in &majors {
-        let pgbackrest = *major <= 15 && Command::new("pgbackrest").arg("version").output().is_ok_and(|o| o.status.success());
+        let pgbackrest =
+            *major <= 15 && Command::new("pgbackrest").arg("version").output().is_ok_and(|o| o.status.success());
         let source = site(*major, size, &qrd, &pw, scratch.path(), pgbackrest);
         let bin = source.installation().client_bin.clone();
         let qsr_mib = qsr_mib(&source);
@@ -224,7 +225,8 @@ fn pgbackrest_run(server: &Server, scratch: &Path) -> (Duration, u64, Duration) 
     must(Command::new("chown").args(["-R", qrd_testcontainers::SERVER_USER]).arg(&base));
     let pgbr = |args: &[&str]| {
         let mut cmd = Command::new("runuser");
-        cmd.args(["-u", qrd_testcontainers::SERVER_USER, "--", "pgbackrest"]).arg(format!("--config={}", conf.display()));
+        cmd.args(["-u", qrd_testcontainers::SERVER_USER, "--", "pgbackrest"])
+            .arg(format!("--config={}", conf.display()));
         cmd.args(["--stanza=bench"]).args(args);
         cmd
     };
@@ -251,13 +253,25 @@ fn pgbackrest_run(server: &Server, scratch: &Path) -> (Duration, u64, Duration) 
     must(pgbr(&["restore", "--archive-mode=off"]).arg(format!("--pg1-path={}", restored.display())));
     let pg_ctl = server.installation().server_bin.join("pg_ctl");
     let mut start = Command::new("runuser");
-    start.args(["-u", qrd_testcontainers::SERVER_USER, "--"]).arg(&pg_ctl).arg("-D").arg(&restored).args(["-w", "-t", "600", "-l"]);
-    start.arg(base.join("restored.log")).arg("-o").arg(format!("-p {port} -k {} -c listen_addresses=''", base.join("sock").display()));
+    start
+        .args(["-u", qrd_testcontainers::SERVER_USER, "--"])
+        .arg(&pg_ctl)
+        .arg("-D")
+        .arg(&restored)
+        .args(["-w", "-t", "600", "-l"]);
+    start
+        .arg(base.join("restored.log"))
+        .arg("-o")
+        .arg(format!("-p {port} -k {} -c listen_addresses=''", base.join("sock").display()));
     start.arg("start");
     must(&mut start);
     let restore = t.elapsed();
     let mut stop = Command::new("runuser");
-    stop.args(["-u", qrd_testcontainers::SERVER_USER, "--"]).arg(&pg_ctl).arg("-D").arg(&restored).args(["-m", "fast", "stop"]);
+    stop.args(["-u", qrd_testcontainers::SERVER_USER, "--"])
+        .arg(&pg_ctl)
+        .arg("-D")
+        .arg(&restored)
+        .args(["-m", "fast", "stop"]);
     must(&mut stop);
     let _ = std::fs::remove_dir_all(&base);
     (backup, bytes, restore)

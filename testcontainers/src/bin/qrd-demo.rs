@@ -67,7 +67,7 @@ fn run(major: u32) -> Result<(), String> {
     std::fs::create_dir(&backups).map_err(|e| e.to_string())?;
     let backups_dir = backups.to_str().unwrap().to_owned();
     let bundle = backups.join("demo.tar.zst").to_str().unwrap().to_owned();
-    let steps: [(&str, Vec<&str>, &[i32]); 16] = [
+    let steps: [(&str, Vec<&str>, &[i32]); 17] = [
         ("what would provisioning do? (nothing is changed)", vec!["provision", "--dry-run"], &[0]),
         (
             "provision the four Qlik databases and the repository role",
@@ -122,6 +122,12 @@ fn run(major: u32) -> Result<(), String> {
         (
             "what a nightly job's retention would delete (here: nothing)",
             vec!["backup", "prune", &backups_dir, "--keep-last", "7", "--dry-run", "--pg-bin-dir", &client_bin],
+            &[0],
+        ),
+        (
+            "roll the site back to the bundle in place: each database restored into a scratch one, proven, then all \
+             swapped in by one transaction (the originals in service until then; --drop-old drops them after)",
+            vec!["restore", &bundle, "--clean", "--drop-old", "--pg-bin-dir", &client_bin],
             &[0],
         ),
         (

@@ -20,6 +20,7 @@ use super::name::{bundle_file_name, partial_prefix};
 use crate::manifest::{
     ArchiveFormat, CHECKSUMS_MEMBER, MANIFEST_MEMBER, Manifest, Member, MemberKind, member_path_problem,
 };
+use crate::progress::{Counting, Shared};
 
 /// Compression settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +33,7 @@ pub struct WriterOptions {
 }
 
 impl Default for WriterOptions {
-    /// Level 3, one worker per core.
+    /// Level 1, one worker per core.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         WriterOptions { level: 1, threads: cores }
@@ -111,6 +112,7 @@ pub struct Writer {
     file: AtomicFile,
     options: WriterOptions,
     planned: Vec<Planned>,
+    progress: Shared,
 }
 
 /// A bundle under its final name.
@@ -138,7 +140,13 @@ impl Writer {
         }
         let file = AtomicFile::create(&path, &partial_prefix(&file_name), 0o600)
             .map_err(|source| WriteError::File { path: path.clone(), source })?;
-        Ok(Writer { file, options, planned: Vec::new() })
+        Ok(Writer { file, options, planned: Vec::new(), progress: crate::progress::silent() })
+    }
+
+    /// Reports the bytes taken in by [`Writer::finish`] to `progress`.
+    pub fn with_progress(mut self, progress: Shared) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// The final path (`DIR/NAME.tar.zst`).
@@ -263,6 +271,10 @@ impl Writer {
         }
         let mut tar = tar::Builder::new(zstd);
         let mut sums: Vec<FileSum> = Vec::new();
+        let total: u64 = self.planned.iter().map(|p| p.size).sum();
+        self.progress.start("writing the bundle", Some(total));
+        let _finished = Finished(self.progress.clone());
+        let mut done = 0;
 
         let file_header = |size: u64| header(tar::EntryType::Regular, size, 0o600);
         let (_, sum) =
@@ -277,6 +289,7 @@ impl Writer {
                 }
                 Content::Bytes(bytes) => {
                     let (_, sum) = append_hashed(&mut tar, file_header(p.size), &p.path, bytes.as_slice(), &partial)?;
+                    done += sum.size;
                     sums.push(sum);
                 }
                 Content::File(source) => {
@@ -287,8 +300,10 @@ impl Writer {
                     }
                     // At most the size in the header, whatever happens to the file meanwhile: a tar member
                     // longer than its header says would corrupt every member after it.
-                    let (mut rest, sum) =
-                        append_hashed(&mut tar, file_header(p.size), &p.path, file.take(p.size), &partial)?;
+                    let counted = Counting::new(file.take(p.size), done, self.progress.clone());
+                    let (counted, sum) = append_hashed(&mut tar, file_header(p.size), &p.path, counted, &partial)?;
+                    done = counted.done();
+                    let mut rest = counted.into_inner();
                     rest.set_limit(1);
                     let grew = rest.read(&mut [0u8]).map_err(io_err("read", source))? > 0;
                     if sum.size != p.size || grew {
@@ -323,6 +338,15 @@ impl Writer {
             "bundle written"
         );
         Ok(Written { path, bytes, content_bytes, manifest, checksums: sums })
+    }
+}
+
+/// Ends the progress step however `finish` returns.
+struct Finished(Shared);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.finish();
     }
 }
 

@@ -188,7 +188,7 @@ async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
         }
         return Ok(ExitStatus::Success);
     }
-    let report = backup::run(&session, plan, &req).await?;
+    let report = backup::run(&session, plan, &req, &crate::output::progress()).await?;
     if a.json {
         print_json(&report);
     } else {

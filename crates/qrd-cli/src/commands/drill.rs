@@ -29,7 +29,8 @@ pub async fn execute(a: DrillArgs) -> Result<ExitStatus, CliError> {
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
     let bundle = qrd_backup::drill::choose_bundle(&a.bundle)?;
     let session = Session::open(&a.conn.opts()).await?;
-    let d = qrd_backup::drill::drill(&session, &a.tools.finder(), &bundle, jobs.max(1)).await?;
+    let d =
+        qrd_backup::drill::drill(&session, &a.tools.finder(), &bundle, jobs.max(1), &crate::output::progress()).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&d).expect("serialisable"));
         return Ok(ExitStatus::Success);

@@ -78,7 +78,7 @@ pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
     if a.dry_run {
         return dry_run(&session, &req, a.json).await;
     }
-    let report = restore::restore(&session, &a.tools.finder(), &req).await?;
+    let report = restore::restore(&session, &a.tools.finder(), &req, &crate::output::progress()).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
         return Ok(ExitStatus::Success);
