@@ -83,6 +83,7 @@ fn main() {
         let qsr_mib = qsr_mib(&source);
 
         // Backup.
+        settle(&source);
         let guide_dir = scratch.path().join(format!("guide-{major}"));
         std::fs::create_dir(&guide_dir).unwrap();
         let t = Instant::now();
@@ -95,6 +96,7 @@ fn main() {
         let guide_bytes: u64 = QLIK.iter().map(|db| file_len(&guide_dir.join(format!("{db}_backup.tar")))).sum();
         let qrd_dir = scratch.path().join(format!("qrd-{major}"));
         std::fs::create_dir(&qrd_dir).unwrap();
+        settle(&source);
         let (qrd_backup, rss) = timed_with_rss(
             qrd_cmd(&qrd, &source, scratch.path())
                 .args(["backup", "--name", "bench", "--out"])
@@ -109,6 +111,7 @@ fn main() {
 
         // Restore, each onto a fresh server.
         let (g, q) = (Server::start(*major), Server::start(*major));
+        settle(&g);
         let t = Instant::now();
         // The guide's restore needs the role first (it forgets it; its install made it).
         let mut psql = g.psql("postgres");
@@ -123,6 +126,7 @@ fn main() {
             must(&mut cmd);
         }
         let guide_restore = t.elapsed();
+        settle(&g);
         let t = Instant::now();
         must(qrd_cmd(&qrd, &q, scratch.path()).args(["restore"]).arg(&bundle).arg("--pg-bin-dir").arg(&bin));
         let qrd_restore = t.elapsed();
@@ -239,6 +243,7 @@ fn pgbackrest_run(server: &Server, scratch: &Path) -> (Duration, u64, Duration) 
     must(server.psql("postgres").args(["-q", "-c", "SELECT pg_reload_conf()"]));
     std::thread::sleep(Duration::from_millis(500));
     must(&mut pgbr(&["stanza-create"]));
+    settle(server);
     let t = Instant::now();
     must(&mut pgbr(&["--type=full", "backup"]));
     let backup = t.elapsed();
@@ -249,6 +254,7 @@ fn pgbackrest_run(server: &Server, scratch: &Path) -> (Duration, u64, Duration) 
     must(Command::new("chown").arg(qrd_testcontainers::SERVER_USER).arg(&restored));
     must(Command::new("chmod").arg("700").arg(&restored));
     let port = server.port() + 1;
+    settle(server);
     let t = Instant::now();
     must(pgbr(&["restore", "--archive-mode=off"]).arg(format!("--pg1-path={}", restored.display())));
     let pg_ctl = server.installation().server_bin.join("pg_ctl");
@@ -284,6 +290,14 @@ fn dir_bytes(dir: &Path) -> u64 {
         total += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
     }
     total
+}
+
+/// Before a timed step: the previous step's dirty pages written out (a checkpoint, then `sync`) and a
+/// moment's rest, so no step pays for the one before it.
+fn settle(server: &Server) {
+    must(server.psql("postgres").args(["-q", "-c", "CHECKPOINT"]));
+    must(&mut Command::new("sync"));
+    std::thread::sleep(Duration::from_secs(3));
 }
 
 fn qsr_mib(server: &Server) -> f64 {
