@@ -115,7 +115,7 @@ impl qrd_backup::progress::Progress for Bar {
         let (bar, template) = match total {
             Some(t) => (
                 indicatif::ProgressBar::new(t),
-                "{msg} [{bar:30}] {bytes}/{total_bytes} ({binary_bytes_per_sec}, {eta} left)",
+                "{msg} [{bar:20}] {bytes}/{total_bytes} ({eta} left)",
             ),
             None => (indicatif::ProgressBar::new_spinner(), "{spinner} {msg}: {bytes} ({elapsed})"),
         };
