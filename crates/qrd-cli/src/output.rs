@@ -113,10 +113,7 @@ struct Bar(std::sync::Mutex<Option<indicatif::ProgressBar>>);
 impl qrd_backup::progress::Progress for Bar {
     fn start(&self, what: &str, total: Option<u64>) {
         let (bar, template) = match total {
-            Some(t) => (
-                indicatif::ProgressBar::new(t),
-                "{msg} [{bar:20}] {bytes}/{total_bytes} ({eta} left)",
-            ),
+            Some(t) => (indicatif::ProgressBar::new(t), "{msg} [{bar:20}] {bytes}/{total_bytes} ({eta} left)"),
             None => (indicatif::ProgressBar::new_spinner(), "{spinner} {msg}: {bytes} ({elapsed})"),
         };
         let style = indicatif::ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> ");
