@@ -296,7 +296,17 @@ async fn plan_for(session: &Session, req: &Request, chosen: &[String]) -> Result
     }
     let replaced: Vec<String> = replaced_names(&databases);
     if !replaced.is_empty() {
-        for (name, sessions, clients) in sessions_on(session, &replaced).await? {
+        // qrd's own connections that counted the tables above are still leaving for a moment: sessions count
+        // only when they stay.
+        let mut open = sessions_on(session, &replaced).await?;
+        for _ in 0..20 {
+            if open.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            open = sessions_on(session, &replaced).await?;
+        }
+        for (name, sessions, clients) in open {
             if let Some((_, Action::Replace { sessions: s, clients: c, .. })) =
                 databases.iter_mut().find(|(n, _)| *n == name)
             {
