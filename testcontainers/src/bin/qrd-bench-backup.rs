@@ -15,6 +15,9 @@
 //!   the repository's size, and a restore into an empty data directory until the server accepts
 //!   connections (`pgbackrest restore`, then recovery from the archive).
 //!
+//! Every comparison runs `--rounds` times (default 3), alternating which side goes first, each step after
+//! a checkpoint and `sync`; the tables give medians.
+//!
 //! Both sides use the same client tools of the server's major, through the socket with trust
 //! authentication. Prints Markdown tables for BENCHMARKS.md.
 
@@ -32,11 +35,13 @@ fn main() {
     let mut majors = vec![16, 15];
     let mut rss_sizes = vec![256, 512, 1024];
     let mut hold = false;
+    let mut rounds = 3;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = || args.next().and_then(|v| v.parse::<u32>().ok()).expect("a number");
         match a.as_str() {
             "--size" => size = num(),
+            "--rounds" => rounds = num().max(1),
             // For profiling by hand: load the site, print its connection settings, wait for stdin to close.
             "--hold" => hold = true,
             "--major" => majors = vec![num()],
@@ -46,7 +51,7 @@ fn main() {
             }
             other => {
                 panic!(
-                    "unknown argument {other:?}; usage: qrd-bench-backup [--size MIB] [--major N] [--rss-sizes A,B] [--hold]"
+                    "unknown argument {other:?}; usage: qrd-bench-backup [--size MIB] [--major N] [--rss-sizes A,B] [--rounds N] [--hold]"
                 )
             }
         }
@@ -81,64 +86,89 @@ fn main() {
         let source = site(*major, size, &qrd, &pw, scratch.path(), pgbackrest);
         let bin = source.installation().client_bin.clone();
         let qsr_mib = qsr_mib(&source);
-
-        // Backup.
-        settle(&source);
-        let guide_dir = scratch.path().join(format!("guide-{major}"));
-        std::fs::create_dir(&guide_dir).unwrap();
-        let t = Instant::now();
-        for db in QLIK {
-            let mut cmd = tool(&source, &bin.join("pg_dump"));
-            cmd.args(["-F", "t", "-f"]).arg(guide_dir.join(format!("{db}_backup.tar"))).arg(db);
-            must(&mut cmd);
-        }
-        let guide_backup = t.elapsed();
-        let guide_bytes: u64 = QLIK.iter().map(|db| file_len(&guide_dir.join(format!("{db}_backup.tar")))).sum();
-        let qrd_dir = scratch.path().join(format!("qrd-{major}"));
-        std::fs::create_dir(&qrd_dir).unwrap();
-        settle(&source);
-        let (qrd_backup, rss) = timed_with_rss(
-            qrd_cmd(&qrd, &source, scratch.path())
-                .args(["backup", "--name", "bench", "--out"])
-                .arg(&qrd_dir)
-                .arg("--pg-bin-dir")
-                .arg(&bin),
-        );
+        let home = scratch.path();
+        let guide_dir = home.join(format!("guide-{major}"));
+        let qrd_dir = home.join(format!("qrd-{major}"));
         let bundle = qrd_dir.join("bench.tar.zst");
-        let bundle_bytes = file_len(&bundle);
+
+        // Backups, in rounds that alternate which side goes first; medians.
+        let (mut gb, mut qb, mut rss_max) = (Vec::new(), Vec::new(), 0);
+        let (mut guide_bytes, mut bundle_bytes) = (0, 0);
+        for round in 0..rounds {
+            for side in order(round) {
+                let _ = std::fs::remove_dir_all(if side { &qrd_dir } else { &guide_dir });
+                std::fs::create_dir(if side { &qrd_dir } else { &guide_dir }).unwrap();
+                settle(&source);
+                if side {
+                    let (t, rss) = timed_with_rss(
+                        qrd_cmd(&qrd, &source, home)
+                            .args(["backup", "--name", "bench", "--out"])
+                            .arg(&qrd_dir)
+                            .arg("--pg-bin-dir")
+                            .arg(&bin),
+                    );
+                    qb.push(t);
+                    rss_max = rss_max.max(rss);
+                    bundle_bytes = file_len(&bundle);
+                } else {
+                    let t = Instant::now();
+                    for db in QLIK {
+                        let mut cmd = tool(&source, &bin.join("pg_dump"));
+                        cmd.args(["-F", "t", "-f"]).arg(guide_dir.join(format!("{db}_backup.tar"))).arg(db);
+                        must(&mut cmd);
+                    }
+                    gb.push(t.elapsed());
+                    guide_bytes = QLIK.iter().map(|db| file_len(&guide_dir.join(format!("{db}_backup.tar")))).sum();
+                }
+            }
+        }
+        let (qrd_backup, guide_backup) = (median(&mut qb), median(&mut gb));
         row(*major, qsr_mib, "backup (s)", secs(qrd_backup), secs(guide_backup));
         row(*major, qsr_mib, "backup size (MiB)", mib(bundle_bytes), mib(guide_bytes));
 
-        // Restore, each onto a fresh server.
-        let (g, q) = (Server::start(*major), Server::start(*major));
-        settle(&g);
-        let t = Instant::now();
-        // The guide's restore needs the role first (it forgets it; its install made it).
-        let mut psql = g.psql("postgres");
-        psql.args(["-q", "-c", "CREATE ROLE qliksenserepository LOGIN NOINHERIT"]);
-        must(&mut psql);
-        for db in QLIK {
-            let mut createdb = tool(&g, &bin.join("createdb"));
-            createdb.args(["-T", "template0", db]);
-            must(&mut createdb);
-            let mut cmd = tool(&g, &bin.join("pg_restore"));
-            cmd.args(["-d", db]).arg(guide_dir.join(format!("{db}_backup.tar")));
-            must(&mut cmd);
+        // Restores, each onto a fresh server, in alternating rounds; medians.
+        let (mut gr, mut qr) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            for side in order(round) {
+                let target = Server::start(*major);
+                settle(&target);
+                let t = Instant::now();
+                if side {
+                    must(qrd_cmd(&qrd, &target, home).args(["restore"]).arg(&bundle).arg("--pg-bin-dir").arg(&bin));
+                    qr.push(t.elapsed());
+                } else {
+                    // The guide's restore needs the role first (it forgets it; its install made it).
+                    let mut psql = target.psql("postgres");
+                    psql.args(["-q", "-c", "CREATE ROLE qliksenserepository LOGIN NOINHERIT"]);
+                    must(&mut psql);
+                    for db in QLIK {
+                        let mut createdb = tool(&target, &bin.join("createdb"));
+                        createdb.args(["-T", "template0", db]);
+                        must(&mut createdb);
+                        let mut cmd = tool(&target, &bin.join("pg_restore"));
+                        cmd.args(["-d", db]).arg(guide_dir.join(format!("{db}_backup.tar")));
+                        must(&mut cmd);
+                    }
+                    gr.push(t.elapsed());
+                }
+            }
         }
-        let guide_restore = t.elapsed();
-        settle(&g);
-        let t = Instant::now();
-        must(qrd_cmd(&qrd, &q, scratch.path()).args(["restore"]).arg(&bundle).arg("--pg-bin-dir").arg(&bin));
-        let qrd_restore = t.elapsed();
+        let (qrd_restore, guide_restore) = (median(&mut qr), median(&mut gr));
         row(*major, qsr_mib, "restore (s)", secs(qrd_restore), secs(guide_restore));
         println!(
-            "| {major} | {qsr_mib:.0} MiB | qrd's peak RSS during the backup | {:.1} MiB | – | – |",
-            rss as f64 / 1024.0
+            "| {major} | {qsr_mib:.0} MiB | qrd's peak RSS during the backup (highest of the rounds) | {:.1} MiB | – | – |",
+            rss_max as f64 / 1024.0
         );
-        drop((g, q));
         let _ = std::fs::remove_dir_all(&guide_dir);
         if pgbackrest {
-            let (backup, bytes, restore) = pgbackrest_run(&source, scratch.path());
+            let (mut pb, mut pr, mut bytes) = (Vec::new(), Vec::new(), 0);
+            for _ in 0..rounds {
+                let (backup, size, restore) = pgbackrest_run(&source, home);
+                pb.push(backup);
+                pr.push(restore);
+                bytes = size;
+            }
+            let (backup, restore) = (median(&mut pb), median(&mut pr));
             peers.push(format!(
                 "| {major} | {qsr_mib:.0} MiB | backup (s) | {:.1} | {:.1} | {:.2} |",
                 secs(qrd_backup),
@@ -344,6 +374,16 @@ fn timed_with_rss(cmd: &mut Command) -> (Duration, u64) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Which side goes first in a round: the guide (false) in even rounds, qrd (true) in odd ones.
+fn order(round: u32) -> [bool; 2] {
+    if round % 2 == 0 { [false, true] } else { [true, false] }
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
 }
 
 fn file_len(p: &Path) -> u64 {
