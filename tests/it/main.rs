@@ -18,4 +18,5 @@ mod prompt;
 mod provision;
 mod scram;
 mod ssl;
+mod standby;
 mod tls;

@@ -106,6 +106,26 @@ impl RolePasswords {
     }
 }
 
+/// The variable holding the replication role's password for `qrd standby` (prepare-primary and clone).
+pub const REPLICATION_PASSWORD_ENV: &str = "QRD_REPLICATION_PASSWORD";
+
+/// The replication role's password: `file`, else [`REPLICATION_PASSWORD_ENV`], else — with `prompt` and a
+/// terminal — asked (twice when `confirm`); `None` when none was given and none may be asked.
+pub fn replication_password(file: Option<&Path>, prompt: bool, confirm: bool) -> Result<Option<Secret>, AuthError> {
+    let alternatives = format!("--replication-password-file FILE (mode 0600) or set {REPLICATION_PASSWORD_ENV}");
+    let err = |e| AuthError::password(e, alternatives.clone());
+    if let Some(path) = file {
+        return password::from_file(path).map(Some).map_err(err);
+    }
+    if let Some(pw) = password::from_env(REPLICATION_PASSWORD_ENV).map_err(err)? {
+        return Ok(Some(pw));
+    }
+    if prompt && password::can_prompt() {
+        return password::prompt("Password of the replication role", confirm).map(Some).map_err(err);
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,3 +267,10 @@ impl From<qrd_backup::offline::OfflineError> for CliError {
         with_hint(status, e.to_string(), e.hint())
     }
 }
+
+impl From<qrd_replica::ReplicaError> for CliError {
+    fn from(e: qrd_replica::ReplicaError) -> Self {
+        let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
+        with_hint(status, e.to_string(), e.hint())
+    }
+}

@@ -378,7 +378,7 @@ fn timed_with_rss(cmd: &mut Command) -> (Duration, u64) {
 
 /// Which side goes first in a round: the guide (false) in even rounds, qrd (true) in odd ones.
 fn order(round: u32) -> [bool; 2] {
-    if round % 2 == 0 { [false, true] } else { [true, false] }
+    if round.is_multiple_of(2) { [false, true] } else { [true, false] }
 }
 
 fn median(v: &mut [Duration]) -> Duration {

@@ -10,6 +10,7 @@ pub mod provision;
 pub mod restore;
 pub mod scram;
 pub mod ssl;
+pub mod standby;
 
 use crate::cli::Command;
 use crate::error::{CliError, ExitStatus};
@@ -26,5 +27,6 @@ pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
         Command::Password(args) => password::execute(args).await,
         Command::Scram(args) => scram::execute(args).await,
         Command::Ssl(args) => ssl::execute(args).await,
+        Command::Standby(args) => standby::execute(args).await,
     }
 }

@@ -1,0 +1,212 @@
+//! `qrd standby prepare-primary | clone`: arguments, a call into `qrd-replica`, and the rendering of its
+//! result. What each step does is documented there.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use qrd_replica::clone::{self, CloneRequest};
+use qrd_replica::prepare::{self, DEFAULT_REPLICATOR, PrepareRequest};
+use qrd_server::LocalServer;
+
+use crate::error::{CliError, ExitStatus};
+use crate::options::{ConnectArgs, DataDirArg, ToolArgs};
+use crate::output::note;
+
+#[derive(Debug, Args)]
+pub struct StandbyArgs {
+    #[command(subcommand)]
+    pub command: StandbyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StandbyCommand {
+    /// Ready the primary for standbys: WAL settings for its major, the replication role, pg_hba rules, slots
+    PreparePrimary(PrepareArgs),
+    /// Make a standby's data directory from the primary (pg_basebackup), configured to stream from it
+    Clone(CloneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// A standby's address as the primary sees it, ADDR or ADDR/PREFIX (repeatable)
+    #[arg(long = "standby", value_name = "ADDR[/PREFIX]", required = true)]
+    pub standbys: Vec<String>,
+    /// The role standbys connect as (created with LOGIN REPLICATION when missing)
+    #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPLICATOR)]
+    pub replicator: String,
+    /// File holding the replication role's password [or QRD_REPLICATION_PASSWORD, or a prompt]
+    #[arg(long, value_name = "FILE")]
+    pub replication_password_file: Option<PathBuf>,
+    /// A physical replication slot to create (repeatable; one per standby)
+    #[arg(long = "slot", value_name = "NAME")]
+    pub slots: Vec<String>,
+    /// Restart the server when a setting needs it (wal_level, max_wal_senders, wal_log_hints …)
+    #[arg(long)]
+    pub restart: bool,
+    /// Print the diffs and statements; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    /// The primary's host name or address, as the standby reaches it
+    #[arg(long, value_name = "HOST")]
+    pub primary_host: String,
+    /// The primary's port
+    #[arg(long, value_name = "PORT", default_value_t = 4432)]
+    pub primary_port: u16,
+    /// The standby's data directory (empty or missing)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The replication role
+    #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPLICATOR)]
+    pub replicator: String,
+    /// File holding the replication role's password [or QRD_REPLICATION_PASSWORD, or a prompt]
+    #[arg(long, value_name = "FILE")]
+    pub replication_password_file: Option<PathBuf>,
+    /// Stream through this physical replication slot (made by prepare-primary --slot)
+    #[arg(long, value_name = "NAME")]
+    pub slot: Option<String>,
+    /// The standby's own port (needed when it runs on the primary's machine) [default: the primary's]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// The guide's failover trigger: creating this file promotes the standby (PostgreSQL 12–15 only)
+    #[arg(long, value_name = "PATH")]
+    pub trigger_file: Option<PathBuf>,
+    /// The OS user the server runs as [default: the owner of the data directory's parent]
+    #[arg(long, value_name = "USER")]
+    pub os_user: Option<String>,
+    /// The name the primary shows for this standby [default: the data directory's name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// sslmode of the standby's connection to the primary
+    #[arg(long, value_name = "MODE", default_value = "prefer")]
+    pub sslmode: String,
+    /// The standby's superuser, for the --start check through its socket [default: the OS user's name, then postgres]
+    #[arg(long, value_name = "ROLE")]
+    pub superuser: Option<String>,
+    /// Clone into a non-empty directory (its contents are kept aside as DIR.qrd-old-<time>, not deleted)
+    #[arg(long)]
+    pub force: bool,
+    /// Start the standby and succeed only once it streams
+    #[arg(long)]
+    pub start: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+pub async fn execute(args: StandbyArgs) -> Result<ExitStatus, CliError> {
+    match args.command {
+        StandbyCommand::PreparePrimary(a) => prepare_primary(a).await,
+        StandbyCommand::Clone(a) => clone_standby(a).await,
+    }
+}
+
+async fn prepare_primary(a: PrepareArgs) -> Result<ExitStatus, CliError> {
+    let password = qrd_auth::source::replication_password(a.replication_password_file.as_deref(), false, false)?;
+    let server = LocalServer::open(&a.conn.opts(), a.dir.data_dir.as_deref()).await?;
+    let mut req = PrepareRequest { standbys: a.standbys, replicator: a.replicator, password, slots: a.slots };
+    let plan = match prepare::plan(&server, &req).await {
+        // A role to create needs a password: ask for it where a terminal allows.
+        Err(qrd_replica::ReplicaError::PasswordNeeded { .. }) if !a.dry_run => {
+            req.password = qrd_auth::source::replication_password(None, true, true)?;
+            prepare::plan(&server, &req).await?
+        }
+        other => other?,
+    };
+    if a.dry_run {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&plan).expect("serialisable"));
+        } else {
+            for d in plan.diffs() {
+                print!("{d}");
+            }
+            for s in plan.statements() {
+                println!("{s}");
+            }
+        }
+        note(if plan.is_empty() { "dry run: nothing to change" } else { "dry run: nothing was changed" });
+        return Ok(ExitStatus::Success);
+    }
+    if plan.is_empty() {
+        note("the primary is ready for standbys: nothing to change");
+    }
+    let finder = a.tools.finder();
+    let done = prepare::apply(&server, plan, req.password.as_ref(), a.restart.then_some(&finder)).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&done).expect("serialisable"));
+        return Ok(ExitStatus::Success);
+    }
+    for s in &done.plan.settings {
+        println!("{:<22} {} → {}{}", s.name, s.from, s.to, if s.restart { " (restart)" } else { "" });
+    }
+    for r in &done.plan.hba_rules {
+        println!("pg_hba.conf: {r}");
+    }
+    for s in &done.plan.slots {
+        println!("slot {s}");
+    }
+    if !done.restart_pending.is_empty() {
+        println!(
+            "restart needed for: {} (pass --restart, or restart the PostgreSQL service)",
+            done.restart_pending.join(", ")
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+async fn clone_standby(a: CloneArgs) -> Result<ExitStatus, CliError> {
+    let password = qrd_auth::source::replication_password(a.replication_password_file.as_deref(), true, false)?
+        .ok_or_else(|| CliError::from(qrd_replica::ReplicaError::PasswordNeeded { role: a.replicator.clone() }))?;
+    let req = CloneRequest {
+        primary_host: a.primary_host,
+        primary_port: a.primary_port,
+        data_dir: a.data_dir,
+        replicator: a.replicator,
+        password,
+        slot: a.slot,
+        port: a.port,
+        trigger_file: a.trigger_file,
+        os_user: a.os_user,
+        name: a.name,
+        force: a.force,
+        start: a.start,
+        sslmode: a.sslmode,
+        superuser: a.superuser,
+    };
+    let finder = a.tools.finder();
+    let done = tokio::task::spawn_blocking(move || clone::clone(&req, &finder)).await.expect("no panic")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&done).expect("serialisable"));
+        return Ok(ExitStatus::Success);
+    }
+    println!(
+        "{} cloned from {} (PostgreSQL {}, pg_basebackup {}) in {:.1} s; it streams as {:?}",
+        done.data_dir.display(),
+        done.primary,
+        done.primary_version,
+        done.pg_basebackup,
+        done.seconds,
+        done.application_name
+    );
+    match &done.streaming {
+        Some(status) => println!("started: the WAL receiver is {status}"),
+        None => println!(
+            "not started: start it with pg_ctl (or its service); `qrd standby clone --start` waits for streaming"
+        ),
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,104 @@
+//! What can go wrong, each with its next step.
+
+use std::path::PathBuf;
+
+use qrd_pg::inventory::QueryError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("name at least one standby address (--standby ADDR[/PREFIX])")]
+    NoStandby,
+    #[error("role {role:?} does not exist yet: it needs a password")]
+    PasswordNeeded { role: String },
+    #[error("{given:?} is not a standby address: {message}")]
+    Address { given: String, message: String },
+    #[error("{}: {message}", path.display())]
+    Hba { path: PathBuf, message: String },
+    #[error("a server is running on {} (pid {pid}): a clone never overwrites a running server", dir.display())]
+    ServerRunning { dir: PathBuf, pid: u32 },
+    #[error("{} is not empty", dir.display())]
+    NotEmpty { dir: PathBuf },
+    #[error("--trigger-file must be an absolute path, not {}", path.display())]
+    TriggerNotAbsolute { path: PathBuf },
+    #[error("PostgreSQL {major} has no promote_trigger_file (removed in 16): a trigger file cannot promote it")]
+    TriggerFileRemoved { major: u32 },
+    #[error("the data directory's OS user: {message}")]
+    OsUser { message: String },
+    #[error("the standby in {} did not stream within 60 s (last seen: {last})", dir.display())]
+    NotStreaming { dir: PathBuf, last: String },
+    #[error("failed to {what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Local(#[from] qrd_server::LocalError),
+    #[error(transparent)]
+    Plan(#[from] qrd_conf::pgconf::PlanError),
+    #[error(transparent)]
+    Write(#[from] qrd_server::WriteError),
+    #[error(transparent)]
+    Settings(#[from] qrd_server::settings::SettingsError),
+    #[error(transparent)]
+    Tools(#[from] qrd_pgbin::FindError),
+    #[error(transparent)]
+    Tool(#[from] qrd_pgbin::ToolError),
+    #[error(transparent)]
+    PgCtl(#[from] qrd_server::PgCtlError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ReplicaError {
+    pub fn hint(&self) -> String {
+        match self {
+            ReplicaError::NoStandby | ReplicaError::Address { .. } => {
+                "give each standby's address as the primary sees it, e.g. --standby 10.0.0.12".into()
+            }
+            ReplicaError::PasswordNeeded { .. } => format!(
+                "give it with --replication-password-file FILE (mode 0600) or {}, or at a prompt (never on the command line)",
+                qrd_auth::source::REPLICATION_PASSWORD_ENV
+            ),
+            ReplicaError::Hba { .. } => "fix pg_hba.conf (`qrd hba explain` shows how the server reads it)".into(),
+            ReplicaError::ServerRunning { .. } => "stop that server first, or clone into another directory".into(),
+            ReplicaError::NotEmpty { .. } => {
+                "clone into an empty directory, or add --force (the contents are kept aside, not deleted)".into()
+            }
+            ReplicaError::TriggerNotAbsolute { .. } => "give the trigger file's full path".into(),
+            ReplicaError::TriggerFileRemoved { .. } => {
+                "promote with `qrd failover` (pg_promote() over a connection) instead".into()
+            }
+            ReplicaError::OsUser { .. } => "name the OS user the server runs as with --os-user".into(),
+            ReplicaError::NotStreaming { dir, .. } => format!(
+                "the standby's log is in {}; check the primary's pg_hba.conf replication rule and the replicator's password",
+                dir.join("log").display()
+            ),
+            ReplicaError::Io { .. } => "check the directory's permissions and free space".into(),
+            ReplicaError::Query(_) => "run again with -v for the statements qrd runs; connect as a superuser".into(),
+            ReplicaError::Local(e) => e.hint(),
+            ReplicaError::Plan(_) => {
+                "postgresql.conf could not be planned: `qrd conf get` shows where settings live".into()
+            }
+            ReplicaError::Write(e) => e.hint(),
+            ReplicaError::Settings(e) => e.hint(),
+            ReplicaError::Tools(e) => e.hint(),
+            ReplicaError::Tool(_) => "the tool's own words are above".into(),
+            ReplicaError::PgCtl(_) => "the standby's log says why it did not start".into(),
+            ReplicaError::Internal(_) => "this is a bug in qrd: please report it".into(),
+        }
+    }
+
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ReplicaError::NoStandby
+                | ReplicaError::PasswordNeeded { .. }
+                | ReplicaError::Address { .. }
+                | ReplicaError::ServerRunning { .. }
+                | ReplicaError::NotEmpty { .. }
+                | ReplicaError::TriggerNotAbsolute { .. }
+                | ReplicaError::TriggerFileRemoved { .. }
+                | ReplicaError::OsUser { .. }
+                | ReplicaError::Tools(_)
+        )
+    }
+}

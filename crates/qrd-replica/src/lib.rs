@@ -1,0 +1,16 @@
+//! Streaming-replica standbys of the Qlik repository database, done right for each PostgreSQL major.
+//!
+//! The guide's "Database replication and failover" sets up asynchronous streaming replication by hand, and
+//! parts of it no longer work: `recovery.conf` is gone since 12 (`standby.signal` and `primary_conninfo`
+//! in the configuration instead), `wal_keep_segments` since 13 (`wal_keep_size`), `promote_trigger_file`
+//! since 16 (`pg_promote()`). Each module is one command's plan and apply:
+//!
+//! - [`prepare`]: `qrd standby prepare-primary`, the primary's settings, replication role, pg_hba rules
+//!   and slots;
+//! - [`clone`]: `qrd standby clone`, a standby's data directory from the primary, streaming.
+
+pub mod clone;
+pub mod error;
+pub mod prepare;
+
+pub use error::ReplicaError;

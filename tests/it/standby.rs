@@ -1,0 +1,172 @@
+//! `qrd standby` on real servers: a primary prepared for its major, a standby cloned from it that streams,
+//! rows flowing, and the replicator's password in no configuration file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const REPL_PW: &str = "Repl-pw-1 'quoted' \\ $x";
+
+/// A standby data directory that is stopped (fast) when the test ends, passed or not.
+struct Standby {
+    dir: PathBuf,
+    pg_ctl: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        if self.dir.join("postmaster.pid").exists() {
+            let _ = Command::new("runuser")
+                .args(["-u", qrd_testcontainers::SERVER_USER, "--"])
+                .arg(&self.pg_ctl)
+                .arg("-D")
+                .arg(&self.dir)
+                .args(["-m", "immediate", "-w", "stop"])
+                .current_dir("/")
+                .output();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn standby_cmd(server: &Server, scratch: &Scratch) -> Command {
+    let mut cmd = qrd(server, scratch);
+    cmd.env("QRD_REPLICATION_PASSWORD", REPL_PW).arg("standby");
+    cmd
+}
+
+fn q(server_socket: &Path, port: u16, sql: &str) -> Option<String> {
+    block_on(async {
+        let (client, conn) = tokio_postgres::Config::new()
+            .host_path(server_socket)
+            .port(port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        client.query_opt(sql, &[]).await.ok().flatten().and_then(|r| r.get::<_, Option<String>>(0))
+    })
+}
+
+/// Prepare (settings for the major, role, rule, slot; restart), then a second prepare changes nothing;
+/// clone with --start streams; rows written on the primary arrive; the primary lists the standby; the
+/// password is only in the 0600 passfile; a running or non-empty directory is refused.
+fn primary_and_standby_stream(major: u32) {
+    let primary = Server::start(major);
+    let scratch = Scratch::new();
+    let prepare = |extra: &[&str]| {
+        let mut cmd = standby_cmd(&primary, &scratch);
+        cmd.args(["prepare-primary", "--standby", "127.0.0.1", "--slot", "standby_a", "--restart", "--json"]);
+        cmd.arg("--data-dir").arg(primary.data_dir()).arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+        cmd.args(extra);
+        cmd
+    };
+    let out = run_expect(&mut prepare(&["--dry-run"]), 0);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["role_action"], "create", "{plan}");
+    let keep = if major >= 13 { "wal_keep_size" } else { "wal_keep_segments" };
+    assert!(plan["settings"].as_array().unwrap().iter().any(|s| s["name"] == keep), "{plan}");
+    assert_eq!(q1(&primary, "SELECT count(*)::text FROM pg_roles WHERE rolname = 'replicator'").as_deref(), Some("0"));
+
+    let out = run_expect(&mut prepare(&[]), 0);
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["restarted"], true, "{done}");
+    assert_eq!(q1(&primary, "SELECT current_setting('wal_log_hints')").as_deref(), Some("on"));
+    assert_eq!(
+        q1(&primary, "SELECT (rolreplication AND rolcanlogin)::text FROM pg_roles WHERE rolname = 'replicator'")
+            .as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        q1(&primary, "SELECT count(*)::text FROM pg_replication_slots WHERE slot_name = 'standby_a'").as_deref(),
+        Some("1")
+    );
+    let hba = std::fs::read_to_string(primary.data_dir().join("pg_hba.conf")).unwrap();
+    assert!(
+        hba.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["host", "replication", "replicator", "127.0.0.1/32", "scram-sha-256"]),
+        "{hba}"
+    );
+    let again: Value = serde_json::from_slice(&run_expect(&mut prepare(&["--dry-run"]), 0).stdout).unwrap();
+    assert_eq!(again["role_action"], "none", "{again}");
+    assert!(
+        again["settings"].as_array().unwrap().is_empty() && again["hba_rules"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
+    assert_eq!(again["set_password"], false, "{again}");
+
+    // The clone, as the server's OS user, in a directory of its own.
+    let parent = tempfile::Builder::new().prefix("qrd-standby-").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(parent.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let status = Command::new("chown").arg(qrd_testcontainers::SERVER_USER).arg(parent.path()).status().unwrap();
+    assert!(status.success());
+    let dir = parent.path().join("standby_a");
+    let port = free_port();
+    let standby =
+        Standby { dir: dir.clone(), pg_ctl: primary.installation().server_bin.join("pg_ctl"), _parent: parent };
+    let clone = |extra: &[&str]| {
+        let mut cmd = standby_cmd(&primary, &scratch);
+        cmd.args(["clone", "--primary-host", "127.0.0.1", "--primary-port", &primary.port().to_string()]);
+        cmd.arg("--data-dir").arg(&dir).args(["--slot", "standby_a", "--port", &port.to_string(), "--json"]);
+        cmd.arg("--pg-bin-dir").arg(&primary.installation().client_bin);
+        cmd.arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+        cmd.args(extra);
+        cmd
+    };
+    let out = run_expect(&mut clone(&["--start"]), 0);
+    let cloned: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cloned["streaming"], "streaming", "{cloned}");
+    let socket = primary.socket_dir().to_owned();
+    assert_eq!(q(&socket, port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("true"));
+    assert_eq!(
+        q1(&primary, "SELECT state FROM pg_stat_replication WHERE application_name = 'standby_a'").as_deref(),
+        Some("streaming")
+    );
+
+    // Rows flow.
+    block_on(async {
+        primary
+            .connect("postgres")
+            .await
+            .batch_execute("CREATE TABLE flow (n int); INSERT INTO flow SELECT generate_series(1, 1000)")
+            .await
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while q(&socket, port, "SELECT count(*)::text FROM flow").as_deref() != Some("1000") {
+        assert!(Instant::now() < deadline, "the rows did not reach the standby");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The password lives in the passfile only.
+    for file in ["postgresql.auto.conf", "standby.signal", "postgresql.conf"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        assert!(!text.contains("Repl-pw-1"), "{file} holds the replicator's password");
+    }
+    let passfile = PathBuf::from(cloned["passfile"].as_str().unwrap());
+    let meta = std::fs::metadata(&passfile).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    let owner_uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&dir).unwrap());
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), owner_uid, "the passfile belongs to the server's user");
+    assert_ne!(owner_uid, 0, "the data directory belongs to the server's user, not root");
+
+    // Refusals: a running standby's directory, even with --force.
+    let out = run_expect(&mut clone(&["--force"]), 4);
+    assert!(stderr(&out).contains("a server is running on"), "{}", stderr(&out));
+    drop(standby);
+}
+per_major!(primary_and_standby_stream: pg16 = 16, pg15 = 15, pg14 = 14, pg12 = 12);
+
+fn q1(server: &Server, sql: &str) -> Option<String> {
+    block_on(async { server.connect("postgres").await.query_one(sql, &[]).await.unwrap().get(0) })
+}
