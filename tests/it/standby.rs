@@ -163,7 +163,72 @@ fn primary_and_standby_stream(major: u32) {
     // Refusals: a running standby's directory, even with --force.
     let out = run_expect(&mut clone(&["--force"]), 4);
     assert!(stderr(&out).contains("a server is running on"), "{}", stderr(&out));
+
+    // Status from both sides.
+    let on_standby = |args: &[&str]| {
+        let mut cmd = qrd(&primary, &scratch);
+        cmd.env("PGPORT", port.to_string()).args(args);
+        cmd
+    };
+    let st: Value =
+        serde_json::from_slice(&run_expect(qrd(&primary, &scratch).args(["standby", "status", "--json"]), 0).stdout)
+            .unwrap();
+    assert_eq!(st["role"], "primary", "{st}");
+    assert_eq!(st["standbys"][0]["name"], "standby_a", "{st}");
+    assert_eq!(st["standbys"][0]["state"], "streaming", "{st}");
+    assert_eq!(st["slots"][0]["active"], true, "{st}");
+    let st: Value =
+        serde_json::from_slice(&run_expect(&mut on_standby(&["standby", "status", "--json"]), 0).stdout).unwrap();
+    assert_eq!(st["role"], "standby", "{st}");
+    assert_eq!(st["receiver"]["status"], "streaming", "{st}");
+    assert_eq!(st["receiver"]["timeline"], 1, "{st}");
+
+    // Failover: refused while the old primary accepts writes; done once it is down.
+    let old = format!("127.0.0.1:{}", primary.port());
+    let out = run_expect(&mut on_standby(&["failover", "--old-primary", &old]), 4);
+    assert!(stderr(&out).contains("still accepts writes"), "{}", stderr(&out));
+    assert_eq!(
+        q(&socket, port, "SELECT pg_is_in_recovery()::text").as_deref(),
+        Some("true"),
+        "a refused failover promoted"
+    );
+    stop_server(&primary);
+    let out = run_expect(&mut on_standby(&["failover", "--old-primary", &old, "--json"]), 0);
+    let f: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(f["timeline"], 2, "{f}");
+    assert!(f["seconds"].as_f64().unwrap() > 0.0, "{f}");
+    assert!(f["old_primary"].as_str().unwrap().contains("does not answer"), "{f}");
+    assert!(f["qlik_steps"][0].as_str().unwrap().contains("Connection String Editor"), "{f}");
+    assert_eq!(q(&socket, port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("false"));
+    block_on(async {
+        let (client, conn) = tokio_postgres::Config::new()
+            .host_path(&socket)
+            .port(port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.batch_execute("INSERT INTO flow VALUES (1001)").await.unwrap();
+    });
+    let out = run_expect(&mut on_standby(&["failover"]), 4);
+    assert!(stderr(&out).contains("is not a standby"), "{}", stderr(&out));
     drop(standby);
+}
+
+/// Stops a harness server behind its back (fast), as a crash of its machine would look to the standby.
+fn stop_server(server: &Server) {
+    let out = Command::new("runuser")
+        .args(["-u", qrd_testcontainers::SERVER_USER, "--"])
+        .arg(server.installation().server_bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(server.data_dir())
+        .args(["-m", "fast", "-w", "stop"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 per_major!(primary_and_standby_stream: pg16 = 16, pg15 = 15, pg14 = 14, pg12 = 12);
 

@@ -3,8 +3,9 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    backup::BackupArgs, check::CheckArgs, conf::ConfArgs, drill::DrillArgs, hba::HbaArgs, password::PasswordArgs,
-    provision::ProvisionArgs, restore::RestoreArgs, scram::ScramArgs, ssl::SslArgs, standby::StandbyArgs,
+    backup::BackupArgs, check::CheckArgs, conf::ConfArgs, drill::DrillArgs, failover::FailoverArgs, hba::HbaArgs,
+    password::PasswordArgs, provision::ProvisionArgs, restore::RestoreArgs, scram::ScramArgs, ssl::SslArgs,
+    standby::StandbyArgs,
 };
 
 /// qrd — the PostgreSQL repository database of Qlik Sense Enterprise on Windows, done safely.
@@ -43,8 +44,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// A disaster-recovery drill: restore a bundle into scratch databases, prove every row count, report RTO/RPO
     Drill(DrillArgs),
-    /// Streaming-replica standbys: prepare the primary, clone a standby
+    /// Streaming-replica standbys: prepare the primary, clone a standby, status
     Standby(StandbyArgs),
+    /// Promote a standby (refusing while the old primary still accepts writes), wait for writes, tell the Qlik steps
+    Failover(FailoverArgs),
 }
 
 /// The grammar, with `--help` (long only) on every subcommand: `-h` is the host there, as in psql.

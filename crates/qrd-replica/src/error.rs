@@ -44,6 +44,16 @@ pub enum ReplicaError {
     Tool(#[from] qrd_pgbin::ToolError),
     #[error(transparent)]
     PgCtl(#[from] qrd_server::PgCtlError),
+    #[error("{server} is not a standby (it is not in recovery): nothing to promote")]
+    NotAStandby { server: String },
+    #[error(
+        "the old primary {address} still accepts writes: promoting would make two primaries and split the site's data"
+    )]
+    OldPrimaryAlive { address: String },
+    #[error("{server} did not accept writes within {seconds} s of the promotion request")]
+    NotPromoted { server: String, seconds: u64 },
+    #[error("the standby's promote_trigger_file is {set:?}, not {}", given.display())]
+    TriggerFileNotSet { given: PathBuf, set: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -83,6 +93,16 @@ impl ReplicaError {
             ReplicaError::Tools(e) => e.hint(),
             ReplicaError::Tool(_) => "the tool's own words are above".into(),
             ReplicaError::PgCtl(_) => "the standby's log says why it did not start".into(),
+            ReplicaError::NotAStandby { .. } => "connect to the standby to promote (-h/-p)".into(),
+            ReplicaError::OldPrimaryAlive { .. } => {
+                "stop the old primary (or cut it off the network) first; --force promotes anyway".into()
+            }
+            ReplicaError::NotPromoted { .. } => {
+                "the standby's log says why; `qrd standby status` shows its state".into()
+            }
+            ReplicaError::TriggerFileNotSet { .. } => {
+                "give the path the standby was cloned with (--trigger-file), or promote over a connection".into()
+            }
             ReplicaError::Internal(_) => "this is a bug in qrd: please report it".into(),
         }
     }
@@ -99,6 +119,9 @@ impl ReplicaError {
                 | ReplicaError::TriggerFileRemoved { .. }
                 | ReplicaError::OsUser { .. }
                 | ReplicaError::Tools(_)
+                | ReplicaError::NotAStandby { .. }
+                | ReplicaError::OldPrimaryAlive { .. }
+                | ReplicaError::TriggerFileNotSet { .. }
         )
     }
 }

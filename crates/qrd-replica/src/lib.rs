@@ -7,10 +7,14 @@
 //!
 //! - [`prepare`]: `qrd standby prepare-primary`, the primary's settings, replication role, pg_hba rules
 //!   and slots;
-//! - [`clone`]: `qrd standby clone`, a standby's data directory from the primary, streaming.
+//! - [`clone`]: `qrd standby clone`, a standby's data directory from the primary, streaming;
+//! - [`status`]: `qrd standby status`, replication as the primary or the standby sees it;
+//! - [`failover`]: `qrd failover`, fencing, promotion, and the Qlik nodes' next steps.
 
 pub mod clone;
 pub mod error;
+pub mod failover;
 pub mod prepare;
+pub mod status;
 
 pub use error::ReplicaError;

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod check;
 pub mod conf;
 pub mod drill;
+pub mod failover;
 pub mod hba;
 pub mod password;
 pub mod provision;
@@ -28,5 +29,6 @@ pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
         Command::Scram(args) => scram::execute(args).await,
         Command::Ssl(args) => ssl::execute(args).await,
         Command::Standby(args) => standby::execute(args).await,
+        Command::Failover(args) => failover::execute(args).await,
     }
 }

@@ -24,6 +24,17 @@ pub enum StandbyCommand {
     PreparePrimary(PrepareArgs),
     /// Make a standby's data directory from the primary (pg_basebackup), configured to stream from it
     Clone(CloneArgs),
+    /// Replication as the server sees it: standbys, lag and slots on a primary; receiver and lag on a standby
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -112,7 +123,60 @@ pub async fn execute(args: StandbyArgs) -> Result<ExitStatus, CliError> {
     match args.command {
         StandbyCommand::PreparePrimary(a) => prepare_primary(a).await,
         StandbyCommand::Clone(a) => clone_standby(a).await,
+        StandbyCommand::Status(a) => status(a).await,
     }
+}
+
+async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
+    use qrd_replica::status::Status;
+    let session = qrd_pg::Session::open(&a.conn.opts()).await?;
+    let st = qrd_replica::status::status(&session).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&st).expect("serialisable"));
+        return Ok(ExitStatus::Success);
+    }
+    let bytes =
+        |b: Option<i64>| b.map(|b| qrd_backup::space::human_bytes(b.max(0) as u64)).unwrap_or_else(|| "–".into());
+    let secs = |s: Option<f64>| s.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "–".into());
+    match st {
+        Status::Primary { timeline, standbys, slots } => {
+            println!("{}: primary, timeline {}", session.target().address(), timeline.unwrap_or(0));
+            if standbys.is_empty() {
+                println!("  no standby connected");
+            }
+            for s in &standbys {
+                println!(
+                    "  standby {:<16} {:<15} {:<10} {:<6} lag {} / {}",
+                    s.name,
+                    s.address.as_deref().unwrap_or("(socket)"),
+                    s.state,
+                    s.sync_state,
+                    bytes(s.lag_bytes),
+                    secs(s.lag_seconds)
+                );
+            }
+            for s in &slots {
+                println!(
+                    "  slot {:<19} {} holding {}",
+                    s.name,
+                    if s.active { "active  " } else { "INACTIVE" },
+                    bytes(s.retained_bytes)
+                );
+            }
+        }
+        Status::Standby { receiver } => {
+            println!(
+                "{}: standby of {}, receiver {}, timeline {}, replay behind by {} (last replayed commit {} ago)",
+                session.target().address(),
+                receiver.sender.as_deref().unwrap_or("?"),
+                receiver.status.as_deref().unwrap_or("not running"),
+                receiver.timeline.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+                bytes(receiver.replay_lag_bytes),
+                secs(receiver.replay_age_seconds)
+            );
+        }
+    }
+    Ok(ExitStatus::Success)
 }
 
 async fn prepare_primary(a: PrepareArgs) -> Result<ExitStatus, CliError> {
