@@ -132,7 +132,7 @@ pub async fn failover(session: &Session, finder: &Finder, req: &FailoverRequest)
                 .await
                 .map_err(|e| QueryError::query("promote_trigger_file", &session.target().dbname, &e))?
                 .get(0);
-            if set.is_empty() || PathBuf::from(&set) != *path {
+            if set.is_empty() || std::path::Path::new(&set) != path {
                 return Err(ReplicaError::TriggerFileNotSet { given: path.clone(), set });
             }
             std::fs::write(path, b"").map_err(|source| ReplicaError::Io {
