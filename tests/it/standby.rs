@@ -235,3 +235,42 @@ per_major!(primary_and_standby_stream: pg16 = 16, pg15 = 15, pg14 = 14, pg12 = 1
 fn q1(server: &Server, sql: &str) -> Option<String> {
     block_on(async { server.connect("postgres").await.query_one(sql, &[]).await.unwrap().get(0) })
 }
+
+/// The guide's failover trigger: on 12–15 a standby cloned with `--trigger-file` is promoted by creating the
+/// file (no database credentials needed); on 16, which removed `promote_trigger_file`, the clone refuses it.
+fn trigger_file_failover(major: u32) {
+    let primary = Server::start(major);
+    let scratch = Scratch::new();
+    let mut prepare = standby_cmd(&primary, &scratch);
+    prepare.args(["prepare-primary", "--standby", "127.0.0.1", "--restart"]);
+    prepare.arg("--data-dir").arg(primary.data_dir()).arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+    run_expect(&mut prepare, 0);
+    let parent = tempfile::Builder::new().prefix("qrd-standby-").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(parent.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert!(Command::new("chown").arg(qrd_testcontainers::SERVER_USER).arg(parent.path()).status().unwrap().success());
+    let dir = parent.path().join("standby_t");
+    let trigger = parent.path().join("failover");
+    let port = free_port();
+    let standby =
+        Standby { dir: dir.clone(), pg_ctl: primary.installation().server_bin.join("pg_ctl"), _parent: parent };
+    let mut clone = standby_cmd(&primary, &scratch);
+    clone.args(["clone", "--primary-host", "127.0.0.1", "--primary-port", &primary.port().to_string()]);
+    clone.arg("--data-dir").arg(&dir).args(["--port", &port.to_string(), "--start", "--trigger-file"]).arg(&trigger);
+    clone.arg("--pg-bin-dir").arg(&primary.installation().client_bin);
+    clone.arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+    if major >= 16 {
+        let out = run_expect(&mut clone, 4);
+        assert!(stderr(&out).contains("no promote_trigger_file"), "{}", stderr(&out));
+        assert!(!dir.exists(), "a refused clone left a directory");
+        return;
+    }
+    run_expect(&mut clone, 0);
+    let mut failover = qrd(&primary, &scratch);
+    failover.env("PGPORT", port.to_string()).args(["failover", "--json", "--via-trigger-file"]).arg(&trigger);
+    let f: Value = serde_json::from_slice(&run_expect(&mut failover, 0).stdout).unwrap();
+    assert!(f["method"].as_str().unwrap().starts_with("trigger file"), "{f}");
+    assert_eq!(f["timeline"], 2, "{f}");
+    assert_eq!(q(primary.socket_dir(), port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("false"));
+    drop(standby);
+}
+per_major!(trigger_file_failover: pg16 = 16, pg15 = 15, pg12 = 12);
