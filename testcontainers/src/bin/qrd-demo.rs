@@ -36,7 +36,7 @@ fn usage() -> ! {
 fn run(major: u32) -> Result<(), String> {
     let qrd = qrd_binary()?;
     say(&format!("starting a throwaway PostgreSQL {major} server (initdb into a temp dir, free port)"));
-    let server = Server::builder(major).start().map_err(|e| e.to_string())?;
+    let mut server = Server::builder(major).start().map_err(|e| e.to_string())?;
     say(&format!(
         "PostgreSQL {} is up on {}:{} (data in {})",
         server.version(),
@@ -52,6 +52,7 @@ fn run(major: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
 
+    let client_env = server.client_env();
     let qrd_cmd = |args: &[&str]| {
         let mut cmd = Command::new(&qrd);
         for (k, _) in std::env::vars_os() {
@@ -59,7 +60,7 @@ fn run(major: u32) -> Result<(), String> {
                 cmd.env_remove(k);
             }
         }
-        cmd.envs(server.client_env()).env("HOME", scratch.path()).args(args);
+        cmd.envs(client_env.iter().cloned()).env("HOME", scratch.path()).args(args);
         cmd
     };
     let client_bin = server.installation().client_bin.to_str().unwrap().to_owned();
@@ -165,6 +166,90 @@ fn run(major: u32) -> Result<(), String> {
     if !status.success() {
         return Err(format!("qrd restore exited with {status}"));
     }
+    say("a standby of the site on this machine: the primary prepared for its major, a clone that streams");
+    let server_bin = server.installation().server_bin.to_str().unwrap().to_owned();
+    let data_dir = server.data_dir().to_str().unwrap().to_owned();
+    let standbys = tempfile::Builder::new().prefix("qrd-demo-standby-").tempdir().map_err(|e| e.to_string())?;
+    std::fs::set_permissions(standbys.path(), std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    let owner = qrd_pgbin::Identity::owner_of(server.data_dir()).map_err(|e| e.to_string())?;
+    std::os::unix::fs::chown(standbys.path(), Some(owner.uid()), Some(owner.gid())).map_err(|e| e.to_string())?;
+    let standby_dir = standbys.path().join("standby1").to_str().unwrap().to_owned();
+    let standby_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port()
+        .to_string();
+    let primary_port = server.port().to_string();
+    let old_primary = format!("127.0.0.1:{primary_port}");
+    let replication_pw = qrd_testcontainers::random_password().map_err(|e| e.to_string())?;
+    let standby_steps: [(&str, Vec<&str>, bool); 4] = [
+        (
+            "prepare the primary: WAL settings for its major, a replication role, a pg_hba rule, a slot; restart",
+            vec![
+                "standby",
+                "prepare-primary",
+                "--standby",
+                "127.0.0.1",
+                "--slot",
+                "standby1",
+                "--restart",
+                "--data-dir",
+                &data_dir,
+                "--pg-bin-dir",
+                &server_bin,
+            ],
+            false,
+        ),
+        (
+            "clone a standby with pg_basebackup as the server's user, start it, wait until it streams",
+            vec![
+                "standby",
+                "clone",
+                "--primary-host",
+                "127.0.0.1",
+                "--primary-port",
+                &primary_port,
+                "--data-dir",
+                &standby_dir,
+                "--slot",
+                "standby1",
+                "--port",
+                &standby_port,
+                "--start",
+                "--pg-bin-dir",
+                &client_bin,
+                "--pg-bin-dir",
+                &server_bin,
+            ],
+            false,
+        ),
+        ("replication as the primary sees it", vec!["standby", "status"], false),
+        (
+            "the primary's machine is lost (stopped here); fail over: fencing check, promotion, the Qlik steps",
+            vec!["failover", "--old-primary", &old_primary],
+            true,
+        ),
+    ];
+    for (what, args, on_standby) in standby_steps {
+        if on_standby {
+            server.stop();
+        }
+        say(&format!("{what}\n$ qrd {}", args.join(" ")));
+        let mut cmd = qrd_cmd(&args);
+        cmd.env("QRD_REPLICATION_PASSWORD", &replication_pw);
+        if on_standby {
+            cmd.env("PGPORT", &standby_port);
+        }
+        let status = cmd.status().map_err(|e| format!("failed to run {}: {e}", qrd.display()))?;
+        if !status.success() {
+            return Err(format!("qrd {} exited with {status}", args.join(" ")));
+        }
+    }
+    let pg_ctl = server.installation().server_bin.join("pg_ctl");
+    if let Ok(ctl) = qrd_server::PgCtl::for_owner(&pg_ctl, standbys.path().join("standby1")) {
+        let _ = ctl.stop(qrd_server::StopMode::Fast);
+    }
+
     say("stopping and removing the throwaway servers");
     drop(target);
     drop(server);
