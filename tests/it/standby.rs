@@ -105,6 +105,12 @@ fn primary_and_standby_stream(major: u32) {
     );
     assert_eq!(again["set_password"], false, "{again}");
 
+    // A slot nobody uses yet holds WAL back: qrd check warns.
+    let out = run(qrd(&primary, &scratch).args(["check", "--json"]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let slot = v["checks"].as_array().unwrap().iter().find(|c| c["id"] == "replication.slot").cloned();
+    assert_eq!(slot.as_ref().map(|s| s["status"].clone()), Some(Value::from("warn")), "{v}");
+
     // The clone, as the server's OS user, in a directory of its own.
     let parent = tempfile::Builder::new().prefix("qrd-standby-").tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(parent.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -182,6 +188,32 @@ fn primary_and_standby_stream(major: u32) {
     assert_eq!(st["role"], "standby", "{st}");
     assert_eq!(st["receiver"]["status"], "streaming", "{st}");
     assert_eq!(st["receiver"]["timeline"], 1, "{st}");
+
+    // qrd check watches it from both sides.
+    let check = |cmd: &mut Command| -> Vec<Value> {
+        let out = run(cmd.args(["check", "--json"]));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["id"].as_str().unwrap().starts_with("replication"))
+            .cloned()
+            .collect()
+    };
+    let found = check(&mut qrd(&primary, &scratch));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0]["id"].as_str(), found[0]["status"].as_str()),
+        (Some("replication.standby"), Some("ok")),
+        "{found:?}"
+    );
+    let found = check(&mut on_standby(&[]));
+    assert_eq!(
+        (found[0]["id"].as_str(), found[0]["status"].as_str()),
+        (Some("replication.receiver"), Some("ok")),
+        "{found:?}"
+    );
 
     // Failover: refused while the old primary accepts writes; done once it is down.
     let old = format!("127.0.0.1:{}", primary.port());

@@ -71,6 +71,11 @@ pub static CHECKS: &[CheckDef] = &[
         run: client_tools,
     },
     CheckDef {
+        id: "replication",
+        about: "standbys stream without lagging past 64 MiB or 60 s; no inactive slot holds WAL; a standby's receiver streams",
+        run: replication,
+    },
+    CheckDef {
         id: "backup.newest",
         about: "with --backup-dir: the newest bundle that verifies is younger than 26 hours (fails past 50)",
         run: backups,
@@ -106,6 +111,87 @@ fn backups(ctx: &Context<'_>) -> Vec<Finding> {
         ),
         Some((file, hours)) => Finding::ok(id, format!("{file} verifies and is {hours:.0} hours old")),
     }]
+}
+
+fn replication(ctx: &Context<'_>) -> Vec<Finding> {
+    use qrd_replica::status::Status;
+    let mib = |b: i64| format!("{:.1} MiB", b as f64 / 1048576.0);
+    let Some(st) = &ctx.site.replication else { return Vec::new() };
+    let mut out = Vec::new();
+    match st {
+        Status::Primary { standbys, slots, .. } => {
+            for s in standbys {
+                let id = "replication.standby";
+                let behind = s.lag_bytes.is_some_and(|b| b > crate::LAG_WARN_BYTES)
+                    || s.lag_seconds.is_some_and(|t| t > crate::LAG_WARN_SECONDS);
+                let lag = format!(
+                    "{} / {}",
+                    s.lag_bytes.map(mib).unwrap_or_else(|| "?".into()),
+                    s.lag_seconds.map(|t| format!("{t:.1} s")).unwrap_or_else(|| "?".into())
+                );
+                out.push(if s.state != "streaming" {
+                    Finding::warn(
+                        id,
+                        format!(
+                            "standby {} ({}) is {}, not streaming",
+                            s.name,
+                            s.address.as_deref().unwrap_or("?"),
+                            s.state
+                        ),
+                        "`qrd standby status` on the standby; its log says why",
+                    )
+                } else if behind {
+                    Finding::warn(
+                        id,
+                        format!("standby {} lags {lag}", s.name),
+                        "check the standby's disk and network; a failover now would lose that much",
+                    )
+                } else {
+                    Finding::ok(id, format!("standby {} streams, lag {lag}", s.name))
+                });
+            }
+            for slot in slots.iter().filter(|s| !s.active) {
+                let held = slot.retained_bytes.unwrap_or(0);
+                if held > crate::SLOT_WARN_BYTES || standbys.is_empty() {
+                    out.push(Finding::warn(
+                        "replication.slot",
+                        format!("slot {} is inactive and holds {} of WAL", slot.name, mib(held)),
+                        format!(
+                            "bring its standby back, or drop it: SELECT pg_drop_replication_slot({})",
+                            qrd_pg::quote::literal(&slot.name).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        }
+        Status::Standby { receiver } => {
+            let id = "replication.receiver";
+            let status = receiver.status.as_deref().unwrap_or("not running");
+            out.push(if status != "streaming" {
+                Finding::warn(
+                    id,
+                    format!("this standby's WAL receiver is {status}"),
+                    "check primary_conninfo, the primary's pg_hba.conf replication rule and the standby's log",
+                )
+            } else if receiver.replay_lag_bytes.is_some_and(|b| b > crate::LAG_WARN_BYTES) {
+                Finding::warn(
+                    id,
+                    format!("replay is {} behind what was received", mib(receiver.replay_lag_bytes.unwrap_or(0))),
+                    "the standby cannot keep up: check its disk and CPU",
+                )
+            } else {
+                Finding::ok(
+                    id,
+                    format!(
+                        "streaming from {} on timeline {}",
+                        receiver.sender.as_deref().unwrap_or("?"),
+                        receiver.timeline.unwrap_or(0)
+                    ),
+                )
+            });
+        }
+    }
+    out
 }
 
 fn provision_hint(ctx: &Context<'_>) -> String {

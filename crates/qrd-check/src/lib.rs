@@ -76,6 +76,8 @@ pub struct Site {
     pub pool_size: u32,
     /// The backup directory's state (`--backup-dir`), when asked.
     pub backups: Option<Backups>,
+    /// Replication as the server sees it (`qrd standby status`), when it could be read.
+    pub replication: Option<qrd_replica::status::Status>,
 }
 
 /// A backup directory as `qrd check --backup-dir` sees it.
@@ -94,6 +96,12 @@ pub struct Backups {
 /// Hours after which the newest verified bundle warns (a nightly job missed a night) and fails.
 pub const BACKUP_WARN_HOURS: f64 = 26.0;
 pub const BACKUP_FAIL_HOURS: f64 = 50.0;
+
+/// A standby further behind than this (bytes of WAL, or seconds of replay) warns.
+pub const LAG_WARN_BYTES: i64 = 64 * 1024 * 1024;
+pub const LAG_WARN_SECONDS: f64 = 60.0;
+/// An inactive slot holding more WAL than this warns (it grows until the disk is full).
+pub const SLOT_WARN_BYTES: i64 = 1024 * 1024 * 1024;
 
 /// Qlik's default repository connection pool per node.
 pub const DEFAULT_POOL_SIZE: u32 = 90;

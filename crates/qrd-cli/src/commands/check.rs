@@ -50,7 +50,20 @@ pub async fn execute(args: CheckArgs) -> Result<ExitStatus, CliError> {
     let finder = args.tools.finder();
     let tools = ToolsFound { results: BACKUP_TOOLS.iter().map(|t| finder.find(*t, &inv.version)).collect() };
     let backups = args.backup_dir.as_ref().map(|dir| backups(dir, &finder));
-    let site = Site { nodes: args.nodes.clone(), node_count: args.node_count, pool_size: args.pool_size, backups };
+    let replication = match qrd_replica::status::status(&session).await {
+        Ok(st) => Some(st),
+        Err(e) => {
+            tracing::debug!("replication status not read: {e}");
+            None
+        }
+    };
+    let site = Site {
+        nodes: args.nodes.clone(),
+        node_count: args.node_count,
+        pool_size: args.pool_size,
+        backups,
+        replication,
+    };
     let findings = qrd_check::run_all(&Context { inventory: &inv, spec: &spec, tools: &tools, site: &site });
     let target = session.target();
     let report = Report::new(
