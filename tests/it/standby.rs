@@ -246,6 +246,50 @@ fn primary_and_standby_stream(major: u32) {
     });
     let out = run_expect(&mut on_standby(&["failover"]), 4);
     assert!(stderr(&out).contains("is not a standby"), "{}", stderr(&out));
+
+    // The old primary rejoins as a standby of the new one, and rows flow the other way: by pg_rewind on 16
+    // and 15; the 14.17 and 12 installs here have no usable pg_rewind of their own major, so there
+    // `--reclone` clones it afresh and says why.
+    let new_primary = format!("127.0.0.1:{port}");
+    let mut rejoin = standby_cmd(&primary, &scratch);
+    rejoin.args(["rejoin", "--new-primary", &new_primary, "--start", "--json", "--data-dir"]).arg(primary.data_dir());
+    rejoin.arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+    rejoin.arg("--pg-bin-dir").arg(&primary.installation().client_bin);
+    if major < 15 {
+        let out = run_expect(&mut rejoin, 4);
+        assert!(stderr(&out).contains("pg_rewind"), "{}", stderr(&out));
+        rejoin.arg("--reclone");
+    }
+    let r: Value = serde_json::from_slice(&run_expect(&mut rejoin, 0).stdout).unwrap();
+    if major >= 15 {
+        assert_eq!(r["method"], "pg_rewind", "{r}");
+    } else {
+        assert_eq!(r["method"], "re-clone", "{r}");
+        assert!(r["rewind_failed"].as_str().unwrap().contains("pg_rewind"), "{r}");
+    }
+    assert_eq!(r["streaming"], "streaming", "{r}");
+    let old_port = primary.port();
+    assert_eq!(q(&socket, old_port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("true"));
+    block_on(async {
+        let (client, conn) = tokio_postgres::Config::new()
+            .host_path(&socket)
+            .port(port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.batch_execute("INSERT INTO flow VALUES (1002)").await.unwrap();
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while q(&socket, old_port, "SELECT count(*)::text FROM flow").as_deref() != Some("1002") {
+        assert!(Instant::now() < deadline, "rows written on the new primary did not reach the rejoined one");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let auto = std::fs::read_to_string(primary.data_dir().join("postgresql.auto.conf")).unwrap();
+    assert!(!auto.contains("Repl-pw-1"), "{auto}");
+    assert_eq!(auto.matches("primary_conninfo").count(), 1, "{auto}");
     drop(standby);
 }
 

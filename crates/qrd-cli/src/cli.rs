@@ -65,3 +65,13 @@ pub fn command() -> clap::Command {
     }
     <Cli as clap::CommandFactory>::command().mut_subcommands(long_help_only)
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks over every subcommand (two arguments with one name, a `requires` that
+    /// names nothing …), which otherwise fire only when that subcommand is parsed.
+    #[test]
+    fn grammar_is_consistent() {
+        super::command().debug_assert();
+    }
+}

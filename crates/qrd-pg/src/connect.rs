@@ -344,6 +344,15 @@ impl ChildConnection {
     pub fn vars(&self) -> &[(&'static str, String)] {
         &self.env
     }
+
+    /// Gives the private password file (if any) to the OS user `uid`/`gid`, for a child that runs as that
+    /// user (pg_rewind as the data directory's owner); it stays mode 0600.
+    pub fn give_to(&self, uid: u32, gid: u32) -> std::io::Result<()> {
+        match &self._passfile {
+            Some(file) => std::os::unix::fs::chown(file.path(), Some(uid), Some(gid)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Opens connections to any database of one server with the same credentials and TLS settings.

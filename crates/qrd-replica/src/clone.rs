@@ -169,41 +169,19 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
 
     // Configuration, then the final name.
     let application_name = req.name.clone().unwrap_or_else(|| name.clone());
-    let pass_path = parent.join(format!(".{name}.qrd-replication.pgpass"));
-    let line = format!(
-        "{}:{}:replication:{}:{}\n",
-        escape(&req.primary_host),
-        req.primary_port,
-        escape(&req.replicator),
-        escape(req.password.expose())
-    );
-    write_owned(&pass_path, line.as_bytes(), 0o600, &owner)?;
-    let conninfo = [
-        ("host", req.primary_host.clone()),
-        ("port", req.primary_port.to_string()),
-        ("user", req.replicator.clone()),
-        ("passfile", pass_path.display().to_string()),
-        ("application_name", application_name.clone()),
-        ("sslmode", req.sslmode.clone()),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{k}={}", conninfo_value(v)))
-    .collect::<Vec<_>>()
-    .join(" ");
-    let mut auto = std::fs::read_to_string(partial.path().join("postgresql.auto.conf")).unwrap_or_default();
-    auto.push_str("# qrd standby clone: stream from the primary (the password is in the passfile, not here)\n");
-    auto.push_str(&format!("primary_conninfo = {}\n", conf_string(&conninfo)));
-    if let Some(slot) = &req.slot {
-        auto.push_str(&format!("primary_slot_name = {}\n", conf_string(slot)));
-    }
-    if let Some(port) = req.port {
-        auto.push_str(&format!("port = {port}\n"));
-    }
-    if let Some(trigger) = &req.trigger_file {
-        auto.push_str(&format!("promote_trigger_file = {}\n", conf_string(&trigger.display().to_string())));
-    }
-    write_owned(&partial.path().join("postgresql.auto.conf"), auto.as_bytes(), 0o600, &owner)?;
-    write_owned(&partial.path().join("standby.signal"), b"", 0o600, &owner)?;
+    let link = Link {
+        host: req.primary_host.clone(),
+        port: req.primary_port,
+        replicator: req.replicator.clone(),
+        password: req.password.clone(),
+        application_name: application_name.clone(),
+        sslmode: req.sslmode.clone(),
+        slot: req.slot.clone(),
+        own_port: req.port,
+        trigger_file: req.trigger_file.clone(),
+    };
+    let pass_path =
+        configure_standby(partial.path(), &parent.join(format!(".{name}.qrd-replication.pgpass")), &link, &owner)?;
 
     let mut kept_aside = None;
     if non_empty {
@@ -242,8 +220,80 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
     })
 }
 
+/// How a standby reaches its primary.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub host: String,
+    pub port: u16,
+    pub replicator: String,
+    pub password: Secret,
+    pub application_name: String,
+    pub sslmode: String,
+    pub slot: Option<String>,
+    /// The standby's own `port`, when it must differ from what its configuration says.
+    pub own_port: Option<u16>,
+    pub trigger_file: Option<PathBuf>,
+}
+
+/// The keys qrd writes into a standby's postgresql.auto.conf: older values of them (a copied
+/// `primary_conninfo` that names the server itself after a failover, the source's `port`) are dropped.
+const STANDBY_KEYS: [&str; 4] = ["primary_conninfo", "primary_slot_name", "promote_trigger_file", "port"];
+const STANDBY_MARK: &str = "# qrd standby: stream from the primary (the password is in the passfile, not here)";
+
+/// Makes `dir` a standby following `link`: the password in `passfile` (0600, the owner's), then
+/// `primary_conninfo` with `passfile=`, the slot, port and trigger file in postgresql.auto.conf, and
+/// `standby.signal`. Returns the passfile's path.
+pub fn configure_standby(dir: &Path, passfile: &Path, link: &Link, owner: &Identity) -> Result<PathBuf, ReplicaError> {
+    let line = format!(
+        "{}:{}:replication:{}:{}\n",
+        escape(&link.host),
+        link.port,
+        escape(&link.replicator),
+        escape(link.password.expose())
+    );
+    write_owned(passfile, line.as_bytes(), 0o600, owner)?;
+    let conninfo = [
+        ("host", link.host.clone()),
+        ("port", link.port.to_string()),
+        ("user", link.replicator.clone()),
+        ("passfile", passfile.display().to_string()),
+        ("application_name", link.application_name.clone()),
+        ("sslmode", link.sslmode.clone()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", conninfo_value(v)))
+    .collect::<Vec<_>>()
+    .join(" ");
+    let auto_path = dir.join("postgresql.auto.conf");
+    let old = std::fs::read_to_string(&auto_path).unwrap_or_default();
+    let drop_port = link.own_port.is_some();
+    let mut auto: String = old
+        .lines()
+        .filter(|l| {
+            let key = l.split('=').next().unwrap_or("").trim();
+            *l != STANDBY_MARK && !(STANDBY_KEYS.contains(&key) && (key != "port" || drop_port))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    auto.push_str(STANDBY_MARK);
+    auto.push('\n');
+    auto.push_str(&format!("primary_conninfo = {}\n", conf_string(&conninfo)));
+    if let Some(slot) = &link.slot {
+        auto.push_str(&format!("primary_slot_name = {}\n", conf_string(slot)));
+    }
+    if let Some(port) = link.own_port {
+        auto.push_str(&format!("port = {port}\n"));
+    }
+    if let Some(trigger) = &link.trigger_file {
+        auto.push_str(&format!("promote_trigger_file = {}\n", conf_string(&trigger.display().to_string())));
+    }
+    write_owned(&auto_path, auto.as_bytes(), 0o600, owner)?;
+    write_owned(&dir.join("standby.signal"), b"", 0o600, owner)?;
+    Ok(passfile.to_owned())
+}
+
 /// Starts the standby (pg_ctl of its own major, as its owner) and waits until its WAL receiver streams.
-fn start_and_wait(
+pub fn start_and_wait(
     dir: &Path,
     finder: &Finder,
     owner: &Identity,
@@ -300,7 +350,7 @@ fn start_and_wait(
 }
 
 /// The socket directory and port the standby's configuration names (as the copy holds it).
-fn socket_of(dir: &Path) -> (String, u16) {
+pub fn socket_of(dir: &Path) -> (String, u16) {
     let mut socket = "/var/run/postgresql".to_owned();
     let mut port = 5432;
     for file in ["postgresql.conf", "postgresql.auto.conf"] {

@@ -54,6 +54,12 @@ pub enum ReplicaError {
     NotPromoted { server: String, seconds: u64 },
     #[error("the standby's promote_trigger_file is {set:?}, not {}", given.display())]
     TriggerFileNotSet { given: PathBuf, set: String },
+    #[error("a server still runs on {} (pid {pid}): the old primary must be stopped before it rejoins", dir.display())]
+    StillRunning { dir: PathBuf, pid: u32 },
+    #[error("{} is not a PostgreSQL data directory (no PG_VERSION)", dir.display())]
+    NotADataDir { dir: PathBuf },
+    #[error("pg_rewind could not rewind {}: {message}", dir.display())]
+    Rewind { dir: PathBuf, message: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -103,6 +109,14 @@ impl ReplicaError {
             ReplicaError::TriggerFileNotSet { .. } => {
                 "give the path the standby was cloned with (--trigger-file), or promote over a connection".into()
             }
+            ReplicaError::StillRunning { .. } => {
+                "stop it first (pg_ctl stop -m fast, or its service), then rejoin".into()
+            }
+            ReplicaError::NotADataDir { .. } => "give the old primary's data directory".into(),
+            ReplicaError::Rewind { .. } => {
+                "pg_rewind's words are above; add --reclone to clone the directory afresh (its contents are kept aside)"
+                    .into()
+            }
             ReplicaError::Internal(_) => "this is a bug in qrd: please report it".into(),
         }
     }
@@ -122,6 +136,8 @@ impl ReplicaError {
                 | ReplicaError::NotAStandby { .. }
                 | ReplicaError::OldPrimaryAlive { .. }
                 | ReplicaError::TriggerFileNotSet { .. }
+                | ReplicaError::StillRunning { .. }
+                | ReplicaError::NotADataDir { .. }
         )
     }
 }

@@ -9,12 +9,14 @@
 //!   and slots;
 //! - [`clone`]: `qrd standby clone`, a standby's data directory from the primary, streaming;
 //! - [`status`]: `qrd standby status`, replication as the primary or the standby sees it;
-//! - [`failover`]: `qrd failover`, fencing, promotion, and the Qlik nodes' next steps.
+//! - [`failover`]: `qrd failover`, fencing, promotion, and the Qlik nodes' next steps;
+//! - [`rejoin`]: `qrd standby rejoin`, a failed old primary rewound (or re-cloned) into a standby.
 
 pub mod clone;
 pub mod error;
 pub mod failover;
 pub mod prepare;
+pub mod rejoin;
 pub mod status;
 
 pub use error::ReplicaError;

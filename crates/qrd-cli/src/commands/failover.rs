@@ -35,7 +35,7 @@ pub struct FailoverArgs {
     pub tools: ToolArgs,
 }
 
-fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
     let port = port.parse().map_err(|_| format!("{port:?} is not a port"))?;
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))

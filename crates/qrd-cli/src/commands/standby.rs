@@ -26,6 +26,49 @@ pub enum StandbyCommand {
     Clone(CloneArgs),
     /// Replication as the server sees it: standbys, lag and slots on a primary; receiver and lag on a standby
     Status(StatusArgs),
+    /// Turn a failed old primary into a standby of the new one (pg_rewind; --reclone when it cannot)
+    Rejoin(RejoinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RejoinArgs {
+    /// The old primary's data directory (stopped)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The new primary, HOST:PORT (pg_rewind connects there as -U, a superuser)
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::commands::failover::parse_host_port)]
+    pub new_primary: (String, u16),
+    /// The replication role
+    #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPLICATOR)]
+    pub replicator: String,
+    /// File holding the replication role's password [or QRD_REPLICATION_PASSWORD, or a prompt]
+    #[arg(long, value_name = "FILE")]
+    pub replication_password_file: Option<PathBuf>,
+    /// Stream through this physical replication slot on the new primary
+    #[arg(long, value_name = "NAME")]
+    pub slot: Option<String>,
+    /// The name the new primary shows for this standby [default: the data directory's name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// sslmode of the standby's replication connection to the new primary
+    #[arg(long, value_name = "MODE", default_value = "prefer")]
+    pub replication_sslmode: String,
+    /// When pg_rewind cannot rewind it, clone it afresh (the old contents are kept aside)
+    #[arg(long)]
+    pub reclone: bool,
+    /// Start it and succeed only once it streams
+    #[arg(long)]
+    pub start: bool,
+    /// Its superuser, for the --start check through its socket [default: the OS user's name, then postgres]
+    #[arg(long, value_name = "ROLE")]
+    pub superuser: Option<String>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    #[command(flatten)]
+    pub tools: ToolArgs,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +167,52 @@ pub async fn execute(args: StandbyArgs) -> Result<ExitStatus, CliError> {
         StandbyCommand::PreparePrimary(a) => prepare_primary(a).await,
         StandbyCommand::Clone(a) => clone_standby(a).await,
         StandbyCommand::Status(a) => status(a).await,
+        StandbyCommand::Rejoin(a) => rejoin(a).await,
     }
+}
+
+async fn rejoin(a: RejoinArgs) -> Result<ExitStatus, CliError> {
+    let password = qrd_auth::source::replication_password(a.replication_password_file.as_deref(), true, false)?
+        .ok_or_else(|| CliError::from(qrd_replica::ReplicaError::PasswordNeeded { role: a.replicator.clone() }))?;
+    let (host, port) = a.new_primary;
+    let mut opts = a.conn.opts();
+    opts.host = Some(host.clone());
+    opts.port = Some(port);
+    let session = qrd_pg::Session::open(&opts).await?;
+    let source = session.connector().child("postgres")?;
+    let req = qrd_replica::rejoin::RejoinRequest {
+        data_dir: a.data_dir,
+        new_primary_host: host,
+        new_primary_port: port,
+        replicator: a.replicator,
+        password,
+        slot: a.slot,
+        name: a.name,
+        sslmode: a.replication_sslmode,
+        reclone: a.reclone,
+        start: a.start,
+        superuser: a.superuser,
+    };
+    let finder = a.tools.finder();
+    let done = tokio::task::spawn_blocking(move || qrd_replica::rejoin::rejoin(&req, &source, &finder))
+        .await
+        .expect("no panic")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&done).expect("serialisable"));
+        return Ok(ExitStatus::Success);
+    }
+    if let Some(why) = &done.rewind_failed {
+        println!("pg_rewind could not rewind it ({why}); it was cloned afresh");
+    }
+    println!(
+        "{} follows {} ({}, {:.1} s){}",
+        done.data_dir.display(),
+        done.new_primary,
+        done.method,
+        done.seconds,
+        done.streaming.as_deref().map(|s| format!("; the WAL receiver is {s}")).unwrap_or_default()
+    );
+    Ok(ExitStatus::Success)
 }
 
 async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {

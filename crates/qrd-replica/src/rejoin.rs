@@ -1,0 +1,142 @@
+//! `qrd standby rejoin`: a failed old primary becomes a standby of the new one.
+//!
+//! - The old primary must not run (qrd refuses while it does: stop it first).
+//! - `pg_rewind` of exactly its major, run as the data directory's owner, takes from the new primary what
+//!   diverged after the timeline fork (it needs `wal_log_hints` or data checksums, which
+//!   `prepare-primary` sets). From 13 pg_rewind recovers an uncleanly stopped directory itself; on 12 it
+//!   must have stopped cleanly.
+//! - Then the directory is configured like a clone: `standby.signal`, `primary_conninfo` to the new primary
+//!   with the replicator's password in a 0600 passfile; its own port is kept (pg_rewind copies the new
+//!   primary's configuration, port included).
+//! - When rewinding is impossible (no wal_log_hints, a diverged history pg_rewind cannot follow), the error
+//!   says why; with `--reclone` qrd then clones the directory afresh, keeping the old contents aside.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use qrd_pg::Secret;
+use qrd_pg::connect::ChildConnection;
+use qrd_pgbin::{Finder, Identity, PgVersion, Tool, run, scrubbed_command};
+use qrd_server::local::major_of;
+use qrd_server::pgctl::postmaster_pid;
+
+use crate::clone::{self, CloneRequest, Link, configure_standby, socket_of, start_and_wait};
+use crate::error::ReplicaError;
+
+#[derive(Debug, Clone)]
+pub struct RejoinRequest {
+    pub data_dir: PathBuf,
+    pub new_primary_host: String,
+    pub new_primary_port: u16,
+    pub replicator: String,
+    pub password: Secret,
+    pub slot: Option<String>,
+    pub name: Option<String>,
+    pub sslmode: String,
+    pub reclone: bool,
+    pub start: bool,
+    pub superuser: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rejoined {
+    pub data_dir: PathBuf,
+    /// `pg_rewind` or `re-clone`.
+    pub method: String,
+    pub new_primary: String,
+    /// Why pg_rewind could not be used (with `--reclone`).
+    pub rewind_failed: Option<String>,
+    pub seconds: f64,
+    pub streaming: Option<String>,
+}
+
+/// Rejoins `req.data_dir`; `source` connects to the new primary as a superuser (for pg_rewind).
+pub fn rejoin(req: &RejoinRequest, source: &ChildConnection, finder: &Finder) -> Result<Rejoined, ReplicaError> {
+    let started = Instant::now();
+    let dir = req.data_dir.clone();
+    if let Some((pid, _)) = postmaster_pid(&dir)
+        && Path::new(&format!("/proc/{pid}")).exists()
+    {
+        return Err(ReplicaError::StillRunning { dir, pid });
+    }
+    let major = major_of(&dir).ok_or_else(|| ReplicaError::NotADataDir { dir: dir.clone() })?;
+    let owner = Identity::owner_of(&dir).map_err(|e| ReplicaError::OsUser { message: e.to_string() })?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "standby".into());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
+    let (_, own_port) = socket_of(&dir);
+    let new_primary = format!("{}:{}", req.new_primary_host, req.new_primary_port);
+
+    let version = PgVersion { major, minor: 0, text: major.to_string() };
+    source.give_to(owner.uid(), owner.gid()).map_err(|source| ReplicaError::Io {
+        what: "give the password file to",
+        path: dir.clone(),
+        source,
+    })?;
+    // Without a pg_rewind of exactly this major there is no rewind: with --reclone that is a reason to
+    // clone, otherwise the error names what to install.
+    let rewound: Result<(), String> = match finder.find(Tool::PgRewind, &version) {
+        Err(e) if req.reclone => Err(e.to_string()),
+        Err(e) => return Err(e.into()),
+        Ok(pg_rewind) => {
+            let mut cmd = scrubbed_command(&pg_rewind.path);
+            source.apply(&mut cmd);
+            cmd.env("PGHOST", &req.new_primary_host).env("PGPORT", req.new_primary_port.to_string());
+            cmd.arg("--target-pgdata").arg(&dir).args(["--source-server", "dbname=postgres"]).current_dir("/");
+            if !owner.is_current() {
+                owner.apply_to(&mut cmd);
+            }
+            tracing::info!("rewinding {} to follow {new_primary} (pg_rewind {})", dir.display(), pg_rewind.version);
+            run(&mut cmd, "rewind the old primary (pg_rewind)").map(|_| ()).map_err(|e| e.to_string())
+        }
+    };
+    let (method, rewind_failed) = match rewound {
+        Ok(_) => {
+            let link = Link {
+                host: req.new_primary_host.clone(),
+                port: req.new_primary_port,
+                replicator: req.replicator.clone(),
+                password: req.password.clone(),
+                application_name: req.name.clone().unwrap_or_else(|| name.clone()),
+                sslmode: req.sslmode.clone(),
+                slot: req.slot.clone(),
+                own_port: Some(own_port),
+                trigger_file: None,
+            };
+            configure_standby(&dir, &parent.join(format!(".{name}.qrd-replication.pgpass")), &link, &owner)?;
+            ("pg_rewind".to_owned(), None)
+        }
+        Err(e) if req.reclone => {
+            tracing::warn!("pg_rewind could not rewind {}: {e}; cloning afresh (--reclone)", dir.display());
+            let clone_req = CloneRequest {
+                primary_host: req.new_primary_host.clone(),
+                primary_port: req.new_primary_port,
+                data_dir: dir.clone(),
+                replicator: req.replicator.clone(),
+                password: req.password.clone(),
+                slot: req.slot.clone(),
+                port: Some(own_port),
+                trigger_file: None,
+                os_user: owner.name().map(str::to_owned),
+                name: req.name.clone(),
+                force: true,
+                start: false,
+                sslmode: req.sslmode.clone(),
+                superuser: req.superuser.clone(),
+            };
+            clone::clone(&clone_req, finder)?;
+            ("re-clone".to_owned(), Some(e))
+        }
+        Err(e) => return Err(ReplicaError::Rewind { dir, message: e }),
+    };
+    tracing::info!("{} is a standby of {new_primary} ({method})", dir.display());
+    let streaming =
+        if req.start { Some(start_and_wait(&dir, finder, &owner, req.superuser.as_deref())?) } else { None };
+    Ok(Rejoined {
+        data_dir: dir,
+        method,
+        new_primary,
+        rewind_failed,
+        seconds: started.elapsed().as_secs_f64(),
+        streaming,
+    })
+}
