@@ -350,3 +350,109 @@ fn trigger_file_failover(major: u32) {
     drop(standby);
 }
 per_major!(trigger_file_failover: pg16 = 16, pg15 = 15, pg12 = 12);
+
+/// A planned switchover under a steady write load: every insert the old primary acknowledged is on the new
+/// primary, the old primary follows the new one, and the write gap is reported.
+fn switchover_loses_nothing(major: u32) {
+    let primary = Server::start(major);
+    let scratch = Scratch::new();
+    let mut prepare = standby_cmd(&primary, &scratch);
+    prepare.args(["prepare-primary", "--standby", "127.0.0.1", "--restart"]);
+    prepare.arg("--data-dir").arg(primary.data_dir()).arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+    run_expect(&mut prepare, 0);
+    block_on(async {
+        primary.connect("postgres").await.batch_execute("CREATE TABLE acks (id int PRIMARY KEY)").await.unwrap()
+    });
+    let parent = tempfile::Builder::new().prefix("qrd-standby-").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(parent.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert!(Command::new("chown").arg(qrd_testcontainers::SERVER_USER).arg(parent.path()).status().unwrap().success());
+    let dir = parent.path().join("standby_s");
+    let port = free_port();
+    let standby =
+        Standby { dir: dir.clone(), pg_ctl: primary.installation().server_bin.join("pg_ctl"), _parent: parent };
+    let mut clone = standby_cmd(&primary, &scratch);
+    clone.args(["clone", "--primary-host", "127.0.0.1", "--primary-port", &primary.port().to_string()]);
+    clone.arg("--data-dir").arg(&dir).args(["--port", &port.to_string(), "--start"]);
+    clone.arg("--pg-bin-dir").arg(&primary.installation().client_bin);
+    clone.arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+    run_expect(&mut clone, 0);
+
+    // Clients write to the primary, one acknowledged insert after another, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, old_port, user, pw) =
+        (stop.clone(), primary.port(), primary.superuser().to_owned(), primary.password().to_owned());
+    let writer = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let mut acked: Vec<i32> = Vec::new();
+            let mut next = 1;
+            let mut client = None;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if client.is_none() {
+                    let connected = tokio_postgres::Config::new()
+                        .host("127.0.0.1")
+                        .port(old_port)
+                        .user(&user)
+                        .password(&pw)
+                        .dbname("postgres")
+                        .connect_timeout(Duration::from_secs(1))
+                        .connect(tokio_postgres::NoTls)
+                        .await;
+                    match connected {
+                        Ok((c, conn)) => {
+                            tokio::spawn(conn);
+                            client = Some(c);
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    }
+                }
+                match client.as_ref().unwrap().execute("INSERT INTO acks VALUES ($1)", &[&next]).await {
+                    Ok(_) => {
+                        acked.push(next);
+                        next += 1;
+                    }
+                    Err(_) => {
+                        client = None;
+                        next += 1;
+                    }
+                }
+            }
+            acked
+        })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let new_primary = format!("127.0.0.1:{port}");
+    let mut switch = qrd(&primary, &scratch);
+    switch.env("QRD_REPLICATION_PASSWORD", REPL_PW).args(["switchover", "--json", "--standby", &new_primary, "--data-dir"]).arg(primary.data_dir());
+    switch.arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+    switch.arg("--pg-bin-dir").arg(&primary.installation().client_bin);
+    let s: Value = serde_json::from_slice(&run_expect(&mut switch, 0).stdout).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.join().unwrap();
+    assert!(acked.len() > 10, "too few writes to tell anything: {}", acked.len());
+    assert_eq!(s["timeline"], 2, "{s}");
+    assert_eq!(s["old_primary_streaming"], "streaming", "{s}");
+    assert!(s["write_downtime_seconds"].as_f64().unwrap() > 0.0, "{s}");
+
+    let socket = primary.socket_dir().to_owned();
+    let on_new = block_on(async {
+        let (client, conn) = tokio_postgres::Config::new()
+            .host_path(&socket)
+            .port(port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let n: i64 = client.query_one("SELECT count(*) FROM acks WHERE id = ANY($1)", &[&acked]).await.unwrap().get(0);
+        n
+    });
+    assert_eq!(on_new as usize, acked.len(), "acknowledged inserts are missing on the new primary");
+    assert_eq!(q(&socket, primary.port(), "SELECT pg_is_in_recovery()::text").as_deref(), Some("true"));
+    drop(standby);
+}
+per_major!(switchover_loses_nothing: pg16 = 16, pg15 = 15);

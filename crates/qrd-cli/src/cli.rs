@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use crate::commands::{
     backup::BackupArgs, check::CheckArgs, conf::ConfArgs, drill::DrillArgs, failover::FailoverArgs, hba::HbaArgs,
     password::PasswordArgs, provision::ProvisionArgs, restore::RestoreArgs, scram::ScramArgs, ssl::SslArgs,
-    standby::StandbyArgs,
+    standby::StandbyArgs, switchover::SwitchoverArgs,
 };
 
 /// qrd — the PostgreSQL repository database of Qlik Sense Enterprise on Windows, done safely.
@@ -48,6 +48,8 @@ pub enum Command {
     Standby(StandbyArgs),
     /// Promote a standby (refusing while the old primary still accepts writes), wait for writes, tell the Qlik steps
     Failover(FailoverArgs),
+    /// The planned move: stop the primary cleanly, let the standby replay everything, promote it, make the old primary follow
+    Switchover(SwitchoverArgs),
 }
 
 /// The grammar, with `--help` (long only) on every subcommand: `-h` is the host there, as in psql.

@@ -60,6 +60,14 @@ pub enum ReplicaError {
     NotADataDir { dir: PathBuf },
     #[error("pg_rewind could not rewind {}: {message}", dir.display())]
     Rewind { dir: PathBuf, message: String },
+    #[error("{server} is not a primary (it is in recovery)")]
+    NotAPrimary { server: String },
+    #[error("{server} is not streaming from the primary now: a switchover would wait for WAL it cannot get")]
+    NotStreamingNow { server: String },
+    #[error("{} did not stop cleanly (pg_control state {state})", dir.display())]
+    NotCleanlyStopped { dir: PathBuf, state: i32 },
+    #[error("{server} did not replay past the primary's shutdown checkpoint {lsn} in time; it was not promoted")]
+    NotCaughtUp { server: String, lsn: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -117,6 +125,11 @@ impl ReplicaError {
                 "pg_rewind's words are above; add --reclone to clone the directory afresh (its contents are kept aside)"
                     .into()
             }
+            ReplicaError::NotAPrimary { .. } => "connect (-h/-p) to the primary; --standby names the standby".into(),
+            ReplicaError::NotStreamingNow { .. } => "`qrd standby status` on the standby shows why".into(),
+            ReplicaError::NotCleanlyStopped { .. } | ReplicaError::NotCaughtUp { .. } => {
+                "nothing was promoted: start the old primary again (pg_ctl start) and look at both logs".into()
+            }
             ReplicaError::Internal(_) => "this is a bug in qrd: please report it".into(),
         }
     }
@@ -138,6 +151,8 @@ impl ReplicaError {
                 | ReplicaError::TriggerFileNotSet { .. }
                 | ReplicaError::StillRunning { .. }
                 | ReplicaError::NotADataDir { .. }
+                | ReplicaError::NotAPrimary { .. }
+                | ReplicaError::NotStreamingNow { .. }
         )
     }
 }

@@ -10,7 +10,8 @@
 //! - [`clone`]: `qrd standby clone`, a standby's data directory from the primary, streaming;
 //! - [`status`]: `qrd standby status`, replication as the primary or the standby sees it;
 //! - [`failover`]: `qrd failover`, fencing, promotion, and the Qlik nodes' next steps;
-//! - [`rejoin`]: `qrd standby rejoin`, a failed old primary rewound (or re-cloned) into a standby.
+//! - [`rejoin`]: `qrd standby rejoin`, a failed old primary rewound (or re-cloned) into a standby;
+//! - [`switchover`]: `qrd switchover`, the planned move without losing a transaction.
 
 pub mod clone;
 pub mod error;
@@ -18,5 +19,6 @@ pub mod failover;
 pub mod prepare;
 pub mod rejoin;
 pub mod status;
+pub mod switchover;
 
 pub use error::ReplicaError;

@@ -12,6 +12,7 @@ pub mod restore;
 pub mod scram;
 pub mod ssl;
 pub mod standby;
+pub mod switchover;
 
 use crate::cli::Command;
 use crate::error::{CliError, ExitStatus};
@@ -30,5 +31,6 @@ pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
         Command::Ssl(args) => ssl::execute(args).await,
         Command::Standby(args) => standby::execute(args).await,
         Command::Failover(args) => failover::execute(args).await,
+        Command::Switchover(args) => switchover::execute(args).await,
     }
 }
