@@ -170,6 +170,46 @@ fn primary_and_standby_stream(major: u32) {
     let out = run_expect(&mut clone(&["--force"]), 4);
     assert!(stderr(&out).contains("a server is running on"), "{}", stderr(&out));
 
+    // A second standby, into a directory that is not empty: refused, then --force keeps the contents aside.
+    // Meanwhile nothing's command line ever shows the replicator's password.
+    let dir_b = standby._parent.path().join("standby_b");
+    std::fs::create_dir(&dir_b).unwrap();
+    std::fs::write(dir_b.join("keep-me"), "precious").unwrap();
+    assert!(
+        Command::new("chown").args(["-R", qrd_testcontainers::SERVER_USER]).arg(&dir_b).status().unwrap().success()
+    );
+    let port_b = free_port();
+    let clone_b = |extra: &[&str]| {
+        let mut cmd = standby_cmd(&primary, &scratch);
+        cmd.args(["clone", "--primary-host", "127.0.0.1", "--primary-port", &primary.port().to_string()]);
+        cmd.arg("--data-dir").arg(&dir_b).args(["--port", &port_b.to_string(), "--json"]);
+        cmd.arg("--pg-bin-dir").arg(&primary.installation().client_bin);
+        cmd.arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+        cmd.args(extra);
+        cmd
+    };
+    let out = run_expect(&mut clone_b(&["--start"]), 4);
+    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
+    // The watch itself sees a command line that carries the password.
+    let probe = CmdlineWatch::start("Repl-pw-1");
+    assert!(Command::new("sh").args(["-c", "sleep 0.3", "Repl-pw-1"]).status().unwrap().success());
+    assert!(!probe.stop().is_empty(), "the /proc watch misses command lines");
+    let watch = CmdlineWatch::start("Repl-pw-1");
+    let out = run_expect(&mut clone_b(&["--start", "--force"]), 0);
+    assert_eq!(watch.stop(), Vec::<String>::new(), "a command line showed the password");
+    let b: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aside = PathBuf::from(b["kept_aside"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(aside.join("keep-me")).unwrap(), "precious");
+    let _standby_b =
+        Standby { dir: dir_b.clone(), pg_ctl: standby.pg_ctl.clone(), _parent: tempfile::tempdir().unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while q1(&primary, "SELECT count(*)::text FROM pg_stat_replication WHERE state = 'streaming'").as_deref()
+        != Some("2")
+    {
+        assert!(Instant::now() < deadline, "the second standby does not stream");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // Status from both sides.
     let on_standby = |args: &[&str]| {
         let mut cmd = qrd(&primary, &scratch);
@@ -180,8 +220,9 @@ fn primary_and_standby_stream(major: u32) {
         serde_json::from_slice(&run_expect(qrd(&primary, &scratch).args(["standby", "status", "--json"]), 0).stdout)
             .unwrap();
     assert_eq!(st["role"], "primary", "{st}");
-    assert_eq!(st["standbys"][0]["name"], "standby_a", "{st}");
-    assert_eq!(st["standbys"][0]["state"], "streaming", "{st}");
+    let names: Vec<&str> = st["standbys"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["standby_a", "standby_b"], "{st}");
+    assert!(st["standbys"].as_array().unwrap().iter().all(|s| s["state"] == "streaming"), "{st}");
     assert_eq!(st["slots"][0]["active"], true, "{st}");
     let st: Value =
         serde_json::from_slice(&run_expect(&mut on_standby(&["standby", "status", "--json"]), 0).stdout).unwrap();
@@ -202,12 +243,8 @@ fn primary_and_standby_stream(major: u32) {
             .collect()
     };
     let found = check(&mut qrd(&primary, &scratch));
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(
-        (found[0]["id"].as_str(), found[0]["status"].as_str()),
-        (Some("replication.standby"), Some("ok")),
-        "{found:?}"
-    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.iter().all(|f| f["id"] == "replication.standby" && f["status"] == "ok"), "{found:?}");
     let found = check(&mut on_standby(&[]));
     assert_eq!(
         (found[0]["id"].as_str(), found[0]["status"].as_str()),
@@ -426,7 +463,10 @@ fn switchover_loses_nothing(major: u32) {
     std::thread::sleep(Duration::from_millis(500));
     let new_primary = format!("127.0.0.1:{port}");
     let mut switch = qrd(&primary, &scratch);
-    switch.env("QRD_REPLICATION_PASSWORD", REPL_PW).args(["switchover", "--json", "--standby", &new_primary, "--data-dir"]).arg(primary.data_dir());
+    switch
+        .env("QRD_REPLICATION_PASSWORD", REPL_PW)
+        .args(["switchover", "--json", "--standby", &new_primary, "--data-dir"])
+        .arg(primary.data_dir());
     switch.arg("--pg-bin-dir").arg(&primary.installation().server_bin);
     switch.arg("--pg-bin-dir").arg(&primary.installation().client_bin);
     let s: Value = serde_json::from_slice(&run_expect(&mut switch, 0).stdout).unwrap();
@@ -456,3 +496,38 @@ fn switchover_loses_nothing(major: u32) {
     drop(standby);
 }
 per_major!(switchover_loses_nothing: pg16 = 16, pg15 = 15);
+
+/// Scans every process's command line for a secret until stopped; returns what it found.
+struct CmdlineWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl CmdlineWatch {
+    fn start(secret: &'static str) -> CmdlineWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut hits = Vec::new();
+            let mut scans = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                    if let Ok(cmdline) = std::fs::read(e.path().join("cmdline"))
+                        && cmdline.windows(secret.len()).any(|w| w == secret.as_bytes())
+                    {
+                        hits.push(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+                    }
+                }
+                scans += 1;
+            }
+            assert!(scans > 3, "the /proc scan did not run while the command ran");
+            hits
+        });
+        CmdlineWatch { stop, thread }
+    }
+
+    fn stop(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}

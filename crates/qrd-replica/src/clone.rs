@@ -157,6 +157,11 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
     if let Some(slot) = &req.slot {
         cmd.arg(format!("--slot={slot}"));
     }
+    // On a terminal, pg_basebackup's own progress line (its messages then go to the terminal, not into the
+    // error); in a log, nothing but the result.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        cmd.arg("--progress").stderr(std::process::Stdio::inherit());
+    }
     as_owner(&mut cmd);
     tracing::info!(
         "cloning {}:{} with pg_basebackup {} (PostgreSQL {} primary)",
