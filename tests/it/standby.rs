@@ -190,9 +190,11 @@ fn primary_and_standby_stream(major: u32) {
     };
     let out = run_expect(&mut clone_b(&["--start"]), 4);
     assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
-    // The watch itself sees a command line that carries the password.
-    let probe = CmdlineWatch::start("Repl-pw-1");
-    assert!(Command::new("sh").args(["-c", "sleep 0.3", "Repl-pw-1"]).status().unwrap().success());
+    // The watch itself sees a command line that carries a secret (a marker of this test process: tests
+    // running beside it must not see it as the password).
+    let marker: &'static str = Box::leak(format!("qrd-cmdline-probe-{}", std::process::id()).into_boxed_str());
+    let probe = CmdlineWatch::start(marker);
+    assert!(Command::new("sh").args(["-c", "sleep 0.3", marker]).status().unwrap().success());
     assert!(!probe.stop().is_empty(), "the /proc watch misses command lines");
     let watch = CmdlineWatch::start("Repl-pw-1");
     let out = run_expect(&mut clone_b(&["--start", "--force"]), 0);
