@@ -326,20 +326,55 @@ async fn dump_all(
     manifest: &mut Manifest,
     progress: &Shared,
 ) -> Result<Vec<DumpedDatabase>, BackupError> {
-    tracing::info!("dumping the roles (pg_dumpall --globals-only)");
-    let child = session.connector().child("postgres")?;
-    let tools = plan.tools.clone();
-    let out = staging.join(GLOBALS_MEMBER);
-    blocking(move || dump::dump_globals(&tools, &child, &out)).await?;
+    // The largest database (QSR) takes nearly all the time and both cores; the roles and the small
+    // databases are mostly the tools' start-up and catalog queries, so they run beside it, not after it.
+    let largest = plan.databases.iter().enumerate().max_by_key(|(_, d)| d.bytes).map(|(i, _)| i).unwrap_or(0);
+    let big = async {
+        match plan.databases.get(largest) {
+            Some(d) => Some(dump_one(session, plan, req, d, staging, Some(progress)).await).transpose(),
+            None => Ok(None),
+        }
+    };
+    let small = async {
+        tracing::info!("dumping the roles (pg_dumpall --globals-only)");
+        let child = session.connector().child("postgres")?;
+        let tools = plan.tools.clone();
+        let out = staging.join(GLOBALS_MEMBER);
+        blocking(move || dump::dump_globals(&tools, &child, &out)).await?;
+        let mut out = Vec::new();
+        for (i, d) in plan.databases.iter().enumerate() {
+            if i != largest {
+                out.push((i, dump_one(session, plan, req, d, staging, None).await?));
+            }
+        }
+        Ok::<_, BackupError>(out)
+    };
+    let (big, small) = tokio::join!(big, small);
+    let mut all = small?;
     manifest.globals = Some(manifest::Globals {
         member: GLOBALS_MEMBER.to_owned(),
         pg_dumpall_version: Some(plan.tools.pg_dumpall.version.text.clone()),
     });
+    if let Some(one) = big? {
+        all.push((largest, one));
+    }
+    all.sort_by_key(|(i, _)| *i);
     let mut dumped = Vec::new();
-    for d in &plan.databases {
-        dumped.push(dump_one(session, plan, req, d, staging, manifest, progress).await?);
+    for (_, one) in all {
+        if one.site.is_some() {
+            manifest.site = one.site;
+        }
+        manifest.databases.push(one.database);
+        dumped.push(one.dumped);
     }
     Ok(dumped)
+}
+
+/// One database's dump: its manifest entry, the site (from QSR), and the report line.
+struct DumpedOne {
+    database: Database,
+    site: Option<Site>,
+    dumped: DumpedDatabase,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -354,9 +389,8 @@ async fn dump_one(
     req: &Request,
     d: &PlannedDatabase,
     staging: &Path,
-    manifest: &mut Manifest,
-    progress: &Shared,
-) -> Result<DumpedDatabase, BackupError> {
+    progress: Option<&Shared>,
+) -> Result<DumpedOne, BackupError> {
     let started = Instant::now();
     let started_utc = OffsetDateTime::now_utc();
     tracing::info!("dumping {:?} ({})", d.name, space::human_bytes(d.bytes));
@@ -371,6 +405,10 @@ async fn dump_one(
     // beside the dump, and the manifest says so.
     let snapshot: Option<String> = match client.query_one(EXPORT_SNAPSHOT.text, &[]).await {
         Ok(r) => Some(r.get("snapshot")),
+        // A lost connection (the server stopping) is a failure, not a reason to count beside the dump.
+        Err(e) if e.as_db_error().is_none_or(|d| d.severity() != "ERROR") => {
+            return Err(QueryError::query(EXPORT_SNAPSHOT.name, &d.name, &e).into());
+        }
         Err(e) => {
             tracing::warn!(
                 "cannot share a snapshot with pg_dump ({}): row counts are taken beside the dump",
@@ -396,9 +434,7 @@ async fn dump_one(
         let rows: i64 = client.query_one(&sql, &[]).await.map_err(q(&COUNT_ROWS))?.get("rows");
         tables.push(TableRows { schema, table, rows: rows.max(0) as u64 });
     }
-    if d.name == "QSR" {
-        manifest.site = site(&client).await?;
-    }
+    let site_found = if d.name == "QSR" { site(&client).await? } else { None };
     let member = match req.format {
         ArchiveFormat::Directory => d.name.clone(),
         ArchiveFormat::Tar => format!("{}.tar", d.name),
@@ -407,7 +443,7 @@ async fn dump_one(
     let child = session.connector().child(&d.name)?;
     let (tools, name, format, jobs, snap) =
         (plan.tools.clone(), d.name.clone(), req.format, req.jobs, snapshot.clone());
-    let watch = Watch::start(progress, &format!("dumping {}", d.name), None, out.clone());
+    let watch = progress.map(|p| Watch::start(p, &format!("dumping {}", d.name), None, out.clone()));
     let result =
         blocking(move || dump::dump_database(&tools, &child, &name, format, jobs, snap.as_deref(), &out)).await;
     drop(watch);
@@ -416,7 +452,7 @@ async fn dump_one(
     result?;
     let rows: u64 = tables.iter().map(|t| t.rows).sum();
     let count = tables.len();
-    manifest.databases.push(Database {
+    let database = Database {
         name: d.name.clone(),
         format: req.format,
         member,
@@ -427,10 +463,14 @@ async fn dump_one(
         jobs: (req.format == ArchiveFormat::Directory && req.jobs > 1).then_some(req.jobs),
         pg_dump_version: Some(plan.tools.pg_dump.version.text.clone()),
         row_counts: Some(RowCounts { in_dump_snapshot: snapshot.is_some(), tables }),
-    });
+    };
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!("dumped {:?}: {count} tables, {rows} rows in {seconds:.1} s", d.name);
-    Ok(DumpedDatabase { name: d.name.clone(), tables: count, rows, seconds })
+    Ok(DumpedOne {
+        database,
+        site: site_found,
+        dumped: DumpedDatabase { name: d.name.clone(), tables: count, rows, seconds },
+    })
 }
 
 /// The site as QSR describes it, read in the dump's snapshot; `None` when this release lacks the tables.
