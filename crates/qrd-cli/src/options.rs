@@ -102,3 +102,29 @@ impl FileArgs {
         qrd_server::FileChoice { data_dir: self.dir.data_dir.clone(), file: self.file.clone(), offline: self.offline }
     }
 }
+
+/// The replication role and where its password comes from (standby prepare-primary, clone, rejoin,
+/// switchover).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Replication role")]
+pub struct ReplicationArgs {
+    /// The role standbys stream as
+    #[arg(long, value_name = "ROLE", default_value = qrd_replica::prepare::DEFAULT_REPLICATOR)]
+    pub replicator: String,
+    /// File holding the replication role's password [or QRD_REPLICATION_PASSWORD, or a prompt]
+    #[arg(long, value_name = "FILE")]
+    pub replication_password_file: Option<std::path::PathBuf>,
+}
+
+impl ReplicationArgs {
+    /// The password, asked on a terminal when neither the file nor the variable gives it; required.
+    pub fn password(&self) -> Result<qrd_pg::Secret, crate::error::CliError> {
+        qrd_auth::source::replication_password(self.replication_password_file.as_deref(), true, false)?.ok_or_else(
+            || {
+                crate::error::CliError::from(qrd_replica::ReplicaError::PasswordNeeded {
+                    role: self.replicator.clone(),
+                })
+            },
+        )
+    }
+}

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use qrd_replica::clone::{self, CloneRequest};
-use qrd_replica::prepare::{self, DEFAULT_REPLICATOR, PrepareRequest};
+use qrd_replica::prepare::{self, PrepareRequest};
 use qrd_server::LocalServer;
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, DataDirArg, ToolArgs};
+use crate::options::{ConnectArgs, DataDirArg, ReplicationArgs, ToolArgs};
 use crate::output::note;
 
 #[derive(Debug, Args)]
@@ -38,12 +38,8 @@ pub struct RejoinArgs {
     /// The new primary, HOST:PORT (pg_rewind connects there as -U, a superuser)
     #[arg(long, value_name = "HOST:PORT", value_parser = crate::commands::failover::parse_host_port)]
     pub new_primary: (String, u16),
-    /// The replication role
-    #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPLICATOR)]
-    pub replicator: String,
-    /// File holding the replication role's password [or QRD_REPLICATION_PASSWORD, or a prompt]
-    #[arg(long, value_name = "FILE")]
-    pub replication_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub replication: ReplicationArgs,
     /// Stream through this physical replication slot on the new primary
     #[arg(long, value_name = "NAME")]
     pub slot: Option<String>,
@@ -85,12 +81,8 @@ pub struct PrepareArgs {
     /// A standby's address as the primary sees it, ADDR or ADDR/PREFIX (repeatable)
     #[arg(long = "standby", value_name = "ADDR[/PREFIX]", required = true)]
     pub standbys: Vec<String>,
-    /// The role standbys connect as (created with LOGIN REPLICATION when missing)
-    #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPLICATOR)]
-    pub replicator: String,
-    /// File holding the replication role's password [or QRD_REPLICATION_PASSWORD, or a prompt]
-    #[arg(long, value_name = "FILE")]
-    pub replication_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub replication: ReplicationArgs,
     /// A physical replication slot to create (repeatable; one per standby)
     #[arg(long = "slot", value_name = "NAME")]
     pub slots: Vec<String>,
@@ -122,12 +114,8 @@ pub struct CloneArgs {
     /// The standby's data directory (empty or missing)
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
-    /// The replication role
-    #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPLICATOR)]
-    pub replicator: String,
-    /// File holding the replication role's password [or QRD_REPLICATION_PASSWORD, or a prompt]
-    #[arg(long, value_name = "FILE")]
-    pub replication_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub replication: ReplicationArgs,
     /// Stream through this physical replication slot (made by prepare-primary --slot)
     #[arg(long, value_name = "NAME")]
     pub slot: Option<String>,
@@ -172,8 +160,7 @@ pub async fn execute(args: StandbyArgs) -> Result<ExitStatus, CliError> {
 }
 
 async fn rejoin(a: RejoinArgs) -> Result<ExitStatus, CliError> {
-    let password = qrd_auth::source::replication_password(a.replication_password_file.as_deref(), true, false)?
-        .ok_or_else(|| CliError::from(qrd_replica::ReplicaError::PasswordNeeded { role: a.replicator.clone() }))?;
+    let password = a.replication.password()?;
     let (host, port) = a.new_primary;
     let mut opts = a.conn.opts();
     opts.host = Some(host.clone());
@@ -184,7 +171,7 @@ async fn rejoin(a: RejoinArgs) -> Result<ExitStatus, CliError> {
         data_dir: a.data_dir,
         new_primary_host: host,
         new_primary_port: port,
-        replicator: a.replicator,
+        replicator: a.replication.replicator,
         password,
         slot: a.slot,
         name: a.name,
@@ -268,9 +255,11 @@ async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
 }
 
 async fn prepare_primary(a: PrepareArgs) -> Result<ExitStatus, CliError> {
-    let password = qrd_auth::source::replication_password(a.replication_password_file.as_deref(), false, false)?;
+    let password =
+        qrd_auth::source::replication_password(a.replication.replication_password_file.as_deref(), false, false)?;
     let server = LocalServer::open(&a.conn.opts(), a.dir.data_dir.as_deref()).await?;
-    let mut req = PrepareRequest { standbys: a.standbys, replicator: a.replicator, password, slots: a.slots };
+    let mut req =
+        PrepareRequest { standbys: a.standbys, replicator: a.replication.replicator, password, slots: a.slots };
     let plan = match prepare::plan(&server, &req).await {
         // A role to create needs a password: ask for it where a terminal allows.
         Err(qrd_replica::ReplicaError::PasswordNeeded { .. }) if !a.dry_run => {
@@ -321,13 +310,12 @@ async fn prepare_primary(a: PrepareArgs) -> Result<ExitStatus, CliError> {
 }
 
 async fn clone_standby(a: CloneArgs) -> Result<ExitStatus, CliError> {
-    let password = qrd_auth::source::replication_password(a.replication_password_file.as_deref(), true, false)?
-        .ok_or_else(|| CliError::from(qrd_replica::ReplicaError::PasswordNeeded { role: a.replicator.clone() }))?;
+    let password = a.replication.password()?;
     let req = CloneRequest {
         primary_host: a.primary_host,
         primary_port: a.primary_port,
         data_dir: a.data_dir,
-        replicator: a.replicator,
+        replicator: a.replication.replicator,
         password,
         slot: a.slot,
         port: a.port,

@@ -4,11 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use qrd_replica::prepare::DEFAULT_REPLICATOR;
 use qrd_replica::switchover::{self, SwitchoverRequest};
 
 use crate::error::{CliError, ExitStatus};
-use crate::options::{ConnectArgs, ToolArgs};
+use crate::options::{ConnectArgs, ReplicationArgs, ToolArgs};
 
 #[derive(Debug, Args)]
 pub struct SwitchoverArgs {
@@ -18,12 +17,8 @@ pub struct SwitchoverArgs {
     /// The primary's data directory (it is stopped cleanly, then follows the new primary)
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
-    /// The replication role the old primary streams as
-    #[arg(long, value_name = "ROLE", default_value = DEFAULT_REPLICATOR)]
-    pub replicator: String,
-    /// File holding the replication role's password [or QRD_REPLICATION_PASSWORD, or a prompt]
-    #[arg(long, value_name = "FILE")]
-    pub replication_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub replication: ReplicationArgs,
     /// sslmode of the old primary's replication connection to the new one
     #[arg(long, value_name = "MODE", default_value = "prefer")]
     pub replication_sslmode: String,
@@ -43,8 +38,7 @@ pub struct SwitchoverArgs {
 }
 
 pub async fn execute(a: SwitchoverArgs) -> Result<ExitStatus, CliError> {
-    let password = qrd_auth::source::replication_password(a.replication_password_file.as_deref(), true, false)?
-        .ok_or_else(|| CliError::from(qrd_replica::ReplicaError::PasswordNeeded { role: a.replicator.clone() }))?;
+    let password = a.replication.password()?;
     let opts = a.conn.opts();
     let (host, port) = a.standby;
     let mut standby_opts = opts.clone();
@@ -56,7 +50,7 @@ pub async fn execute(a: SwitchoverArgs) -> Result<ExitStatus, CliError> {
         data_dir: a.data_dir,
         standby_host: host,
         standby_port: port,
-        replicator: a.replicator,
+        replicator: a.replication.replicator,
         password,
         sslmode: a.replication_sslmode,
         timeout: Duration::from_secs(a.timeout.max(1)),
