@@ -67,7 +67,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub hook_timeout: u64,
     /// Back up a data directory whose server no longer runs (the guide's "after uninstalling Qlik Sense"):
-    /// qrd copies it, starts a private server on the copy, and removes both afterwards
+    /// qrd copies it beside itself, starts a private server on the copy, and removes both afterwards (with
+    /// --dry-run too: the copy's server lists the databases); -U names the bootstrap superuser
     #[arg(long, value_name = "DIR")]
     pub from_data_dir: Option<PathBuf>,
     /// Say what would be dumped and how much disk it needs; change nothing
