@@ -33,6 +33,22 @@ impl Drop for Standby {
     }
 }
 
+/// A directory for standbys, owned by the servers' OS user (as /var/lib/postgresql is), removed on drop.
+fn standby_home() -> tempfile::TempDir {
+    let parent = tempfile::Builder::new().prefix("qrd-standby-").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(parent.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert!(Command::new("chown").arg(qrd_testcontainers::SERVER_USER).arg(parent.path()).status().unwrap().success());
+    parent
+}
+
+/// `qrd standby prepare-primary` for standbys on 127.0.0.1, restarting when a setting needs it.
+fn prepare_primary(primary: &Server, scratch: &Scratch) {
+    let mut prepare = standby_cmd(primary, scratch);
+    prepare.args(["prepare-primary", "--standby", "127.0.0.1", "--restart"]);
+    prepare.arg("--data-dir").arg(primary.data_dir()).arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+    run_expect(&mut prepare, 0);
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -112,10 +128,7 @@ fn primary_and_standby_stream(major: u32) {
     assert_eq!(slot.as_ref().map(|s| s["status"].clone()), Some(Value::from("warn")), "{v}");
 
     // The clone, as the server's OS user, in a directory of its own.
-    let parent = tempfile::Builder::new().prefix("qrd-standby-").tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(parent.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let status = Command::new("chown").arg(qrd_testcontainers::SERVER_USER).arg(parent.path()).status().unwrap();
-    assert!(status.success());
+    let parent = standby_home();
     let dir = parent.path().join("standby_a");
     let port = free_port();
     let standby =
@@ -356,13 +369,8 @@ fn q1(server: &Server, sql: &str) -> Option<String> {
 fn trigger_file_failover(major: u32) {
     let primary = Server::start(major);
     let scratch = Scratch::new();
-    let mut prepare = standby_cmd(&primary, &scratch);
-    prepare.args(["prepare-primary", "--standby", "127.0.0.1", "--restart"]);
-    prepare.arg("--data-dir").arg(primary.data_dir()).arg("--pg-bin-dir").arg(&primary.installation().server_bin);
-    run_expect(&mut prepare, 0);
-    let parent = tempfile::Builder::new().prefix("qrd-standby-").tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(parent.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    assert!(Command::new("chown").arg(qrd_testcontainers::SERVER_USER).arg(parent.path()).status().unwrap().success());
+    prepare_primary(&primary, &scratch);
+    let parent = standby_home();
     let dir = parent.path().join("standby_t");
     let trigger = parent.path().join("failover");
     let port = free_port();
@@ -395,16 +403,11 @@ per_major!(trigger_file_failover: pg16 = 16, pg15 = 15, pg12 = 12);
 fn switchover_loses_nothing(major: u32) {
     let primary = Server::start(major);
     let scratch = Scratch::new();
-    let mut prepare = standby_cmd(&primary, &scratch);
-    prepare.args(["prepare-primary", "--standby", "127.0.0.1", "--restart"]);
-    prepare.arg("--data-dir").arg(primary.data_dir()).arg("--pg-bin-dir").arg(&primary.installation().server_bin);
-    run_expect(&mut prepare, 0);
+    prepare_primary(&primary, &scratch);
     block_on(async {
         primary.connect("postgres").await.batch_execute("CREATE TABLE acks (id int PRIMARY KEY)").await.unwrap()
     });
-    let parent = tempfile::Builder::new().prefix("qrd-standby-").tempdir_in("/tmp").unwrap();
-    std::fs::set_permissions(parent.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    assert!(Command::new("chown").arg(qrd_testcontainers::SERVER_USER).arg(parent.path()).status().unwrap().success());
+    let parent = standby_home();
     let dir = parent.path().join("standby_s");
     let port = free_port();
     let standby =

@@ -30,6 +30,7 @@ use crate::manifest::{
     self, ArchiveFormat, Database, HookStage, Manifest, Node, RowCounts, SharedPersistence, Site, Source, TableRows,
 };
 use crate::progress::{Shared, Watch};
+use crate::restore::query_err;
 use crate::space::{self, SpaceError};
 
 const DATABASES: Template = sql_template!("backup/databases.sql");
@@ -175,12 +176,6 @@ impl BackupError {
                 | BackupError::Lock(_)
         )
     }
-}
-
-fn query_err(t: &Template, db: &str) -> impl Fn(tokio_postgres::Error) -> QueryError {
-    let name = t.name;
-    let db = db.to_owned();
-    move |e| QueryError::query(name, &db, &e)
 }
 
 /// Plans the backup of the server `session` reaches (see the module documentation).

@@ -20,14 +20,11 @@ use time::OffsetDateTime;
 
 use crate::bundle;
 use crate::manifest::ArchiveFormat;
-use crate::progress::{Shared, Watch};
-use crate::restore::{RestoreError, compare_rows};
+use crate::progress::Shared;
+use crate::restore::{RestoreError, compare_rows, drop_database, pg_restore_for, render, unpack};
 use crate::retention;
-use crate::space;
 
 const CREATE_SCRATCH: Template = sql_template!("restore/create_scratch.sql");
-const DROP_DATABASE: Template = sql_template!("restore/drop_database.sql");
-const DROP_SCRATCH: Template = sql_template!("restore/drop_scratch.sql");
 const AMCHECK_AVAILABLE: Template = sql_template!("drill/amcheck_available.sql");
 
 /// The drill's result (`--json` for monitoring).
@@ -77,28 +74,10 @@ pub async fn drill(
     let manifest = bundle::read_manifest(bundle_path)?;
     let rpo_seconds = (OffsetDateTime::now_utc() - manifest.created_utc).whole_seconds();
     let main_db = session.target().dbname.clone();
-    let target: i32 = session
-        .client()
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .map_err(|e| QueryError::query("server_version_num", &main_db, &e))?
-        .get(0);
+    let (target, pg_restore) = pg_restore_for(session, finder, &manifest).await?;
     let major = (target as u32 / 10_000).max(manifest.source.server_major.unwrap_or(0));
-    let pg_restore = finder.find(Tool::PgRestore, &PgVersion { major, minor: 0, text: major.to_string() })?;
-
-    let dir = bundle_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    space::ensure_free(dir, manifest.members.iter().map(|m| m.size).sum(), "unpack the bundle for the drill")?;
-    let work = tempfile::Builder::new()
-        .prefix(".qrd-drill-")
-        .tempdir_in(dir)
-        .map_err(|source| RestoreError::Work { path: bundle_path.to_owned(), source })?;
-    let unpacked = work.path().join("bundle");
-    let (from, to) = (bundle_path.to_owned(), unpacked.clone());
-    let need = manifest.members.iter().map(|m| m.size).sum();
-    let watch = Watch::start(progress, "verifying and unpacking the bundle", Some(need), work.path().to_owned());
-    let extracted = tokio::task::spawn_blocking(move || bundle::extract(&from, &to)).await.expect("no panic");
-    drop(watch);
-    extracted?;
+    let (_work, unpacked) =
+        unpack(bundle_path, &manifest, ".qrd-drill-", "unpack the bundle for the drill", progress).await?;
 
     let amcheck = amcheck_tool(session, finder, target as u32 / 10_000, major).await;
     let stamp = OffsetDateTime::now_utc().unix_timestamp();
@@ -166,28 +145,9 @@ pub async fn drill(
         signal = interrupted() => Err(RestoreError::Interrupted { signal }),
     };
     let rto_seconds = started.elapsed().as_secs_f64();
-    // The scratch databases go, whatever happened. Before 13 (no FORCE) a connection that is still closing
-    // can hold one for a moment: a few tries.
-    let drop = if target >= 130_000 { &DROP_SCRATCH } else { &DROP_DATABASE };
+    // The scratch databases go, whatever happened.
     for scratch in &scratch_dbs {
-        let sql = render(drop, &Vars::new().set("database", scratch.as_str()), &main_db)?;
-        let mut tries = 0;
-        loop {
-            match session.client().batch_execute(&sql).await {
-                Ok(()) => break,
-                Err(_) if tries < 20 => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "could not drop the drill's database {scratch}: {}",
-                        qrd_pg::connect::server_message(&e)
-                    );
-                    break;
-                }
-            }
-        }
+        drop_database(session, target, scratch).await;
     }
     let databases = outcome?;
     Ok(Drill { bundle: bundle_path.to_owned(), rpo_seconds, rto_seconds, databases })
@@ -229,12 +189,4 @@ pub async fn interrupted() -> &'static str {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     }
-}
-
-fn render(t: &Template, vars: &Vars, db: &str) -> Result<String, QueryError> {
-    t.render_statement(vars).map_err(|e| QueryError::Query {
-        sql: t.name,
-        database: db.to_owned(),
-        message: e.to_string(),
-    })
 }

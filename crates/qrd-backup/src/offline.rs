@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use qrd_pg::connect::{ConnectOpts, SslMode};
 use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run};
 use qrd_server::local::{Layout, major_of};
-use qrd_server::pgctl::{PgCtl, PgCtlError, StopMode, postmaster_pid};
+use qrd_server::pgctl::{PgCtl, PgCtlError, StopMode, running_postmaster};
 
 use crate::space::{self, SpaceError};
 
@@ -95,14 +95,12 @@ pub fn start_copy(data_dir: &Path, finder: &Finder) -> Result<CopyServer, Offlin
     let data = layout.data_dir.clone();
     let major = major_of(&data).ok_or_else(|| OfflineError::NotADataDir { dir: data.clone() })?;
     let work_in = data.parent().unwrap_or(Path::new("/"));
-    if let Some((pid, _)) = postmaster_pid(&data)
-        && std::path::Path::new(&format!("/proc/{pid}")).exists()
-    {
+    if let Some(pid) = running_postmaster(&data) {
         return Err(OfflineError::Running { dir: data, pid });
     }
     let version = PgVersion { major, minor: 0, text: major.to_string() };
     let pg_ctl = finder.find(Tool::PgCtl, &version)?;
-    let size = dir_size(&data);
+    let size = crate::progress::tree_bytes(&data);
     space::ensure_free(work_in, size, "copy the data directory")?;
     let io = |what, path: &Path| {
         let path = path.to_owned();
@@ -125,8 +123,8 @@ pub fn start_copy(data_dir: &Path, finder: &Finder) -> Result<CopyServer, Offlin
     let ident = work.path().join("qrd-copy-ident.conf");
     let port = 40000 + (std::process::id() % 20000) as u16;
     let conf_text = format!(
-        "data_directory = '{}'\nhba_file = '{}'\nident_file = '{}'\nport = {port}\nlisten_addresses = ''\n\
-         unix_socket_directories = '{}'\n",
+        "data_directory = {}\nhba_file = {}\nident_file = {}\nport = {port}\nlisten_addresses = ''\n\
+         unix_socket_directories = {}\n",
         quote(&copy),
         quote(&hba),
         quote(&ident),
@@ -152,22 +150,7 @@ pub fn start_copy(data_dir: &Path, finder: &Finder) -> Result<CopyServer, Offlin
     Ok(CopyServer { ctl, socket_dir: work.path().to_owned(), port, _work: work })
 }
 
-/// A path for inside single quotes in postgresql.conf.
+/// A path as a postgresql.conf value (quoted and escaped by the configuration editor's own rule).
 fn quote(p: &Path) -> String {
-    p.display().to_string().replace('\'', "''")
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => todo.push(e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
+    qrd_conf::pgconf::format_value(&p.display().to_string()).expect("a path holds no NUL")
 }

@@ -233,12 +233,13 @@ impl RestoreError {
     }
 }
 
-fn query_err(t: &Template, db: &str) -> impl Fn(tokio_postgres::Error) -> QueryError {
+/// A failed query of template `t` on database `db`, as the error names it.
+pub(crate) fn query_err(t: &Template, db: &str) -> impl Fn(tokio_postgres::Error) -> QueryError {
     let (name, db) = (t.name, db.to_owned());
     move |e| QueryError::query(name, &db, &e)
 }
 
-fn render(t: &Template, vars: &Vars, db: &str) -> Result<String, QueryError> {
+pub(crate) fn render(t: &Template, vars: &Vars, db: &str) -> Result<String, QueryError> {
     t.render_statement(vars).map_err(|e| QueryError::Query {
         sql: t.name,
         database: db.to_owned(),
@@ -334,6 +335,48 @@ async fn sessions_on(session: &Session, names: &[String]) -> Result<Vec<(String,
     Ok(rows.iter().map(|r| (r.get("database"), r.get("sessions"), r.get("clients"))).collect())
 }
 
+/// The target's `server_version_num` and a pg_restore of its major and the bundle source's, or newer.
+pub(crate) async fn pg_restore_for(
+    session: &Session,
+    finder: &Finder,
+    manifest: &Manifest,
+) -> Result<(i32, qrd_pgbin::FoundTool), RestoreError> {
+    let target: i32 = session
+        .client()
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| QueryError::query("server_version_num", &session.target().dbname, &e))?
+        .get(0);
+    let major = (target as u32 / 10_000).max(manifest.source.server_major.unwrap_or(0));
+    let pg_restore = finder.find(Tool::PgRestore, &PgVersion { major, minor: 0, text: major.to_string() })?;
+    Ok((target, pg_restore))
+}
+
+/// Verifies and unpacks `bundle` into a work directory beside it (`prefix…/bundle`), after checking there
+/// is room (`purpose` names why in the refusal); the directory goes when the returned handle is dropped.
+pub(crate) async fn unpack(
+    bundle: &Path,
+    manifest: &Manifest,
+    prefix: &str,
+    purpose: &'static str,
+    progress: &Shared,
+) -> Result<(tempfile::TempDir, PathBuf), RestoreError> {
+    let dir = bundle.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let need: u64 = manifest.members.iter().map(|m| m.size).sum();
+    space::ensure_free(dir, need, purpose)?;
+    let work = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(dir)
+        .map_err(|source| RestoreError::Work { path: bundle.to_owned(), source })?;
+    let unpacked = work.path().join("bundle");
+    let (from, to) = (bundle.to_owned(), unpacked.clone());
+    let watch = Watch::start(progress, "verifying and unpacking the bundle", Some(need), work.path().to_owned());
+    let extracted = tokio::task::spawn_blocking(move || bundle::extract(&from, &to)).await.expect("no panic");
+    drop(watch);
+    extracted?;
+    Ok((work, unpacked))
+}
+
 /// Restores `req.bundle` onto the server `session` reaches (see the module documentation), reporting the
 /// long steps to `progress`.
 pub async fn restore(
@@ -355,34 +398,15 @@ pub async fn restore(
 
     // Refuse before anything is written: the databases must be missing or empty, or --clean replaces them.
     let plan = plan_for(session, req, &chosen).await?;
-    let target: i32 = session
-        .client()
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .map_err(|e| QueryError::query("server_version_num", &main_db, &e))?
-        .get(0);
-    let major = (target as u32 / 10_000).max(manifest.source.server_major.unwrap_or(0));
-    let pg_restore = finder.find(Tool::PgRestore, &PgVersion { major, minor: 0, text: major.to_string() })?;
+    let (target, pg_restore) = pg_restore_for(session, finder, &manifest).await?;
     for leftover in &plan.leftovers {
         tracing::info!("dropping {leftover:?}, the scratch database of an interrupted --clean restore");
         drop_database(session, target, leftover).await;
     }
 
     // Extract (and verify) beside the bundle.
-    let dir = req.bundle.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let need: u64 = manifest.members.iter().map(|m| m.size).sum();
-    space::ensure_free(dir, need, "extract the bundle for pg_restore")?;
-    let work = tempfile::Builder::new()
-        .prefix(".qrd-restore-")
-        .tempdir_in(dir)
-        .map_err(|source| RestoreError::Work { path: req.bundle.clone(), source })?;
-    let unpacked = work.path().join("bundle");
-    let path = req.bundle.clone();
-    let dest = unpacked.clone();
-    let watch = Watch::start(progress, "verifying and unpacking the bundle", Some(need), work.path().to_owned());
-    let extracted = tokio::task::spawn_blocking(move || bundle::extract(&path, &dest)).await.expect("no panic");
-    drop(watch);
-    extracted?;
+    let (_work, unpacked) =
+        unpack(&req.bundle, &manifest, ".qrd-restore-", "extract the bundle for pg_restore", progress).await?;
     tracing::info!("{}: verified and unpacked", req.bundle.display());
 
     // The roles.
@@ -436,7 +460,9 @@ pub async fn restore(
             if db.format == ArchiveFormat::Directory && req.jobs > 1 {
                 cmd.arg(format!("--jobs={}", req.jobs));
             }
-            cmd.arg("--dbname").arg(format!("dbname={}", conninfo_value(&into))).arg(unpacked.join(&db.member));
+            cmd.arg("--dbname")
+                .arg(format!("dbname={}", qrd_pgbin::conninfo_value(&into)))
+                .arg(unpacked.join(&db.member));
             tracing::info!("restoring {name:?} (pg_restore {})", pg_restore.version);
             let action_text = format!("restore database {name:?} (pg_restore)");
             progress.start(&format!("restoring {name}"), None);
@@ -648,7 +674,7 @@ async fn copy_privileges(session: &Session, from: &str, into: &str) -> Result<()
 
 /// Drops a database this restore made (or the old one, `--drop-old`); a session still leaving holds it a
 /// moment (FORCE from 13, a few tries before). Says so and returns false when it could not.
-async fn drop_database(session: &Session, server_version_num: i32, name: &str) -> bool {
+pub(crate) async fn drop_database(session: &Session, server_version_num: i32, name: &str) -> bool {
     let main_db = session.target().dbname.clone();
     let t = if server_version_num >= 130_000 { &DROP_SCRATCH } else { &DROP_DATABASE };
     let Ok(sql) = render(t, &Vars::new().set("database", name), &main_db) else { return false };
@@ -666,11 +692,6 @@ async fn drop_database(session: &Session, server_version_num: i32, name: &str) -
             }
         }
     }
-}
-
-/// `dbname=` value for a conninfo string: quoted as libpq reads it, so any database name is one value.
-fn conninfo_value(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn choose(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>, RestoreError> {

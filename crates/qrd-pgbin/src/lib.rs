@@ -12,6 +12,9 @@ mod version;
 
 pub use find::{Candidate, FindError, Finder, FoundTool, ProbeError, Tool};
 pub use identity::{Identity, IdentityError};
-pub use run::{Passfile, ToolError, describe_output, describe_status, indented_output, run, scrubbed_command};
+pub use run::{
+    Passfile, ToolError, conninfo_value, describe_output, describe_status, indented_output, passfile_field, run,
+    scrubbed_command,
+};
 pub use shell::{display_command, shell_quote};
 pub use version::{PgVersion, VersionError};

@@ -166,8 +166,16 @@ impl Passfile {
         }
         // tempfile creates the file with mode 0600.
         let mut file = tempfile::Builder::new().prefix("qrd-pgpass-").tempfile()?;
-        let field = |s: &str| if s == "*" { s.to_owned() } else { escape(s) };
-        writeln!(file, "{}:{}:{}:{}:{}", field(host), field(port), field(database), field(user), escape(password))?;
+        let field = |s: &str| if s == "*" { s.to_owned() } else { passfile_field(s) };
+        writeln!(
+            file,
+            "{}:{}:{}:{}:{}",
+            field(host),
+            field(port),
+            field(database),
+            field(user),
+            passfile_field(password)
+        )?;
         file.flush()?;
         Ok(Self { file })
     }
@@ -182,8 +190,16 @@ impl Passfile {
     }
 }
 
-fn escape(s: &str) -> String {
+/// One field of a libpq password file line, `\` and `:` escaped (for passfiles written elsewhere too, such
+/// as a standby's, which lives as long as the standby).
+pub fn passfile_field(s: &str) -> String {
     s.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+/// A value of a libpq conninfo string (`dbname=…`, `primary_conninfo`), single-quoted as libpq reads it, so
+/// any text is one value.
+pub fn conninfo_value(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 #[cfg(test)]

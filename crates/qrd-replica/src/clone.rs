@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use qrd_pg::Secret;
-use qrd_pgbin::{Finder, Identity, Passfile, PgVersion, Tool, run, scrubbed_command};
+use qrd_pgbin::{Finder, Identity, Passfile, PgVersion, Tool, passfile_field, run, scrubbed_command};
 use qrd_server::local::major_of;
-use qrd_server::pgctl::{PgCtl, postmaster_pid};
+use qrd_server::pgctl::{PgCtl, running_postmaster};
 
 use crate::error::ReplicaError;
 
@@ -77,9 +77,7 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
     };
 
     // The target: never where a server runs; empty, or kept aside with --force.
-    if let Some((pid, _)) = postmaster_pid(&dir)
-        && Path::new(&format!("/proc/{pid}")).exists()
-    {
+    if let Some(pid) = running_postmaster(&dir) {
         return Err(ReplicaError::ServerRunning { dir, pid });
     }
     let non_empty = std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false);
@@ -251,10 +249,10 @@ const STANDBY_MARK: &str = "# qrd standby: stream from the primary (the password
 pub fn configure_standby(dir: &Path, passfile: &Path, link: &Link, owner: &Identity) -> Result<PathBuf, ReplicaError> {
     let line = format!(
         "{}:{}:replication:{}:{}\n",
-        escape(&link.host),
+        passfile_field(&link.host),
         link.port,
-        escape(&link.replicator),
-        escape(link.password.expose())
+        passfile_field(&link.replicator),
+        passfile_field(link.password.expose())
     );
     write_owned(passfile, line.as_bytes(), 0o600, owner)?;
     let conninfo = [
@@ -266,7 +264,7 @@ pub fn configure_standby(dir: &Path, passfile: &Path, link: &Link, owner: &Ident
         ("sslmode", link.sslmode.clone()),
     ]
     .iter()
-    .map(|(k, v)| format!("{k}={}", conninfo_value(v)))
+    .map(|(k, v)| format!("{k}={}", qrd_pgbin::conninfo_value(v)))
     .collect::<Vec<_>>()
     .join(" ");
     let auto_path = dir.join("postgresql.auto.conf");
@@ -386,17 +384,8 @@ fn write_owned(path: &Path, bytes: &[u8], mode: u32, owner: &Identity) -> Result
         .map(|_| ())
 }
 
-/// A libpq password-file field.
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace(':', "\\:")
-}
-
-/// A conninfo value in single quotes, as libpq reads it.
-fn conninfo_value(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-/// A postgresql.conf string.
+/// A postgresql.conf value, by the configuration editor's own rule. Its parts come from the command line
+/// and file paths, which cannot hold a NUL.
 fn conf_string(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    qrd_conf::pgconf::format_value(s).expect("command-line values and paths hold no NUL")
 }

@@ -20,8 +20,8 @@ use qrd_pgbin::{Finder, PgVersion, Tool};
 use qrd_server::pgctl::PgCtl;
 
 use crate::error::ReplicaError;
+use crate::status::{query_err, role_of};
 
-const ROLE_OF_SERVER: Template = sql_template!("replica/role_of_server.sql");
 const PROMOTE: Template = sql_template!("replica/promote.sql");
 const WRITABLE: Template = sql_template!("replica/writable.sql");
 
@@ -57,17 +57,37 @@ pub struct FailedOver {
     pub qlik_steps: Vec<String>,
 }
 
-fn q(t: &Template, session: &Session) -> impl Fn(tokio_postgres::Error) -> QueryError {
-    let (name, db) = (t.name, session.target().dbname.clone());
-    move |e| QueryError::query(name, &db, &e)
+/// `pg_promote()` over `session`: the standby ends recovery (PostgreSQL waits up to 60 s for it).
+pub(crate) async fn promote(session: &Session) -> Result<(), ReplicaError> {
+    let promoted: bool =
+        session.client().query_one(PROMOTE.text, &[]).await.map_err(query_err(&PROMOTE, session))?.get("promoted");
+    if promoted { Ok(()) } else { Err(ReplicaError::NotPromoted { server: session.target().address(), seconds: 60 }) }
+}
+
+/// Waits until the server hands out a transaction id (which fails during recovery), up to `deadline`;
+/// `timeout` is what the error says was waited.
+pub(crate) async fn wait_writable(session: &Session, deadline: Instant, timeout: Duration) -> Result<(), ReplicaError> {
+    loop {
+        match session.client().query_one(WRITABLE.text, &[]).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!("not writable yet: {}", qrd_pg::connect::server_message(&e));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_) => {
+                return Err(ReplicaError::NotPromoted {
+                    server: session.target().address(),
+                    seconds: timeout.as_secs(),
+                });
+            }
+        }
+    }
 }
 
 /// Fails over to the standby `session` reaches (see the module documentation).
 pub async fn failover(session: &Session, finder: &Finder, req: &FailoverRequest) -> Result<FailedOver, ReplicaError> {
     let target = session.target().address();
-    let standby: bool =
-        session.client().query_one(ROLE_OF_SERVER.text, &[]).await.map_err(q(&ROLE_OF_SERVER, session))?.get("standby");
-    if !standby {
+    if !role_of(session).await?.0 {
         return Err(ReplicaError::NotAStandby { server: target });
     }
     let version: i32 = session
@@ -86,13 +106,7 @@ pub async fn failover(session: &Session, finder: &Finder, req: &FailoverRequest)
             match Session::open(opts).await {
                 Err(e) => Some(format!("{address} does not answer: {e}")),
                 Ok(old) => {
-                    let in_recovery: bool = old
-                        .client()
-                        .query_one(ROLE_OF_SERVER.text, &[])
-                        .await
-                        .map_err(q(&ROLE_OF_SERVER, &old))?
-                        .get("standby");
-                    if in_recovery {
+                    if role_of(&old).await?.0 {
                         Some(format!("{address} answers as a standby"))
                     } else if req.force {
                         tracing::warn!("{address} still accepts writes: promoting anyway (--force); fence it now");
@@ -108,11 +122,7 @@ pub async fn failover(session: &Session, finder: &Finder, req: &FailoverRequest)
     let started = Instant::now();
     let method = match &req.method {
         Method::Connection => {
-            let promoted: bool =
-                session.client().query_one(PROMOTE.text, &[]).await.map_err(q(&PROMOTE, session))?.get("promoted");
-            if !promoted {
-                return Err(ReplicaError::NotPromoted { server: target, seconds: 60 });
-            }
+            promote(session).await?;
             "pg_promote()".to_owned()
         }
         Method::PgCtl(dir) => {
@@ -145,24 +155,9 @@ pub async fn failover(session: &Session, finder: &Finder, req: &FailoverRequest)
     };
     tracing::info!("promotion requested ({method}); waiting for writes");
 
-    let deadline = started + req.timeout;
-    loop {
-        match session.client().query_one(WRITABLE.text, &[]).await {
-            Ok(_) => break,
-            Err(e) if Instant::now() < deadline => {
-                tracing::debug!("not writable yet: {}", qrd_pg::connect::server_message(&e));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(_) => return Err(ReplicaError::NotPromoted { server: target, seconds: req.timeout.as_secs() }),
-        }
-    }
+    wait_writable(session, started + req.timeout, req.timeout).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let timeline: Option<i32> = session
-        .client()
-        .query_one(ROLE_OF_SERVER.text, &[])
-        .await
-        .map_err(q(&ROLE_OF_SERVER, session))?
-        .get("timeline");
+    let (_, timeline) = role_of(session).await?;
     tracing::info!("{target} accepts writes after {seconds:.2} s (timeline {})", timeline.unwrap_or(0));
     let host = session.target().host.clone();
     Ok(FailedOver { promoted: target, method, seconds, timeline, old_primary, qlik_steps: qlik_steps(&host) })

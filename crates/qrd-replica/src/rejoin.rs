@@ -18,7 +18,7 @@ use qrd_pg::Secret;
 use qrd_pg::connect::ChildConnection;
 use qrd_pgbin::{Finder, Identity, PgVersion, Tool, run, scrubbed_command};
 use qrd_server::local::major_of;
-use qrd_server::pgctl::postmaster_pid;
+use qrd_server::pgctl::running_postmaster;
 
 use crate::clone::{self, CloneRequest, Link, configure_standby, socket_of, start_and_wait};
 use crate::error::ReplicaError;
@@ -54,9 +54,7 @@ pub struct Rejoined {
 pub fn rejoin(req: &RejoinRequest, source: &ChildConnection, finder: &Finder) -> Result<Rejoined, ReplicaError> {
     let started = Instant::now();
     let dir = req.data_dir.clone();
-    if let Some((pid, _)) = postmaster_pid(&dir)
-        && Path::new(&format!("/proc/{pid}")).exists()
-    {
+    if let Some(pid) = running_postmaster(&dir) {
         return Err(ReplicaError::StillRunning { dir, pid });
     }
     let major = major_of(&dir).ok_or_else(|| ReplicaError::NotADataDir { dir: dir.clone() })?;

@@ -47,17 +47,25 @@ pub struct Receiver {
     pub replay_age_seconds: Option<f64>,
 }
 
-fn q(t: &Template, session: &Session) -> impl Fn(tokio_postgres::Error) -> QueryError {
+/// A failed query of template `t` on `session`'s database, as the error names it.
+pub(crate) fn query_err(t: &Template, session: &Session) -> impl Fn(tokio_postgres::Error) -> QueryError {
     let (name, db) = (t.name, session.target().dbname.clone());
     move |e| QueryError::query(name, &db, &e)
+}
+
+/// Whether the server is a standby (in recovery), and on a primary the timeline of the WAL it writes.
+pub(crate) async fn role_of(session: &Session) -> Result<(bool, Option<i32>), QueryError> {
+    let row =
+        session.client().query_one(ROLE_OF_SERVER.text, &[]).await.map_err(query_err(&ROLE_OF_SERVER, session))?;
+    Ok((row.get("standby"), row.get("timeline")))
 }
 
 /// Reads the replication status of the server `session` reaches.
 pub async fn status(session: &Session) -> Result<Status, QueryError> {
     let c = session.client();
-    let row = c.query_one(ROLE_OF_SERVER.text, &[]).await.map_err(q(&ROLE_OF_SERVER, session))?;
-    if row.get::<_, bool>("standby") {
-        let r = c.query_one(RECEIVER.text, &[]).await.map_err(q(&RECEIVER, session))?;
+    let (standby, timeline) = role_of(session).await?;
+    if standby {
+        let r = c.query_one(RECEIVER.text, &[]).await.map_err(query_err(&RECEIVER, session))?;
         let host: Option<String> = r.get("sender_host");
         let port: Option<i32> = r.get("sender_port");
         return Ok(Status::Standby {
@@ -76,7 +84,7 @@ pub async fn status(session: &Session) -> Result<Status, QueryError> {
     let standbys = c
         .query(REPLICATION.text, &[])
         .await
-        .map_err(q(&REPLICATION, session))?
+        .map_err(query_err(&REPLICATION, session))?
         .iter()
         .map(|r| StandbyLink {
             name: r.get("name"),
@@ -90,9 +98,9 @@ pub async fn status(session: &Session) -> Result<Status, QueryError> {
     let slots = c
         .query(SLOTS_STATUS.text, &[])
         .await
-        .map_err(q(&SLOTS_STATUS, session))?
+        .map_err(query_err(&SLOTS_STATUS, session))?
         .iter()
         .map(|r| Slot { name: r.get("name"), active: r.get("active"), retained_bytes: r.get("retained_bytes") })
         .collect();
-    Ok(Status::Primary { timeline: row.get("timeline"), standbys, slots })
+    Ok(Status::Primary { timeline, standbys, slots })
 }

@@ -15,18 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use qrd_pg::inventory::QueryError;
-use qrd_pg::template::Template;
-use qrd_pg::{Secret, Session, sql_template};
+use qrd_pg::{Secret, Session};
 use qrd_pgbin::{Finder, Identity, PgVersion, Tool};
 use qrd_server::local::major_of;
 use qrd_server::pgctl::{PgCtl, StopMode};
 
 use crate::clone::{Link, configure_standby, socket_of, start_and_wait};
 use crate::error::ReplicaError;
-
-const ROLE_OF_SERVER: Template = sql_template!("replica/role_of_server.sql");
-const PROMOTE: Template = sql_template!("replica/promote.sql");
-const WRITABLE: Template = sql_template!("replica/writable.sql");
+use crate::failover::{promote, wait_writable};
+use crate::status::role_of;
 
 #[derive(Debug, Clone)]
 pub struct SwitchoverRequest {
@@ -56,11 +53,6 @@ pub struct Switched {
     pub old_primary_streaming: String,
 }
 
-fn q(t: &Template, session: &Session) -> impl Fn(tokio_postgres::Error) -> QueryError {
-    let (name, db) = (t.name, session.target().dbname.clone());
-    move |e| QueryError::query(name, &db, &e)
-}
-
 /// Switches over from the primary `primary` reaches to the standby `standby` reaches.
 pub async fn switchover(
     primary: &Session,
@@ -69,10 +61,10 @@ pub async fn switchover(
     req: &SwitchoverRequest,
 ) -> Result<Switched, ReplicaError> {
     let started = Instant::now();
-    if is_standby(primary).await? {
+    if role_of(primary).await?.0 {
         return Err(ReplicaError::NotAPrimary { server: primary.target().address() });
     }
-    if !is_standby(standby).await? {
+    if !role_of(standby).await?.0 {
         return Err(ReplicaError::NotAStandby { server: standby.target().address() });
     }
     let streaming: bool = standby
@@ -121,30 +113,10 @@ pub async fn switchover(
     }
 
     // Promote and wait for writes.
-    let promoted: bool =
-        standby.client().query_one(PROMOTE.text, &[]).await.map_err(q(&PROMOTE, standby))?.get("promoted");
-    if !promoted {
-        return Err(ReplicaError::NotPromoted { server: standby.target().address(), seconds: 60 });
-    }
-    loop {
-        match standby.client().query_one(WRITABLE.text, &[]).await {
-            Ok(_) => break,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
-            Err(_) => {
-                return Err(ReplicaError::NotPromoted {
-                    server: standby.target().address(),
-                    seconds: req.timeout.as_secs(),
-                });
-            }
-        }
-    }
+    promote(standby).await?;
+    wait_writable(standby, deadline, req.timeout).await?;
     let write_downtime_seconds = stop_at.elapsed().as_secs_f64();
-    let timeline: Option<i32> = standby
-        .client()
-        .query_one(ROLE_OF_SERVER.text, &[])
-        .await
-        .map_err(q(&ROLE_OF_SERVER, standby))?
-        .get("timeline");
+    let (_, timeline) = role_of(standby).await?;
     tracing::info!("{} is the primary (timeline {})", standby.target().address(), timeline.unwrap_or(0));
 
     // The old primary follows it.
@@ -178,10 +150,6 @@ pub async fn switchover(
         timeline,
         old_primary_streaming,
     })
-}
-
-async fn is_standby(s: &Session) -> Result<bool, ReplicaError> {
-    Ok(s.client().query_one(ROLE_OF_SERVER.text, &[]).await.map_err(q(&ROLE_OF_SERVER, s))?.get("standby"))
 }
 
 /// `DBState` in pg_control: shut down cleanly.

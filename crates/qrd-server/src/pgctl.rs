@@ -346,6 +346,12 @@ pub fn postmaster_pid(data_dir: &Path) -> Option<(u32, Option<u16>)> {
     Some((pid, port))
 }
 
+/// The pid of a postmaster that runs on `data_dir` now: `postmaster.pid` names it and the process exists (a
+/// file left by a crashed server names none).
+pub fn running_postmaster(data_dir: &Path) -> Option<u32> {
+    postmaster_pid(data_dir).map(|(pid, _)| pid).filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
 /// Where a server that pg_ctl (re)starts should write its output.
 ///
 /// The running postmaster's stderr when that is a regular file (`/proc/<pid>/fd/2`, as `pg_ctl -l` or a
