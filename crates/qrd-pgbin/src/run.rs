@@ -130,12 +130,14 @@ pub fn run(cmd: &mut Command, action: &str) -> Result<Output, ToolError> {
 }
 
 /// A `Command` for a PostgreSQL program with every `PG*` variable of our own environment removed, so
-/// nothing (PGPASSWORD, PGSERVICE, PGOPTIONS, a stray PGSSLMODE …) reaches the child by accident. Callers set
-/// what they mean explicitly.
+/// nothing (PGPASSWORD, PGSERVICE, PGOPTIONS, a stray PGSSLMODE …) reaches the child by accident, and
+/// qrd's own password variables (`QRD_…PASSWORD…`): a child, often running as the server's user, gets a
+/// password through a private passfile only, never in its environment. Callers set what they mean
+/// explicitly.
 pub fn scrubbed_command(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
     for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("PG")) {
+        if key.to_str().is_some_and(|k| k.starts_with("PG") || (k.starts_with("QRD_") && k.contains("PASSWORD"))) {
             cmd.env_remove(key);
         }
     }
@@ -249,7 +251,11 @@ mod tests {
     fn scrubbed_command_drops_pg_variables() {
         // SAFETY: tests in this module do not read the environment concurrently.
         unsafe { std::env::set_var("PGPASSWORD", "leak") };
+        unsafe { std::env::set_var("QRD_REPLICATION_PASSWORD", "leak-too") };
+        unsafe { std::env::set_var("QRD_PG_BIN_DIR", "/kept") };
         let out = scrubbed_command("env").output().unwrap();
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("PGPASSWORD"));
+        let env = String::from_utf8_lossy(&out.stdout);
+        assert!(!env.contains("PGPASSWORD") && !env.contains("leak-too"), "{env}");
+        assert!(env.contains("QRD_PG_BIN_DIR=/kept"), "only password variables go: {env}");
     }
 }
