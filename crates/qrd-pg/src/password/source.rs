@@ -60,16 +60,51 @@ pub fn prompt(label: &str, confirm: bool) -> Result<Secret, PasswordError> {
     if !can_prompt() {
         return Err(PasswordError::NoTerminal { what: label.to_owned() });
     }
-    let first = Secret::new(rpassword::prompt_password(format!("{label}: ")).map_err(PasswordError::Prompt)?);
+    let first = Secret::new(read_hidden(&format!("{label}: ")).map_err(PasswordError::Prompt)?);
     let first = non_empty(first, "the prompt".to_owned())?;
     if confirm {
-        let second =
-            Secret::new(rpassword::prompt_password(format!("{label} (again): ")).map_err(PasswordError::Prompt)?);
+        let second = Secret::new(read_hidden(&format!("{label} (again): ")).map_err(PasswordError::Prompt)?);
         if second != first {
             return Err(PasswordError::Mismatch);
         }
     }
     Ok(first)
+}
+
+/// Asks on the controlling terminal with echo off. Echo goes off *before* the prompt is written: a
+/// reply typed as soon as the prompt shows (a fast typist, a paste, an `expect` script) would otherwise
+/// be echoed in the short gap between the two, which is what rpassword's prompt-then-hide did. Echo is
+/// put back by a guard, also when reading fails.
+fn read_hidden(prompt: &str) -> std::io::Result<String> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::io::{BufRead, Write};
+
+    struct Restore<'a>(&'a std::fs::File, nix::sys::termios::Termios);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let _ = tcsetattr(self.0, SetArg::TCSANOW, &self.1);
+        }
+    }
+
+    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty")?;
+    let saved = tcgetattr(&tty)?;
+    let mut hidden = saved.clone();
+    hidden.local_flags.remove(LocalFlags::ECHO);
+    // The Enter key still moves to the next line.
+    hidden.local_flags.insert(LocalFlags::ECHONL);
+    tcsetattr(&tty, SetArg::TCSANOW, &hidden)?;
+    let _restore = Restore(&tty, saved);
+    (&tty).write_all(prompt.as_bytes())?;
+    (&tty).flush()?;
+    let mut line = String::new();
+    std::io::BufReader::new(&tty).read_line(&mut line)?;
+    if line.ends_with('\n') {
+        line.pop();
+        if line.ends_with('\r') {
+            line.pop();
+        }
+    }
+    Ok(line)
 }
 
 fn non_empty(s: Secret, origin: String) -> Result<Secret, PasswordError> {
