@@ -106,6 +106,9 @@ impl RolePasswords {
     }
 }
 
+/// The Patroni REST API user's password for `qrd ha` (else read from a member's env file).
+pub const PATRONI_API_PASSWORD_ENV: &str = "QRD_PATRONI_API_PASSWORD";
+
 /// The variable holding the replication role's password for `qrd standby` (prepare-primary and clone).
 pub const REPLICATION_PASSWORD_ENV: &str = "QRD_REPLICATION_PASSWORD";
 

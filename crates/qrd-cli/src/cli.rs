@@ -3,9 +3,9 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    backup::BackupArgs, check::CheckArgs, conf::ConfArgs, drill::DrillArgs, failover::FailoverArgs, hba::HbaArgs,
-    password::PasswordArgs, provision::ProvisionArgs, restore::RestoreArgs, scram::ScramArgs, ssl::SslArgs,
-    standby::StandbyArgs, switchover::SwitchoverArgs,
+    backup::BackupArgs, check::CheckArgs, conf::ConfArgs, drill::DrillArgs, failover::FailoverArgs, ha::HaArgs,
+    hba::HbaArgs, password::PasswordArgs, provision::ProvisionArgs, restore::RestoreArgs, scram::ScramArgs,
+    ssl::SslArgs, standby::StandbyArgs, switchover::SwitchoverArgs,
 };
 
 /// qrd — the PostgreSQL repository database of Qlik Sense Enterprise on Windows, done safely.
@@ -50,6 +50,8 @@ pub enum Command {
     Failover(FailoverArgs),
     /// The planned move: stop the primary cleanly, let the standby replay everything, promote it, make the old primary follow
     Switchover(SwitchoverArgs),
+    /// High availability on Patroni + etcd behind HAProxy: init, status, switchover, check
+    Ha(HaArgs),
 }
 
 /// The grammar, with `--help` (long only) on every subcommand: `-h` is the host there, as in psql.

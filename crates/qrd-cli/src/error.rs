@@ -268,6 +268,22 @@ impl From<qrd_backup::offline::OfflineError> for CliError {
     }
 }
 
+impl From<qrd_ha::HaError> for CliError {
+    fn from(e: qrd_ha::HaError) -> Self {
+        let status = match e {
+            qrd_ha::HaError::Query(q) => return q.into(),
+            ref e if e.is_refusal() => ExitStatus::Refused,
+            qrd_ha::HaError::NoApi { .. } | qrd_ha::HaError::Api { .. } => ExitStatus::Connect,
+            _ => ExitStatus::Failed,
+        };
+        let err = CliError::new(status, e.to_string());
+        match e.hint() {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}
+
 impl From<qrd_replica::ReplicaError> for CliError {
     fn from(e: qrd_replica::ReplicaError) -> Self {
         let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };

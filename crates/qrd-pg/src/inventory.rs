@@ -162,6 +162,31 @@ const HBA_RULES: Template = sql_template!("inventory/hba_rules.sql");
 const LOGIN_ROLES: Template = sql_template!("inventory/login_roles.sql");
 
 impl Inventory {
+    /// A cluster just made by initdb, as seen by its bootstrap superuser: no repository role, no Qlik
+    /// database. What a new cluster's bootstrap script is planned from (see
+    /// [`crate::provision::bootstrap_script`]), where no server can be asked yet.
+    pub fn empty_cluster(major: u32, superuser: &str, password_encryption: &str) -> Self {
+        Inventory {
+            version: PgVersion { major, minor: 0, text: major.to_string() },
+            version_text: major.to_string(),
+            current_user: superuser.to_owned(),
+            is_superuser: true,
+            password_encryption: password_encryption.to_owned(),
+            ssl: false,
+            max_connections: 100,
+            listen_addresses: String::new(),
+            port: 0,
+            hba_text: None,
+            hba_rules: None,
+            memberships: None,
+            role: None,
+            login_roles: None,
+            tls: None,
+            databases: Vec::new(),
+            maintenance_db: "postgres".to_owned(),
+        }
+    }
+
     /// Reads everything through `session`. Databases that exist are visited concurrently.
     pub async fn gather(session: &Session, spec: &RepoSpec) -> Result<Self, QueryError> {
         let main_db = session.target().dbname.clone();

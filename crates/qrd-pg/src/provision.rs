@@ -170,6 +170,36 @@ impl Plan {
     }
 }
 
+/// The psql script that provisions a new cluster of `major` right after initdb, run once by its
+/// bootstrap superuser (Patroni's `post_bootstrap`): the same statements as `qrd provision` on an empty
+/// server, with `ON_ERROR_STOP` so a failure stops the script (and the bootstrap), and the role's
+/// `verifier` (see [`verifier::compute`]) set as the psql variable the statements use. The script holds
+/// a verifier, not the password: keep it mode 0600 all the same (a verifier can be attacked offline).
+pub fn bootstrap_script(
+    major: u32,
+    superuser: &str,
+    password_encryption: &str,
+    spec: &RepoSpec,
+    verifier: &Secret,
+) -> Result<String, TemplateError> {
+    let inv = Inventory::empty_cluster(major, superuser, password_encryption);
+    // Planned as if a password were given (the verifier is set below, not computed from it).
+    let plan = plan(&inv, spec, Some(&Secret::new("x")), &Options::default());
+    debug_assert!(plan.blockers.is_empty() && !plan.needs_password, "an empty cluster blocks nothing");
+    // SCRAM and md5 verifiers are base64, hex and `$:+/=`: nothing psql would read inside quotes.
+    let v = verifier.expose();
+    if v.is_empty() || v.contains(['\'', '\\', '\n', '\r']) {
+        return Err(TemplateError::Value { name: VERIFIER_VAR, reason: "not a password verifier".into() });
+    }
+    Ok(format!(
+        "-- Provisions the Qlik repository on a new cluster (qrd {}): the role, the four databases and the\n\
+         -- guide's grants. Run once by the bootstrap superuser; each statement as qrd provision sends it.\n\
+         \\set ON_ERROR_STOP on\n\\set {VERIFIER_VAR} '{v}'\n\n{}",
+        env!("CARGO_PKG_VERSION"),
+        plan.script("postgres")?
+    ))
+}
+
 /// Plans provisioning of `spec` on the server described by `inv`. `password` is the repository role's
 /// password when the user gave one.
 pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &Options) -> Plan {

@@ -24,6 +24,8 @@ pub enum TemplateError {
     Quote { template: &'static str, var: String, source: QuoteError },
     #[error("SQL template {template} includes {path}, which is not one of qrd's shared SQL files")]
     Include { template: &'static str, path: String },
+    #[error("psql variable {name}: {reason}")]
+    Value { name: &'static str, reason: String },
 }
 
 /// The files templates may include (`\ir`), by their path under `sql/`.

@@ -5,6 +5,7 @@ pub mod check;
 pub mod conf;
 pub mod drill;
 pub mod failover;
+pub mod ha;
 pub mod hba;
 pub mod password;
 pub mod provision;
@@ -32,5 +33,6 @@ pub async fn run(command: Command) -> Result<ExitStatus, CliError> {
         Command::Standby(args) => standby::execute(args).await,
         Command::Failover(args) => failover::execute(args).await,
         Command::Switchover(args) => switchover::execute(args).await,
+        Command::Ha(args) => ha::execute(args).await,
     }
 }

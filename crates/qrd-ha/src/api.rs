@@ -1,0 +1,295 @@
+//! Patroni's REST API, etcd's health endpoint and HAProxy's statistics, over HTTP(S). qrd reads Patroni's
+//! JSON (`/cluster`, `/config`, `/patroni`), never patronictl's tables. Requests that change something
+//! carry the REST API user's password (basic authentication), which never appears in a URL, a log line or
+//! an error.
+
+use std::time::Duration;
+
+use base64::Engine;
+use qrd_pg::password::Secret;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::HaError;
+
+/// A REST API client for one cluster: the members' API URLs, tried in turn.
+#[derive(Clone)]
+pub struct Api {
+    urls: Vec<String>,
+    auth: Option<(String, Secret)>,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("urls", &self.urls).field("auth", &self.auth.as_ref().map(|a| &a.0)).finish()
+    }
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(2)))
+        .timeout_global(Some(timeout))
+        // Patroni answers 503 on /primary for a replica: a status is an answer, not an error.
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// One answer: the status and the body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self, url: &str) -> Result<Value, HaError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| HaError::Api { url: url.to_owned(), message: format!("not JSON: {e}") })
+    }
+}
+
+/// A plain GET with a short timeout (etcd's /health, HAProxy's CSV, a member's /primary).
+pub fn get(url: &str) -> Result<Reply, HaError> {
+    request(&agent(Duration::from_secs(5)), "GET", url, None, None)
+}
+
+fn request(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    auth: Option<&(String, Secret)>,
+) -> Result<Reply, HaError> {
+    let err = |e: ureq::Error| HaError::Api { url: url.to_owned(), message: e.to_string() };
+    let header = auth.map(|(u, p)| {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", p.expose()));
+        format!("Basic {token}")
+    });
+    let mut response = match (method, body) {
+        ("GET", _) => {
+            let mut r = agent.get(url);
+            if let Some(h) = &header {
+                r = r.header("Authorization", h);
+            }
+            r.call().map_err(err)?
+        }
+        (m, b) => {
+            let mut r = match m {
+                "POST" => agent.post(url),
+                "PATCH" => agent.patch(url),
+                _ => agent.put(url),
+            };
+            if let Some(h) = &header {
+                r = r.header("Authorization", h);
+            }
+            match b {
+                Some(b) => r.send_json(b).map_err(err)?,
+                None => r.send_empty().map_err(err)?,
+            }
+        }
+    };
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().map_err(err)?;
+    Ok(Reply { status, body })
+}
+
+/// A member as `/cluster` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClusterMember {
+    pub name: String,
+    /// `leader`, `replica`, `sync_standby`, `standby_leader`.
+    pub role: String,
+    /// `running`, `streaming`, `starting`, `stopped`, `crashed`, `creating replica` …
+    pub state: String,
+    #[serde(default)]
+    pub api_url: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub timeline: Option<u64>,
+    /// Bytes behind the leader (`"unknown"` when Patroni cannot tell).
+    #[serde(default)]
+    pub lag: Option<Value>,
+    #[serde(default)]
+    pub pending_restart: Option<bool>,
+}
+
+impl ClusterMember {
+    pub fn is_leader(&self) -> bool {
+        self.role == "leader" || self.role == "standby_leader"
+    }
+
+    pub fn lag_bytes(&self) -> Option<u64> {
+        self.lag.as_ref().and_then(Value::as_u64)
+    }
+}
+
+/// `/cluster`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cluster {
+    pub members: Vec<ClusterMember>,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl Cluster {
+    pub fn leader(&self) -> Option<&ClusterMember> {
+        self.members.iter().find(|m| m.is_leader())
+    }
+}
+
+impl Api {
+    /// A client for the members at `urls` (`http://host:8008`); `auth` for requests that change something.
+    pub fn new(urls: Vec<String>, auth: Option<(String, Secret)>) -> Api {
+        Api { urls, auth, agent: agent(Duration::from_secs(10)) }
+    }
+
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// GET `path` from the first member that answers.
+    pub fn get_any(&self, path: &str) -> Result<(String, Value), HaError> {
+        let mut tried = Vec::new();
+        for base in &self.urls {
+            let url = format!("{}{path}", base.trim_end_matches('/'));
+            match request(&self.agent, "GET", &url, None, None) {
+                Ok(r) if r.status == 200 => return Ok((base.clone(), r.json(&url)?)),
+                Ok(r) => tried.push(format!("{url}: HTTP {}", r.status)),
+                Err(e) => tried.push(e.to_string()),
+            }
+        }
+        Err(HaError::NoApi { tried: tried.join("; ") })
+    }
+
+    /// GET `path` from one member (`base` is its API URL); `None` when it does not answer.
+    pub fn get_one(&self, base: &str, path: &str) -> Result<Reply, HaError> {
+        request(&self.agent, "GET", &format!("{}{path}", base.trim_end_matches('/')), None, None)
+    }
+
+    pub fn cluster(&self) -> Result<Cluster, HaError> {
+        let (base, v) = self.get_any("/cluster")?;
+        serde_json::from_value(v).map_err(|e| HaError::Api { url: format!("{base}/cluster"), message: e.to_string() })
+    }
+
+    /// The DCS configuration (`/config`).
+    pub fn config(&self) -> Result<Value, HaError> {
+        Ok(self.get_any("/config")?.1)
+    }
+
+    /// A request that changes something, to one member, with the REST API password. Errors carry
+    /// Patroni's answer.
+    pub fn send(
+        &self,
+        method: &str,
+        base: &str,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Reply, HaError> {
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        let auth = self.auth.as_ref().ok_or_else(|| HaError::Api {
+            url: url.clone(),
+            message: "this request needs the REST API password, and none was given".into(),
+        })?;
+        let r = request(&agent(timeout), method, &url, body, Some(auth))?;
+        if r.status == 401 {
+            return Err(HaError::Api { url, message: "the REST API refused the password (HTTP 401)".into() });
+        }
+        Ok(r)
+    }
+
+    /// The REST API URL of a member from `/cluster` (falls back to the configured one of the same host).
+    pub fn member_url(&self, cluster: &Cluster, name: &str) -> Option<String> {
+        let m = cluster.members.iter().find(|m| m.name == name)?;
+        m.api_url.as_ref().map(|u| u.trim_end_matches("/patroni").to_owned())
+    }
+}
+
+/// etcd's `/health` on each endpoint: `(url, healthy, what it said)`.
+pub fn etcd_health(endpoints: &[String]) -> Vec<(String, bool, String)> {
+    endpoints
+        .iter()
+        .map(|e| {
+            let url = format!("{}/health", e.trim_end_matches('/'));
+            match get(&url) {
+                Ok(r) => {
+                    let healthy = r.status == 200
+                        && serde_json::from_str::<Value>(&r.body)
+                            .ok()
+                            .and_then(|v| v.get("health").and_then(|h| h.as_str().map(|s| s == "true")))
+                            .unwrap_or(false);
+                    (e.clone(), healthy, r.body.trim().to_owned())
+                }
+                Err(err) => (e.clone(), false, err.to_string()),
+            }
+        })
+        .collect()
+}
+
+/// One HAProxy server line of the statistics CSV.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Backend {
+    pub proxy: String,
+    pub server: String,
+    /// `UP`, `DOWN`, `MAINT`, `no check` …
+    pub status: String,
+}
+
+/// HAProxy's servers from its statistics page (`http://host:port/;csv`), BACKEND/FRONTEND rows left out.
+pub fn haproxy_backends(stats_url: &str) -> Result<Vec<Backend>, HaError> {
+    let url = format!("{}/;csv", stats_url.trim_end_matches('/'));
+    let r = get(&url)?;
+    if r.status != 200 {
+        return Err(HaError::Api { url, message: format!("HTTP {}", r.status) });
+    }
+    parse_haproxy_csv(&r.body).ok_or_else(|| HaError::Api { url, message: "not HAProxy's statistics CSV".into() })
+}
+
+fn parse_haproxy_csv(text: &str) -> Option<Vec<Backend>> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n);
+    let (p, s, st) = (col("pxname")?, col("svname")?, col("status")?);
+    Some(
+        lines
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f.len() > st && f[s] != "BACKEND" && f[s] != "FRONTEND")
+            .map(|f| Backend { proxy: f[p].to_owned(), server: f[s].to_owned(), status: f[st].to_owned() })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haproxy_csv_servers_only() {
+        let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n\
+                   stats,FRONTEND,,,0,1,2000,1,0,0,0,0,0,,,,,OPEN,\n\
+                   qlik-repository,pg1,0,0,0,1,330,2,0,0,,0,,0,0,0,0,UP,1\n\
+                   qlik-repository,pg2,0,0,0,0,330,0,0,0,,0,,0,0,0,0,DOWN,1\n\
+                   qlik-repository,BACKEND,0,0,0,1,200,2,0,0,0,0,,0,0,0,0,UP,1\n";
+        let b = parse_haproxy_csv(csv).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[1], Backend { proxy: "qlik-repository".into(), server: "pg2".into(), status: "DOWN".into() });
+    }
+
+    #[test]
+    fn cluster_json_as_patroni_3_writes_it() {
+        let v: Cluster = serde_json::from_str(
+            r#"{"members": [{"name": "pg1", "role": "leader", "state": "running", "api_url": "http://127.0.0.1:8008/patroni", "host": "127.0.0.1", "port": 4432, "timeline": 1},
+                            {"name": "pg2", "role": "replica", "state": "running", "api_url": "http://127.0.0.2:8008/patroni", "host": "127.0.0.2", "port": 4432, "timeline": 1, "lag": 0},
+                            {"name": "pg3", "role": "replica", "state": "running", "host": "127.0.0.3", "port": 4432, "lag": "unknown"}], "scope": "q"}"#,
+        )
+        .unwrap();
+        assert_eq!(v.leader().unwrap().name, "pg1");
+        assert_eq!(v.members[1].lag_bytes(), Some(0));
+        assert_eq!(v.members[2].lag_bytes(), None);
+    }
+}

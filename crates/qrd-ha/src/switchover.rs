@@ -1,0 +1,153 @@
+//! `qrd ha switchover`: the planned move of the leader, through Patroni (which stops the leader cleanly,
+//! waits for the candidate to have everything, promotes it and turns the old leader into a replica), then
+//! waited for: the new leader answers `/primary`, HAProxy sends to it alone, the old leader streams again.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::HaError;
+use crate::api::Cluster;
+use crate::status::ClusterRef;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SwitchoverReport {
+    pub from: String,
+    pub to: String,
+    pub timeline_before: Option<u64>,
+    pub timeline_after: Option<u64>,
+    /// From the request until the new leader answers `/primary` (it accepts writes).
+    pub seconds_to_writable: f64,
+    /// Until HAProxy marks the new leader UP and every other member DOWN (when its statistics are known).
+    pub seconds_to_haproxy: Option<f64>,
+    /// Until the old leader runs again as a replica of the new one.
+    pub seconds_to_rejoined: Option<f64>,
+    /// What Patroni answered.
+    pub patroni_said: String,
+}
+
+/// The replica a switchover goes to when none is named: running, not tagged `nofailover`, least behind.
+pub fn pick_candidate(cluster: &Cluster) -> Option<String> {
+    cluster
+        .members
+        .iter()
+        .filter(|m| !m.is_leader() && (m.state == "running" || m.state == "streaming"))
+        .min_by_key(|m| m.lag_bytes().unwrap_or(u64::MAX))
+        .map(|m| m.name.clone())
+}
+
+pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result<SwitchoverReport, HaError> {
+    let api = cref.api();
+    let cluster = api.cluster()?;
+    let leader = cluster
+        .leader()
+        .ok_or_else(|| {
+            HaError::Refused("the cluster has no leader: nothing to switch over from (qrd ha status)".into())
+        })?
+        .clone();
+    let to = match to {
+        Some(t) => {
+            let m = cluster.members.iter().find(|m| m.name == t).ok_or_else(|| {
+                let names: Vec<&str> = cluster.members.iter().map(|m| m.name.as_str()).collect();
+                HaError::Refused(format!("no member {t:?} in the cluster (members: {})", names.join(", ")))
+            })?;
+            if m.is_leader() {
+                return Err(HaError::Refused(format!("{t} is the leader already")));
+            }
+            if m.state != "running" && m.state != "streaming" {
+                return Err(HaError::Refused(format!("{t} is {}, not running: it cannot take over", m.state)));
+            }
+            t.to_owned()
+        }
+        None => pick_candidate(&cluster)
+            .ok_or_else(|| HaError::Refused("no running replica to switch over to (qrd ha status)".into()))?,
+    };
+    let leader_url = api
+        .member_url(&cluster, &leader.name)
+        .or_else(|| api.urls().first().cloned())
+        .ok_or_else(|| HaError::NoApi { tried: "no REST API URL known".into() })?;
+    let candidate_url = api.member_url(&cluster, &to);
+
+    let started = Instant::now();
+    let reply = api.send(
+        "POST",
+        &leader_url,
+        "/switchover",
+        Some(&json!({"leader": leader.name, "candidate": to})),
+        wait.max(Duration::from_secs(30)),
+    )?;
+    if reply.status != 200 {
+        return Err(HaError::Refused(format!(
+            "Patroni refused the switchover (HTTP {}): {}",
+            reply.status,
+            reply.body.trim()
+        )));
+    }
+    let deadline = started + wait;
+    let poll = Duration::from_millis(100);
+
+    // Writable: the candidate answers /primary (Patroni says 200 only on the leader with postgres running
+    // read-write).
+    let mut last = String::new();
+    let writable = loop {
+        if let Some(url) = &candidate_url {
+            match api.get_one(url, "/primary") {
+                Ok(r) if r.status == 200 => break started.elapsed(),
+                Ok(r) => last = format!("{to}'s /primary answers HTTP {}", r.status),
+                Err(e) => last = e.to_string(),
+            }
+        } else if api.cluster().ok().and_then(|c| c.leader().map(|l| l.name.clone())).as_deref() == Some(&to) {
+            break started.elapsed();
+        }
+        if Instant::now() > deadline {
+            return Err(HaError::Timeout { what: format!("{to} taking over"), seconds: wait.as_secs(), last });
+        }
+        std::thread::sleep(poll);
+    };
+
+    let seconds_to_haproxy = match &cref.haproxy_stats {
+        None => None,
+        Some(stats) => loop {
+            if let Ok(backends) = crate::api::haproxy_backends(stats) {
+                let ours: Vec<_> =
+                    backends.iter().filter(|b| cluster.members.iter().any(|m| m.name == b.server)).collect();
+                if !ours.is_empty() && ours.iter().all(|b| (b.server == to) == b.status.starts_with("UP")) {
+                    break Some(started.elapsed().as_secs_f64());
+                }
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(poll);
+        },
+    };
+
+    // The old leader back as a replica on the new timeline.
+    let mut timeline_after = None;
+    let seconds_to_rejoined = loop {
+        if let Ok(c) = api.cluster() {
+            timeline_after = c.members.iter().find(|m| m.name == to).and_then(|m| m.timeline);
+            let old = c.members.iter().find(|m| m.name == leader.name);
+            if old.is_some_and(|m| !m.is_leader() && (m.state == "running" || m.state == "streaming"))
+                && c.leader().is_some_and(|l| l.name == to)
+            {
+                break Some(started.elapsed().as_secs_f64());
+            }
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(poll);
+    };
+    Ok(SwitchoverReport {
+        from: leader.name,
+        to,
+        timeline_before: leader.timeline,
+        timeline_after,
+        seconds_to_writable: writable.as_secs_f64(),
+        seconds_to_haproxy,
+        seconds_to_rejoined,
+        patroni_said: reply.body.trim().to_owned(),
+    })
+}
