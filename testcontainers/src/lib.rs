@@ -3,6 +3,7 @@
 //! dir and free port per server, private network/UTS namespaces for distinct loopback clients and
 //! hostnames, and cleanup on drop with the server log printed when a test panics. [`DebianCluster`] is a
 //! cluster as Debian/Ubuntu package it (pg_createcluster, pg_ctlcluster, peer, snakeoil TLS key).
+//! [`HaLab`] runs etcd, Patroni members and HAProxy on a private loopback block for `qrd ha`.
 //! [`fixtures`] loads the test site of `sql/fixtures/` (a QSR-like repository database and the other Qlik
 //! databases) onto a server.
 //!
@@ -18,6 +19,7 @@
 mod debian;
 mod error;
 pub mod fixtures;
+mod halab;
 mod install;
 mod namespace;
 mod server;
@@ -25,6 +27,7 @@ mod user;
 
 pub use debian::{DEBIAN_MAJOR, DebianCluster, SNAKEOIL_KEY};
 pub use error::HarnessError;
+pub use halab::{HaLab, LAB_LOOP_WAIT, LAB_RETRY_TIMEOUT, LAB_TTL};
 pub use install::{Installation, installation, manifest_path};
 pub use namespace::{Namespace, NamespaceBuilder};
 pub use server::{HostAuth, Server, ServerBuilder, random_password};

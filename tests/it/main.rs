@@ -11,6 +11,7 @@ mod conf;
 mod connect;
 mod fixtures;
 mod guide;
+mod ha;
 mod hba;
 mod hostile;
 mod password;

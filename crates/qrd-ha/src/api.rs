@@ -203,6 +203,26 @@ impl Api {
         Ok(r)
     }
 
+    /// The replicas streaming from the leader whose API is at `leader_url`, as its `pg_stat_replication`
+    /// says through `/patroni`: `(application_name, state)`.
+    pub fn streaming_from(&self, leader_url: &str) -> Result<Vec<(String, String)>, HaError> {
+        let r = self.get_one(leader_url, "/patroni")?;
+        let v = r.json(leader_url)?;
+        Ok(v["replication"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        (
+                            x["application_name"].as_str().unwrap_or_default().to_owned(),
+                            x["state"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// The REST API URL of a member from `/cluster` (falls back to the configured one of the same host).
     pub fn member_url(&self, cluster: &Cluster, name: &str) -> Option<String> {
         let m = cluster.members.iter().find(|m| m.name == name)?;

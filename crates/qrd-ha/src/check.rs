@@ -42,6 +42,15 @@ pub fn cluster_findings(st: &ClusterStatus) -> Vec<Finding> {
             ));
             continue;
         }
+        if m.streaming == Some(false) {
+            out.push(Finding::fail(
+                id,
+                format!("{} runs but does not stream from the leader (not in its pg_stat_replication)", m.name),
+                "it falls further behind with every write and cannot take over without losing them: Patroni's log on \
+                 that member says why (a missing slot, pg_hba, the replication password)",
+            ));
+            continue;
+        }
         match m.lag_bytes {
             Some(lag) if lag as i64 > LAG_WARN_BYTES => out.push(Finding::warn(
                 id,
@@ -259,6 +268,7 @@ mod tests {
             port: None,
             timeline: Some(tl),
             lag_bytes: lag,
+            streaming: (role != "leader").then_some(true),
             pending_restart: false,
         }
     }
@@ -304,10 +314,11 @@ mod tests {
         st.haproxy = Some(Ok(vec![Backend { proxy: "q".into(), server: "pg2".into(), status: "UP".into() }]));
         st.members[2].state = "stopped".into();
         st.members[1].timeline = Some(1);
+        st.members[1].streaming = Some(false);
         let f = cluster_findings(&st);
         assert_eq!(level(&f, "ha.haproxy"), qrd_check::Status::Fail);
         assert_eq!(level(&f, "ha.replica.pg3"), qrd_check::Status::Fail);
-        assert_eq!(level(&f, "ha.timeline.pg2"), qrd_check::Status::Warn);
+        assert_eq!(level(&f, "ha.replica.pg2"), qrd_check::Status::Fail);
         st.etcd[0].healthy = false;
         assert_eq!(level(&cluster_findings(&st), "ha.etcd"), qrd_check::Status::Fail);
     }

@@ -62,9 +62,27 @@ impl Secrets {
         let rewind = pick(given.rewind, REWIND, &mut origins.rewind)?;
         let restapi = pick(given.restapi, RESTAPI, &mut origins.restapi)?;
         let secrets = Secrets { superuser, replication, rewind, restapi };
-        for s in [&secrets.superuser, &secrets.replication, &secrets.rewind, &secrets.restapi] {
+        let named = [
+            ("superuser", &secrets.superuser),
+            ("replication", &secrets.replication),
+            ("rewind", &secrets.rewind),
+            ("REST API", &secrets.restapi),
+        ];
+        for (what, s) in named {
             if s.expose().is_empty() || s.expose().contains(['\n', '\r', '\0']) {
-                return Err(HaError::Spec { reason: "a password is empty or spans several lines".into() });
+                return Err(HaError::Spec { reason: format!("the {what} password is empty or spans several lines") });
+            }
+            // Measured with Debian's Patroni 3.0.2: a non-ASCII superuser password makes the bootstrap fail
+            // (UnicodeDecodeError in its quote_literal while it creates the roles), and the cluster is never
+            // made. Refused here, before any file is written.
+            if !s.expose().chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+                return Err(HaError::Spec {
+                    reason: format!(
+                        "the {what} password has characters other than printable ASCII, which Patroni 3.0's \
+                         bootstrap cannot quote (it fails with a UnicodeDecodeError): choose another, or leave it \
+                         out and qrd generates one"
+                    ),
+                });
             }
         }
         Ok((secrets, origins))
@@ -197,5 +215,8 @@ mod tests {
         assert_eq!(o.replication, "generated");
         assert_eq!(s.replication.expose().len(), 32);
         assert_ne!(s.replication.expose(), s.rewind.expose());
+        let given = GivenSecrets { superuser: Some(Secret::new("pässword")), ..Default::default() };
+        let err = Secrets::resolve(given, None).unwrap_err().to_string();
+        assert!(err.contains("superuser password") && err.contains("ASCII"), "{err}");
     }
 }

@@ -84,6 +84,8 @@ pub struct MemberStatus {
     pub timeline: Option<u64>,
     /// Bytes of WAL behind the leader (replicas).
     pub lag_bytes: Option<u64>,
+    /// The leader's pg_stat_replication shows it streaming (replicas; `None` when the leader was not asked).
+    pub streaming: Option<bool>,
     pub pending_restart: bool,
 }
 
@@ -125,6 +127,8 @@ pub fn status(cref: &ClusterRef) -> Result<ClusterStatus, HaError> {
     let api = cref.api();
     let cluster = api.cluster()?;
     let config = api.config()?;
+    let streaming =
+        cluster.leader().and_then(|l| api.member_url(&cluster, &l.name)).and_then(|u| api.streaming_from(&u).ok());
     let members = cluster
         .members
         .iter()
@@ -136,6 +140,11 @@ pub fn status(cref: &ClusterRef) -> Result<ClusterStatus, HaError> {
             port: m.port,
             timeline: m.timeline,
             lag_bytes: if m.is_leader() { None } else { m.lag_bytes() },
+            streaming: if m.is_leader() {
+                None
+            } else {
+                streaming.as_ref().map(|s| s.iter().any(|(n, st)| *n == m.name && st == "streaming"))
+            },
             pending_restart: m.pending_restart.unwrap_or(false),
         })
         .collect();

@@ -53,7 +53,17 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
                 HaError::Refused(format!("no member {t:?} in the cluster (members: {})", names.join(", ")))
             })?;
             if m.is_leader() {
-                return Err(HaError::Refused(format!("{t} is the leader already")));
+                // Asked for what already is: nothing to do (a re-run after a switchover succeeds).
+                return Ok(SwitchoverReport {
+                    from: t.to_owned(),
+                    to: t.to_owned(),
+                    timeline_before: m.timeline,
+                    timeline_after: m.timeline,
+                    seconds_to_writable: 0.0,
+                    seconds_to_haproxy: None,
+                    seconds_to_rejoined: None,
+                    patroni_said: format!("{t} leads already: nothing was done"),
+                });
             }
             if m.state != "running" && m.state != "streaming" {
                 return Err(HaError::Refused(format!("{t} is {}, not running: it cannot take over", m.state)));
@@ -68,6 +78,28 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
         .or_else(|| api.urls().first().cloned())
         .ok_or_else(|| HaError::NoApi { tried: "no REST API URL known".into() })?;
     let candidate_url = api.member_url(&cluster, &to);
+
+    // The candidate must stream from the leader. Measured with Patroni 3.0.2: right after a cluster
+    // starts, a replica can run without streaming (its slot not made yet); Patroni switched over to it
+    // anyway (the writes it lacked were under maximum_lag_on_failover) and pg_rewind then discarded
+    // acknowledged writes on the old leader. So qrd waits for streaming, and refuses without it.
+    let settle = Instant::now() + wait.min(Duration::from_secs(30));
+    loop {
+        let streaming = api.streaming_from(&leader_url)?;
+        if streaming.iter().any(|(name, state)| *name == to && state == "streaming") {
+            break;
+        }
+        if Instant::now() > settle {
+            let seen: Vec<String> = streaming.iter().map(|(n, s)| format!("{n} {s}")).collect();
+            return Err(HaError::Refused(format!(
+                "{to} does not stream from {} (its pg_stat_replication shows: {}): a switchover now would lose the \
+                 writes {to} has not received; wait for it to stream (qrd ha status), or choose another member",
+                leader.name,
+                if seen.is_empty() { "no standby".to_owned() } else { seen.join(", ") }
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let started = Instant::now();
     let reply = api.send(

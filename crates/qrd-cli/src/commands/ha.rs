@@ -406,6 +406,10 @@ async fn switchover(a: SwitchoverArgs) -> Result<ExitStatus, CliError> {
         println!("{}", serde_json::to_string_pretty(&r).expect("serialisable"));
         return Ok(ExitStatus::Success);
     }
+    if r.from == r.to {
+        println!("{}", r.patroni_said);
+        return Ok(ExitStatus::Success);
+    }
     println!(
         "{} leads instead of {} (timeline {} → {}): writable after {:.2} s",
         r.to,

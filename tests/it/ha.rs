@@ -1,0 +1,390 @@
+//! `qrd ha` on real Patroni, etcd and HAProxy (Debian's packages) on a private loopback block: the files
+//! `qrd ha init` writes make a working Qlik repository cluster, and switchover, crashes and an etcd outage
+//! behave as a DBA needs. Assertions are on what the servers hold and what a client sees.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use qrd_ha::api::Api;
+use qrd_testcontainers::{HaLab, LAB_TTL, installation};
+
+use crate::common::*;
+
+/// Quotes, `$`, a backslash and a space: through the env file and Patroni's own quoting. (Non-ASCII is
+/// refused by `qrd ha init`: Patroni 3.0.2's bootstrap cannot quote it.)
+const SUPERUSER_PW: &str = "Su-pw 'quoted\"-$HOME-\\x";
+const REPO_PW: &str = "Repo-pw-$HOME-`x`";
+
+fn client_bin(major: u32) -> PathBuf {
+    installation(major).unwrap().client_bin
+}
+
+/// The lab's files written and every process started: one leader and streaming replicas.
+fn running_lab(major: u32, scratch: &Scratch) -> HaLab {
+    let mut lab = HaLab::new(major, 3).unwrap();
+    let out = run_expect(&mut init_cmd(&lab, scratch), 0);
+    assert!(stdout(&out).contains(&format!("name one Host: {}:4432", lab.endpoint_host())), "{}", stdout(&out));
+    lab.start_all().unwrap();
+    lab.start_haproxy().unwrap();
+    let api = api(&lab);
+    wait_streaming(&lab, &api, Duration::from_secs(120));
+    lab
+}
+
+/// One leader and every other member streaming from it (in its pg_stat_replication), none behind.
+fn wait_streaming(lab: &HaLab, api: &Api, timeout: Duration) {
+    lab.wait_for("a leader and streaming replicas", timeout, || {
+        let c = api.cluster().ok()?;
+        let leader = c.leader()?;
+        let streaming = api.streaming_from(&api.member_url(&c, &leader.name)?).ok()?;
+        let ok = c.members.len() == lab.names().len()
+            && c.members
+                .iter()
+                .filter(|m| !m.is_leader())
+                .all(|m| m.lag_bytes() == Some(0) && streaming.iter().any(|(n, s)| *n == m.name && s == "streaming"));
+        ok.then_some(())
+    })
+    .unwrap();
+}
+
+fn init_cmd(lab: &HaLab, scratch: &Scratch) -> Command {
+    let mut cmd = qrd_bare(scratch);
+    cmd.args(lab.init_args()).env("QRD_REPO_PASSWORD", REPO_PW).env("QRD_PASSWORD_POSTGRES", SUPERUSER_PW);
+    cmd
+}
+
+fn api(lab: &HaLab) -> Api {
+    Api::new((0..lab.names().len()).map(|i| format!("http://{}:8008", lab.member_host(i))).collect(), None)
+}
+
+fn ca(lab: &HaLab) -> PathBuf {
+    lab.prefix().join("pg1/tls/ca.crt")
+}
+
+/// psql over TLS, verifying the lab CA and the host name (`verify-full`): the rows, or the error.
+fn psql(lab: &HaLab, host: Ipv4Addr, user: &str, pw: &str, db: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new(client_bin(lab.major()).join("psql"))
+        .args([
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            &host.to_string(),
+            "-p",
+            "4432",
+            "-U",
+            user,
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .env_clear()
+        .env("PGPASSWORD", pw)
+        .env("PGSSLMODE", "verify-full")
+        .env("PGSSLROOTCERT", ca(lab))
+        .env("PGCONNECT_TIMEOUT", "3")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+fn su(lab: &HaLab, host: Ipv4Addr, sql: &str) -> String {
+    psql(lab, host, "postgres", SUPERUSER_PW, "postgres", sql).unwrap_or_else(|e| panic!("{sql} on {host}: {e}"))
+}
+
+fn qrd_ha(lab: &HaLab, scratch: &Scratch, args: &[&str]) -> Command {
+    let mut cmd = qrd_bare(scratch);
+    cmd.arg("ha").args(args).arg("--config").arg(lab.config(0));
+    cmd
+}
+
+/// A client of the endpoint: a new TLS connection and one INSERT every ~100 ms, as the repository's
+/// services reconnect. Records each attempt's time and outcome.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<(Instant, Result<i64, String>)>>,
+}
+
+impl Writer {
+    fn start(lab: &HaLab) -> Writer {
+        su(
+            lab,
+            lab.endpoint_host(),
+            "CREATE TABLE IF NOT EXISTS qrd_ha_probe (id bigint PRIMARY KEY, at timestamptz DEFAULT now())",
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let (endpoint, psql, ca) = (lab.endpoint_host().to_string(), client_bin(lab.major()).join("psql"), ca(lab));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut log = Vec::new();
+            let mut id = 0i64;
+            while !flag.load(Ordering::Relaxed) {
+                id += 1;
+                let at = Instant::now();
+                let out = Command::new(&psql)
+                    .args([
+                        "-X",
+                        "-At",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-h",
+                        &endpoint,
+                        "-p",
+                        "4432",
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "postgres",
+                    ])
+                    .arg("-c")
+                    .arg(format!("INSERT INTO qrd_ha_probe (id) VALUES ({id})"))
+                    .env_clear()
+                    .env("PGPASSWORD", SUPERUSER_PW)
+                    .env("PGSSLMODE", "verify-full")
+                    .env("PGSSLROOTCERT", &ca)
+                    .env("PGCONNECT_TIMEOUT", "5")
+                    .output()
+                    .unwrap();
+                let r = if out.status.success() {
+                    Ok(id)
+                } else {
+                    Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+                };
+                log.push((at, r));
+                std::thread::sleep(Duration::from_millis(100).saturating_sub(at.elapsed()));
+            }
+            log
+        });
+        Writer { stop, handle }
+    }
+
+    /// Stops it: the acknowledged ids, the failed attempts' errors, and the longest time without an
+    /// acknowledged write (from the start, between two, and until the end).
+    fn finish(self) -> (Vec<i64>, Vec<String>, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        let log = self.handle.join().unwrap();
+        let (first, end) = (log.first().map(|l| l.0), Instant::now());
+        let mut acked = Vec::new();
+        let mut failed = Vec::new();
+        let mut last_ok: Option<Instant> = first;
+        let mut gap = Duration::ZERO;
+        for (at, r) in log {
+            match r {
+                Ok(id) => {
+                    if let Some(prev) = last_ok {
+                        gap = gap.max(at - prev);
+                    }
+                    last_ok = Some(at);
+                    acked.push(id);
+                }
+                Err(e) => failed.push(e),
+            }
+        }
+        if let Some(last) = last_ok {
+            gap = gap.max(end - last);
+        }
+        if !failed.is_empty() {
+            eprintln!("failed writes: {:#?}", &failed[..failed.len().min(5)]);
+        }
+        (acked, failed, gap)
+    }
+}
+
+/// Every acknowledged id is in the table, as read through the endpoint (the current leader).
+fn assert_all_there(lab: &HaLab, acked: &[i64]) {
+    let have: Vec<i64> = su(lab, lab.endpoint_host(), "SELECT id FROM qrd_ha_probe ORDER BY id")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let lost: Vec<&i64> = acked.iter().filter(|id| have.binary_search(id).is_err()).collect();
+    assert!(lost.is_empty(), "{} acknowledged write(s) lost: {lost:?}", lost.len());
+}
+
+fn leader_index(lab: &HaLab) -> usize {
+    let c = api(lab).cluster().unwrap();
+    lab.member_index(&c.leader().expect("a leader").name)
+}
+
+#[test]
+fn init_makes_a_qlik_cluster_and_switchover_moves_writes_pg15() {
+    let scratch = Scratch::new();
+    let lab = running_lab(15, &scratch);
+
+    // A second init changes nothing (secrets, verifier and certificate kept).
+    let out = run_expect(&mut init_cmd(&lab, &scratch), 0);
+    let text = stdout(&out);
+    assert!(!text.contains("created") && !text.contains("updated"), "{text}");
+
+    // Every member: the four databases owned by the role, SCRAM verifiers only, TLS on, the same pg_hba.
+    let mut rules = Vec::new();
+    for i in 0..3 {
+        let h = lab.member_host(i);
+        let dbs = su(
+            &lab,
+            h,
+            "SELECT string_agg(datname || ':' || pg_get_userbyid(datdba), ',' ORDER BY datname) FROM pg_database WHERE datname IN ('QSR','SenseServices','QSMQ','Licenses')",
+        );
+        assert_eq!(
+            dbs,
+            "Licenses:qliksenserepository,QSMQ:qliksenserepository,QSR:qliksenserepository,SenseServices:qliksenserepository"
+        );
+        let hashes = su(
+            &lab,
+            h,
+            "SELECT string_agg(rolname || ':' || left(rolpassword, 14), ',' ORDER BY rolname) FROM pg_authid WHERE rolcanlogin",
+        );
+        assert!(hashes.split(',').all(|r| r.ends_with(":SCRAM-SHA-256$")), "{hashes}");
+        assert_eq!(su(&lab, h, "SHOW ssl"), "on");
+        assert_eq!(su(&lab, h, "SHOW max_connections"), "110");
+        rules.push(su(&lab, h, "SELECT string_agg(concat_ws(' ', type, database, user_name, address, auth_method), E'\\n' ORDER BY line_number) FROM pg_hba_file_rules"));
+    }
+    assert!(rules.windows(2).all(|w| w[0] == w[1]), "pg_hba differs between members:\n{rules:#?}");
+
+    // The repository role: through HAProxy (its source address is a Qlik client) it works in QSR, public
+    // schema included (the guide's PostgreSQL 15 grant); straight to the leader (from 127.0.0.1, which is
+    // no Qlik node) pg_hba refuses it.
+    psql(
+        &lab,
+        lab.endpoint_host(),
+        "qliksenserepository",
+        REPO_PW,
+        "QSR",
+        "CREATE TABLE \"Apps\" (\"ID\" uuid PRIMARY KEY); INSERT INTO \"Apps\" VALUES (gen_random_uuid())",
+    )
+    .unwrap();
+    let leader = lab.member_host(leader_index(&lab));
+    let refused = psql(&lab, leader, "qliksenserepository", REPO_PW, "QSR", "SELECT 1").unwrap_err();
+    assert!(refused.contains("no pg_hba.conf entry for host \"127.0.0.1\""), "{refused}");
+
+    // qrd ha check, with each member's own settings compared over SQL.
+    let out = run_expect(
+        qrd_ha(&lab, &scratch, &["check", "--members", "--json"])
+            .env("PGPASSWORD", SUPERUSER_PW)
+            .env("PGUSER", "postgres"),
+        0,
+    );
+    let findings: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let failed: Vec<_> =
+        findings.as_array().unwrap().iter().filter(|f| f["status"] != "ok" && f["id"] != "ha.etcd").collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+
+    // qrd check passes against the cluster's endpoint (the one Host the Qlik nodes name).
+    let out = run(qrd_bare(&scratch)
+        .args([
+            "check",
+            "-h",
+            &lab.endpoint_host().to_string(),
+            "-p",
+            "4432",
+            "-U",
+            "postgres",
+            "--sslmode",
+            "verify-full",
+            "--sslrootcert",
+        ])
+        .arg(ca(&lab))
+        .env("PGPASSWORD", SUPERUSER_PW));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // Switchover to a named replica under a write load: writes move, none acknowledged is lost, the gap
+    // is short. The REST API password comes from the env file beside --config.
+    let target = 2 - usize::from(leader_index(&lab) == 2);
+    let to = lab.names()[target].clone();
+    let writer = Writer::start(&lab);
+    std::thread::sleep(Duration::from_secs(1));
+    let out = run_expect(&mut qrd_ha(&lab, &scratch, &["switchover", "--to", &to, "--json"]), 0);
+    std::thread::sleep(Duration::from_secs(1));
+    let (acked, failed, gap) = writer.finish();
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    eprintln!(
+        "switchover: {report}\nwrites acknowledged {}, failed {}, longest gap {gap:?}",
+        acked.len(),
+        failed.len()
+    );
+    assert_eq!(report["to"], to.as_str());
+    assert!(report["seconds_to_rejoined"].is_number(), "the old leader did not rejoin: {report}");
+    let state: Vec<String> = (0..3)
+        .map(|i| {
+            psql(&lab, lab.member_host(i), "postgres", SUPERUSER_PW, "postgres", "SELECT (SELECT system_identifier FROM pg_control_system()) || ' recovery=' || pg_is_in_recovery() || ' probe=' || (to_regclass('qrd_ha_probe') IS NOT NULL)")
+                .unwrap_or_else(|e| e)
+        })
+        .collect();
+    eprintln!("members after the switchover: {state:#?}");
+    assert!(gap < Duration::from_secs(5), "write gap {gap:?}");
+    assert!(acked.len() > 20, "too few writes to say anything: {}", acked.len());
+    assert_all_there(&lab, &acked);
+    // HAProxy sends a write to the new leader.
+    assert_eq!(
+        su(&lab, lab.endpoint_host(), "SELECT host(inet_server_addr()) || ':' || pg_is_in_recovery()"),
+        format!("{}:false", lab.member_host(target))
+    );
+    let c = api(&lab).cluster().unwrap();
+    assert_eq!(c.leader().unwrap().name, to);
+    // Asking again changes nothing.
+    let out = run_expect(&mut qrd_ha(&lab, &scratch, &["switchover", "--to", &to]), 0);
+    assert!(stdout(&out).contains("leads already"), "{}", stdout(&out));
+    assert!(c.members.iter().filter(|m| !m.is_leader()).all(|m| m.timeline == c.leader().unwrap().timeline));
+}
+
+#[test]
+fn leader_crash_fails_over_and_etcd_outage_keeps_writes_pg15() {
+    let scratch = Scratch::new();
+    let mut lab = running_lab(15, &scratch);
+    let api = api(&lab);
+    let old = leader_index(&lab);
+    su(&lab, lab.endpoint_host(), "CREATE TABLE before_crash AS SELECT g FROM generate_series(1, 1000) g");
+
+    // The leader's machine crashes: a new leader within ttl + 5 s.
+    let crashed_at = Instant::now();
+    lab.crash_member(old);
+    let new = lab
+        .wait_for("a new leader", Duration::from_secs(u64::from(LAB_TTL) + 5), || {
+            (0..3).filter(|i| *i != old).find(|i| {
+                api.get_one(&format!("http://{}:8008", lab.member_host(*i)), "/primary").is_ok_and(|r| r.status == 200)
+            })
+        })
+        .unwrap();
+    eprintln!(
+        "{} leads {:.1} s after {} crashed",
+        lab.names()[new],
+        crashed_at.elapsed().as_secs_f64(),
+        lab.names()[old]
+    );
+    assert_eq!(su(&lab, lab.endpoint_host(), "SELECT count(*) FROM before_crash"), "1000");
+    su(&lab, lab.endpoint_host(), "CREATE TABLE after_crash AS SELECT 1 AS x");
+
+    // The crashed member comes back and rejoins as a replica of the new leader (rewound when it must be).
+    lab.start_member(old).unwrap();
+    let name = lab.names()[old].clone();
+    lab.wait_for("the crashed member streaming again", Duration::from_secs(90), || {
+        let c = api.cluster().ok()?;
+        let m = c.members.iter().find(|m| m.name == name)?;
+        (!m.is_leader() && (m.state == "running" || m.state == "streaming") && m.timeline == c.leader()?.timeline)
+            .then_some(())
+    })
+    .unwrap();
+    assert_eq!(su(&lab, lab.member_host(old), "SELECT count(*) FROM after_crash"), "1");
+
+    // etcd stopped for a minute: with failsafe_mode the leader keeps taking writes the whole time.
+    let writer = Writer::start(&lab);
+    lab.stop_etcd();
+    std::thread::sleep(Duration::from_secs(60));
+    lab.start_etcd().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let (acked, failed, gap) = writer.finish();
+    eprintln!("etcd outage: {} writes acknowledged, {} failed, longest gap {gap:?}", acked.len(), failed.len());
+    assert!(failed.is_empty(), "writes failed during the etcd outage: {failed:?}");
+    assert!(acked.len() > 200, "{}", acked.len());
+    assert_all_there(&lab, &acked);
+    assert_eq!(leader_index(&lab), new, "the leader changed during the etcd outage");
+}
