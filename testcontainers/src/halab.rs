@@ -329,6 +329,11 @@ impl HaLab {
         out
     }
 
+    /// Member `i`'s whole log (Patroni's and its PostgreSQL's).
+    pub fn member_log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.members[i].log).unwrap_or_default()
+    }
+
     /// Whether member `i`'s Patroni still runs (it was not stopped or crashed).
     pub fn is_running(&self, i: usize) -> bool {
         self.members[i].pid().is_some()
