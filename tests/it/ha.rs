@@ -216,7 +216,7 @@ fn leader_index(lab: &HaLab) -> usize {
 }
 
 #[test]
-fn init_makes_a_qlik_cluster_and_switchover_moves_writes_pg15() {
+fn init_switchover_and_set_param_pg15() {
     let scratch = Scratch::new();
     let lab = running_lab(15, &scratch);
 
@@ -333,6 +333,8 @@ fn init_makes_a_qlik_cluster_and_switchover_moves_writes_pg15() {
     // Asking again changes nothing.
     let out = run_expect(&mut qrd_ha(&lab, &scratch, &["switchover", "--to", &to]), 0);
     assert!(stdout(&out).contains("leads already"), "{}", stdout(&out));
+
+    set_param_max_connections(&lab, &scratch);
     assert!(c.members.iter().filter(|m| !m.is_leader()).all(|m| m.timeline == c.leader().unwrap().timeline));
 }
 
@@ -403,4 +405,28 @@ fn leader_crash_fails_over_and_etcd_outage_keeps_writes_pg15() {
     assert!(acked.len() > 200, "{}", acked.len());
     assert_all_there(&lab, &acked);
     assert_eq!(leader_index(&lab), new, "the leader changed during the etcd outage");
+}
+
+/// After the switchover test's cluster work: a shared setting that needs a restart, changed in the DCS and
+/// applied by restarting replicas first, the leader last; every member then runs the new value.
+fn set_param_max_connections(lab: &HaLab, scratch: &Scratch) {
+    let out = run_expect(&mut qrd_ha(lab, scratch, &["set-param", "max_connections=150", "--json"]), 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let order: Vec<(&str, &str)> = report["restarts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["member"].as_str().unwrap(), r["role"].as_str().unwrap()))
+        .collect();
+    eprintln!("restarts: {order:?}");
+    assert!(order.len() >= 3, "every member restarts: {report}");
+    let first_leader = order.iter().position(|(_, role)| *role == "leader").expect("the leader restarts");
+    assert_eq!(order[..first_leader].len(), 2, "both replicas restart before the leader: {order:?}");
+    assert!(report["pending"].as_array().unwrap().is_empty(), "{report}");
+    for i in 0..3 {
+        assert_eq!(su(lab, lab.member_host(i), "SHOW max_connections"), "150", "member {i}");
+    }
+    // Again: nothing to change, nothing restarted.
+    let out = run_expect(&mut qrd_ha(lab, scratch, &["set-param", "max_connections=150"]), 0);
+    assert!(stderr(&out).contains("nothing to change"), "{}", stderr(&out));
 }

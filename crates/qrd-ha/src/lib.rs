@@ -10,6 +10,7 @@
 //! - [`init`]: `qrd ha init`, those files planned (diffs) and written (atomic, owner and mode, backups);
 //! - [`api`]: Patroni's REST API and HAProxy's statistics;
 //! - [`status`]: `qrd ha status`, the cluster as Patroni, etcd and HAProxy report it;
+//! - [`setparam`]: `qrd ha set-param`, a shared setting changed in the DCS and the restarts it needs;
 //! - [`switchover`]: `qrd ha switchover`, a planned move of the leader, waited for until writable;
 //! - [`check`]: `qrd ha check`, findings with `qrd check`'s levels.
 
@@ -19,6 +20,7 @@ pub mod envfile;
 pub mod error;
 pub mod init;
 pub mod render;
+pub mod setparam;
 pub mod spec;
 pub mod status;
 pub mod switchover;

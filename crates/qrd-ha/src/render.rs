@@ -432,8 +432,10 @@ pub fn haproxy_cfg(spec: &ClusterSpec) -> String {
          listen stats\n    mode http\n    bind {bind_host}:{stats}\n    stats enable\n    stats uri /\n\n\
          listen {scope}\n    bind {bind_host}:{port}\n    option httpchk GET /primary\n    http-check expect status 200\n\
          \x20   # Checked every second, every 250 ms while a member changes state or is down: a new leader is\n\
-         \x20   # UP within a quarter second of answering /primary; an old one DOWN after two failed checks.\n\
-         \x20   default-server inter 1s fastinter 250ms downinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions\n",
+         \x20   # UP within a quarter second of answering /primary; an old one DOWN after two failed checks, or\n\
+         \x20   # at once when a connection to it is refused (its PostgreSQL stopped), instead of retrying it.\n\
+         \x20   default-server inter 1s fastinter 250ms downinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions\n\
+         \x20   default-server observe layer4 error-limit 1 on-error mark-down\n",
         scope = spec.scope,
         stats = spec.stats_port,
     );

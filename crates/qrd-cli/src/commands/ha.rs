@@ -30,6 +30,8 @@ pub enum HaCommand {
     Status(StatusArgs),
     /// Move the leader to another member (Patroni's switchover), and wait until it takes writes
     Switchover(SwitchoverArgs),
+    /// Change settings every member shares (in Patroni's DCS), then restart the members that need it: replicas first, the leader last
+    SetParam(SetParamArgs),
     /// Check the cluster: one leader, replicas streaming, one timeline, the same settings everywhere, etcd quorum, HAProxy to the leader only
     Check(CheckArgs),
 }
@@ -200,6 +202,28 @@ pub struct SwitchoverArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SetParamArgs {
+    /// NAME=VALUE: a PostgreSQL setting (max_connections=220) or one of Patroni's (ttl, loop_wait,
+    /// retry_timeout, maximum_lag_on_failover, failsafe_mode)
+    #[arg(value_name = "NAME=VALUE", required = true)]
+    pub pairs: Vec<String>,
+    /// Change the DCS only; leave the restarts to the DBA (qrd ha status shows them pending)
+    #[arg(long)]
+    pub no_restart: bool,
+    /// Give up waiting for one member's restart after this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub wait: u64,
+    /// Show the changes; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -219,7 +243,50 @@ pub async fn execute(args: HaArgs) -> Result<ExitStatus, CliError> {
         HaCommand::Status(a) => status(a).await,
         HaCommand::Switchover(a) => switchover(a).await,
         HaCommand::Check(a) => check(a).await,
+        HaCommand::SetParam(a) => set_param(a).await,
     }
+}
+
+async fn set_param(a: SetParamArgs) -> Result<ExitStatus, CliError> {
+    use qrd_ha::setparam;
+    let cref = a.cluster.cluster_ref()?;
+    let pairs = setparam::parse_pairs(&a.pairs)?;
+    let (dry_run, restart, wait) = (a.dry_run, !a.no_restart, Duration::from_secs(a.wait));
+    let report = tokio::task::spawn_blocking(move || -> Result<_, qrd_ha::HaError> {
+        let config = cref.api().config()?;
+        let changes = setparam::plan(&config, &pairs)?;
+        if dry_run {
+            return Ok(setparam::SetParamReport { changes, restarts: Vec::new(), pending: Vec::new() });
+        }
+        setparam::apply(&cref, changes, restart, wait)
+    })
+    .await
+    .expect("no panic")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+        return Ok(ExitStatus::Success);
+    }
+    if report.changes.is_empty() {
+        note("every value is set already: nothing to change");
+    }
+    for c in &report.changes {
+        let from = c.from.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(default)".into());
+        println!("{:<24} {} → {}", c.name, from.trim_matches('"'), c.to.to_string().trim_matches('"'));
+    }
+    if a.dry_run {
+        note("dry run: nothing was changed");
+        return Ok(ExitStatus::Success);
+    }
+    for r in &report.restarts {
+        println!("restarted {} ({}) in {:.1} s", r.member, r.role, r.seconds);
+    }
+    if !report.pending.is_empty() {
+        println!(
+            "restart pending on {} (qrd ha set-param without --no-restart restarts them in a safe order)",
+            report.pending.join(", ")
+        );
+    }
+    Ok(ExitStatus::Success)
 }
 
 fn usage(msg: impl Into<String>) -> CliError {
