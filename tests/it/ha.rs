@@ -250,6 +250,9 @@ fn init_switchover_and_set_param_pg15() {
     }
     assert!(rules.windows(2).all(|w| w[0] == w[1]), "pg_hba differs between members:\n{rules:#?}");
 
+    // A standalone repository adopted: backed up by qrd, restored into the leader, on every replica.
+    adopt_standalone(&lab, &scratch);
+
     // The repository role: through HAProxy (its source address is a Qlik client) it works in QSR, public
     // schema included (the guide's PostgreSQL 15 grant); straight to the leader (from 127.0.0.1, which is
     // no Qlik node) pg_hba refuses it.
@@ -259,7 +262,7 @@ fn init_switchover_and_set_param_pg15() {
         "qliksenserepository",
         REPO_PW,
         "QSR",
-        "CREATE TABLE \"Apps\" (\"ID\" uuid PRIMARY KEY); INSERT INTO \"Apps\" VALUES (gen_random_uuid())",
+        "CREATE TABLE qrd_ha_role_probe (id uuid PRIMARY KEY); INSERT INTO qrd_ha_role_probe VALUES (gen_random_uuid())",
     )
     .unwrap();
     let leader = lab.member_host(leader_index(&lab));
@@ -429,4 +432,44 @@ fn set_param_max_connections(lab: &HaLab, scratch: &Scratch) {
     // Again: nothing to change, nothing restarted.
     let out = run_expect(&mut qrd_ha(lab, scratch, &["set-param", "max_connections=150"]), 0);
     assert!(stderr(&out).contains("nothing to change"), "{}", stderr(&out));
+}
+
+/// Every table of `db`'s public schema with its row count, `name=count,…`.
+const COUNTS: &str = "SELECT coalesce(string_agg(format('%s=%s', c.relname, (xpath('/row/c/text()', \
+    query_to_xml(format('SELECT count(*) AS c FROM public.%I', c.relname), false, true, '')))[1]::text), ',' \
+    ORDER BY c.relname), '') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE c.relkind = 'r' AND n.nspname = 'public'";
+
+/// `qrd ha adopt --from-host` a standalone server holding the QSR-like fixture site: the cluster then has
+/// the same tables and row counts in every Qlik database, on the leader and on each replica.
+fn adopt_standalone(lab: &HaLab, scratch: &Scratch) {
+    use qrd_testcontainers::Server;
+    use qrd_testcontainers::fixtures::{Scale, load_site};
+    let source = Server::start(15);
+    qrd_testcontainers::fixtures::provision_like_guide(&source, "Old-site-pw").unwrap();
+    load_site(&source, Scale::Seed).unwrap();
+    let pw = scratch.secret_file("source-password", source.password());
+    let work = scratch.path().join("adopt");
+    std::fs::create_dir_all(&work).unwrap();
+    let out = run_expect(
+        qrd_ha(lab, scratch, &["adopt", "--json", "-U", "postgres", "--from-host", "127.0.0.1"])
+            .args(["--from-port", &source.port().to_string()])
+            .arg("--from-password-file")
+            .arg(&pw)
+            .arg("--work-dir")
+            .arg(&work)
+            .env("PGPASSWORD", SUPERUSER_PW),
+        0,
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["replicas"].as_array().unwrap().len(), 2, "{report}");
+    for db in DATABASES {
+        let want =
+            block_on(async { source.connect(db).await.query_one(COUNTS, &[]).await.unwrap().get::<_, String>(0) });
+        assert!(db != "QSR" || want.contains("ServerNodeConfigurations="), "{want}");
+        for i in 0..3 {
+            let got = psql(lab, lab.member_host(i), "postgres", SUPERUSER_PW, db, COUNTS).unwrap();
+            assert_eq!(got, want, "{db} on member {i}");
+        }
+    }
 }

@@ -22,6 +22,9 @@ pub enum HaError {
     Query(#[from] qrd_pg::inventory::QueryError),
     #[error(transparent)]
     Cert(#[from] qrd_cert::CertError),
+    /// A step done by another part of qrd (backup, restore), with its own message and next step.
+    #[error("could not {what}: {message}")]
+    Step { what: &'static str, message: String, next: String, refusal: bool },
 }
 
 impl HaError {
@@ -29,9 +32,13 @@ impl HaError {
         HaError::Io { action, path: path.to_owned(), source }
     }
 
+    pub fn step(what: &'static str, message: String, next: String, refusal: bool) -> Self {
+        HaError::Step { what, message, next, refusal }
+    }
+
     /// Refused before anything changed (exit code 4), rather than failed while working.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, HaError::Spec { .. } | HaError::Refused(_))
+        matches!(self, HaError::Spec { .. } | HaError::Refused(_) | HaError::Step { refusal: true, .. })
     }
 
     pub fn hint(&self) -> Option<String> {
@@ -48,6 +55,7 @@ impl HaError {
                     .into(),
             ),
             HaError::Timeout { .. } => Some("qrd ha status shows where the cluster stands".into()),
+            HaError::Step { next, .. } => Some(next.clone()),
             _ => None,
         }
     }

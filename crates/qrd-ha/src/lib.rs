@@ -8,12 +8,15 @@
 //! - [`spec`]: what a cluster is made of and where each file lives;
 //! - [`render`]: every file of the cluster (`patroni.yml`, credentials, bootstrap SQL, etcd, HAProxy …);
 //! - [`init`]: `qrd ha init`, those files planned (diffs) and written (atomic, owner and mode, backups);
+//! - [`adopt`]: `qrd ha adopt`, an existing repository (a bundle or a standalone server) moved into the
+//!   leader with qrd's backup and restore, and waited for on every replica;
 //! - [`api`]: Patroni's REST API and HAProxy's statistics;
 //! - [`status`]: `qrd ha status`, the cluster as Patroni, etcd and HAProxy report it;
 //! - [`setparam`]: `qrd ha set-param`, a shared setting changed in the DCS and the restarts it needs;
 //! - [`switchover`]: `qrd ha switchover`, a planned move of the leader, waited for until writable;
 //! - [`check`]: `qrd ha check`, findings with `qrd check`'s levels.
 
+pub mod adopt;
 pub mod api;
 pub mod check;
 pub mod envfile;

@@ -30,6 +30,8 @@ pub enum HaCommand {
     Status(StatusArgs),
     /// Move the leader to another member (Patroni's switchover), and wait until it takes writes
     Switchover(SwitchoverArgs),
+    /// Move an existing repository (a qrd backup bundle, or a standalone server) into the cluster's leader; wait until every replica has it
+    Adopt(Box<AdoptArgs>),
     /// Change settings every member shares (in Patroni's DCS), then restart the members that need it: replicas first, the leader last
     SetParam(SetParamArgs),
     /// Check the cluster: one leader, replicas streaming, one timeline, the same settings everywhere, etcd quorum, HAProxy to the leader only
@@ -202,6 +204,52 @@ pub struct SwitchoverArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The bundle to adopt (made by qrd backup)
+    #[arg(long, value_name = "FILE", required_unless_present = "from_host", conflicts_with = "from_host")]
+    pub bundle: Option<PathBuf>,
+    /// A standalone server to adopt: it is backed up first (into --work-dir), then restored
+    #[arg(long, value_name = "HOST")]
+    pub from_host: Option<String>,
+    #[arg(long, value_name = "PORT", default_value_t = 4432)]
+    pub from_port: u16,
+    /// The standalone server's superuser password [default: as for the cluster's connection]
+    #[arg(long, value_name = "FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// Where the standalone server's bundle is written (and kept)
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub work_dir: PathBuf,
+    /// The Qlik central node's new host name, when the site moves to new machines (as qrd restore)
+    #[arg(long, value_name = "HOST")]
+    pub new_hostname: Option<String>,
+    /// Replace Qlik databases the cluster already holds data in (as qrd restore --clean)
+    #[arg(long)]
+    pub clean: bool,
+    /// With --clean: end other sessions of the replaced databases
+    #[arg(long, requires = "clean")]
+    pub yes: bool,
+    /// Parallel pg_dump/pg_restore workers [default: the machine's cores]
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<u32>,
+    /// The repository role
+    #[arg(long, value_name = "ROLE", default_value = qrd_pg::spec::DEFAULT_REPO_ROLE)]
+    pub repo_user: String,
+    /// Give up waiting for the replicas after this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub wait: u64,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The cluster's connection (-h/-p default to the endpoint qrd ha init wrote into --config)
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+    #[command(flatten)]
+    pub tools: crate::options::ToolArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct SetParamArgs {
     /// NAME=VALUE: a PostgreSQL setting (max_connections=220) or one of Patroni's (ttl, loop_wait,
     /// retry_timeout, maximum_lag_on_failover, failsafe_mode)
@@ -244,7 +292,69 @@ pub async fn execute(args: HaArgs) -> Result<ExitStatus, CliError> {
         HaCommand::Switchover(a) => switchover(a).await,
         HaCommand::Check(a) => check(a).await,
         HaCommand::SetParam(a) => set_param(a).await,
+        HaCommand::Adopt(a) => adopt(*a).await,
     }
+}
+
+async fn adopt(a: AdoptArgs) -> Result<ExitStatus, CliError> {
+    use qrd_ha::adopt::{AdoptRequest, Source};
+    let cref = a.cluster.cluster_ref()?;
+    let mut opts = a.conn.opts();
+    if a.conn.host.is_none() {
+        let endpoint = cref
+            .endpoint
+            .clone()
+            .ok_or_else(|| usage("no endpoint known: pass -h and -p (HAProxy's or the leader's)"))?;
+        let (h, p) = endpoint.rsplit_once(':').unwrap_or((endpoint.as_str(), "4432"));
+        opts.host = Some(h.trim_matches(['[', ']']).to_owned());
+        opts.port = Some(p.parse().unwrap_or(spec::DEFAULT_PG_PORT));
+    }
+    let target = qrd_pg::Session::open(&opts).await?;
+    let source_session = match &a.from_host {
+        Some(h) => {
+            let mut s = a.conn.opts();
+            s.host = Some(h.clone());
+            s.port = Some(a.from_port);
+            if a.from_password_file.is_some() {
+                s.password_file = a.from_password_file.clone();
+            }
+            Some(qrd_pg::Session::open(&s).await?)
+        }
+        None => None,
+    };
+    let source = match (&a.bundle, &source_session) {
+        (Some(b), _) => Source::Bundle(b.clone()),
+        (None, Some(session)) => Source::Server { session, dir: a.work_dir.clone() },
+        (None, None) => unreachable!("clap requires --bundle or --from-host"),
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let req = AdoptRequest {
+        jobs: a.jobs.unwrap_or(cores).max(1),
+        repo_role: a.repo_user,
+        rename: a.new_hostname.map(|new_host| qrd_backup::hostname::Rename { new_host, ..Default::default() }),
+        clean: a.clean.then_some(qrd_backup::restore::Clean { drop_old: false, terminate_sessions: a.yes }),
+        wait: Duration::from_secs(a.wait),
+    };
+    let report =
+        qrd_ha::adopt::adopt(&cref, &target, &a.tools.finder(), source, &req, &crate::output::progress()).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+        return Ok(ExitStatus::Success);
+    }
+    if let Some(s) = report.backup_seconds {
+        println!("backed up the standalone server into {} ({s:.1} s)", report.bundle.display());
+    }
+    for d in &report.restore.databases {
+        println!("{:<16} {} tables, {} rows as the manifest counted ({:.1} s)", d.name, d.tables, d.rows, d.seconds);
+    }
+    for p in &report.restore.provisioning_differs {
+        println!("differs from the guide: {p} (run `qrd provision` against the endpoint)");
+    }
+    for r in &report.replicas {
+        println!("{} has replayed all of it ({:.1} s after the restore)", r.member, r.seconds);
+    }
+    println!("adopted into {} (leader): {:.1} s", report.leader, report.restore.seconds);
+    Ok(ExitStatus::Success)
 }
 
 async fn set_param(a: SetParamArgs) -> Result<ExitStatus, CliError> {
