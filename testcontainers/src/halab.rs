@@ -377,17 +377,20 @@ impl Drop for HaLab {
 /// packages (16 here), a directory of links joins them.
 fn patroni_bin_dir(major: u32) -> Result<PathBuf, HarnessError> {
     let inst = crate::installation(major)?;
-    let needed = ["postgres", "pg_ctl", "initdb", "pg_basebackup", "pg_rewind", "pg_controldata", "psql"];
+    let needed = ["postgres", "pg_ctl", "initdb", "pg_basebackup", "pg_rewind", "pg_controldata", "pg_isready", "psql"];
     if needed.iter().all(|t| inst.server_bin.join(t).exists()) {
         return Ok(inst.server_bin);
     }
+    // Every client program, then the server's own over them.
     let dir = PathBuf::from(format!("/tmp/qrd-patroni-bin-{major}"));
     std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io("create", &dir, e))?;
-    for t in needed {
-        let from = if inst.server_bin.join(t).exists() { inst.server_bin.join(t) } else { inst.client_bin.join(t) };
-        let link = dir.join(t);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&from, &link).map_err(|e| HarnessError::io("link", &link, e))?;
+    for bin in [&inst.client_bin, &inst.server_bin] {
+        let entries = std::fs::read_dir(bin).map_err(|e| HarnessError::io("list", bin, e))?;
+        for entry in entries.flatten() {
+            let link = dir.join(entry.file_name());
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(entry.path(), &link).map_err(|e| HarnessError::io("link", &link, e))?;
+        }
     }
     Ok(dir)
 }

@@ -19,8 +19,9 @@ use crate::common::*;
 const SUPERUSER_PW: &str = "Su-pw 'quoted\"-$HOME-\\x";
 const REPO_PW: &str = "Repo-pw-$HOME-`x`";
 
-fn client_bin(major: u32) -> PathBuf {
-    installation(major).unwrap().client_bin
+/// psql with TLS for every lab: Debian's 15 (the PostgreSQL 16 client tools here are built without SSL).
+fn client_bin(_major: u32) -> PathBuf {
+    installation(15).unwrap().client_bin
 }
 
 /// The lab's files written and every process started: one leader and streaming replicas.
@@ -472,4 +473,21 @@ fn adopt_standalone(lab: &HaLab, scratch: &Scratch) {
             assert_eq!(got, want, "{db} on member {i}");
         }
     }
+}
+
+/// Debian's Patroni 3.0.2 predates PostgreSQL 16 (its changelog adds 16 in 3.1), yet bootstrap, cloning
+/// and switchover work with it.
+#[test]
+fn a_cluster_comes_up_and_switches_over_pg16() {
+    let scratch = Scratch::new();
+    let lab = running_lab(16, &scratch);
+    for i in 0..3 {
+        assert!(su(&lab, lab.member_host(i), "SHOW server_version").starts_with("16."));
+    }
+    // The bootstrap script's grants hold on 16 too: the NOINHERIT owner creates in public.
+    psql(&lab, lab.endpoint_host(), "qliksenserepository", REPO_PW, "QSR", "CREATE TABLE \"Streams\" (\"ID\" uuid)")
+        .unwrap();
+    let out = run_expect(&mut qrd_ha(&lab, &scratch, &["switchover", "--json"]), 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(report["seconds_to_rejoined"].is_number(), "{report}");
 }
