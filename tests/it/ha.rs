@@ -475,8 +475,8 @@ fn adopt_standalone(lab: &HaLab, scratch: &Scratch) {
     }
 }
 
-/// Debian's Patroni 3.0.2 predates PostgreSQL 16 (its changelog adds 16 in 3.1), yet bootstrap, cloning
-/// and switchover work with it.
+/// Debian's Patroni 3.0.2 predates PostgreSQL 16 (its settings validator knows nothing newer than 15, so
+/// a setting new in 16 would not reach the servers through it), yet bootstrap, cloning and switchover work.
 #[test]
 fn a_cluster_comes_up_and_switches_over_pg16() {
     let scratch = Scratch::new();
