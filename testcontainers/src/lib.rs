@@ -24,6 +24,7 @@ mod install;
 mod namespace;
 mod server;
 mod user;
+mod writer;
 
 pub use debian::{DEBIAN_MAJOR, DebianCluster, SNAKEOIL_KEY};
 pub use error::HarnessError;
@@ -32,6 +33,7 @@ pub use install::{Installation, installation, manifest_path};
 pub use namespace::{Namespace, NamespaceBuilder};
 pub use server::{HostAuth, Server, ServerBuilder, random_password};
 pub use user::SERVER_USER;
+pub use writer::{Writer, WriterTarget, Written};
 
 /// The majors tested in every run.
 pub const EVERY_RUN: [u32; 2] = [16, 15];

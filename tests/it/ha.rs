@@ -5,12 +5,10 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use qrd_ha::api::Api;
-use qrd_testcontainers::{HaLab, LAB_TTL, installation};
+use qrd_testcontainers::{HaLab, LAB_TTL, Writer, WriterTarget, installation};
 
 use crate::common::*;
 
@@ -109,96 +107,32 @@ fn qrd_ha(lab: &HaLab, scratch: &Scratch, args: &[&str]) -> Command {
     cmd
 }
 
-/// A client of the endpoint: a new TLS connection and one INSERT every ~100 ms, as the repository's
-/// services reconnect. Records each attempt's time and outcome.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<Vec<(Instant, Result<i64, String>)>>,
+/// A client of the endpoint (HAProxy), as the repository's services are: a new TLS connection and one
+/// INSERT every ~100 ms (see [`qrd_testcontainers::Writer`]).
+fn writer(lab: &HaLab) -> Writer {
+    su(lab, lab.endpoint_host(), "CREATE TABLE IF NOT EXISTS qrd_ha_probe (id bigint PRIMARY KEY, at timestamptz DEFAULT now())");
+    Writer::start(WriterTarget {
+        psql: client_bin(lab.major()).join("psql"),
+        env: vec![
+            ("PGHOST".into(), lab.endpoint_host().to_string()),
+            ("PGPORT".into(), "4432".into()),
+            ("PGUSER".into(), "postgres".into()),
+            ("PGDATABASE".into(), "postgres".into()),
+            ("PGPASSWORD".into(), SUPERUSER_PW.into()),
+            ("PGSSLMODE".into(), "verify-full".into()),
+            ("PGSSLROOTCERT".into(), ca(lab).display().to_string()),
+            ("PGCONNECT_TIMEOUT".into(), "5".into()),
+        ],
+        table: "qrd_ha_probe".into(),
+    })
 }
 
-impl Writer {
-    fn start(lab: &HaLab) -> Writer {
-        su(
-            lab,
-            lab.endpoint_host(),
-            "CREATE TABLE IF NOT EXISTS qrd_ha_probe (id bigint PRIMARY KEY, at timestamptz DEFAULT now())",
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let (endpoint, psql, ca) = (lab.endpoint_host().to_string(), client_bin(lab.major()).join("psql"), ca(lab));
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let mut log = Vec::new();
-            let mut id = 0i64;
-            while !flag.load(Ordering::Relaxed) {
-                id += 1;
-                let at = Instant::now();
-                let out = Command::new(&psql)
-                    .args([
-                        "-X",
-                        "-At",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-h",
-                        &endpoint,
-                        "-p",
-                        "4432",
-                        "-U",
-                        "postgres",
-                        "-d",
-                        "postgres",
-                    ])
-                    .arg("-c")
-                    .arg(format!("INSERT INTO qrd_ha_probe (id) VALUES ({id})"))
-                    .env_clear()
-                    .env("PGPASSWORD", SUPERUSER_PW)
-                    .env("PGSSLMODE", "verify-full")
-                    .env("PGSSLROOTCERT", &ca)
-                    .env("PGCONNECT_TIMEOUT", "5")
-                    .output()
-                    .unwrap();
-                let r = if out.status.success() {
-                    Ok(id)
-                } else {
-                    Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-                };
-                log.push((at, r));
-                std::thread::sleep(Duration::from_millis(100).saturating_sub(at.elapsed()));
-            }
-            log
-        });
-        Writer { stop, handle }
+fn finish(w: Writer) -> (Vec<i64>, Vec<String>, Duration) {
+    let w = w.finish();
+    if !w.failed.is_empty() {
+        eprintln!("failed writes: {:#?}", &w.failed[..w.failed.len().min(5)]);
     }
-
-    /// Stops it: the acknowledged ids, the failed attempts' errors, and the longest time without an
-    /// acknowledged write (from the start, between two, and until the end).
-    fn finish(self) -> (Vec<i64>, Vec<String>, Duration) {
-        self.stop.store(true, Ordering::Relaxed);
-        let log = self.handle.join().unwrap();
-        let (first, end) = (log.first().map(|l| l.0), Instant::now());
-        let mut acked = Vec::new();
-        let mut failed = Vec::new();
-        let mut last_ok: Option<Instant> = first;
-        let mut gap = Duration::ZERO;
-        for (at, r) in log {
-            match r {
-                Ok(id) => {
-                    if let Some(prev) = last_ok {
-                        gap = gap.max(at - prev);
-                    }
-                    last_ok = Some(at);
-                    acked.push(id);
-                }
-                Err(e) => failed.push(e),
-            }
-        }
-        if let Some(last) = last_ok {
-            gap = gap.max(end - last);
-        }
-        if !failed.is_empty() {
-            eprintln!("failed writes: {:#?}", &failed[..failed.len().min(5)]);
-        }
-        (acked, failed, gap)
-    }
+    (w.acked, w.failed, w.longest_gap)
 }
 
 /// Every acknowledged id is in the table, as read through the endpoint (the current leader).
@@ -304,11 +238,11 @@ fn init_switchover_and_set_param_pg15() {
     // is short. The REST API password comes from the env file beside --config.
     let target = 2 - usize::from(leader_index(&lab) == 2);
     let to = lab.names()[target].clone();
-    let writer = Writer::start(&lab);
+    let writer = writer(&lab);
     std::thread::sleep(Duration::from_secs(1));
     let out = run_expect(&mut qrd_ha(&lab, &scratch, &["switchover", "--to", &to, "--json"]), 0);
     std::thread::sleep(Duration::from_secs(1));
-    let (acked, failed, gap) = writer.finish();
+    let (acked, failed, gap) = finish(writer);
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     eprintln!(
         "switchover: {report}\nwrites acknowledged {}, failed {}, longest gap {gap:?}",
@@ -398,12 +332,12 @@ fn leader_crash_fails_over_and_etcd_outage_keeps_writes_pg15() {
     assert!(!log.contains("replica has been created using basebackup"), "{name} was cloned afresh:\n{log}");
 
     // etcd stopped for a minute: with failsafe_mode the leader keeps taking writes the whole time.
-    let writer = Writer::start(&lab);
+    let writer = writer(&lab);
     lab.stop_etcd();
     std::thread::sleep(Duration::from_secs(60));
     lab.start_etcd().unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    let (acked, failed, gap) = writer.finish();
+    let (acked, failed, gap) = finish(writer);
     eprintln!("etcd outage: {} writes acknowledged, {} failed, longest gap {gap:?}", acked.len(), failed.len());
     assert!(failed.is_empty(), "writes failed during the etcd outage: {failed:?}");
     assert!(acked.len() > 200, "{}", acked.len());

@@ -1,7 +1,8 @@
 //! The README's main job on an embedded default: start a throwaway PostgreSQL server (14.17, the version
 //! Qlik bundles, unless `--major N`), run `qrd provision`, `qrd check`, `qrd conf` and `qrd hba` against it
 //! as a DBA would, then `qrd scram status` and `qrd ssl enable --self-signed`, show their output, and remove
-//! the server. Later issues grow this further (backups, replicas).
+//! the server; then backups, restores and drills, a standby and a failover, and a Patroni cluster
+//! (`qrd ha`) that adopts the site.
 //!
 //! Run it with `cargo make demo`, which installs the servers and builds `qrd` next to this binary.
 
@@ -250,10 +251,72 @@ fn run(major: u32) -> Result<(), String> {
         let _ = ctl.stop(qrd_server::StopMode::Fast);
     }
 
+    ha_demo(&qrd, &bundle)?;
+
     say("stopping and removing the throwaway servers");
     drop(target);
     drop(server);
     say("demo complete");
+    Ok(())
+}
+
+/// High availability: a Patroni cluster for the repository written by `qrd ha init` and run here (etcd,
+/// three members, HAProxy on a private loopback block, PostgreSQL 15 as Debian packages it for Patroni),
+/// the demo site adopted from its bundle, checked, switched over, and `qrd check` through the endpoint.
+fn ha_demo(qrd: &std::path::Path, bundle: &str) -> Result<(), String> {
+    use qrd_testcontainers::HaLab;
+    let e = |e: qrd_testcontainers::HarnessError| e.to_string();
+    say("high availability: a Patroni + etcd + HAProxy cluster for the repository (PostgreSQL 15, three members on a private loopback block)");
+    let mut lab = HaLab::new(15, 3).map_err(e)?;
+    let su_pw = qrd_testcontainers::random_password().map_err(e)?;
+    let repo_pw = qrd_testcontainers::random_password().map_err(e)?;
+    let client_bin = qrd_testcontainers::installation(15).map_err(e)?.client_bin.display().to_string();
+    let config = lab.config(0).display().to_string();
+    let ca = lab.prefix().join("pg1/tls/ca.crt").display().to_string();
+    let endpoint = lab.endpoint_host().to_string();
+    let run = |what: &str, args: &[String]| -> Result<(), String> {
+        say(&format!("{what}\n$ qrd {}", args.join(" ")));
+        let status = qrd_pgbin::scrubbed_command(qrd)
+            .args(args)
+            .env("QRD_REPO_PASSWORD", &repo_pw)
+            .env("QRD_PASSWORD_POSTGRES", &su_pw)
+            .env("PGPASSWORD", &su_pw)
+            .env("PGUSER", "postgres")
+            .status()
+            .map_err(|e| format!("failed to run {}: {e}", qrd.display()))?;
+        if status.success() { Ok(()) } else { Err(format!("qrd {} exited with {status}", args.join(" "))) }
+    };
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    run(
+        "write every member's patroni.yml, credentials (0600 env file) and bootstrap SQL, etcd's and HAProxy's settings",
+        &lab.init_args(),
+    )?;
+    say("start etcd, the three Patroni members (as the service user) and HAProxy");
+    lab.start_all().map_err(e)?;
+    lab.start_haproxy().map_err(e)?;
+    let api = qrd_ha::api::Api::new((0..3).map(|i| format!("http://{}:8008", lab.member_host(i))).collect(), None);
+    lab.wait_for("a leader and two streaming replicas", std::time::Duration::from_secs(180), || {
+        let c = api.cluster().ok()?;
+        let l = c.leader()?;
+        let s = api.streaming_from(&api.member_url(&c, &l.name)?).ok()?;
+        (c.members.iter().filter(|m| !m.is_leader()).all(|m| s.iter().any(|(n, st)| *n == m.name && st == "streaming"))
+            && c.members.len() == 3)
+            .then_some(())
+    })
+    .map_err(e)?;
+    run("the cluster as Patroni, etcd and HAProxy report it", &owned(&["ha", "status", "--config", &config]))?;
+    run(
+        "adopt the demo site's bundle into the leader (restore, row counts proven, every replica caught up)",
+        &owned(&["ha", "adopt", "--bundle", bundle, "--config", &config, "--pg-bin-dir", &client_bin]),
+    )?;
+    run("check the cluster, each member's own settings compared", &owned(&["ha", "check", "--members", "--config", &config]))?;
+    run("a planned switchover (the candidate must stream first)", &owned(&["ha", "switchover", "--config", &config]))?;
+    run(
+        "qrd check through HAProxy: the one Host the Qlik nodes name",
+        &owned(&["check", "-h", &endpoint, "-p", "4432", "--sslmode", "verify-full", "--sslrootcert", &ca]),
+    )?;
+    say("stopping the cluster (replicas, leader, HAProxy, etcd) and removing it");
+    drop(lab);
     Ok(())
 }
 
