@@ -110,7 +110,11 @@ fn qrd_ha(lab: &HaLab, scratch: &Scratch, args: &[&str]) -> Command {
 /// A client of the endpoint (HAProxy), as the repository's services are: a new TLS connection and one
 /// INSERT every ~100 ms (see [`qrd_testcontainers::Writer`]).
 fn writer(lab: &HaLab) -> Writer {
-    su(lab, lab.endpoint_host(), "CREATE TABLE IF NOT EXISTS qrd_ha_probe (id bigint PRIMARY KEY, at timestamptz DEFAULT now())");
+    su(
+        lab,
+        lab.endpoint_host(),
+        "CREATE TABLE IF NOT EXISTS qrd_ha_probe (id bigint PRIMARY KEY, at timestamptz DEFAULT now())",
+    );
     Writer::start(WriterTarget {
         psql: client_bin(lab.major()).join("psql"),
         env: vec![

@@ -32,7 +32,9 @@ fn main() {
         match a.as_str() {
             "--rounds" => rounds = args.next().and_then(|v| v.parse::<usize>().ok()).expect("a number").max(1),
             "--only" => only = args.next(),
-            other => panic!("unknown argument {other:?}; usage: qrd-bench-ha [--rounds N] [--only switchover|stop|crash|manual]"),
+            other => panic!(
+                "unknown argument {other:?}; usage: qrd-bench-ha [--rounds N] [--only switchover|stop|crash|manual]"
+            ),
         }
     }
     let wanted = |what: &str| only.as_deref().is_none_or(|o| o == what);
@@ -43,7 +45,10 @@ fn main() {
 
     let mut lab = HaLab::new(15, 3).unwrap();
     let mut init = qrd_pgbin::scrubbed_command(&qrd);
-    init.args(lab.init_args()).env("HOME", home.path()).env("QRD_REPO_PASSWORD", REPO_PW).env("QRD_PASSWORD_POSTGRES", SU_PW);
+    init.args(lab.init_args())
+        .env("HOME", home.path())
+        .env("QRD_REPO_PASSWORD", REPO_PW)
+        .env("QRD_PASSWORD_POSTGRES", SU_PW);
     must(&mut init);
     lab.start_all().unwrap();
     lab.start_haproxy().unwrap();
@@ -63,7 +68,8 @@ fn main() {
     let mut create = Command::new(&psql);
     create.args(["-X", "-q", "-c", "CREATE TABLE bench_writes (id bigint PRIMARY KEY)"]).env_clear().envs(target().env);
     must(&mut create);
-    let api_env = qrd_ha::envfile::EnvFile::parse(&std::fs::read_to_string(lab.prefix().join("pg1/patroni.env")).unwrap());
+    let api_env =
+        qrd_ha::envfile::EnvFile::parse(&std::fs::read_to_string(lab.prefix().join("pg1/patroni.env")).unwrap());
 
     // One measured event: the writer runs a second before and until the cluster has a streaming leader and
     // replicas again (and a second more).
@@ -107,8 +113,17 @@ fn main() {
                     let (_, from) = leader(lab);
                     let to = candidate(lab);
                     let mut c = Command::new("patronictl");
-                    c.arg("-c").arg(lab.config(0)).args(["switchover", "--leader", &from, "--candidate", &to, "--force"]);
-                    c.envs(api_env.vars().iter().filter(|(k, _)| k.starts_with("PATRONI_RESTAPI")).map(|(k, v)| (k, v)));
+                    c.arg("-c").arg(lab.config(0)).args([
+                        "switchover",
+                        "--leader",
+                        &from,
+                        "--candidate",
+                        &to,
+                        "--force",
+                    ]);
+                    c.envs(
+                        api_env.vars().iter().filter(|(k, _)| k.starts_with("PATRONI_RESTAPI")).map(|(k, v)| (k, v)),
+                    );
                     let t = Instant::now();
                     must(&mut c);
                     t.elapsed()
@@ -183,7 +198,10 @@ fn main() {
         gaps.push(gm);
         println!("| {what} | {gm:.2} | {all} | {tm:.2} | {failed} |");
     }
-    println!("\nratio of the switchover write gaps, qrd ha switchover / patronictl switchover: {:.2} (target ≤ 1.2)", gaps[0] / gaps[1]);
+    println!(
+        "\nratio of the switchover write gaps, qrd ha switchover / patronictl switchover: {:.2} (target ≤ 1.2)",
+        gaps[0] / gaps[1]
+    );
 }
 
 fn leader_other_than(api: &Api, lab: &HaLab, i: usize) -> Option<usize> {
@@ -199,7 +217,10 @@ fn wait_streaming(lab: &HaLab, api: &Api) {
         let l = c.leader()?;
         let s = api.streaming_from(&api.member_url(&c, &l.name)?).ok()?;
         (c.members.len() == 3
-            && c.members.iter().filter(|m| !m.is_leader()).all(|m| s.iter().any(|(n, st)| *n == m.name && st == "streaming")))
+            && c.members
+                .iter()
+                .filter(|m| !m.is_leader())
+                .all(|m| s.iter().any(|(n, st)| *n == m.name && st == "streaming")))
         .then_some(())
     })
     .unwrap();
@@ -208,7 +229,18 @@ fn wait_streaming(lab: &HaLab, api: &Api) {
 fn wait_writable_through_haproxy(lab: &HaLab, psql: &Path) {
     lab.wait_for("writes through HAProxy", Duration::from_secs(120), || {
         let out = Command::new(psql)
-            .args(["-X", "-At", "-h", &lab.endpoint_host().to_string(), "-p", "4432", "-U", "postgres", "-d", "postgres"])
+            .args([
+                "-X",
+                "-At",
+                "-h",
+                &lab.endpoint_host().to_string(),
+                "-p",
+                "4432",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
             .args(["-c", "SELECT pg_is_in_recovery()"])
             .env_clear()
             .env("PGPASSWORD", SU_PW)
@@ -236,8 +268,28 @@ fn manual_failover(qrd: &Path, home: &Path, psql: &Path) -> (Written, Duration) 
         c.envs(primary.client_env()).env("HOME", home).env("QRD_REPLICATION_PASSWORD", REPL_PW);
         c
     };
-    must(q().args(["standby", "prepare-primary", "--standby", "127.0.0.1", "--restart", "--data-dir"]).arg(primary.data_dir()).arg("--pg-bin-dir").arg(&bin));
-    must(q().args(["standby", "clone", "--primary-host", "127.0.0.1", "--primary-port", &primary.port().to_string(), "--start"]).arg("--data-dir").arg(&data).args(["--port", &port.to_string()]).arg("--pg-bin-dir").arg(&bin));
+    must(
+        q().args(["standby", "prepare-primary", "--standby", "127.0.0.1", "--restart", "--data-dir"])
+            .arg(primary.data_dir())
+            .arg("--pg-bin-dir")
+            .arg(&bin),
+    );
+    must(
+        q().args([
+            "standby",
+            "clone",
+            "--primary-host",
+            "127.0.0.1",
+            "--primary-port",
+            &primary.port().to_string(),
+            "--start",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--port", &port.to_string()])
+        .arg("--pg-bin-dir")
+        .arg(&bin),
+    );
     must(primary.psql("postgres").args(["-q", "-c", "CREATE TABLE bench_writes (id bigint PRIMARY KEY)"]));
     std::thread::sleep(Duration::from_secs(1));
     let w = Writer::start(WriterTarget {
@@ -254,7 +306,14 @@ fn manual_failover(qrd: &Path, home: &Path, psql: &Path) -> (Written, Duration) 
         table: "bench_writes".into(),
     });
     std::thread::sleep(Duration::from_secs(1));
-    let pid: i32 = std::fs::read_to_string(primary.data_dir().join("postmaster.pid")).unwrap().lines().next().unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(primary.data_dir().join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let t = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     let mut f = q();
@@ -264,7 +323,12 @@ fn manual_failover(qrd: &Path, home: &Path, psql: &Path) -> (Written, Duration) 
     std::thread::sleep(Duration::from_secs(2));
     let written = w.finish();
     let mut stop = Command::new("runuser");
-    stop.args(["-u", qrd_testcontainers::SERVER_USER, "--"]).arg(bin.join("pg_ctl")).arg("-D").arg(&data).args(["-m", "immediate", "-w", "stop"]).current_dir("/");
+    stop.args(["-u", qrd_testcontainers::SERVER_USER, "--"])
+        .arg(bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-m", "immediate", "-w", "stop"])
+        .current_dir("/");
     must(&mut stop);
     (written, took)
 }

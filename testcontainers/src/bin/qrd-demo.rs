@@ -266,7 +266,9 @@ fn run(major: u32) -> Result<(), String> {
 fn ha_demo(qrd: &std::path::Path, bundle: &str) -> Result<(), String> {
     use qrd_testcontainers::HaLab;
     let e = |e: qrd_testcontainers::HarnessError| e.to_string();
-    say("high availability: a Patroni + etcd + HAProxy cluster for the repository (PostgreSQL 15, three members on a private loopback block)");
+    say(
+        "high availability: a Patroni + etcd + HAProxy cluster for the repository (PostgreSQL 15, three members on a private loopback block)",
+    );
     let mut lab = HaLab::new(15, 3).map_err(e)?;
     let su_pw = qrd_testcontainers::random_password().map_err(e)?;
     let repo_pw = qrd_testcontainers::random_password().map_err(e)?;
@@ -309,7 +311,10 @@ fn ha_demo(qrd: &std::path::Path, bundle: &str) -> Result<(), String> {
         "adopt the demo site's bundle into the leader (restore, row counts proven, every replica caught up)",
         &owned(&["ha", "adopt", "--bundle", bundle, "--config", &config, "--pg-bin-dir", &client_bin]),
     )?;
-    run("check the cluster, each member's own settings compared", &owned(&["ha", "check", "--members", "--config", &config]))?;
+    run(
+        "check the cluster, each member's own settings compared",
+        &owned(&["ha", "check", "--members", "--config", &config]),
+    )?;
     run("a planned switchover (the candidate must stream first)", &owned(&["ha", "switchover", "--config", &config]))?;
     run(
         "qrd check through HAProxy: the one Host the Qlik nodes name",
