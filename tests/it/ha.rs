@@ -41,10 +41,11 @@ fn wait_streaming(lab: &HaLab, api: &Api, timeout: Duration) {
         let leader = c.leader()?;
         let streaming = api.streaming_from(&api.member_url(&c, &leader.name)?).ok()?;
         let ok = c.members.len() == lab.names().len()
-            && c.members
-                .iter()
-                .filter(|m| !m.is_leader())
-                .all(|m| m.lag_bytes() == Some(0) && streaming.iter().any(|(n, s)| *n == m.name && s == "streaming"));
+            && c.members.iter().filter(|m| !m.is_leader()).all(|m| {
+                m.is_running()
+                    && m.lag_bytes() == Some(0)
+                    && streaming.iter().any(|(n, s)| *n == m.name && s == "streaming")
+            });
         ok.then_some(())
     })
     .unwrap();

@@ -123,6 +123,11 @@ impl ClusterMember {
         self.role == "leader" || self.role == "standby_leader"
     }
 
+    /// PostgreSQL runs (Patroni 3.0 says `running`; later versions say `streaming` for a replica).
+    pub fn is_running(&self) -> bool {
+        self.state == "running" || self.state == "streaming"
+    }
+
     pub fn lag_bytes(&self) -> Option<u64> {
         self.lag.as_ref().and_then(Value::as_u64)
     }

@@ -140,10 +140,12 @@ pub fn status(cref: &ClusterRef) -> Result<ClusterStatus, HaError> {
             port: m.port,
             timeline: m.timeline,
             lag_bytes: if m.is_leader() { None } else { m.lag_bytes() },
+            // A replica still being cloned shows up in the leader's pg_stat_replication too (pg_basebackup's
+            // WAL stream, under the member's name): streaming counts only for a running replica.
             streaming: if m.is_leader() {
                 None
             } else {
-                streaming.as_ref().map(|s| s.iter().any(|(n, st)| *n == m.name && st == "streaming"))
+                streaming.as_ref().map(|s| m.is_running() && s.iter().any(|(n, st)| *n == m.name && st == "streaming"))
             },
             pending_restart: m.pending_restart.unwrap_or(false),
         })

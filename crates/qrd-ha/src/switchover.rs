@@ -86,7 +86,9 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
     let settle = Instant::now() + wait.min(Duration::from_secs(30));
     loop {
         let streaming = api.streaming_from(&leader_url)?;
-        if streaming.iter().any(|(name, state)| *name == to && state == "streaming") {
+        // Running, too: a replica being cloned streams its pg_basebackup's WAL under its name.
+        let running = api.cluster()?.members.iter().any(|m| m.name == to && m.is_running());
+        if running && streaming.iter().any(|(name, state)| *name == to && state == "streaming") {
             break;
         }
         if Instant::now() > settle {

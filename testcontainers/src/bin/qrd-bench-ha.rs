@@ -220,7 +220,7 @@ fn wait_streaming(lab: &HaLab, api: &Api) {
             && c.members
                 .iter()
                 .filter(|m| !m.is_leader())
-                .all(|m| s.iter().any(|(n, st)| *n == m.name && st == "streaming")))
+                .all(|m| m.is_running() && s.iter().any(|(n, st)| *n == m.name && st == "streaming")))
         .then_some(())
     })
     .unwrap();

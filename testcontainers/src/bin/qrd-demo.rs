@@ -301,7 +301,10 @@ fn ha_demo(qrd: &std::path::Path, bundle: &str) -> Result<(), String> {
         let c = api.cluster().ok()?;
         let l = c.leader()?;
         let s = api.streaming_from(&api.member_url(&c, &l.name)?).ok()?;
-        (c.members.iter().filter(|m| !m.is_leader()).all(|m| s.iter().any(|(n, st)| *n == m.name && st == "streaming"))
+        (c.members
+            .iter()
+            .filter(|m| !m.is_leader())
+            .all(|m| m.is_running() && s.iter().any(|(n, st)| *n == m.name && st == "streaming"))
             && c.members.len() == 3)
             .then_some(())
     })
