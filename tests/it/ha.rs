@@ -221,7 +221,8 @@ fn init_switchover_and_set_param_pg15() {
         findings.as_array().unwrap().iter().filter(|f| f["status"] != "ok" && f["id"] != "ha.etcd").collect();
     assert!(failed.is_empty(), "{failed:#?}");
 
-    // qrd check passes against the cluster's endpoint (the one Host the Qlik nodes name).
+    // qrd check passes against the cluster's endpoint (the one Host the Qlik nodes name), and knows that a
+    // node's connections reach pg_hba from HAProxy's address.
     let out = run(qrd_bare(&scratch)
         .args([
             "check",
@@ -236,8 +237,10 @@ fn init_switchover_and_set_param_pg15() {
             "--sslrootcert",
         ])
         .arg(ca(&lab))
+        .args(["--node", &lab.node_host().to_string(), "--via", &lab.endpoint_host().to_string()])
         .env("PGPASSWORD", SUPERUSER_PW));
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&format!("through the proxy at {}", lab.endpoint_host())), "{}", stdout(&out));
 
     // Switchover to a named replica under a write load: writes move, none acknowledged is lost, the gap
     // is short. The REST API password comes from the env file beside --config.
@@ -278,6 +281,25 @@ fn init_switchover_and_set_param_pg15() {
     assert!(stdout(&out).contains("leads already"), "{}", stdout(&out));
 
     set_param_max_connections(&lab, &scratch);
+
+    // A nightly backup through the endpoint, whichever member leads: the adopted site, verified.
+    let dir = scratch.path().join("nightly");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = run_expect(
+        qrd_bare(&scratch)
+            .args(["backup", "--json", "-h", &lab.endpoint_host().to_string(), "-p", "4432", "-U", "postgres"])
+            .args(["--sslmode", "verify-full", "--sslrootcert"])
+            .arg(ca(&lab))
+            .arg("--out")
+            .arg(&dir)
+            .arg("--pg-bin-dir")
+            .arg(client_bin(lab.major()))
+            .env("PGPASSWORD", SUPERUSER_PW),
+        0,
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let bundle = report["bundle"].as_str().unwrap().to_owned();
+    run_expect(qrd_bare(&scratch).args(["backup", "verify", &bundle, "--pg-bin-dir"]).arg(client_bin(lab.major())), 0);
     assert!(c.members.iter().filter(|m| !m.is_leader()).all(|m| m.timeline == c.leader().unwrap().timeline));
 }
 

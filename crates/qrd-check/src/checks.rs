@@ -641,8 +641,11 @@ fn hba_nodes(ctx: &Context<'_>) -> Vec<Finding> {
     };
 
     let mut out = Vec::new();
+    // Through a proxy, pg_hba sees the proxy's address, not the node's.
+    let via = ctx.site.via.as_deref();
+    let through = via.map(|v| format!(" through the proxy at {v} (the address the server sees)")).unwrap_or_default();
     for node in &ctx.site.nodes {
-        let probes = match node_probes(node) {
+        let probes = match node_probes(via.unwrap_or(node)) {
             Ok(p) => p,
             Err(e) => {
                 out.push(Finding::fail(id(node), e, "give each node as ADDR or ADDR/PREFIX"));
@@ -696,7 +699,7 @@ fn hba_nodes(ctx: &Context<'_>) -> Vec<Finding> {
             out.push(Finding::ok(
                 id(node),
                 format!(
-                    "{node} reaches {} as {role}{} ({})",
+                    "{node} reaches {} as {role}{}{through} ({})",
                     ctx.spec.databases.join(", "),
                     tls(inv.ssl),
                     how.join("; ")
@@ -715,11 +718,12 @@ fn hba_nodes(ctx: &Context<'_>) -> Vec<Finding> {
                 t
             })
             .collect();
-        let message = format!("{node}: {}", text.join("; "));
+        let message = format!("{node}{through}: {}", text.join("; "));
+        let admit = via.unwrap_or(node);
         out.push(if failed {
-            Finding::fail(id(node), message, allow_hint(node))
+            Finding::fail(id(node), message, allow_hint(admit))
         } else {
-            Finding::warn(id(node), message, format!("check the line named; {}", allow_hint(node)))
+            Finding::warn(id(node), message, format!("check the line named; {}", allow_hint(admit)))
         });
     }
     out
@@ -895,6 +899,31 @@ mod tests {
         inv.hba_text = Some(text.to_owned());
         inv.memberships = Some(vec![(ROLE.to_owned(), vec![]), ("qlik".to_owned(), vec![])]);
         inv
+    }
+
+    #[test]
+    fn through_a_proxy_the_proxys_address_is_what_counts() {
+        // A qrd ha cluster: the rules admit HAProxy (10.0.4.30), not the nodes behind it.
+        let inv = with_hba(
+            "local all all peer\n\
+             hostssl QSR,SenseServices,QSMQ,Licenses qliksenserepository 10.0.4.30/32 scram-sha-256\n",
+        );
+        let direct = node_findings(&inv, &["10.0.5.7"]);
+        assert_eq!(status_of(&direct, "hba.node.10.0.5.7").status, Status::Fail);
+        let site = Site { nodes: vec!["10.0.5.7".into()], via: Some("10.0.4.30".into()), ..Site::default() };
+        let spec = RepoSpec::new(ROLE);
+        let mut inv = inv;
+        inv.ssl = true;
+        let ctx = Context { inventory: &inv, spec: &spec, tools: &ToolsFound::default(), site: &site };
+        let f = super::hba_nodes(&ctx);
+        let node = status_of(&f, "hba.node.10.0.5.7");
+        assert_eq!(node.status, Status::Ok, "{f:#?}");
+        assert!(node.message.contains("through the proxy at 10.0.4.30"), "{}", node.message);
+        // A proxy pg_hba does not admit: the hint names the proxy's address.
+        let site = Site { nodes: vec!["10.0.5.7".into()], via: Some("10.0.4.31".into()), ..Site::default() };
+        let ctx = Context { inventory: &inv, spec: &spec, tools: &ToolsFound::default(), site: &site };
+        let f = super::hba_nodes(&ctx);
+        assert_eq!(status_of(&f, "hba.node.10.0.5.7").hint.as_deref(), Some("run `qrd hba allow-nodes 10.0.4.31`"));
     }
 
     #[test]

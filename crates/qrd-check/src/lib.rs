@@ -70,6 +70,9 @@ pub struct ToolsFound {
 pub struct Site {
     /// The Qlik nodes' addresses (or subnets as `addr/prefix` strings), for the pg_hba coverage check.
     pub nodes: Vec<String>,
+    /// The nodes connect through a proxy (HAProxy in front of a Patroni cluster, `qrd ha`): the address
+    /// the server sees their connections come from, checked instead of theirs.
+    pub via: Option<String>,
     /// How many Qlik nodes use this repository (for max_connections); `None` when not given.
     pub node_count: Option<u32>,
     /// Each node's repository connection pool size (Qlik's default is 90).

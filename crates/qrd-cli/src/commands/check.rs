@@ -23,6 +23,10 @@ pub struct CheckArgs {
     /// Qlik database as the repository role (repeat for each node)
     #[arg(long = "node", value_name = "ADDR")]
     pub nodes: Vec<String>,
+    /// The nodes connect through a proxy at ADDR (HAProxy in front of a `qrd ha` cluster): pg_hba sees
+    /// that address, so it is the one checked for each --node
+    #[arg(long, value_name = "ADDR", requires = "nodes")]
+    pub via: Option<String>,
     /// How many Qlik nodes use this repository: compare max_connections with the guide's value
     #[arg(long = "nodes", value_name = "N")]
     pub node_count: Option<u32>,
@@ -59,6 +63,7 @@ pub async fn execute(args: CheckArgs) -> Result<ExitStatus, CliError> {
     };
     let site = Site {
         nodes: args.nodes.clone(),
+        via: args.via.clone(),
         node_count: args.node_count,
         pool_size: args.pool_size,
         backups,

@@ -525,6 +525,8 @@ fn init(a: InitArgs) -> Result<ExitStatus, CliError> {
         "the Qlik nodes' repository connection strings and appsettings.json name one Host: {} (HAProxy)",
         plan.endpoint
     );
+    let host = plan.endpoint.rsplit_once(':').map(|(h, _)| h).unwrap_or(&plan.endpoint);
+    println!("once it runs: qrd ha check --members, and qrd check -h {host} --node NODE --via {host}");
     Ok(ExitStatus::Success)
 }
 
