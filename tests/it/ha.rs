@@ -452,3 +452,44 @@ fn a_cluster_comes_up_and_switches_over_pg16() {
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(report["seconds_to_rejoined"].is_number(), "{report}");
 }
+
+/// No server needed: `--dry-run` shows the diffs of every file but never a secret and writes nothing; the
+/// refusals say what to do.
+#[test]
+fn init_dry_run_shows_diffs_without_secrets_and_refusals_say_why() {
+    let scratch = Scratch::new();
+    let out_dir = scratch.path().join("cluster");
+    let init = |extra: &[&str], su_pw: &str| {
+        let mut cmd = qrd_bare(&scratch);
+        cmd.args(["ha", "init", "--major", "15", "--member", "pg1=10.0.4.11", "--member", "pg2=10.0.4.12"])
+            .args(["--etcd", "e1=10.0.4.21", "--endpoint", "10.0.4.30", "--node", "10.0.5.0/24", "--out"])
+            .arg(&out_dir)
+            .args(extra)
+            .env("QRD_REPO_PASSWORD", REPO_PW)
+            .env("QRD_PASSWORD_POSTGRES", su_pw);
+        cmd
+    };
+    let out = run_expect(&mut init(&["--tls-generate", "--dry-run"], SUPERUSER_PW), 0);
+    let text = stdout(&out);
+    assert!(text.contains("+scope: qlik-repository"), "{text}");
+    assert!(
+        text.contains("hostssl QSR,SenseServices,QSMQ,Licenses qliksenserepository 10.0.5.0/24 scram-sha-256"),
+        "{text}"
+    );
+    assert!(text.contains("(secret,") && text.contains("not shown"), "{text}");
+    for secret in [SUPERUSER_PW, REPO_PW, "SCRAM-SHA-256$", "PRIVATE KEY"] {
+        assert!(!text.contains(secret) && !stderr(&out).contains(secret), "{secret} shown");
+    }
+    assert!(!out_dir.exists(), "a dry run wrote files");
+
+    // No certificate choice: refused with the three ways.
+    let out = run_expect(&mut init(&[], SUPERUSER_PW), 2);
+    assert!(stderr(&out).contains("--tls-generate"), "{}", stderr(&out));
+    // A password Patroni 3.0.2's bootstrap cannot quote: refused before anything is written.
+    let out = run_expect(&mut init(&["--tls-generate"], "pässword"), 4);
+    assert!(stderr(&out).contains("printable ASCII"), "{}", stderr(&out));
+    assert!(!out_dir.exists());
+    // A member file that is not there: a usage error with the way out.
+    let out = run_expect(qrd_bare(&scratch).args(["ha", "status", "--config", "/nonexistent/patroni.yml"]), 2);
+    assert!(stderr(&out).contains("hint: pass --config"), "{}", stderr(&out));
+}

@@ -272,6 +272,8 @@ impl From<qrd_ha::HaError> for CliError {
     fn from(e: qrd_ha::HaError) -> Self {
         let status = match e {
             qrd_ha::HaError::Query(q) => return q.into(),
+            // An option's file that cannot be used.
+            qrd_ha::HaError::NoConfig { .. } => ExitStatus::Usage,
             ref e if e.is_refusal() => ExitStatus::Refused,
             qrd_ha::HaError::NoApi { .. } | qrd_ha::HaError::Api { .. } => ExitStatus::Connect,
             _ => ExitStatus::Failed,

@@ -12,6 +12,8 @@ pub enum HaError {
     Write(#[from] qrd_conf::write::WriteError),
     #[error("{url}: {message}")]
     Api { url: String, message: String },
+    #[error("cannot read the member configuration {}: {reason}", path.display())]
+    NoConfig { path: PathBuf, reason: String },
     #[error("no member's REST API answered ({tried})")]
     NoApi { tried: String },
     #[error("{0}")]
@@ -44,6 +46,11 @@ impl HaError {
     pub fn hint(&self) -> Option<String> {
         match self {
             HaError::Spec { .. } => Some("see qrd ha init --help".into()),
+            HaError::NoConfig { .. } => Some(
+                "pass --config with a member's patroni.yml (qrd ha init writes one per member), or name a \
+                 member's REST API with --api http://HOST:8008"
+                    .into(),
+            ),
             HaError::NoApi { .. } => Some(
                 "start Patroni on the members (systemctl start patroni@<major>-<cluster>), or name a member's \
                  REST API with --api http://HOST:8008"

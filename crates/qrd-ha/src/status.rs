@@ -32,13 +32,13 @@ impl ClusterRef {
     /// From a member's `patroni.yml`: its REST API, the etcd hosts, and qrd's own header lines; the REST
     /// API password from `env_file`, else the `.env` (or `patroni.env`) beside the YAML when readable.
     pub fn from_config(config: &Path, env_file: Option<&Path>) -> Result<ClusterRef, HaError> {
-        let text = std::fs::read_to_string(config).map_err(|e| HaError::io("read", config, e))?;
-        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| HaError::Spec { reason: format!("{}: not YAML: {e}", config.display()) })?;
+        let no = |reason: String| HaError::NoConfig { path: config.to_owned(), reason };
+        let text = std::fs::read_to_string(config).map_err(|e| no(e.to_string()))?;
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| no(format!("not YAML: {e}")))?;
         let scheme = if doc["restapi"]["certfile"].is_string() { "https" } else { "http" };
         let api = doc["restapi"]["connect_address"]
             .as_str()
-            .ok_or_else(|| HaError::Spec { reason: format!("{} has no restapi.connect_address", config.display()) })?;
+            .ok_or_else(|| no("it has no restapi.connect_address: is it a Patroni configuration?".into()))?;
         let etcd_urls = match &doc["etcd3"]["hosts"] {
             serde_yaml_ng::Value::Sequence(s) => {
                 s.iter().filter_map(|h| h.as_str()).map(|h| format!("http://{h}")).collect()
