@@ -157,6 +157,21 @@ impl HaLab {
         self.addr(100)
     }
 
+    /// libpq's environment for a client of the endpoint (HAProxy) as `user`: TLS verified against the lab
+    /// CA and the host name, a 5 s connect timeout; the password stays out of argv.
+    pub fn endpoint_env(&self, user: &str, password: &str) -> Vec<(String, String)> {
+        vec![
+            ("PGHOST".into(), self.endpoint_host().to_string()),
+            ("PGPORT".into(), "4432".into()),
+            ("PGUSER".into(), user.into()),
+            ("PGDATABASE".into(), "postgres".into()),
+            ("PGPASSWORD".into(), password.into()),
+            ("PGSSLMODE".into(), "verify-full".into()),
+            ("PGSSLROOTCERT".into(), self.prefix().join("pg1/tls/ca.crt").display().to_string()),
+            ("PGCONNECT_TIMEOUT".into(), "5".into()),
+        ]
+    }
+
     /// A member's patroni.yml (as `qrd ha init --prefix` writes it).
     pub fn config(&self, i: usize) -> PathBuf {
         self.prefix().join(&self.names[i]).join("patroni.yml")
@@ -317,6 +332,32 @@ impl HaLab {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The members' REST APIs.
+    pub fn api(&self) -> qrd_ha::api::Api {
+        qrd_ha::api::Api::new(
+            (0..self.names.len()).map(|i| format!("http://{}:8008", self.member_host(i))).collect(),
+            None,
+        )
+    }
+
+    /// Waits for one leader and every other member running, streaming from it (in its
+    /// pg_stat_replication) and not behind.
+    pub fn wait_streaming(&self, timeout: Duration) -> Result<(), HarnessError> {
+        let api = self.api();
+        self.wait_for("a leader and streaming replicas", timeout, || {
+            let c = api.cluster().ok()?;
+            let leader = c.leader()?;
+            let streaming = api.streaming_from(&api.member_url(&c, &leader.name)?).ok()?;
+            let ok = c.members.len() == self.names.len()
+                && c.members.iter().filter(|m| !m.is_leader()).all(|m| {
+                    m.is_running()
+                        && m.lag_bytes() == Some(0)
+                        && streaming.iter().any(|(n, s)| *n == m.name && s == "streaming")
+                });
+            ok.then_some(())
+        })
     }
 
     /// The end of every process's log.

@@ -29,26 +29,8 @@ fn running_lab(major: u32, scratch: &Scratch) -> HaLab {
     assert!(stdout(&out).contains(&format!("name one Host: {}:4432", lab.endpoint_host())), "{}", stdout(&out));
     lab.start_all().unwrap();
     lab.start_haproxy().unwrap();
-    let api = api(&lab);
-    wait_streaming(&lab, &api, Duration::from_secs(120));
+    lab.wait_streaming(Duration::from_secs(120)).unwrap();
     lab
-}
-
-/// One leader and every other member streaming from it (in its pg_stat_replication), none behind.
-fn wait_streaming(lab: &HaLab, api: &Api, timeout: Duration) {
-    lab.wait_for("a leader and streaming replicas", timeout, || {
-        let c = api.cluster().ok()?;
-        let leader = c.leader()?;
-        let streaming = api.streaming_from(&api.member_url(&c, &leader.name)?).ok()?;
-        let ok = c.members.len() == lab.names().len()
-            && c.members.iter().filter(|m| !m.is_leader()).all(|m| {
-                m.is_running()
-                    && m.lag_bytes() == Some(0)
-                    && streaming.iter().any(|(n, s)| *n == m.name && s == "streaming")
-            });
-        ok.then_some(())
-    })
-    .unwrap();
 }
 
 fn init_cmd(lab: &HaLab, scratch: &Scratch) -> Command {
@@ -58,7 +40,7 @@ fn init_cmd(lab: &HaLab, scratch: &Scratch) -> Command {
 }
 
 fn api(lab: &HaLab) -> Api {
-    Api::new((0..lab.names().len()).map(|i| format!("http://{}:8008", lab.member_host(i))).collect(), None)
+    lab.api()
 }
 
 fn ca(lab: &HaLab) -> PathBuf {
@@ -118,16 +100,7 @@ fn writer(lab: &HaLab) -> Writer {
     );
     Writer::start(WriterTarget {
         psql: client_bin(lab.major()).join("psql"),
-        env: vec![
-            ("PGHOST".into(), lab.endpoint_host().to_string()),
-            ("PGPORT".into(), "4432".into()),
-            ("PGUSER".into(), "postgres".into()),
-            ("PGDATABASE".into(), "postgres".into()),
-            ("PGPASSWORD".into(), SUPERUSER_PW.into()),
-            ("PGSSLMODE".into(), "verify-full".into()),
-            ("PGSSLROOTCERT".into(), ca(lab).display().to_string()),
-            ("PGCONNECT_TIMEOUT".into(), "5".into()),
-        ],
+        env: lab.endpoint_env("postgres", SUPERUSER_PW),
         table: "qrd_ha_probe".into(),
     })
 }
@@ -312,7 +285,7 @@ fn leader_crash_fails_over_and_etcd_outage_keeps_writes_pg15() {
     su(&lab, lab.endpoint_host(), "CREATE TABLE before_crash AS SELECT g FROM generate_series(1, 1000) g");
     // Replication is asynchronous: what a crash may lose is what the replicas had not received. Here they
     // have it all.
-    wait_streaming(&lab, &api, Duration::from_secs(30));
+    lab.wait_streaming(Duration::from_secs(30)).unwrap();
 
     // The leader's machine crashes: a new leader within ttl + 5 s.
     let crashed_at = Instant::now();

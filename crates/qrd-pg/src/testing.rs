@@ -16,21 +16,9 @@ pub fn bare_server(major: u32) -> Inventory {
     Inventory {
         version: PgVersion::from_version_num(major * 10000 + 1),
         version_text: format!("{major}.1"),
-        current_user: "postgres".into(),
-        is_superuser: true,
-        password_encryption: "scram-sha-256".into(),
-        ssl: false,
-        max_connections: 100,
         listen_addresses: "localhost".into(),
         port: 4432,
-        hba_text: None,
-        hba_rules: None,
-        memberships: None,
-        role: None,
-        login_roles: None,
-        tls: None,
-        databases: Vec::new(),
-        maintenance_db: "postgres".into(),
+        ..Inventory::empty_cluster(major, "postgres", "scram-sha-256")
     }
 }
 

@@ -52,18 +52,9 @@ fn main() {
     must(&mut init);
     lab.start_all().unwrap();
     lab.start_haproxy().unwrap();
-    let api = Api::new((0..3).map(|i| format!("http://{}:8008", lab.member_host(i))).collect(), None);
-    wait_streaming(&lab, &api);
-    let writer_env: Vec<(String, String)> = vec![
-        ("PGHOST".into(), lab.endpoint_host().to_string()),
-        ("PGPORT".into(), "4432".into()),
-        ("PGUSER".into(), "postgres".into()),
-        ("PGDATABASE".into(), "postgres".into()),
-        ("PGPASSWORD".into(), SU_PW.into()),
-        ("PGSSLMODE".into(), "verify-full".into()),
-        ("PGSSLROOTCERT".into(), lab.prefix().join("pg1/tls/ca.crt").display().to_string()),
-        ("PGCONNECT_TIMEOUT".into(), "5".into()),
-    ];
+    let api = lab.api();
+    lab.wait_streaming(Duration::from_secs(180)).unwrap();
+    let writer_env = lab.endpoint_env("postgres", SU_PW);
     let target = || WriterTarget { psql: psql.clone(), env: writer_env.clone(), table: "bench_writes".into() };
     let mut create = Command::new(&psql);
     create.args(["-X", "-q", "-c", "CREATE TABLE bench_writes (id bigint PRIMARY KEY)"]).env_clear().envs(target().env);
@@ -74,7 +65,7 @@ fn main() {
     // One measured event: the writer runs a second before and until the cluster has a streaming leader and
     // replicas again (and a second more).
     let measure = |lab: &mut HaLab, event: &mut dyn FnMut(&mut HaLab) -> Duration| -> (Written, Duration) {
-        wait_streaming(lab, &api);
+        lab.wait_streaming(Duration::from_secs(180)).unwrap();
         let w = Writer::start(target());
         std::thread::sleep(Duration::from_secs(1));
         let took = event(lab);
@@ -209,21 +200,6 @@ fn leader_other_than(api: &Api, lab: &HaLab, i: usize) -> Option<usize> {
     let name = &c.leader()?.name;
     let j = lab.member_index(name);
     (j != i).then_some(j)
-}
-
-fn wait_streaming(lab: &HaLab, api: &Api) {
-    lab.wait_for("a leader and streaming replicas", Duration::from_secs(180), || {
-        let c = api.cluster().ok()?;
-        let l = c.leader()?;
-        let s = api.streaming_from(&api.member_url(&c, &l.name)?).ok()?;
-        (c.members.len() == 3
-            && c.members
-                .iter()
-                .filter(|m| !m.is_leader())
-                .all(|m| m.is_running() && s.iter().any(|(n, st)| *n == m.name && st == "streaming")))
-        .then_some(())
-    })
-    .unwrap();
 }
 
 fn wait_writable_through_haproxy(lab: &HaLab, psql: &Path) {

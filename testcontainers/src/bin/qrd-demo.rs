@@ -296,19 +296,7 @@ fn ha_demo(qrd: &std::path::Path, bundle: &str) -> Result<(), String> {
     say("start etcd, the three Patroni members (as the service user) and HAProxy");
     lab.start_all().map_err(e)?;
     lab.start_haproxy().map_err(e)?;
-    let api = qrd_ha::api::Api::new((0..3).map(|i| format!("http://{}:8008", lab.member_host(i))).collect(), None);
-    lab.wait_for("a leader and two streaming replicas", std::time::Duration::from_secs(180), || {
-        let c = api.cluster().ok()?;
-        let l = c.leader()?;
-        let s = api.streaming_from(&api.member_url(&c, &l.name)?).ok()?;
-        (c.members
-            .iter()
-            .filter(|m| !m.is_leader())
-            .all(|m| m.is_running() && s.iter().any(|(n, st)| *n == m.name && st == "streaming"))
-            && c.members.len() == 3)
-            .then_some(())
-    })
-    .map_err(e)?;
+    lab.wait_streaming(std::time::Duration::from_secs(180)).map_err(e)?;
     run("the cluster as Patroni, etcd and HAProxy report it", &owned(&["ha", "status", "--config", &config]))?;
     run(
         "adopt the demo site's bundle into the leader (restore, row counts proven, every replica caught up)",
