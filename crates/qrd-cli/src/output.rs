@@ -31,6 +31,23 @@ pub fn print_error(err: &CliError) {
 
 /// A note on stderr (progress and context that is not the command's data): an `info` event, shown like
 /// every other crate's.
+/// Findings as `qrd check` and `qrd ha check` print them: status, id, message, and the hint below.
+pub fn print_findings(findings: &[qrd_check::Finding]) {
+    let width = findings.iter().map(|f| f.id.chars().count()).max().unwrap_or(0);
+    for f in findings {
+        let status = format!("{:<4}", f.status.as_str());
+        println!("{}  {:<width$}  {}", paint_status(&status), f.id, f.message);
+        if let Some(hint) = &f.hint {
+            println!("{:<4}  {:<width$}  hint: {hint}", "", "");
+        }
+    }
+}
+
+/// `--json` output: the value, pretty-printed, on stdout.
+pub fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("qrd's results serialise"));
+}
+
 pub fn note(msg: impl std::fmt::Display) {
     tracing::info!("{msg}");
 }

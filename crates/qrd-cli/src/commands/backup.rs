@@ -142,10 +142,6 @@ pub async fn execute(args: BackupArgs) -> Result<ExitStatus, CliError> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
-}
-
 async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
     let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     let jobs = a.jobs.unwrap_or(cores).max(1);
@@ -173,7 +169,7 @@ async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
     let plan = backup::plan(&session, &a.tools.finder(), &req).await?;
     if a.dry_run {
         if a.json {
-            print_json(&plan);
+            crate::output::print_json(&plan);
         } else {
             println!("would back up PostgreSQL {} into {}", plan.server_version, plan.dir.join(&plan.name).display());
             for d in &plan.databases {
@@ -191,7 +187,7 @@ async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
     }
     let report = backup::run(&session, plan, &req, &crate::output::progress()).await?;
     if a.json {
-        print_json(&report);
+        crate::output::print_json(&report);
     } else {
         println!(
             "backup complete: {} ({}, {} databases, {:.1} s)",
@@ -207,7 +203,7 @@ async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
 fn verify(a: VerifyArgs) -> Result<ExitStatus, CliError> {
     let report = qrd_backup::verify::verify(&a.bundle, &a.tools.finder())?;
     if a.json {
-        print_json(&report);
+        crate::output::print_json(&report);
     } else {
         let dbs: Vec<String> =
             report.databases.iter().map(|d| format!("{} ({} entries)", d.database, d.entries)).collect();
@@ -225,7 +221,7 @@ fn verify(a: VerifyArgs) -> Result<ExitStatus, CliError> {
 fn list(a: ListArgs) -> Result<ExitStatus, CliError> {
     let listing = retention::list(&a.dir)?;
     if a.json {
-        print_json(&listing);
+        crate::output::print_json(&listing);
         return Ok(ExitStatus::Success);
     }
     for b in &listing.bundles {

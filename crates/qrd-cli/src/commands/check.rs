@@ -9,7 +9,6 @@ use qrd_pgbin::Tool;
 
 use crate::error::{CliError, ExitStatus};
 use crate::options::{ConnectArgs, ToolArgs};
-use crate::output::paint_status;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -83,8 +82,7 @@ pub async fn execute(args: CheckArgs) -> Result<ExitStatus, CliError> {
     );
 
     if args.json {
-        let json = serde_json::to_string_pretty(&report).expect("the report serialises");
-        println!("{json}");
+        crate::output::print_json(&report);
     } else {
         print_human(&report, &spec, &inv);
     }
@@ -96,14 +94,7 @@ fn print_human(report: &Report, spec: &RepoSpec, inv: &Inventory) {
         "qrd check: PostgreSQL {} at {} as {:?}, repository role {:?}",
         inv.version, report.server.address, report.server.user, spec.role
     );
-    let width = report.checks.iter().map(|f| f.id.chars().count()).max().unwrap_or(0);
-    for f in &report.checks {
-        let status = format!("{:<4}", f.status.as_str());
-        println!("{}  {:<width$}  {}", paint_status(&status), f.id, f.message);
-        if let Some(hint) = &f.hint {
-            println!("{:<4}  {:<width$}  hint: {hint}", "", "");
-        }
-    }
+    crate::output::print_findings(&report.checks);
     let s = report.summary;
     println!("{} ok, {} warn, {} fail", s.ok, s.warn, s.fail);
 }

@@ -130,7 +130,7 @@ async fn get(args: GetArgs) -> Result<ExitStatus, CliError> {
     let names: Vec<String> = args.names.iter().map(|n| qrd_conf::pgconf::canonical_name(n)).collect();
     let report = settings::report(&tree, loc.session.as_ref(), &names).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+        crate::output::print_json(&report);
         return Ok(ExitStatus::Success);
     }
     for r in &report {

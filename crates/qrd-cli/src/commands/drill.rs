@@ -32,7 +32,7 @@ pub async fn execute(a: DrillArgs) -> Result<ExitStatus, CliError> {
     let d =
         qrd_backup::drill::drill(&session, &a.tools.finder(), &bundle, jobs.max(1), &crate::output::progress()).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&d).expect("serialisable"));
+        crate::output::print_json(&d);
         return Ok(ExitStatus::Success);
     }
     for db in &d.databases {

@@ -60,7 +60,7 @@ pub async fn execute(a: FailoverArgs) -> Result<ExitStatus, CliError> {
     let session = qrd_pg::Session::open(&opts).await?;
     let done = failover::failover(&session, &a.tools.finder(), &req).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&done).expect("serialisable"));
+        crate::output::print_json(&done);
         return Ok(ExitStatus::Success);
     }
     if let Some(old) = &done.old_primary {

@@ -14,7 +14,7 @@ use qrd_pg::password;
 
 use crate::error::{CliError, ExitStatus};
 use crate::options::ConnectArgs;
-use crate::output::{note, paint_status};
+use crate::output::note;
 
 #[derive(Debug, Args)]
 pub struct HaArgs {
@@ -338,7 +338,7 @@ async fn adopt(a: AdoptArgs) -> Result<ExitStatus, CliError> {
     let report =
         qrd_ha::adopt::adopt(&cref, &target, &a.tools.finder(), source, &req, &crate::output::progress()).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+        crate::output::print_json(&report);
         return Ok(ExitStatus::Success);
     }
     if let Some(s) = report.backup_seconds {
@@ -373,7 +373,7 @@ async fn set_param(a: SetParamArgs) -> Result<ExitStatus, CliError> {
     .await
     .expect("no panic")?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+        crate::output::print_json(&report);
         return Ok(ExitStatus::Success);
     }
     if report.changes.is_empty() {
@@ -481,7 +481,7 @@ fn init(a: InitArgs) -> Result<ExitStatus, CliError> {
     }
     if a.dry_run {
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&plan).expect("serialisable"));
+            crate::output::print_json(&plan);
         } else {
             for f in &plan.files {
                 match (&f.action, &f.diff) {
@@ -506,7 +506,7 @@ fn init(a: InitArgs) -> Result<ExitStatus, CliError> {
             plan: &'a qrd_ha::init::Plan,
             written: &'a [qrd_ha::init::Written],
         }
-        println!("{}", serde_json::to_string_pretty(&Out { plan: &plan, written: &written }).expect("serialisable"));
+        crate::output::print_json(&Out { plan: &plan, written: &written });
         return Ok(ExitStatus::Success);
     }
     for f in &plan.files {
@@ -534,7 +534,7 @@ async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
     let cref = a.cluster.cluster_ref()?;
     let st = tokio::task::spawn_blocking(move || qrd_ha::status::status(&cref)).await.expect("no panic")?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&st).expect("serialisable"));
+        crate::output::print_json(&st);
         return Ok(ExitStatus::Success);
     }
     println!(
@@ -582,7 +582,7 @@ async fn switchover(a: SwitchoverArgs) -> Result<ExitStatus, CliError> {
         .await
         .expect("no panic")?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r).expect("serialisable"));
+        crate::output::print_json(&r);
         return Ok(ExitStatus::Success);
     }
     if r.from == r.to {
@@ -619,16 +619,9 @@ async fn check(a: CheckArgs) -> Result<ExitStatus, CliError> {
     }
     let failed = findings.iter().any(|f| f.status == qrd_check::Status::Fail);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&findings).expect("serialisable"));
+        crate::output::print_json(&findings);
     } else {
-        let width = findings.iter().map(|f| f.id.chars().count()).max().unwrap_or(0);
-        for f in &findings {
-            let status = format!("{:<4}", f.status.as_str());
-            println!("{}  {:<width$}  {}", paint_status(&status), f.id, f.message);
-            if let Some(hint) = &f.hint {
-                println!("{:<4}  {:<width$}  hint: {hint}", "", "");
-            }
-        }
+        crate::output::print_findings(&findings);
     }
     Ok(if failed { ExitStatus::ChecksFailed } else { ExitStatus::Success })
 }

@@ -214,7 +214,7 @@ async fn list(args: ListArgs) -> Result<ExitStatus, CliError> {
     if args.json {
         let rules = edit.file.records().map(|r| ListedRule { line: r.line, record: r.record, text: r.text }).collect();
         let listing = Listing { file: &edit.loc.path, rules };
-        println!("{}", serde_json::to_string_pretty(&listing).expect("serialisable"));
+        crate::output::print_json(&listing);
         return Ok(ExitStatus::Success);
     }
     println!("# {}", edit.loc.path.display());
@@ -295,7 +295,7 @@ async fn explain(args: ExplainArgs) -> Result<ExitStatus, CliError> {
     };
     let outcome = edit.explain(&req).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome).expect("serialisable"));
+        crate::output::print_json(&outcome);
     } else {
         print_outcome(&outcome, &edit.loc);
     }

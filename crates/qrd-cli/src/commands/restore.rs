@@ -80,7 +80,7 @@ pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
     }
     let report = restore::restore(&session, &a.tools.finder(), &req, &crate::output::progress()).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+        crate::output::print_json(&report);
         return Ok(ExitStatus::Success);
     }
     for d in &report.databases {
@@ -121,7 +121,7 @@ pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
 async fn dry_run(session: &Session, req: &Request, json: bool) -> Result<ExitStatus, CliError> {
     let plan = restore::plan(session, req).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&plan).expect("serialisable"));
+        crate::output::print_json(&plan);
         return Ok(ExitStatus::Success);
     }
     let manifest = qrd_backup::bundle::read_manifest(&req.bundle).map_err(qrd_backup::restore::RestoreError::from)?;

@@ -88,7 +88,7 @@ async fn status(args: StatusArgs) -> Result<ExitStatus, CliError> {
     let session = Session::open(&args.conn.opts()).await?;
     let st = scram::status(&session, &args.repo_user).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&st).expect("serialisable"));
+        crate::output::print_json(&st);
         return Ok(ExitStatus::Success);
     }
     println!("password_encryption = {}", st.password_encryption);

@@ -222,7 +222,7 @@ async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
     };
     let st = qrd_tls::status(&session).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&st).expect("serialisable"));
+        crate::output::print_json(&st);
         return Ok(ExitStatus::Success);
     }
     print_status(&st);

@@ -185,7 +185,7 @@ async fn rejoin(a: RejoinArgs) -> Result<ExitStatus, CliError> {
         .await
         .expect("no panic")?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&done).expect("serialisable"));
+        crate::output::print_json(&done);
         return Ok(ExitStatus::Success);
     }
     if let Some(why) = &done.rewind_failed {
@@ -207,7 +207,7 @@ async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
     let session = qrd_pg::Session::open(&a.conn.opts()).await?;
     let st = qrd_replica::status::status(&session).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&st).expect("serialisable"));
+        crate::output::print_json(&st);
         return Ok(ExitStatus::Success);
     }
     let bytes =
@@ -270,7 +270,7 @@ async fn prepare_primary(a: PrepareArgs) -> Result<ExitStatus, CliError> {
     };
     if a.dry_run {
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&plan).expect("serialisable"));
+            crate::output::print_json(&plan);
         } else {
             for d in plan.diffs() {
                 print!("{d}");
@@ -288,7 +288,7 @@ async fn prepare_primary(a: PrepareArgs) -> Result<ExitStatus, CliError> {
     let finder = a.tools.finder();
     let done = prepare::apply(&server, plan, req.password.as_ref(), a.restart.then_some(&finder)).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&done).expect("serialisable"));
+        crate::output::print_json(&done);
         return Ok(ExitStatus::Success);
     }
     for s in &done.plan.settings {
@@ -330,7 +330,7 @@ async fn clone_standby(a: CloneArgs) -> Result<ExitStatus, CliError> {
     let finder = a.tools.finder();
     let done = tokio::task::spawn_blocking(move || clone::clone(&req, &finder)).await.expect("no panic")?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&done).expect("serialisable"));
+        crate::output::print_json(&done);
         return Ok(ExitStatus::Success);
     }
     println!(

@@ -58,7 +58,7 @@ pub async fn execute(a: SwitchoverArgs) -> Result<ExitStatus, CliError> {
     };
     let done = switchover::switchover(&primary, &standby, &a.tools.finder(), &req).await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&done).expect("serialisable"));
+        crate::output::print_json(&done);
         return Ok(ExitStatus::Success);
     }
     println!(
