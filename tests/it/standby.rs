@@ -59,19 +59,29 @@ fn standby_cmd(server: &Server, scratch: &Scratch) -> Command {
     cmd
 }
 
+/// The superuser's connection to the server on `port` through the socket directory `socket`.
+async fn socket_client(socket: &Path, port: u16) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::Config::new()
+        .host_path(socket)
+        .port(port)
+        .user("postgres")
+        .dbname("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
 fn q(server_socket: &Path, port: u16, sql: &str) -> Option<String> {
     block_on(async {
-        let (client, conn) = tokio_postgres::Config::new()
-            .host_path(server_socket)
-            .port(port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .ok()?;
-        tokio::spawn(conn);
+        let client = socket_client(server_socket, port).await.ok()?;
         client.query_opt(sql, &[]).await.ok().flatten().and_then(|r| r.get::<_, Option<String>>(0))
     })
+}
+
+/// Runs `sql` on the server on `port`; panics on failure.
+fn exec_on(socket: &Path, port: u16, sql: &str) {
+    block_on(async { socket_client(socket, port).await.unwrap().batch_execute(sql).await.unwrap() })
 }
 
 /// Prepare (settings for the major, role, rule, slot; restart), then a second prepare changes nothing;
@@ -284,18 +294,7 @@ fn primary_and_standby_stream(major: u32) {
     assert!(f["old_primary"].as_str().unwrap().contains("does not answer"), "{f}");
     assert!(f["qlik_steps"][0].as_str().unwrap().contains("Connection String Editor"), "{f}");
     assert_eq!(q(&socket, port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("false"));
-    block_on(async {
-        let (client, conn) = tokio_postgres::Config::new()
-            .host_path(&socket)
-            .port(port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client.batch_execute("INSERT INTO flow VALUES (1001)").await.unwrap();
-    });
+    exec_on(&socket, port, "INSERT INTO flow VALUES (1001)");
     let out = run_expect(&mut on_standby(&["failover"]), 4);
     assert!(stderr(&out).contains("is not a standby"), "{}", stderr(&out));
 
@@ -322,18 +321,7 @@ fn primary_and_standby_stream(major: u32) {
     assert_eq!(r["streaming"], "streaming", "{r}");
     let old_port = primary.port();
     assert_eq!(q(&socket, old_port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("true"));
-    block_on(async {
-        let (client, conn) = tokio_postgres::Config::new()
-            .host_path(&socket)
-            .port(port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client.batch_execute("INSERT INTO flow VALUES (1002)").await.unwrap();
-    });
+    exec_on(&socket, port, "INSERT INTO flow VALUES (1002)");
     let deadline = Instant::now() + Duration::from_secs(30);
     while q(&socket, old_port, "SELECT count(*)::text FROM flow").as_deref() != Some("1002") {
         assert!(Instant::now() < deadline, "rows written on the new primary did not reach the rejoined one");
@@ -484,15 +472,7 @@ fn switchover_loses_nothing(major: u32) {
 
     let socket = primary.socket_dir().to_owned();
     let on_new = block_on(async {
-        let (client, conn) = tokio_postgres::Config::new()
-            .host_path(&socket)
-            .port(port)
-            .user("postgres")
-            .dbname("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let client = socket_client(&socket, port).await.unwrap();
         let n: i64 = client.query_one("SELECT count(*) FROM acks WHERE id = ANY($1)", &[&acked]).await.unwrap().get(0);
         n
     });
