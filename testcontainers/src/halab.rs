@@ -348,14 +348,12 @@ impl HaLab {
         let api = self.api();
         self.wait_for("a leader and streaming replicas", timeout, || {
             let c = api.cluster().ok()?;
-            let leader = c.leader()?;
-            let streaming = api.streaming_from(&api.member_url(&c, &leader.name)?).ok()?;
+            let streaming = api.streaming_members(&c).ok()??;
             let ok = c.members.len() == self.names.len()
-                && c.members.iter().filter(|m| !m.is_leader()).all(|m| {
-                    m.is_running()
-                        && m.lag_bytes() == Some(0)
-                        && streaming.iter().any(|(n, s)| *n == m.name && s == "streaming")
-                });
+                && c.members
+                    .iter()
+                    .filter(|m| !m.is_leader())
+                    .all(|m| m.lag_bytes() == Some(0) && streaming.contains(&m.name));
             ok.then_some(())
         })
     }

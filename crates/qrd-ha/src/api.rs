@@ -228,6 +228,27 @@ impl Api {
             .unwrap_or_default())
     }
 
+    /// The leader's REST API URL, from `/cluster`.
+    pub fn leader_url(&self, cluster: &Cluster) -> Option<String> {
+        cluster.leader().and_then(|l| self.member_url(cluster, &l.name))
+    }
+
+    /// The members that stream from the leader: running, and `streaming` in its pg_stat_replication. A
+    /// replica still being cloned shows there too, under its name (pg_basebackup's WAL stream), while it
+    /// does not run yet. `None` when the cluster has no leader to ask.
+    pub fn streaming_members(&self, cluster: &Cluster) -> Result<Option<Vec<String>>, HaError> {
+        let Some(url) = self.leader_url(cluster) else { return Ok(None) };
+        let listed = self.streaming_from(&url)?;
+        Ok(Some(
+            cluster
+                .members
+                .iter()
+                .filter(|m| m.is_running() && listed.iter().any(|(n, st)| *n == m.name && st == "streaming"))
+                .map(|m| m.name.clone())
+                .collect(),
+        ))
+    }
+
     /// The REST API URL of a member from `/cluster` (falls back to the configured one of the same host).
     pub fn member_url(&self, cluster: &Cluster, name: &str) -> Option<String> {
         let m = cluster.members.iter().find(|m| m.name == name)?;

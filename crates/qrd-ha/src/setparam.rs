@@ -120,9 +120,8 @@ pub fn apply(
 ) -> Result<SetParamReport, HaError> {
     let api = cref.api();
     let cluster = api.cluster()?;
-    let base = cluster
-        .leader()
-        .and_then(|l| api.member_url(&cluster, &l.name))
+    let base = api
+        .leader_url(&cluster)
         .or_else(|| api.urls().first().cloned())
         .ok_or_else(|| HaError::NoApi { tried: "no REST API URL known".into() })?;
     let mut report = SetParamReport { changes, restarts: Vec::new(), pending: Vec::new() };
@@ -192,13 +191,9 @@ fn wait_back(api: &crate::api::Api, name: &str, replica: bool, deadline: Instant
             && let Some(m) = c.members.iter().find(|m| m.name == name)
         {
             last = format!("{name} is {}", m.state);
-            let running = m.state == "running" || m.state == "streaming";
-            let streams = !replica
-                || c.leader()
-                    .and_then(|l| api.member_url(&c, &l.name))
-                    .and_then(|u| api.streaming_from(&u).ok())
-                    .is_some_and(|s| s.iter().any(|(n, st)| n == name && st == "streaming"));
-            if running && streams {
+            let streams =
+                !replica || api.streaming_members(&c).ok().flatten().is_some_and(|s| s.iter().any(|n| n == name));
+            if m.is_running() && streams {
                 return Ok(());
             }
         }

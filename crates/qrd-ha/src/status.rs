@@ -127,8 +127,7 @@ pub fn status(cref: &ClusterRef) -> Result<ClusterStatus, HaError> {
     let api = cref.api();
     let cluster = api.cluster()?;
     let config = api.config()?;
-    let streaming =
-        cluster.leader().and_then(|l| api.member_url(&cluster, &l.name)).and_then(|u| api.streaming_from(&u).ok());
+    let streaming = api.streaming_members(&cluster).ok().flatten();
     let members = cluster
         .members
         .iter()
@@ -140,13 +139,7 @@ pub fn status(cref: &ClusterRef) -> Result<ClusterStatus, HaError> {
             port: m.port,
             timeline: m.timeline,
             lag_bytes: if m.is_leader() { None } else { m.lag_bytes() },
-            // A replica still being cloned shows up in the leader's pg_stat_replication too (pg_basebackup's
-            // WAL stream, under the member's name): streaming counts only for a running replica.
-            streaming: if m.is_leader() {
-                None
-            } else {
-                streaming.as_ref().map(|s| m.is_running() && s.iter().any(|(n, st)| *n == m.name && st == "streaming"))
-            },
+            streaming: if m.is_leader() { None } else { streaming.as_ref().map(|s| s.contains(&m.name)) },
             pending_restart: m.pending_restart.unwrap_or(false),
         })
         .collect();

@@ -32,7 +32,7 @@ pub fn pick_candidate(cluster: &Cluster) -> Option<String> {
     cluster
         .members
         .iter()
-        .filter(|m| !m.is_leader() && (m.state == "running" || m.state == "streaming"))
+        .filter(|m| !m.is_leader() && m.is_running())
         .min_by_key(|m| m.lag_bytes().unwrap_or(u64::MAX))
         .map(|m| m.name.clone())
 }
@@ -65,7 +65,7 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
                     patroni_said: format!("{t} leads already: nothing was done"),
                 });
             }
-            if m.state != "running" && m.state != "streaming" {
+            if !m.is_running() {
                 return Err(HaError::Refused(format!("{t} is {}, not running: it cannot take over", m.state)));
             }
             t.to_owned()
@@ -85,13 +85,11 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
     // acknowledged writes on the old leader. So qrd waits for streaming, and refuses without it.
     let settle = Instant::now() + wait.min(Duration::from_secs(30));
     loop {
-        let streaming = api.streaming_from(&leader_url)?;
-        // Running, too: a replica being cloned streams its pg_basebackup's WAL under its name.
-        let running = api.cluster()?.members.iter().any(|m| m.name == to && m.is_running());
-        if running && streaming.iter().any(|(name, state)| *name == to && state == "streaming") {
+        if api.streaming_members(&api.cluster()?)?.is_some_and(|s| s.contains(&to)) {
             break;
         }
         if Instant::now() > settle {
+            let streaming = api.streaming_from(&leader_url)?;
             let seen: Vec<String> = streaming.iter().map(|(n, s)| format!("{n} {s}")).collect();
             return Err(HaError::Refused(format!(
                 "{to} does not stream from {} (its pg_stat_replication shows: {}): a switchover now would lose the \
@@ -163,9 +161,7 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
         if let Ok(c) = api.cluster() {
             timeline_after = c.members.iter().find(|m| m.name == to).and_then(|m| m.timeline);
             let old = c.members.iter().find(|m| m.name == leader.name);
-            if old.is_some_and(|m| !m.is_leader() && (m.state == "running" || m.state == "streaming"))
-                && c.leader().is_some_and(|l| l.name == to)
-            {
+            if old.is_some_and(|m| !m.is_leader() && m.is_running()) && c.leader().is_some_and(|l| l.name == to) {
                 break Some(started.elapsed().as_secs_f64());
             }
         }
