@@ -247,13 +247,13 @@ pub async fn run(session: &Session, plan: Plan, req: &Request, progress: &Shared
     let mut manifest = Manifest::new(plan.created, source(session, &plan).await);
 
     if let Some(before) = &req.before {
-        let (record, result) = hook::run(before, HookStage::Before);
+        let (record, result) = hook::run(before, HookStage::Before).await;
         manifest.hooks.push(record);
         result?;
     }
     let dumped = dump_all(session, &plan, req, staging.path(), &mut manifest, progress).await;
     if let Some(after) = &req.after {
-        let (record, result) = hook::run(after, HookStage::After);
+        let (record, result) = hook::run(after, HookStage::After).await;
         manifest.hooks.push(record);
         if let Err(e) = result {
             // The dumps' outcome decides; a failed --after hook is said, and fails a good backup.
@@ -333,9 +333,8 @@ async fn dump_all(
     let small = async {
         tracing::info!("dumping the roles (pg_dumpall --globals-only)");
         let child = session.connector().child("postgres")?;
-        let tools = plan.tools.clone();
         let out = staging.join(GLOBALS_MEMBER);
-        blocking(move || dump::dump_globals(&tools, &child, &out)).await?;
+        dump::dump_globals(&plan.tools, &child, &out).await?;
         let mut out = Vec::new();
         for (i, d) in plan.databases.iter().enumerate() {
             if i != largest {
@@ -370,12 +369,6 @@ struct DumpedOne {
     database: Database,
     site: Option<Site>,
     dumped: DumpedDatabase,
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ToolError> + Send + 'static,
-) -> Result<T, ToolError> {
-    tokio::task::spawn_blocking(f).await.expect("a tool run does not panic")
 }
 
 async fn dump_one(
@@ -436,11 +429,9 @@ async fn dump_one(
     };
     let out = staging.join(&member);
     let child = session.connector().child(&d.name)?;
-    let (tools, name, format, jobs, snap) =
-        (plan.tools.clone(), d.name.clone(), req.format, req.jobs, snapshot.clone());
     let watch = progress.map(|p| Watch::start(p, &format!("dumping {}", d.name), None, out.clone()));
     let result =
-        blocking(move || dump::dump_database(&tools, &child, &name, format, jobs, snap.as_deref(), &out)).await;
+        dump::dump_database(&plan.tools, &child, &d.name, req.format, req.jobs, snapshot.as_deref(), &out).await;
     drop(watch);
     // The snapshot is needed until pg_dump has taken it; the transaction ends either way.
     let _ = client.batch_execute("COMMIT").await;

@@ -15,7 +15,7 @@ use qrd_pg::Session;
 use qrd_pg::inventory::QueryError;
 use qrd_pg::sql_template;
 use qrd_pg::template::{Template, Vars};
-use qrd_pgbin::{Finder, PgVersion, Tool, run, scrubbed_command};
+use qrd_pgbin::{Finder, PgVersion, Tool, run_blocking, scrubbed_command};
 use time::OffsetDateTime;
 
 use crate::bundle;
@@ -106,7 +106,8 @@ pub async fn drill(
             let action = format!("restore {:?} into {scratch} (pg_restore)", db.name);
             tracing::info!("drill: restoring {:?} into {scratch}", db.name);
             progress.start(&format!("restoring {} into {scratch}", db.name), None);
-            let restored = tokio::task::spawn_blocking(move || run(&mut cmd, &action)).await.expect("no panic");
+            let restored =
+                tokio::task::spawn_blocking(move || run_blocking(&mut cmd, &action)).await.expect("no panic");
             progress.finish();
             restored?;
             let (tables, rows) = compare_rows(session, db, &scratch).await?;
@@ -142,7 +143,7 @@ pub async fn drill(
     };
     let outcome = tokio::select! {
         done = work => done,
-        signal = interrupted() => Err(RestoreError::Interrupted { signal }),
+        signal = qrd_pgbin::interrupt::interrupted() => Err(RestoreError::Interrupted { signal: signal.as_str() }),
     };
     let rto_seconds = started.elapsed().as_secs_f64();
     // The scratch databases go, whatever happened.
@@ -176,17 +177,5 @@ async fn amcheck_tool(session: &Session, finder: &Finder, server_major: u32, maj
             version.major,
             e.searched.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
         )),
-    }
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name.
-pub async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
     }
 }

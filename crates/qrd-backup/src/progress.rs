@@ -77,7 +77,9 @@ pub fn tree_bytes(path: &Path) -> u64 {
     }
 }
 
-/// A reader that reports how much has passed through it.
+/// A reader that reports how much has passed through it, and fails once qrd is interrupted (Ctrl-C,
+/// SIGTERM): the bundle is written on a blocking thread that the command's unwinding cannot stop, so the
+/// copy stops itself and the command ends with everyone else.
 pub struct Counting<R> {
     inner: R,
     done: u64,
@@ -101,6 +103,10 @@ impl<R> Counting<R> {
 
 impl<R: std::io::Read> std::io::Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(signal) = qrd_pgbin::interrupt::received() {
+            // Not ErrorKind::Interrupted: readers retry that one.
+            return Err(std::io::Error::other(format!("stopped: qrd received {signal}")));
+        }
         let n = self.inner.read(buf)?;
         self.done += n as u64;
         self.progress.set(self.done);

@@ -31,7 +31,7 @@ use qrd_pg::connect::ConnectError;
 use qrd_pg::inventory::{Inventory, QueryError};
 use qrd_pg::template::{Template, Vars};
 use qrd_pg::{RepoSpec, Session, sql_template};
-use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run, scrubbed_command};
+use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run_blocking, scrubbed_command};
 
 use crate::bundle::{self, ReadError};
 use crate::globals::{Globals, GlobalsError};
@@ -466,7 +466,8 @@ pub async fn restore(
             tracing::info!("restoring {name:?} (pg_restore {})", pg_restore.version);
             let action_text = format!("restore database {name:?} (pg_restore)");
             progress.start(&format!("restoring {name}"), None);
-            let result = tokio::task::spawn_blocking(move || run(&mut cmd, &action_text)).await.expect("no panic");
+            let result =
+                tokio::task::spawn_blocking(move || run_blocking(&mut cmd, &action_text)).await.expect("no panic");
             progress.finish();
             result?;
             unfinished = None;
@@ -506,7 +507,7 @@ pub async fn restore(
     };
     let filled = tokio::select! {
         done = filled => done,
-        signal = crate::drill::interrupted() => Err(RestoreError::Interrupted { signal }),
+        signal = qrd_pgbin::interrupt::interrupted() => Err(RestoreError::Interrupted { signal: signal.as_str() }),
     };
     let (mut restored, renamed) = match filled {
         Ok(done) => done,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run, scrubbed_command};
+use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run_blocking, scrubbed_command};
 
 use crate::bundle::{ReadError, Reader};
 use crate::manifest::ArchiveFormat;
@@ -80,7 +80,7 @@ pub fn verify(bundle: &Path, finder: &Finder) -> Result<VerifyReport, VerifyErro
         let archive = dest.join(&d.member);
         let mut cmd = scrubbed_command(&pg_restore.path);
         cmd.arg("--list").arg(&archive);
-        let out = run(&mut cmd, &format!("read the archive of {:?} (pg_restore --list)", d.name))?;
+        let out = run_blocking(&mut cmd, &format!("read the archive of {:?} (pg_restore --list)", d.name))?;
         let entries = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.starts_with(';') && !l.trim().is_empty())

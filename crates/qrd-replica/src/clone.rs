@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use qrd_pg::Secret;
-use qrd_pgbin::{Finder, Identity, Passfile, PgVersion, Tool, passfile_field, run, scrubbed_command};
+use qrd_pgbin::{Finder, Identity, Passfile, PgVersion, Tool, passfile_field, run_blocking, scrubbed_command};
 use qrd_server::local::major_of;
 use qrd_server::pgctl::{PgCtl, running_postmaster};
 
@@ -129,7 +129,7 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
     env(&mut cmd);
     cmd.args(["-X", "-A", "-t", "--no-password", "-d", "replication=true", "-c", "SHOW server_version_num"]);
     as_owner(&mut cmd);
-    let out = run(&mut cmd, "ask the primary its version (a replication connection as the replicator)")?;
+    let out = run_blocking(&mut cmd, "ask the primary its version (a replication connection as the replicator)")?;
     let num: u32 = String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -168,7 +168,7 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
         basebackup.version,
         primary_version.text
     );
-    run(&mut cmd, "copy the primary (pg_basebackup)")?;
+    run_blocking(&mut cmd, "copy the primary (pg_basebackup)")?;
 
     // Configuration, then the final name.
     let application_name = req.name.clone().unwrap_or_else(|| name.clone());

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use qrd_pg::Secret;
 use qrd_pg::connect::ChildConnection;
-use qrd_pgbin::{Finder, Identity, PgVersion, Tool, run, scrubbed_command};
+use qrd_pgbin::{Finder, Identity, PgVersion, Tool, run_blocking, scrubbed_command};
 use qrd_server::local::major_of;
 use qrd_server::pgctl::running_postmaster;
 
@@ -84,7 +84,7 @@ pub fn rejoin(req: &RejoinRequest, source: &ChildConnection, finder: &Finder) ->
                 owner.apply_to(&mut cmd);
             }
             tracing::info!("rewinding {} to follow {new_primary} (pg_rewind {})", dir.display(), pg_rewind.version);
-            run(&mut cmd, "rewind the old primary (pg_rewind)").map(|_| ()).map_err(|e| e.to_string())
+            run_blocking(&mut cmd, "rewind the old primary (pg_rewind)").map(|_| ()).map_err(|e| e.to_string())
         }
     };
     let (method, rewind_failed) = match rewound {

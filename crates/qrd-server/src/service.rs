@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use qrd_conf::write::{Applied, WriteError};
-use qrd_pgbin::{ToolError, run, scrubbed_command};
+use qrd_pgbin::{ToolError, run_blocking, scrubbed_command};
 
 use crate::pgctl::{PgCtl, PgCtlError, Status, StopMode, postmaster_pid, tail};
 
@@ -131,7 +131,7 @@ impl Service {
             Manager::Systemd { unit } => {
                 let mut cmd = scrubbed_command("systemctl");
                 cmd.args(["is-active", "--quiet", unit]);
-                match run(&mut cmd, &format!("ask systemd whether {unit} is active")) {
+                match run_blocking(&mut cmd, &format!("ask systemd whether {unit} is active")) {
                     Ok(_) => Ok(true),
                     Err(e) if stopped_code(&e) => Ok(false),
                     Err(e) => Err(e.into()),
@@ -202,7 +202,7 @@ impl Service {
             "status" => "ask whether the server runs".to_owned(),
             other => format!("{other} the PostgreSQL cluster {version}/{cluster}"),
         };
-        Ok(run(&mut cmd, &what)?)
+        Ok(run_blocking(&mut cmd, &what)?)
     }
 }
 
@@ -223,12 +223,12 @@ impl fmt::Display for Service {
 fn systemctl(action: &str, unit: &str) -> Result<(), ServiceError> {
     let mut cmd = scrubbed_command("systemctl");
     cmd.args([action, unit]);
-    match run(&mut cmd, &format!("{action} the systemd unit {unit}")) {
+    match run_blocking(&mut cmd, &format!("{action} the systemd unit {unit}")) {
         Ok(_) => Ok(()),
         Err(source) => {
             let mut journal = scrubbed_command("journalctl");
             journal.args(["-u", unit, "-n", &JOURNAL_LINES.to_string(), "--no-pager", "-o", "short-iso"]);
-            let journal = match run(&mut journal, &format!("read the journal of {unit}")) {
+            let journal = match run_blocking(&mut journal, &format!("read the journal of {unit}")) {
                 Ok(out) => tail(&String::from_utf8_lossy(&out.stdout), JOURNAL_LINES),
                 Err(e) => format!("(not available: {e})"),
             };
