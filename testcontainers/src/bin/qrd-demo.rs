@@ -274,7 +274,7 @@ fn ha_demo(qrd: &std::path::Path, bundle: &str) -> Result<(), String> {
     let repo_pw = qrd_testcontainers::random_password().map_err(e)?;
     let client_bin = qrd_testcontainers::installation(15).map_err(e)?.client_bin.display().to_string();
     let config = lab.config(0).display().to_string();
-    let ca = lab.prefix().join("pg1/tls/ca.crt").display().to_string();
+    let ca = lab.ca().display().to_string();
     let endpoint = lab.endpoint_host().to_string();
     let run = |what: &str, args: &[String]| -> Result<(), String> {
         say(&format!("{what}\n$ qrd {}", args.join(" ")));
