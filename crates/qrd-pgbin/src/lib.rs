@@ -13,8 +13,8 @@ mod version;
 pub use find::{Candidate, FindError, Finder, FoundTool, ProbeError, Tool};
 pub use identity::{Identity, IdentityError};
 pub use run::{
-    Passfile, ToolError, conninfo_value, describe_output, describe_status, indented_output, passfile_field, run,
-    scrubbed_command,
+    Passfile, ToolError, conninfo_value, describe_output, describe_status, indented_output, passfile_field,
+    passfile_line, run, scrubbed_command,
 };
 pub use shell::{display_command, shell_quote};
 pub use version::{PgVersion, VersionError};
