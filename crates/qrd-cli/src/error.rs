@@ -82,9 +82,12 @@ impl From<qrd_server::LocalError> for CliError {
         let status = match &e {
             E::Connect(c) => connect_status(c),
             E::Query(_) => ExitStatus::Failed,
-            E::DataDirUnreachable { .. } | E::OtherDataDir { .. } | E::Read { .. } | E::Conf(_) | E::Hba(_) => {
-                ExitStatus::Refused
-            }
+            E::DataDirUnreachable { .. }
+            | E::OtherDataDir { .. }
+            | E::Read { .. }
+            | E::Conf(_)
+            | E::Hba(_)
+            | E::Setting { .. } => ExitStatus::Refused,
         };
         let hint = e.hint();
         CliError::new(status, e.to_string()).hint(hint)

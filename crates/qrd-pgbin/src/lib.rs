@@ -19,7 +19,7 @@ pub use find::{Candidate, FindError, Finder, FoundTool, ProbeError, Tool};
 pub use identity::{Identity, IdentityError};
 pub use run::{
     Passfile, ToolError, conninfo_value, describe_output, describe_status, indented_output, passfile_field,
-    scrubbed_command,
+    passfile_line, scrubbed_command,
 };
 pub use runner::{Limits, run, run_blocking, run_with};
 pub use shell::{display_command, shell_quote};

@@ -180,24 +180,10 @@ impl Passfile {
 
     /// A passfile with one `host:port:database:user:password` entry; fields are escaped as libpq expects.
     pub fn for_entry(host: &str, port: &str, database: &str, user: &str, password: &str) -> std::io::Result<Self> {
-        if password.contains(['\n', '\r']) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "a password containing a line break cannot be passed through a libpq password file",
-            ));
-        }
+        let line = passfile_line(host, port, database, user, password)?;
         // tempfile creates the file with mode 0600.
         let mut file = tempfile::Builder::new().prefix("qrd-pgpass-").tempfile()?;
-        let field = |s: &str| if s == "*" { s.to_owned() } else { passfile_field(s) };
-        writeln!(
-            file,
-            "{}:{}:{}:{}:{}",
-            field(host),
-            field(port),
-            field(database),
-            field(user),
-            passfile_field(password)
-        )?;
+        file.write_all(line.as_bytes())?;
         file.flush()?;
         Ok(Self { file })
     }
@@ -210,6 +196,21 @@ impl Passfile {
     pub fn apply(&self, cmd: &mut Command) {
         cmd.env("PGPASSFILE", self.path());
     }
+}
+
+/// One line of a libpq password file, `host:port:database:user:password\n`, each field escaped
+/// ([`passfile_field`]) except a `*`, which matches anything. For the temporary [`Passfile`] and for
+/// passfiles that live on (a standby's). libpq reads the file line by line, so a password with a line break
+/// cannot be written.
+pub fn passfile_line(host: &str, port: &str, database: &str, user: &str, password: &str) -> std::io::Result<String> {
+    if password.contains(['\n', '\r']) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a password containing a line break cannot be passed through a libpq password file",
+        ));
+    }
+    let field = |s: &str| if s == "*" { s.to_owned() } else { passfile_field(s) };
+    Ok(format!("{}:{}:{}:{}:{}\n", field(host), field(port), field(database), field(user), passfile_field(password)))
 }
 
 /// One field of a libpq password file line, `\` and `:` escaped (for passfiles written elsewhere too, such

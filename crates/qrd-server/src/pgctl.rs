@@ -199,6 +199,11 @@ impl PgCtl {
         self.identity.as_ref()
     }
 
+    /// The log file set with [`PgCtl::log_file`].
+    pub fn log(&self) -> Option<&Path> {
+        self.log.as_deref()
+    }
+
     /// Whether a log file was set with [`PgCtl::log_file`].
     pub fn has_log_file(&self) -> bool {
         self.log.is_some()

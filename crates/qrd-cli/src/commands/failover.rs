@@ -17,7 +17,8 @@ pub struct FailoverArgs {
     /// Promote even though the old primary still accepts writes (fence it yourself)
     #[arg(long, requires = "old_primary")]
     pub force: bool,
-    /// Promote with `pg_ctl promote` on this data directory instead of pg_promote() over the connection
+    /// Promote through this cluster's service (pg_ctlcluster, else pg_ctl promote) instead of pg_promote()
+    /// over the connection: the data directory of the server connected to (or its /etc/postgresql/… directory)
     #[arg(long, value_name = "DIR", conflicts_with = "via_trigger_file")]
     pub data_dir: Option<PathBuf>,
     /// The guide's way: create the standby's promote_trigger_file (PostgreSQL 12–15)
@@ -52,7 +53,7 @@ pub async fn execute(a: FailoverArgs) -> Result<ExitStatus, CliError> {
         o
     });
     let method = match (a.data_dir, a.via_trigger_file) {
-        (Some(dir), _) => Method::PgCtl(dir),
+        (Some(dir), _) => Method::DataDir(dir),
         (None, Some(path)) => Method::TriggerFile(path),
         (None, None) => Method::Connection,
     };
