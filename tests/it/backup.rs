@@ -588,3 +588,83 @@ fn drill_interrupted_leaves_nothing(major: u32) {
     assert!(databases_like(&server, "qrd_drill_%").is_empty(), "the drill's scratch databases are left");
 }
 per_major!(drill_interrupted_leaves_nothing: pg16 = 16);
+
+/// The bundle files of `dir`, sorted (the lock file and anything else left out).
+fn bundles_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tar.zst"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `qrd backup prune` on real bundles. Bundles of a `major` server, an older one of a `major - 1` server:
+/// with only `major - 1`'s pg_restore at hand the newer bundles cannot be checked, so they are kept and
+/// named and prune exits 5, although the older bundle verifies (a nightly prune whose PATH lags a server
+/// upgrade must not delete every new backup), and `qrd check` does not call them damaged; with the right
+/// tools the policy deletes the older ones; a newest bundle with a flipped byte is damaged: reported,
+/// deleted, and the one before it stays.
+fn prune_keeps_what_it_cannot_check(major: u32) {
+    let (old_server, scratch) = site(major - 1);
+    let old_bin = old_server.installation().client_bin.clone();
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    run_expect(backup_cmd(&old_server, &scratch, &dir).args(["--name", "a-older-major"]), 0);
+    drop(old_server);
+    let (server, _) = site(major);
+    for name in ["b", "c", "d"] {
+        run_expect(backup_cmd(&server, &scratch, &dir).args(["--name", name]), 0);
+    }
+    let all = ["a-older-major.tar.zst", "b.tar.zst", "c.tar.zst", "d.tar.zst"];
+    assert_eq!(bundles_in(&dir), all);
+    let prune = |bin: &Path, args: &[&str]| {
+        let mut cmd = qrd(&server, &scratch);
+        cmd.args(["backup", "prune"]).arg(&dir).args(args).arg("--pg-bin-dir").arg(bin);
+        cmd
+    };
+
+    // (b) PostgreSQL `major - 1`'s tools only: nothing newer than the verified bundle is deleted.
+    let out = run_expect(&mut prune(&old_bin, &["--keep-last", "1"]), 5);
+    assert_eq!(bundles_in(&dir), all, "prune deleted bundles it could not check");
+    let text = stderr(&out);
+    for newer in ["b.tar.zst", "c.tar.zst", "d.tar.zst"] {
+        assert!(text.contains(newer), "{newer} is not named: {text}");
+    }
+    assert!(text.contains("could not be checked"), "{text}");
+    assert!(text.contains(&format!("no usable pg_restore for the server's PostgreSQL {major}")), "{text}");
+    let check = run(qrd(&server, &scratch)
+        .args(["check", "--json", "--backup-dir"])
+        .arg(&dir)
+        .arg("--pg-bin-dir")
+        .arg(&old_bin));
+    let v: Value = serde_json::from_slice(&check.stdout).unwrap();
+    let newest = v["checks"].as_array().unwrap().iter().find(|c| c["id"] == "backup.newest").cloned().unwrap();
+    let message = newest["message"].as_str().unwrap();
+    assert_eq!(newest["status"], "warn", "{newest}");
+    assert!(message.contains("could not be checked") && !message.contains("damaged"), "{newest}");
+
+    // (a) The right tools: the newest verifies, the policy keeps two, the dry run deletes nothing.
+    let bin = server.installation().client_bin.clone();
+    let out = run_expect(&mut prune(&bin, &["--keep-last", "2", "--dry-run"]), 0);
+    assert!(stdout(&out).contains("would delete b.tar.zst"), "{}", stdout(&out));
+    assert_eq!(bundles_in(&dir), all, "a dry run deleted");
+    run_expect(&mut prune(&bin, &["--keep-last", "2"]), 0);
+    assert_eq!(bundles_in(&dir), ["c.tar.zst", "d.tar.zst"]);
+
+    // (c) The newest is damaged: it fills no slot and goes; the one before it verifies and stays.
+    let newest = dir.join("d.tar.zst");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&newest, bytes).unwrap();
+    let out = run_expect(&mut prune(&bin, &["--keep-last", "1", "--json"]), 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["checked"][0]["file_name"], "d.tar.zst", "{report}");
+    assert_eq!(report["checked"][0]["verdict"], "damaged", "{report}");
+    assert_eq!(report["checked"][1]["verdict"], "verified", "{report}");
+    assert_eq!(report["plan"]["delete"], serde_json::json!([{"file_name": "d.tar.zst", "reason": "damaged"}]));
+    assert_eq!(bundles_in(&dir), ["c.tar.zst"]);
+}
+per_major!(prune_keeps_what_it_cannot_check: pg16 = 16);

@@ -73,6 +73,19 @@ impl Manifest {
     pub fn member(&self, path: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.path == path)
     }
+
+    /// The oldest PostgreSQL major whose pg_restore reads every archive of the bundle: the source server's,
+    /// or a newer pg_dump's (an archive is in the format of the pg_dump that wrote it: pg_restore 15 refuses
+    /// the 1.15 archives of pg_dump 16 whatever server it dumped). `None` when the manifest names neither.
+    pub fn archive_major(&self) -> Option<u32> {
+        let dumped = self
+            .databases
+            .iter()
+            .filter_map(|d| d.pg_dump_version.as_deref())
+            .filter_map(|v| qrd_pgbin::PgVersion::parse(v).ok())
+            .map(|v| v.major);
+        self.source.server_major.into_iter().chain(dumped).max()
+    }
 }
 
 /// The server dumped.
