@@ -236,8 +236,8 @@ fn restore_onto_a_new_server(major: u32) {
     });
     assert_eq!(host, "qlik-central.example.local");
     // The repository role kept its verifier: its old password works on the new server.
-    let login = block_on(async { target.try_connect_tcp(target.host(), "QSR", ROLE, "Repo-pw-1").await.map(|_| ()) });
-    assert!(login.is_ok(), "the repository role cannot log in with its password after the restore: {login:?}");
+    block_on(async { target.try_connect_tcp(target.host(), "QSR", ROLE, "Repo-pw-1").await })
+        .expect("the repository role logs in with its password after the restore");
 
     let before = count(&target, "QSR", "\"Users\"");
     let out = run_expect(&mut restore(), 4);
@@ -245,6 +245,109 @@ fn restore_onto_a_new_server(major: u32) {
     assert_eq!(count(&target, "QSR", "\"Users\""), before, "a refused restore changed data");
 }
 all_majors!(restore_onto_a_new_server);
+
+/// What pg_dump leaves out without --create, per database: the ACL items (sorted), the settings of
+/// `ALTER DATABASE … SET` and `ALTER ROLE … IN DATABASE … SET` (role, sorted values) and the connection limit.
+type DatabaseLevel = (Vec<String>, Vec<(String, Vec<String>)>, i32);
+
+fn database_level(server: &Server, db: &str) -> DatabaseLevel {
+    block_on(async {
+        let c = server.connect("postgres").await;
+        let row = c
+            .query_one(
+                "SELECT coalesce(datacl::text[], '{}') AS acl, datconnlimit FROM pg_database WHERE datname = $1",
+                &[&db],
+            )
+            .await
+            .unwrap();
+        let mut acl: Vec<String> = row.get("acl");
+        acl.sort();
+        let settings = c
+            .query(
+                "SELECT coalesce(pg_get_userbyid(nullif(s.setrole, 0))::text, '') AS role, s.setconfig \
+                   FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = $1",
+                &[&db],
+            )
+            .await
+            .unwrap();
+        let mut settings: Vec<(String, Vec<String>)> = settings
+            .iter()
+            .map(|r| {
+                let mut values: Vec<String> = r.get("setconfig");
+                values.sort();
+                (r.get("role"), values)
+            })
+            .collect();
+        settings.sort();
+        (acl, settings, row.get("datconnlimit"))
+    })
+}
+
+/// A site whose databases carry what pg_dump leaves out without --create — grants beyond the guide's (to a
+/// role whose name needs quoting, one with grant option and what that role granted on), a database with
+/// PUBLIC's rights revoked, database
+/// settings (a list-valued search_path with a quoted element holding a comma), a role's setting in one
+/// database, a connection limit — restored onto a new, bare server: each database's ACL, settings and
+/// connection limit are the source's, and the guide's provisioning is complete without `qrd provision`.
+fn restore_brings_the_database_grants_and_settings(major: u32) {
+    let (source, scratch) = site(major);
+    let extra = "Extra \"Db\"";
+    let reader = qrd_pg::quote::ident("Qlik \"Reader\", ro").unwrap();
+    let extra_q = qrd_pg::quote::ident(extra).unwrap();
+    block_on(async {
+        let c = source.connect("postgres").await;
+        for sql in [
+            format!("CREATE ROLE {reader} LOGIN"),
+            format!("CREATE DATABASE {extra_q} OWNER qliksenserepository"),
+            format!("REVOKE ALL ON DATABASE {extra_q} FROM PUBLIC"),
+            format!("GRANT CONNECT ON DATABASE {extra_q} TO {reader} WITH GRANT OPTION"),
+            // An item whose grantor is not the owner.
+            "CREATE ROLE qlik_audit".to_owned(),
+            format!("SET ROLE {reader}; GRANT CONNECT ON DATABASE {extra_q} TO qlik_audit; RESET ROLE"),
+            format!("GRANT CONNECT, TEMPORARY ON DATABASE \"QSR\" TO {reader}"),
+            "ALTER DATABASE \"QSR\" SET work_mem = '8MB'".to_owned(),
+            "ALTER DATABASE \"QSR\" SET search_path = \"$user\", public, \"Odd, Schema\"".to_owned(),
+            format!("ALTER ROLE {reader} IN DATABASE \"QSR\" SET statement_timeout = '5min'"),
+            "ALTER DATABASE \"SenseServices\" CONNECTION LIMIT 50".to_owned(),
+        ] {
+            c.batch_execute(&sql).await.unwrap();
+        }
+    });
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let out = run_expect(backup_cmd(&source, &scratch, &dir).args(["--database", extra]), 0);
+    let bundle = serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].as_str().unwrap().to_owned();
+
+    let target = Server::start(major);
+    let out = run_expect(
+        qrd(&target, &scratch)
+            .args(["restore", "--json", &bundle, "--pg-bin-dir"])
+            .arg(&target.installation().client_bin),
+        0,
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all: Vec<&str> = DATABASES.iter().copied().chain([extra]).collect();
+    for db in &all {
+        assert_eq!(database_level(&target, db), database_level(&source, db), "{db}");
+    }
+    let (_, qsr_settings, _) = database_level(&target, "QSR");
+    assert_eq!(qsr_settings.len(), 2, "the database's and the role's settings: {qsr_settings:?}");
+    assert_eq!(report["provisioning_differs"], serde_json::json!([]), "{report}");
+
+    let out = run(qrd(&target, &scratch).args(["check", "--json"]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let privileges: Vec<&Value> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"].as_str().is_some_and(|id| id.starts_with("database.") && id.ends_with(".privileges")))
+        .collect();
+    assert_eq!(privileges.len(), 4, "{v}");
+    for p in privileges {
+        assert_eq!(p["status"], "ok", "{p}");
+    }
+}
+all_majors!(restore_brings_the_database_grants_and_settings);
 
 pub(crate) fn q1(server: &Server, sql: &str) -> Option<String> {
     block_on(async { server.connect("postgres").await.query_one(sql, &[]).await.unwrap().get(0) })

@@ -118,7 +118,8 @@ mod tests {
     fn success_failure_and_timeout_are_told_apart() {
         let hook = |c: &str, secs| Hook { command: c.to_owned(), timeout: Duration::from_secs(secs) };
         let (rec, r) = run(&hook("true", 5), HookStage::Before);
-        assert!(r.is_ok() && rec.exit_code == Some(0) && !rec.timed_out);
+        r.unwrap();
+        assert!(rec.exit_code == Some(0) && !rec.timed_out, "{rec:?}");
         let (rec, r) = run(&hook("echo stopping failed >&2; exit 3", 5), HookStage::Before);
         let e = r.unwrap_err().to_string();
         assert!(e.contains("exit status 3") && e.contains("stopping failed"), "{e}");

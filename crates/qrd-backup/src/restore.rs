@@ -8,9 +8,11 @@
 //! 3. Each database: created when missing (UTF8 from template0, owned as on the source); a database that
 //!    exists and holds tables is refused, before anything is written, unless it is empty. `pg_restore` of
 //!    the source's and the target's major or newer fills it, in parallel for directory archives, stopping
-//!    at the first error; a database this restore created and could not fill is dropped again.
+//!    at the first error; a database this restore created and could not fill is dropped again. What the
+//!    archive leaves out — the database's privileges, settings and connection limit — comes from the
+//!    manifest ([`crate::attributes`]), so a restored site has its grants without `qrd provision`.
 //! 4. Proof: every table's rows counted and compared with the manifest, and the guide's provisioning
-//!    checked (`qrd provision` would fix what differs: database grants are not part of a pg_dump archive).
+//!    checked (`qrd provision` would fix what differs: a bundle of an older qrd records no grants).
 //!
 //! `--clean` replaces databases that hold data, crash-safely: each is restored into a scratch database
 //! (`NAME~qrd-new-<time>`), proven there (row counts, the new host name applied), given the privileges and
@@ -33,6 +35,7 @@ use qrd_pg::template::{Template, Vars};
 use qrd_pg::{RepoSpec, Session, sql_template};
 use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run, scrubbed_command};
 
+use crate::attributes::{self, AttributeError};
 use crate::bundle::{self, ReadError};
 use crate::globals::{Globals, GlobalsError};
 use crate::hostname::{self, Rename, RenameError, Renamed};
@@ -52,8 +55,6 @@ const SESSIONS: Template = sql_template!("restore/sessions.sql");
 const TERMINATE: Template = sql_template!("restore/terminate.sql");
 const RENAME_DATABASE: Template = sql_template!("restore/rename_database.sql");
 const LEFTOVERS: Template = sql_template!("restore/leftovers.sql");
-const DATABASE_ACL: Template = sql_template!("restore/database_acl.sql");
-const DATABASE_SETTINGS: Template = sql_template!("restore/database_settings.sql");
 const DROP_SCRATCH: Template = sql_template!("restore/drop_scratch.sql");
 
 #[derive(Debug, Clone)]
@@ -107,8 +108,8 @@ pub struct Report {
     pub roles_created: Vec<String>,
     pub roles_existing: Vec<String>,
     pub databases: Vec<RestoredDatabase>,
-    /// What `qrd provision` would still change on the restored server (the guide's database grants are
-    /// not in a pg_dump archive); empty when it matches the guide.
+    /// What `qrd provision` would still change on the restored server (the source's own differences from
+    /// the guide, or a bundle of an older qrd, which records no database grants); empty when it matches.
     pub provisioning_differs: Vec<String>,
     /// What the new-hostname change did to QSR.
     pub renamed: Option<Renamed>,
@@ -153,6 +154,8 @@ pub enum RestoreError {
     Tool(#[from] ToolError),
     #[error(transparent)]
     Globals(#[from] GlobalsError),
+    #[error(transparent)]
+    Attributes(#[from] AttributeError),
     #[error("the bundle holds no database {name:?} (it holds {held})")]
     NotInBundle { name: String, held: String },
     #[error("database {name:?} already holds {tables} tables; nothing was restored")]
@@ -195,6 +198,7 @@ impl RestoreError {
                 "pg_restore's words are above; a database this restore created was dropped again".into()
             }
             RestoreError::Globals(_) => "globals.sql is not what pg_dumpall writes: verify the bundle".into(),
+            RestoreError::Attributes(e) => e.hint(),
             RestoreError::NotInBundle { .. } => "`qrd backup list` shows what each bundle holds".into(),
             RestoreError::NotEmpty { .. } => {
                 "add --clean to replace them (crash-safe: the old ones are kept until --drop-old), or restore onto a server without them".into()
@@ -471,9 +475,7 @@ pub async fn restore(
             result?;
             unfinished = None;
             let (tables, rows) = compare_rows(session, db, &into).await?;
-            if matches!(action, Action::Replace { .. }) {
-                copy_privileges(session, name, &into).await?;
-            }
+            give_attributes(session, db, action, &into).await?;
             restored.push(RestoredDatabase {
                 name: name.clone(),
                 created: create,
@@ -623,51 +625,34 @@ async fn swap(session: &Session, plan: &Plan, clean: Clean) -> Result<(), Restor
     }
 }
 
-/// Gives `into` the privileges and database settings of `from` (the database it replaces).
-async fn copy_privileges(session: &Session, from: &str, into: &str) -> Result<(), RestoreError> {
-    let db = session.target().dbname.clone();
-    let q = |e: qrd_pg::quote::QuoteError| QueryError::Query {
-        sql: DATABASE_ACL.name,
-        database: db.clone(),
-        message: e.to_string(),
-    };
-    let target = qrd_pg::quote::ident(into).map_err(q)?;
-    let mut statements = Vec::new();
-    let acl = session.client().query(DATABASE_ACL.text, &[&from]).await.map_err(query_err(&DATABASE_ACL, &db))?;
-    if acl.first().is_some_and(|r| !r.get::<_, bool>("acl_default")) {
-        // The exact list replaces the defaults; the privilege words come from a fixed list.
-        statements.push(format!("REVOKE ALL ON DATABASE {target} FROM PUBLIC"));
-        for r in &acl {
-            let Some(privilege) = r.get::<_, Option<String>>("privilege_type") else { continue };
-            let Some(word) = ["CONNECT", "TEMPORARY", "CREATE"].into_iter().find(|w| *w == privilege) else { continue };
-            let to = match r.get::<_, Option<String>>("grantee") {
-                Some(role) => qrd_pg::quote::ident(&role).map_err(q)?,
-                None => "PUBLIC".to_owned(),
-            };
-            let option = if r.get::<_, bool>("is_grantable") { " WITH GRANT OPTION" } else { "" };
-            statements.push(format!("GRANT {word} ON DATABASE {target} TO {to}{option}"));
+/// Gives the database `into`, just filled, what its archive leaves out: the privileges, settings and
+/// connection limit of the database it replaces (`--clean`: the site's as they are now), else the
+/// bundle's. A bundle of a qrd that did not record them leaves `into` as it was created, and says so.
+async fn give_attributes(
+    session: &Session,
+    db: &crate::manifest::Database,
+    action: &Action,
+    into: &str,
+) -> Result<(), RestoreError> {
+    let wanted = match action {
+        Action::Replace { .. } => {
+            let main_db = session.target().dbname.clone();
+            attributes::read(session.client(), &db.name, &main_db).await?.map(|a| (a.attributes, a.owner))
         }
-    }
-    let settings =
-        session.client().query(DATABASE_SETTINGS.text, &[&from]).await.map_err(query_err(&DATABASE_SETTINGS, &db))?;
-    for r in &settings {
-        let setting: String = r.get("setting");
-        let Some((name, value)) = setting.split_once('=') else { continue };
-        let name = name.split('.').map(qrd_pg::quote::ident).collect::<Result<Vec<_>, _>>().map_err(q)?.join(".");
-        let value = qrd_pg::quote::literal(value).map_err(q)?;
-        statements.push(match r.get::<_, Option<String>>("role") {
-            Some(role) => format!(
-                "ALTER ROLE {} IN DATABASE {target} SET {name} = {value}",
-                qrd_pg::quote::ident(&role).map_err(q)?
-            ),
-            None => format!("ALTER DATABASE {target} SET {name} = {value}"),
-        });
-    }
-    for s in &statements {
-        session.client().batch_execute(s).await.map_err(|e| QueryError::query(DATABASE_ACL.name, &db, &e))?;
-    }
-    if !statements.is_empty() {
-        tracing::info!("{into:?} has the privileges and settings of {from:?} ({} statements)", statements.len());
+        Action::Create | Action::FillEmpty => {
+            let owner = db.owner.clone().unwrap_or_default();
+            db.attributes.clone().map(|a| (a, owner))
+        }
+    };
+    match wanted {
+        Some((want, owner)) => {
+            attributes::apply(session, into, &want, &owner).await?;
+        }
+        None => tracing::warn!(
+            "the bundle records no privileges or settings of {:?} (an older qrd wrote it): the database keeps \
+             those it was created with; `qrd provision` gives it the guide's grants",
+            db.name
+        ),
     }
     Ok(())
 }
