@@ -44,6 +44,7 @@
 //! flushes the directory; any failure or a dropped writer removes the partial file. [`lock::DirLock`]
 //! keeps a second backup out of the same directory.
 
+mod archive;
 pub mod attributes;
 pub mod backup;
 pub mod bundle;

@@ -33,13 +33,14 @@ use qrd_pg::connect::ConnectError;
 use qrd_pg::inventory::{Inventory, QueryError};
 use qrd_pg::template::{Template, Vars};
 use qrd_pg::{RepoSpec, Session, sql_template};
-use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run, scrubbed_command};
+use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError};
 
+use crate::archive::{self, Load, Ownership};
 use crate::attributes::{self, AttributeError};
 use crate::bundle::{self, ReadError};
 use crate::globals::{Globals, GlobalsError};
 use crate::hostname::{self, Rename, RenameError, Renamed};
-use crate::manifest::{ArchiveFormat, Manifest};
+use crate::manifest::Manifest;
 use crate::progress::{Shared, Watch};
 use crate::space::{self, SpaceError};
 
@@ -351,7 +352,7 @@ pub(crate) async fn pg_restore_for(
         .await
         .map_err(|e| QueryError::query("server_version_num", &session.target().dbname, &e))?
         .get(0);
-    let major = (target as u32 / 10_000).max(manifest.source.server_major.unwrap_or(0));
+    let major = (target as u32 / 10_000).max(manifest.archive_major().unwrap_or(0));
     let pg_restore = finder.find(Tool::PgRestore, &PgVersion { major, minor: 0, text: major.to_string() })?;
     Ok((target, pg_restore))
 }
@@ -457,22 +458,8 @@ pub async fn restore(
                     tracing::info!("created database {name:?}");
                 }
             }
-            let child = session.connector().child(&into)?;
-            let mut cmd = scrubbed_command(&pg_restore.path);
-            child.apply(&mut cmd);
-            cmd.args(["--no-password", "--exit-on-error"]);
-            if db.format == ArchiveFormat::Directory && req.jobs > 1 {
-                cmd.arg(format!("--jobs={}", req.jobs));
-            }
-            cmd.arg("--dbname")
-                .arg(format!("dbname={}", qrd_pgbin::conninfo_value(&into)))
-                .arg(unpacked.join(&db.member));
-            tracing::info!("restoring {name:?} (pg_restore {})", pg_restore.version);
-            let action_text = format!("restore database {name:?} (pg_restore)");
-            progress.start(&format!("restoring {name}"), None);
-            let result = tokio::task::spawn_blocking(move || run(&mut cmd, &action_text)).await.expect("no panic");
-            progress.finish();
-            result?;
+            let load = Load { pg_restore: &pg_restore, jobs: req.jobs, ownership: Ownership::Keep };
+            archive::restore_into(session, load, db, &unpacked.join(&db.member), &into, progress).await?;
             unfinished = None;
             let (tables, rows) = compare_rows(session, db, &into).await?;
             give_attributes(session, db, action, &into).await?;
