@@ -423,6 +423,7 @@ async fn dump_one(
         tables.push(TableRows { schema, table, rows: rows.max(0) as u64 });
     }
     let site_found = if d.name == "QSR" { site(&client).await? } else { None };
+    let attributes = crate::attributes::read(&client, &d.name, &d.name).await?.map(|a| a.attributes);
     let member = match req.format {
         ArchiveFormat::Directory => d.name.clone(),
         ArchiveFormat::Tar => format!("{}.tar", d.name),
@@ -449,6 +450,7 @@ async fn dump_one(
         jobs: (req.format == ArchiveFormat::Directory && req.jobs > 1).then_some(req.jobs),
         pg_dump_version: Some(plan.tools.pg_dump.version.text.clone()),
         row_counts: Some(RowCounts { in_dump_snapshot: snapshot.is_some(), tables }),
+        attributes,
     };
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!("dumped {:?}: {count} tables, {rows} rows in {seconds:.1} s", d.name);

@@ -97,7 +97,7 @@ mod tests {
         let hook = |c: &str, secs| Hook { command: c.to_owned(), timeout: Duration::from_secs(secs) };
         let (rec, r) = run(&hook("true", 5), HookStage::Before).await;
         r.unwrap();
-        assert!(rec.exit_code == Some(0) && !rec.timed_out);
+        assert!(rec.exit_code == Some(0) && !rec.timed_out, "{rec:?}");
         let (rec, r) = run(&hook("echo stopping failed >&2; exit 3", 5), HookStage::Before).await;
         let e = r.unwrap_err().to_string();
         assert!(e.contains("exit status 3") && e.contains("stopping failed"), "{e}");

@@ -238,6 +238,13 @@ impl From<qrd_backup::verify::VerifyError> for CliError {
     }
 }
 
+impl From<qrd_backup::retention::PruneError> for CliError {
+    fn from(e: qrd_backup::retention::PruneError) -> Self {
+        // A bundle that could not be checked was kept: the prune did not do all its work.
+        with_hint(ExitStatus::Failed, e.to_string(), e.hint())
+    }
+}
+
 impl From<qrd_backup::retention::ListError> for CliError {
     fn from(e: qrd_backup::retention::ListError) -> Self {
         with_hint(ExitStatus::Usage, e.to_string(), e.hint())

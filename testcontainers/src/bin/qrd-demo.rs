@@ -152,7 +152,8 @@ fn run(major: u32) -> Result<(), String> {
             return Err(format!("qrd {} exited with {status}", args.join(" ")));
         }
     }
-    say("a disaster: a second throwaway server stands in for the new host; restore the bundle onto it");
+    say("a disaster: a second throwaway server stands in for the new host; restore the bundle onto it (the roles, \
+         the data, and each database's grants and settings from the manifest: nothing is left for qrd provision)");
     let target = Server::builder(major).start().map_err(|e| e.to_string())?;
     let mut restore = Command::new(&qrd);
     for (k, _) in std::env::vars_os() {
