@@ -49,7 +49,8 @@ impl Watch {
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 p.set(tree_bytes(&path));
-                std::thread::sleep(Duration::from_millis(250));
+                // Woken at once by the drop, so the step ends when the tool does.
+                std::thread::park_timeout(Duration::from_millis(250));
             }
         });
         Watch { stop, thread: Some(thread), progress: progress.clone() }
@@ -60,6 +61,7 @@ impl Drop for Watch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         self.progress.finish();
@@ -160,7 +162,16 @@ mod tests {
         std::fs::write(dir.path().join("a"), vec![0u8; 1000]).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/b"), vec![0u8; 24]).unwrap();
-        std::thread::sleep(Duration::from_millis(600));
+        // Until the watch has seen the whole tree (it looks every quarter second), however slow the machine.
+        let seen_all = qrd_pgbin::poll_until_blocking::<_, ()>(
+            std::time::Instant::now() + Duration::from_secs(30),
+            "the watch reports 1024 bytes",
+            || {
+                let seen = record.0.lock().unwrap().iter().any(|l| l == "set 1024");
+                Ok(if seen { qrd_pgbin::Check::Done(()) } else { qrd_pgbin::Check::pending() })
+            },
+        );
+        assert!(matches!(seen_all, Ok(())), "{:?}", record.0.lock().unwrap());
         drop(watch);
         let seen = record.0.lock().unwrap().clone();
         assert_eq!(seen.first().map(String::as_str), Some("start dumping None"));

@@ -95,8 +95,8 @@ impl Plan {
     }
 
     /// The endpoint's host (what `qrd check -h` names).
-    pub fn endpoint_host(&self) -> &str {
-        self.endpoint.rsplit_once(':').map(|(h, _)| h).unwrap_or(&self.endpoint)
+    pub fn endpoint_host(&self) -> String {
+        qrd_pg::HostPort::parse(&self.endpoint).map(|e| e.host).unwrap_or_else(|_| self.endpoint.clone())
     }
 }
 
@@ -203,7 +203,7 @@ pub fn plan(req: &InitRequest) -> Result<Plan, HaError> {
         files: planned,
         secrets: origins,
         warnings,
-        endpoint: format!("{}:{}", crate::spec::url_host(&spec.endpoint.0), spec.endpoint.1),
+        endpoint: qrd_pg::HostPort { host: spec.endpoint.0.clone(), port: Some(spec.endpoint.1) }.to_string(),
         owner,
         users,
         dirs,

@@ -334,21 +334,13 @@ impl ClusterSpec {
     }
 }
 
-/// A host as it goes into a URL or `host:port` (IPv6 in brackets).
-pub fn url_host(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() }
-}
+pub use qrd_pg::endpoint::url_host;
 
 /// `HOST[:PORT]` as typed on the command line (an IPv6 address in brackets when a port follows): the host
 /// without brackets, and the port (4432 when none is given).
 pub fn parse_endpoint(s: &str) -> Result<(String, u16), HaError> {
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => Ok((
-            h.trim_matches(['[', ']']).to_owned(),
-            p.parse().map_err(|_| HaError::Usage(format!("--endpoint {s}: the port is not a number")))?,
-        )),
-        _ => Ok((s.trim_matches(['[', ']']).to_owned(), DEFAULT_PG_PORT)),
-    }
+    let endpoint = qrd_pg::HostPort::parse(s).map_err(|e| HaError::Usage(format!("--endpoint: {e}")))?;
+    Ok(endpoint.or_port(DEFAULT_PG_PORT))
 }
 
 /// The Qlik nodes' `ADDR[/PREFIX]` as typed (`--node`).
@@ -435,7 +427,7 @@ pub(crate) mod tests {
         assert_eq!(parse_endpoint("::1").unwrap(), ("::1".into(), 4432));
         assert_eq!(parse_endpoint("[::1]").unwrap(), ("::1".into(), 4432));
         let e = parse_endpoint("h:port").unwrap_err();
-        assert!(matches!(&e, HaError::Usage(m) if m.contains("not a number")), "{e}");
+        assert!(matches!(&e, HaError::Usage(m) if m.contains("the port is not a number")), "{e}");
     }
 
     #[test]

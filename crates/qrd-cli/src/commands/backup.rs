@@ -52,9 +52,8 @@ pub struct RunArgs {
     /// Archive format: directory (parallel dump and restore) or tar (the guide's pg_dump -F t)
     #[arg(long, value_name = "FORMAT", default_value = "directory", value_parser = parse_format)]
     pub format: ArchiveFormat,
-    /// Parallel pg_dump workers and compression threads [default: the machine's cores]
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub jobs: crate::options::JobsArgs,
     /// zstd compression level (1 is the fastest, and on pg_dump's output measured smaller than 3)
     #[arg(long, value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
@@ -147,8 +146,7 @@ pub async fn execute(args: BackupArgs) -> Result<ExitStatus, CliError> {
 }
 
 async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-    let jobs = a.jobs.unwrap_or(cores).max(1);
+    let jobs = a.jobs.get();
     let timeout = Duration::from_secs(a.hook_timeout);
     let req = Request {
         dir: a.out.clone().expect("clap requires --out"),

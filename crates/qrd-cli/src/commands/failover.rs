@@ -12,7 +12,7 @@ use crate::options::{ConnectArgs, ToolArgs};
 #[derive(Debug, Args)]
 pub struct FailoverArgs {
     /// The old primary, HOST:PORT: when it still accepts writes, qrd refuses (two primaries lose data)
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::options::host_port)]
     pub old_primary: Option<(String, u16)>,
     /// Promote even though the old primary still accepts writes (fence it yourself)
     #[arg(long, requires = "old_primary")]
@@ -34,12 +34,6 @@ pub struct FailoverArgs {
     pub conn: ConnectArgs,
     #[command(flatten)]
     pub tools: ToolArgs,
-}
-
-pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
-    let port = port.parse().map_err(|_| format!("{port:?} is not a port"))?;
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
 }
 
 pub async fn execute(a: FailoverArgs) -> Result<ExitStatus, CliError> {

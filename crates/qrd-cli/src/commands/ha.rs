@@ -113,9 +113,8 @@ pub struct AdoptArgs {
     /// With --clean: end other sessions of the replaced databases
     #[arg(long, requires = "clean")]
     pub yes: bool,
-    /// Parallel pg_dump/pg_restore workers [default: the machine's cores]
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub jobs: crate::options::JobsArgs,
     /// The repository role
     #[arg(long, value_name = "ROLE", default_value = qrd_pg::spec::DEFAULT_REPO_ROLE)]
     pub repo_user: String,
@@ -209,9 +208,8 @@ async fn adopt(a: AdoptArgs) -> Result<ExitStatus, CliError> {
         (None, Some(session)) => Source::Server { session, dir: a.work_dir.clone() },
         (None, None) => unreachable!("clap requires --bundle or --from-host"),
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     let req = AdoptRequest {
-        jobs: a.jobs.unwrap_or(cores).max(1),
+        jobs: a.jobs.get(),
         repo_role: a.repo_user,
         rename: a.new_hostname.map(|new_host| qrd_backup::hostname::Rename { new_host, ..Default::default() }),
         clean: a.clean.then_some(qrd_backup::restore::Clean { drop_old: false, terminate_sessions: a.yes }),

@@ -36,7 +36,7 @@ pub struct RejoinArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
     /// The new primary, HOST:PORT (pg_rewind connects there as -U, a superuser)
-    #[arg(long, value_name = "HOST:PORT", value_parser = crate::commands::failover::parse_host_port)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::options::host_port)]
     pub new_primary: (String, u16),
     #[command(flatten)]
     pub replication: ReplicationArgs,
