@@ -366,7 +366,7 @@ fn patroni_yml(spec: &ClusterSpec, m: &Member, inputs: &Inputs<'_>) -> Result<Ve
          # Credentials come from {} (PATRONI_* variables), never from this file.\n\
          # The bootstrap section counts only when the cluster is first made; change shared settings later\n\
          # with `qrd ha set-param`, which edits the DCS and restarts members in a safe order.\n\
-         {}{}:{}\n{}http://{}:{}\n{}{}\n",
+         {}{}:{}\n{}http://{}:{}\n{}{}\n{}{}\n",
         m.name,
         spec.scope,
         spec.major,
@@ -379,6 +379,8 @@ fn patroni_yml(spec: &ClusterSpec, m: &Member, inputs: &Inputs<'_>) -> Result<Ve
         spec.stats_port,
         crate::status::MEMBERS_MARK,
         spec.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(","),
+        crate::status::MEMBER_APIS_MARK,
+        spec.api_urls().join(","),
     );
     Ok(format!("{header}{yaml}").into_bytes())
 }
@@ -614,6 +616,16 @@ mod tests {
         assert_eq!(doc["etcd3"]["protocol"], s_("https"));
         assert_eq!(doc["etcd3"]["cacert"], s_("/etc/patroni/tls/15-qlik-repository-ca.crt"));
         assert!(yml.contains("\n# qrd-members: pg1,pg2,pg3\n"), "{yml}");
+        // Read back, pg1's file leads to every member's REST API, its own first: `qrd ha check` on pg1's
+        // machine still reaches the cluster when pg1's Patroni is dead.
+        let dir = tempfile::tempdir().unwrap();
+        // (without the CA lines: their files exist only on a member)
+        let without_ca: String = yml.lines().filter(|l| !l.contains("-ca.crt")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.path().join("patroni.yml"), without_ca).unwrap();
+        let cref = crate::status::ClusterRef::from_config(&dir.path().join("patroni.yml"), None);
+        let cref = cref.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cref.api_urls, ["https://10.0.4.11:8008", "https://10.0.4.12:8008", "https://10.0.4.13:8008"]);
+        assert_eq!(cref.members, ["pg1", "pg2", "pg3"]);
         let etcd = etcd_env(&spec, &spec.etcd[0]);
         assert!(etcd.contains("ETCD_ADVERTISE_CLIENT_URLS=\"https://10.0.4.2:2379\""), "{etcd}");
         assert!(etcd.contains("ETCD_LISTEN_CLIENT_URLS=\"https://10.0.4.2:2379,https://127.0.0.1:2379\""), "{etcd}");

@@ -34,6 +34,9 @@ pub struct ClusterRef {
 pub const ENDPOINT_MARK: &str = "# qrd-endpoint: ";
 pub const STATS_MARK: &str = "# qrd-haproxy-stats: ";
 pub const MEMBERS_MARK: &str = "# qrd-members: ";
+/// Every member's REST API: a member's own file names only its own, and `qrd ha check` run on a member
+/// whose Patroni died (when it is needed most) must still reach the others.
+pub const MEMBER_APIS_MARK: &str = "# qrd-member-apis: ";
 
 impl ClusterRef {
     /// What `qrd ha`'s cluster options name: a member's patroni.yml (`config`, with its `env_file`), which
@@ -119,9 +122,16 @@ impl ClusterRef {
             Err(_) if env_file.is_none() => None,
             Err(e) => return Err(e),
         };
+        // This member's API first, then the others init named.
+        let mut api_urls = vec![format!("{scheme}://{api}")];
+        for url in mark(MEMBER_APIS_MARK).iter().flat_map(|m| m.split(',')).map(str::trim) {
+            if !url.is_empty() && !api_urls.iter().any(|u| u == url) {
+                api_urls.push(url.to_owned());
+            }
+        }
         Ok(ClusterRef {
             scope: doc["scope"].as_str().map(str::to_owned),
-            api_urls: vec![format!("{scheme}://{api}")],
+            api_urls,
             api_trust,
             etcd_urls,
             etcd_trust,
