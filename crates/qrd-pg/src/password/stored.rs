@@ -16,6 +16,9 @@ const CLIENT_ADDR: Template = sql_template!("security/client_addr.sql");
 const SET_PASSWORD: Template = sql_template!("provision/set_password.sql");
 const SESSION_SSL: Template = sql_template!("security/session_ssl.sql");
 const HBA_TEXT: Template = sql_template!("inventory/hba_text.sql");
+const RECORDERS_OFF: Template = sql_template!("security/recorders_off.sql");
+const RECORDERS_LEFT_ON: Template = sql_template!("security/recorders_left_on.sql");
+const RECORDERS_RESET: Template = sql_template!("security/recorders_reset.sql");
 
 /// A role's login capability and stored password verifier.
 #[derive(Debug, Clone)]
@@ -114,4 +117,57 @@ pub async fn verify_login(session: &Session, role: &str, password: &Secret) -> R
     let client = connector.connect(&db).await?;
     client.simple_query("SELECT 1").await.map_err(|e| ConnectError::from_pg(connector.target(), &db, &e))?;
     Ok(())
+}
+
+/// Whether the route of `session` asks `role` for a password: a login without one (the server logs no
+/// failure for it). `None` when the login fails for another reason (no pg_hba.conf line, NOLOGIN …).
+pub async fn route_asks_password(session: &Session, role: &str) -> Option<bool> {
+    let mut connector = session.connector().as_role_without_password(role);
+    match connector.connect(&session.target().dbname.clone()).await {
+        Ok(_) => Some(false),
+        Err(e) if e.kind == crate::connect::ConnectErrorKind::PasswordMissing => Some(true),
+        Err(e) => {
+            tracing::debug!("a login as {role:?} without a password failed: {e}");
+            None
+        }
+    }
+}
+
+/// The statement recorders (logging, pg_stat_statements, pgaudit) this session cannot switch off around a
+/// statement that carries a password verifier, as `name = value`: the settings a role that is no
+/// superuser may not change (a managed server's admin). Empty for a superuser.
+pub async fn recorders_left_on(session: &Session) -> Result<Vec<String>, QueryError> {
+    let db = session.target().dbname.clone();
+    let c = session.client();
+    let run = |t: &'static Template| {
+        let db = db.clone();
+        async move {
+            let statements = t.render_statements(&Vars::new()).map_err(|e| QueryError::Query {
+                sql: t.name,
+                database: db.clone(),
+                message: e.to_string(),
+            })?;
+            for s in statements {
+                c.batch_execute(&s).await.map_err(|e| QueryError::query(t.name, &db, &e))?;
+            }
+            Ok::<_, QueryError>(())
+        }
+    };
+    run(&RECORDERS_OFF).await?;
+    let left =
+        c.query(RECORDERS_LEFT_ON.text, &[]).await.map_err(|e| QueryError::query(RECORDERS_LEFT_ON.name, &db, &e));
+    run(&RECORDERS_RESET).await?;
+    Ok(left?.iter().map(|r| format!("{} = {}", r.get::<_, String>("name"), r.get::<_, String>("setting"))).collect())
+}
+
+/// What [`recorders_left_on`] means for `user`, in one sentence; `None` when nothing is left on.
+pub fn recorders_note(user: &str, left: &[String]) -> Option<String> {
+    (!left.is_empty()).then(|| {
+        format!(
+            "{user:?} is no superuser and may not switch off {} for its session: a statement that carries a password \
+             verifier (never the password) can reach the server's log (with log_min_error_statement: only one that \
+             fails)",
+            left.join(", ")
+        )
+    })
 }
