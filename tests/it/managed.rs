@@ -124,6 +124,25 @@ fn provision_works_as_a_managed_admin(major: u32) {
     let after = (block_on(catalog_state(&server, ROLE)), verifier(), admin_memberships(&server));
     assert_eq!(before, after);
 
+    // qrd check: what the admin cannot read is skipped, not failed; it exits 0 on the provisioned site and
+    // leaves no permission error in the server log.
+    let out = run_expect(qrd_admin(&server, &scratch).args(["check", "--json"]), 0);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let with = |status: &str| -> Vec<String> {
+        let checks = report["checks"].as_array().unwrap();
+        checks.iter().filter(|c| c["status"] == status).map(|c| c["id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(with("skip"), ["role.password", "auth.md5_hashes", "auth.hba_md5", "auth.hba_tcp"], "{report:#}");
+    assert!(with("fail").is_empty(), "{report:#}");
+    assert_eq!(report["summary"]["skip"], 4);
+    assert_eq!(report["schema_version"], 1);
+    let granted = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "role.granted").unwrap();
+    assert_eq!(granted["status"], "ok", "{granted}");
+    let out = run_expect(qrd_admin(&server, &scratch).arg("check"), 0);
+    assert!(stdout(&out).contains(", 4 skip (not readable with these rights)"), "{}", stdout(&out));
+    let log = server.log();
+    assert!(!log.contains("permission denied"), "qrd check as the admin left errors in the server log:\n{log}");
+
     // A new password is set (and known to be new by the failed login with the old one's route).
     let pw = scratch.secret_file("new-password", "Repo-managed-pw-2");
     let out = run_expect(qrd_admin(&server, &scratch).arg("provision").arg("--repo-password-file").arg(pw), 0);
