@@ -84,6 +84,9 @@ pub struct Plan {
     pub free_bytes: u64,
     pub pg_dump: PathBuf,
     pub pg_dumpall: PathBuf,
+    /// The roles are dumped without their password verifiers: this session may not read `pg_authid` (a
+    /// managed server's admin).
+    pub no_role_passwords: bool,
     /// `--from-data-dir`: the data directory a private server runs a copy of.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_data_dir: Option<PathBuf>,
@@ -104,6 +107,8 @@ pub struct Report {
     /// What it holds before compression.
     pub content_bytes: u64,
     pub databases: Vec<DumpedDatabase>,
+    /// The roles were dumped without their password verifiers (see [`Plan::no_role_passwords`]).
+    pub no_role_passwords: bool,
     pub seconds: f64,
 }
 
@@ -145,7 +150,9 @@ impl BackupError {
     pub fn hint(&self) -> String {
         match self {
             BackupError::Connect(e) => e.hint(),
-            BackupError::Query(_) => "run again with -v for the statements qrd runs; back up as a superuser".into(),
+            BackupError::Query(_) => "run again with -v for the statements qrd runs; back up as a superuser, or as an \
+                                      admin the repository role is granted to (qrd provision grants it)"
+                .into(),
             BackupError::NoDatabase { qlik: true, .. } => {
                 "is this the Qlik repository server? `qrd check` lists the Qlik databases it finds".into()
             }
@@ -184,6 +191,14 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
     let row = session.client().query_one(SERVER.text, &[]).await.map_err(query_err(&SERVER, db))?;
     let server_version: String = row.get("version");
     let version = PgVersion::from_version_num(row.get::<_, i32>("version_num") as u32);
+    let no_role_passwords = !row.get::<_, bool>("reads_authid");
+    if no_role_passwords {
+        tracing::warn!(
+            "{:?} may not read pg_authid (it is no superuser): the roles are dumped without their passwords; a \
+             restore that creates the repository role asks for its password",
+            session.target().user
+        );
+    }
     let rows = session.client().query(DATABASES.text, &[]).await.map_err(query_err(&DATABASES, db))?;
     let present: Vec<PlannedDatabase> = rows
         .iter()
@@ -228,6 +243,7 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
         free_bytes,
         pg_dump: tools.pg_dump.path.clone(),
         pg_dumpall: tools.pg_dumpall.path.clone(),
+        no_role_passwords,
         from_data_dir: req.from_data_dir.clone(),
         tools,
         version,
@@ -291,6 +307,7 @@ pub async fn run(session: &Session, plan: Plan, req: &Request, progress: &Shared
         bytes: written.bytes,
         content_bytes: written.content_bytes,
         databases: dumped,
+        no_role_passwords: plan.no_role_passwords,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -335,7 +352,8 @@ async fn dump_all(
         let child = session.connector().child("postgres")?;
         let tools = plan.tools.clone();
         let out = staging.join(GLOBALS_MEMBER);
-        blocking(move || dump::dump_globals(&tools, &child, &out)).await?;
+        let no_role_passwords = plan.no_role_passwords;
+        blocking(move || dump::dump_globals(&tools, &child, no_role_passwords, &out)).await?;
         let mut out = Vec::new();
         for (i, d) in plan.databases.iter().enumerate() {
             if i != largest {
@@ -349,6 +367,7 @@ async fn dump_all(
     manifest.globals = Some(manifest::Globals {
         member: GLOBALS_MEMBER.to_owned(),
         pg_dumpall_version: Some(plan.tools.pg_dumpall.version.text.clone()),
+        no_role_passwords: plan.no_role_passwords,
     });
     if let Some(one) = big? {
         all.push((largest, one));
