@@ -150,3 +150,151 @@ fn provision_works_as_a_managed_admin(major: u32) {
     block_on(can_login(&server, "QSR", ROLE, "Repo-managed-pw-2")).unwrap();
 }
 all_majors!(provision_works_as_a_managed_admin);
+
+/// Every table of `db` with its owner and row count, as the superuser sees them.
+fn tables(server: &Server, db: &str) -> Vec<(String, String, i64)> {
+    block_on(async {
+        let c = server.connect(db).await;
+        let rows = c
+            .query(
+                "SELECT format('%I.%I', schemaname, tablename), tableowner::text FROM pg_tables
+                  WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for r in rows {
+            let (name, owner): (String, String) = (r.get(0), r.get(1));
+            let n: i64 = c.query_one(&format!("SELECT count(*) FROM {name}"), &[]).await.unwrap().get(0);
+            out.push((name, owner, n));
+        }
+        out
+    })
+}
+
+/// The whole DR journey on managed servers: `qrd backup` as the admin dumps the roles without their
+/// verifiers (pg_authid is not readable) and says so in its output and the manifest; `qrd restore` onto a
+/// second managed server as its admin creates the roles without what only a superuser may say, the
+/// databases owned by the repository role with every table owned by it and holding the rows of the
+/// source, and sets the repository role's password from the one given; `qrd drill` there runs as the
+/// admin too (without pg_amcheck, saying why) and leaves no scratch database. Without a password the
+/// restore creates the role without one and says what to run.
+fn backup_restore_and_drill_as_managed_admins(major: u32) {
+    let source = Server::start(major);
+    let scratch = Scratch::new();
+    managed_admin(&source);
+    provision_as_admin(&source, &scratch);
+    qrd_testcontainers::fixtures::load_site(&source, qrd_testcontainers::fixtures::Scale::Seed).unwrap();
+    // What only a superuser may say about roles (made by the source's real superuser): a replication role
+    // the repository role is a member of, a setting only a superuser may make, and one anyone may.
+    exec(
+        &source,
+        "CREATE ROLE qlik_audit NOLOGIN REPLICATION; GRANT qlik_audit TO qliksenserepository;
+         ALTER ROLE qliksenserepository SET log_statement = 'none';
+         ALTER ROLE qliksenserepository SET work_mem = '8MB'",
+    );
+    let tools = source.installation().client_bin.clone();
+
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let out =
+        run_expect(qrd_admin(&source, &scratch).args(["backup", "--out"]).arg(&dir).arg("--pg-bin-dir").arg(&tools), 0);
+    assert!(stdout(&out).contains("roles without their passwords"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("may not read pg_authid"), "{}", stderr(&out));
+    let bundle = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .unwrap();
+    let manifest = qrd_backup::bundle::read_manifest(&bundle).unwrap();
+    assert!(manifest.globals.as_ref().unwrap().no_role_passwords, "{:?}", manifest.globals);
+    let unpacked = scratch.path().join("unpacked");
+    qrd_backup::bundle::extract(&bundle, &unpacked).unwrap();
+    let globals = std::fs::read_to_string(unpacked.join("globals.sql")).unwrap();
+    assert!(globals.contains("CREATE ROLE qliksenserepository;") && !globals.contains("PASSWORD"), "{globals}");
+
+    // Restored onto a second managed server as its admin, with the repository role's password.
+    let target = Server::start(major);
+    managed_admin(&target);
+    let pw = scratch.secret_file("repo-password", REPO_PW);
+    let out = run_expect(
+        qrd_admin(&target, &scratch)
+            .arg("restore")
+            .arg(&bundle)
+            .arg("--repo-password-file")
+            .arg(&pw)
+            .arg("--pg-bin-dir")
+            .arg(&tools),
+        0,
+    );
+    assert!(stdout(&out).contains("password of role \"qliksenserepository\" set"), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("role \"qlik_audit\" is restored without REPLICATION"), "{err}");
+    assert!(!err.contains("\"postgres\" is restored without"), "an existing role is left alone: {err}");
+    assert!(err.contains("skipped `ALTER ROLE qliksenserepository …`"), "{err}");
+    let state = block_on(catalog_state(&target, ROLE));
+    assert_eq!(state.roles[ROLE], "t f f f f f infinity");
+    assert_eq!(
+        q1(&target, "SELECT rolreplication::text FROM pg_roles WHERE rolname = 'qlik_audit'").as_deref(),
+        Some("false")
+    );
+    assert!(state.memberships.contains(&format!("qlik_audit -> {ROLE}")), "{:?}", state.memberships);
+    let settings = q1(
+        &target,
+        "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting
+          WHERE setrole = 'qliksenserepository'::regrole AND setdatabase = 0",
+    );
+    assert_eq!(settings.as_deref(), Some("work_mem=8MB"), "the superuser-only setting is skipped");
+    assert_eq!(state.hash_type.as_deref(), Some("SCRAM-SHA-256"));
+    for db in DATABASES {
+        assert_eq!(state.databases[db].owner, ROLE, "{db}");
+        let (restored, original) = (tables(&target, db), tables(&source, db));
+        assert!(!restored.is_empty(), "{db}");
+        assert!(restored.iter().all(|(_, owner, _)| owner == ROLE), "{db}: {restored:?}");
+        assert_eq!(restored, original, "{db}: owners and row counts as on the source");
+    }
+    block_on(async {
+        let c = target.try_connect_tcp(target.host(), "QSR", ROLE, REPO_PW).await.unwrap();
+        c.batch_execute(r#"INSERT INTO public."Users" SELECT * FROM public."Users" LIMIT 0"#).await.unwrap();
+    });
+
+    // A drill there, as the admin.
+    let out = run_expect(
+        qrd_admin(&target, &scratch).args(["drill", "--json"]).arg(&bundle).arg("--pg-bin-dir").arg(&tools),
+        0,
+    );
+    let drill: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drilled = drill["databases"].as_array().unwrap();
+    assert_eq!(drilled.len(), 4, "{drill:#}");
+    for d in drilled {
+        assert!(d["rows"].as_u64().unwrap() > 0 || d["name"] != "QSR", "{d}");
+        let amcheck = d["amcheck"].as_str().unwrap();
+        assert!(amcheck.starts_with("not run:"), "{amcheck}");
+    }
+    let left = q1(&target, "SELECT count(*)::text FROM pg_database WHERE datname LIKE 'qrd_drill_%'");
+    assert_eq!(left.as_deref(), Some("0"));
+
+    // Without a password: the role is created without one, and the output says what to run.
+    let bare = Server::start(major);
+    managed_admin(&bare);
+    let out = run_expect(
+        qrd_admin(&bare, &scratch)
+            .arg("restore")
+            .arg(&bundle)
+            .arg("--database")
+            .arg("Licenses")
+            .arg("--pg-bin-dir")
+            .arg(&tools),
+        0,
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("has no password")
+            && text.contains("qrd provision --repo-user qliksenserepository --repo-password-file FILE"),
+        "{text}"
+    );
+    assert_eq!(block_on(catalog_state(&bare, ROLE)).hash_type, None);
+    assert_eq!(tables(&bare, "Licenses"), tables(&source, "Licenses"));
+}
+every_run!(backup_restore_and_drill_as_managed_admins);

@@ -44,6 +44,7 @@
 //! flushes the directory; any failure or a dropped writer removes the partial file. [`lock::DirLock`]
 //! keeps a second backup out of the same directory.
 
+pub mod as_admin;
 pub mod backup;
 pub mod bundle;
 pub mod drill;

@@ -45,8 +45,6 @@ const DATABASE_EXISTS: Template = sql_template!("restore/database_exists.sql");
 const USER_TABLES: Template = sql_template!("restore/user_tables.sql");
 const DROP_DATABASE: Template = sql_template!("restore/drop_database.sql");
 const CREATE_DATABASE: Template = sql_template!("provision/create_database.sql");
-const RECORDERS_OFF: Template = sql_template!("security/recorders_off.sql");
-const RECORDERS_RESET: Template = sql_template!("security/recorders_reset.sql");
 const COUNT_ROWS: Template = sql_template!("backup/count_rows.sql");
 const SESSIONS: Template = sql_template!("restore/sessions.sql");
 const TERMINATE: Template = sql_template!("restore/terminate.sql");
@@ -69,6 +67,9 @@ pub struct Request {
     pub rename: Option<Rename>,
     /// `--clean`: replace databases that hold data (see the module documentation).
     pub clean: Option<Clean>,
+    /// The repository role's password, for a bundle whose roles hold no verifiers (see
+    /// [`crate::as_admin::needs_repo_password`]).
+    pub repo_password: Option<qrd_pg::Secret>,
 }
 
 /// How `--clean` replaces databases.
@@ -110,6 +111,8 @@ pub struct Report {
     /// What `qrd provision` would still change on the restored server (the guide's database grants are
     /// not in a pg_dump archive); empty when it matches the guide.
     pub provisioning_differs: Vec<String>,
+    /// The repository role's password: kept, from the bundle, set from the one given, or not set.
+    pub repo_password: crate::as_admin::RepoPassword,
     /// What the new-hostname change did to QSR.
     pub renamed: Option<Renamed>,
     /// What is left to do on the new Windows machine (with a new host name).
@@ -410,14 +413,32 @@ pub async fn restore(
     tracing::info!("{}: verified and unpacked", req.bundle.display());
 
     // The roles.
+    let caller = crate::as_admin::caller(session).await?;
     let (created, existing, after_databases) = match &manifest.globals {
         Some(g) => {
             let text = std::fs::read_to_string(unpacked.join(&g.member))
                 .map_err(|source| RestoreError::Work { path: unpacked.join(&g.member), source })?;
-            roles(session, &Globals::parse(&text)?).await?
+            roles(session, &caller, &Globals::parse(&text)?).await?
         }
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
+    // An admin that is no superuser acts as the roles that own what it restores (see crate::as_admin).
+    let owners: Vec<String> = created
+        .iter()
+        .cloned()
+        .chain(manifest.databases.iter().filter(|d| chosen.contains(&d.name)).filter_map(|d| d.owner.clone()))
+        .collect();
+    crate::as_admin::act_as(session, &caller, &owners).await?;
+    let repo_password = crate::as_admin::repo_password(
+        session,
+        &caller,
+        &manifest,
+        &created,
+        &existing,
+        &req.repo_role,
+        req.repo_password.as_ref(),
+    )
+    .await?;
 
     // The databases: the scratch ones of --clean, and a database created and not yet filled, are dropped
     // again on any failure (or Ctrl-C/SIGTERM) before the swap.
@@ -452,6 +473,7 @@ pub async fn restore(
                 } else {
                     tracing::info!("created database {name:?}");
                 }
+                crate::as_admin::prepare_database(session, &caller, &into, &owner).await?;
             }
             let child = session.connector().child(&into)?;
             let mut cmd = scrubbed_command(&pg_restore.path);
@@ -531,9 +553,7 @@ pub async fn restore(
             }
         }
     }
-    for sql in &after_databases {
-        with_recorders_off(session, std::slice::from_ref(sql)).await?;
-    }
+    crate::as_admin::run_statements(session, &caller, &after_databases).await?;
     let runbook = renamed.as_ref().map(|r| hostname::runbook(&r.new_host)).unwrap_or_default();
 
     // The guide's provisioning, as `qrd provision` sees it now.
@@ -553,6 +573,7 @@ pub async fn restore(
         roles_existing: existing,
         databases: restored,
         provisioning_differs,
+        repo_password,
         renamed,
         runbook,
         seconds: started.elapsed().as_secs_f64(),
@@ -707,13 +728,18 @@ fn choose(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>, Restore
     Ok(held.into_iter().filter(|h| wanted.contains(h)).collect())
 }
 
-/// Creates the missing roles; returns (created, existing, statements that need the databases).
-async fn roles(session: &Session, globals: &Globals) -> Result<(Vec<String>, Vec<String>, Vec<String>), RestoreError> {
+/// Creates the missing roles (as the caller may: see [`crate::as_admin`]); returns (created, existing,
+/// statements that need the databases).
+async fn roles(
+    session: &Session,
+    caller: &crate::as_admin::Caller,
+    globals: &Globals,
+) -> Result<(Vec<String>, Vec<String>, Vec<String>), RestoreError> {
     let db = session.target().dbname.clone();
     let rows = session.client().query(ROLES.text, &[]).await.map_err(query_err(&ROLES, &db))?;
     let existing: BTreeSet<String> = rows.iter().map(|r| r.get("name")).collect();
-    let plan = globals.plan(&existing);
-    with_recorders_off(session, &plan.statements).await?;
+    let plan = crate::as_admin::roles_plan(caller, globals, &existing);
+    crate::as_admin::run_statements(session, caller, &plan.statements).await?;
     if !plan.create.is_empty() {
         tracing::info!(
             "created role(s) {:?} from globals.sql; left {} existing role(s) as they are",
@@ -725,39 +751,6 @@ async fn roles(session: &Session, globals: &Globals) -> Result<(Vec<String>, Vec
         tracing::warn!("globals.sql: not run (not a role): {s}");
     }
     Ok((plan.create, plan.existing, plan.after_databases))
-}
-
-/// Runs `statements` one by one with every recorder of the session switched off (they may carry
-/// password verifiers); the error names the statement's first words, never the verifier.
-async fn with_recorders_off(session: &Session, statements: &[String]) -> Result<(), RestoreError> {
-    let db = session.target().dbname.clone();
-    let client = session.client();
-    for s in RECORDERS_OFF.render_statements(&Vars::new()).map_err(|e| QueryError::Query {
-        sql: RECORDERS_OFF.name,
-        database: db.clone(),
-        message: e.to_string(),
-    })? {
-        client.batch_execute(&s).await.map_err(query_err(&RECORDERS_OFF, &db))?;
-    }
-    let mut failure = None;
-    for s in statements {
-        if let Err(e) = client.batch_execute(s).await {
-            let shown: String = s.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-            failure = Some(RestoreError::Roles {
-                statement: format!("{shown} …"),
-                message: qrd_pg::connect::server_message(&e),
-            });
-            break;
-        }
-    }
-    for s in RECORDERS_RESET.render_statements(&Vars::new()).map_err(|e| QueryError::Query {
-        sql: RECORDERS_RESET.name,
-        database: db.clone(),
-        message: e.to_string(),
-    })? {
-        client.batch_execute(&s).await.map_err(query_err(&RECORDERS_RESET, &db))?;
-    }
-    failure.map_or(Ok(()), Err)
 }
 
 /// Counts, in database `into` (the restored copy of `db`), every table the manifest counted and compares.

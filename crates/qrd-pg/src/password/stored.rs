@@ -133,30 +133,35 @@ pub async fn route_asks_password(session: &Session, role: &str) -> Option<bool> 
     }
 }
 
-/// The statement recorders (logging, pg_stat_statements, pgaudit) this session cannot switch off around a
-/// statement that carries a password verifier, as `name = value`: the settings a role that is no
-/// superuser may not change (a managed server's admin). Empty for a superuser.
+/// Switches the session's statement recorders (logging, pg_stat_statements, pgaudit) off around statements
+/// that carry password verifiers (`off`), or back to their defaults (`!off`): those the role may change
+/// (see recorders_off.sql).
+pub async fn switch_recorders(session: &Session, off: bool) -> Result<(), QueryError> {
+    let t = if off { &RECORDERS_OFF } else { &RECORDERS_RESET };
+    let db = &session.target().dbname;
+    let statements = t.render_statements(&Vars::new()).map_err(|e| QueryError::Query {
+        sql: t.name,
+        database: db.clone(),
+        message: e.to_string(),
+    })?;
+    for s in statements {
+        session.client().batch_execute(&s).await.map_err(|e| QueryError::query(t.name, db, &e))?;
+    }
+    Ok(())
+}
+
+/// The statement recorders this session cannot switch off around a statement that carries a password
+/// verifier, as `name = value`: the settings a role that is no superuser may not change (a managed
+/// server's admin). Empty for a superuser.
 pub async fn recorders_left_on(session: &Session) -> Result<Vec<String>, QueryError> {
     let db = session.target().dbname.clone();
-    let c = session.client();
-    let run = |t: &'static Template| {
-        let db = db.clone();
-        async move {
-            let statements = t.render_statements(&Vars::new()).map_err(|e| QueryError::Query {
-                sql: t.name,
-                database: db.clone(),
-                message: e.to_string(),
-            })?;
-            for s in statements {
-                c.batch_execute(&s).await.map_err(|e| QueryError::query(t.name, &db, &e))?;
-            }
-            Ok::<_, QueryError>(())
-        }
-    };
-    run(&RECORDERS_OFF).await?;
-    let left =
-        c.query(RECORDERS_LEFT_ON.text, &[]).await.map_err(|e| QueryError::query(RECORDERS_LEFT_ON.name, &db, &e));
-    run(&RECORDERS_RESET).await?;
+    switch_recorders(session, true).await?;
+    let left = session
+        .client()
+        .query(RECORDERS_LEFT_ON.text, &[])
+        .await
+        .map_err(|e| QueryError::query(RECORDERS_LEFT_ON.name, &db, &e));
+    switch_recorders(session, false).await?;
     Ok(left?.iter().map(|r| format!("{} = {}", r.get::<_, String>("name"), r.get::<_, String>("setting"))).collect())
 }
 
