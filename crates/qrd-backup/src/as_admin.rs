@@ -230,12 +230,11 @@ pub(crate) async fn repo_password(
         return Ok(RepoPassword::FromBundle);
     }
     let Some(password) = password else {
-        let quoted = qrd_pgbin::shell_quote(role);
-        let next_step = if caller.superuser {
-            format!("run `qrd password set {quoted} --repo-user {quoted}`")
+        let next_step = if role == qrd_pg::spec::DEFAULT_REPO_ROLE {
+            format!("run `qrd password set {}`", qrd_pgbin::shell_quote(role))
         } else {
-            // `qrd password set` reads pg_authid; provision sets the password of a role as such an admin.
-            format!("run `qrd provision --repo-user {quoted} --repo-password-file FILE` as {:?}", caller.user)
+            let quoted = qrd_pgbin::shell_quote(role);
+            format!("run `qrd password set {quoted} --repo-user {quoted}`")
         };
         tracing::warn!(
             "the bundle holds no passwords (its backup could not read pg_authid): role {role:?} was created without \

@@ -558,19 +558,8 @@ impl ApplyError {
 /// fails for another reason (no pg_hba.conf line for us), the answer stays unknown and the password is set
 /// again, which changes nothing but its salt.
 pub async fn check_password_by_login(session: &Session, inv: &mut Inventory, password: &Secret) {
-    use crate::password::stored;
     let Some(info) = inv.role.as_mut().filter(|r| r.password.is_none()) else { return };
-    if stored::route_asks_password(session, &info.name).await != Some(true) {
-        return;
-    }
-    info.login_with_password = match stored::verify_login(session, &info.name, password).await {
-        Ok(()) => Some(true),
-        Err(e) if e.kind == crate::connect::ConnectErrorKind::Auth => Some(false),
-        Err(e) => {
-            tracing::debug!("a login as {:?} cannot tell whether its password is the one given: {e}", info.name);
-            None
-        }
-    };
+    info.login_with_password = crate::password::stored::login_proves(session, &info.name, password).await;
 }
 
 /// What exists of `spec` right now, from the maintenance connection alone (so it works even when the
