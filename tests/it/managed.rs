@@ -259,6 +259,21 @@ fn backup_restore_and_drill_as_managed_admins(major: u32) {
         c.batch_execute(r#"INSERT INTO public."Users" SELECT * FROM public."Users" LIMIT 0"#).await.unwrap();
     });
 
+    // --clean as the admin: the database replaced by the bundle's, swapped in, the old one dropped.
+    exec(&target, "REVOKE CONNECT ON DATABASE \"SenseServices\" FROM PUBLIC");
+    let out = run_expect(
+        qrd_admin(&target, &scratch)
+            .args(["restore", "--clean", "--drop-old", "--database", "SenseServices"])
+            .arg(&bundle)
+            .arg("--pg-bin-dir")
+            .arg(&tools),
+        0,
+    );
+    assert!(stdout(&out).contains("replaced (the previous one dropped)"), "{}", stdout(&out));
+    assert_eq!(tables(&target, "SenseServices"), tables(&source, "SenseServices"));
+    let acl = block_on(catalog_state(&target, ROLE)).databases["SenseServices"].acl_rows.clone();
+    assert!(!acl.iter().any(|r| r.starts_with("PUBLIC CONNECT")), "the replaced database's privileges: {acl:?}");
+
     // A drill there, as the admin.
     let out = run_expect(
         qrd_admin(&target, &scratch).args(["drill", "--json"]).arg(&bundle).arg("--pg-bin-dir").arg(&tools),
@@ -302,5 +317,30 @@ fn backup_restore_and_drill_as_managed_admins(major: u32) {
     set("verified: role \"qliksenserepository\" logs in with the password");
     assert_eq!(block_on(catalog_state(&bare, ROLE)).hash_type.as_deref(), Some("SCRAM-SHA-256"));
     set("already has this password, a login with it works: nothing to do");
+
+    // On 16 an admin may grant and alter only roles it holds ADMIN OPTION on: a repository role a superuser
+    // made is refused before any change by provision, and a restore says which grant it needs.
+    if major >= 16 {
+        let other = Server::start(major);
+        managed_admin(&other);
+        exec(&other, "CREATE ROLE qliksenserepository LOGIN NOINHERIT");
+        let pw = scratch.secret_file("other-password", REPO_PW);
+        let out = run_expect(qrd_admin(&other, &scratch).arg("provision").arg("--repo-password-file").arg(&pw), 4);
+        assert!(stderr(&out).contains("holds none on \"qliksenserepository\""), "{}", stderr(&out));
+        let out = run_expect(
+            qrd_admin(&other, &scratch)
+                .arg("restore")
+                .arg(&bundle)
+                .arg("--database")
+                .arg("Licenses")
+                .arg("--pg-bin-dir")
+                .arg(&tools),
+            5,
+        );
+        let err = stderr(&out);
+        assert!(err.contains("failed to grant role \"qliksenserepository\" to \"dba\""), "{err}");
+        assert!(err.contains("GRANT \"qliksenserepository\" TO \"dba\", then run the restore again"), "{err}");
+        assert!(block_on(catalog_state(&other, ROLE)).databases.is_empty(), "no database was made");
+    }
 }
 every_run!(backup_restore_and_drill_as_managed_admins);

@@ -125,8 +125,9 @@ pub(crate) async fn act_as(session: &Session, caller: &Caller, owners: &[String]
     for r in &rows {
         let role: String = r.get("name");
         let sql = render(template, &Vars::new().set("role", role.as_str()).set("member", caller.user.as_str()), &db)?;
-        session.client().batch_execute(&sql).await.map_err(|e| RestoreError::Roles {
-            statement: format!("GRANT {role:?} TO {:?}", caller.user),
+        session.client().batch_execute(&sql).await.map_err(|e| RestoreError::ActAs {
+            role: role.clone(),
+            user: caller.user.clone(),
             message: qrd_pg::connect::server_message(&e),
         })?;
         granted.push(role);

@@ -172,6 +172,10 @@ pub enum RestoreError {
     Swap { message: String },
     #[error("creating role(s) from globals.sql failed at `{statement}`: {message}")]
     Roles { statement: String, message: String },
+    #[error(
+        "failed to grant role {role:?} to {user:?}, which is no superuser and must act as the roles that own what it restores: {message}"
+    )]
+    ActAs { role: String, user: String, message: String },
     #[error("after the restore, {} table(s) do not hold the rows the manifest counted:{}", mismatches.len(), mismatches.iter().map(|m| format!("\n  {m}")).collect::<String>())]
     RowCounts { mismatches: Vec<String> },
     #[error("failed to make a work directory beside {}: {source}", path.display())]
@@ -209,6 +213,12 @@ impl RestoreError {
             RestoreError::NameTooLong { .. } => "restore that database onto a server without it".into(),
             RestoreError::Swap { .. } => "run the restore again once nothing holds those databases".into(),
             RestoreError::Roles { .. } => "the role statements are in globals.sql inside the bundle".into(),
+            RestoreError::ActAs { role, user, .. } => format!(
+                "a role that may grant it (a superuser; on PostgreSQL 16 also one holding ADMIN OPTION on it; on Amazon \
+                 RDS the master user) runs GRANT {} TO {}, then run the restore again (the roles it made are kept)",
+                qrd_pg::quote::ident(role).unwrap_or_default(),
+                qrd_pg::quote::ident(user).unwrap_or_default()
+            ),
             RestoreError::RowCounts { .. } => {
                 "the restored data differs from the backup: do not put this server in service; verify the bundle".into()
             }
