@@ -70,6 +70,8 @@ pub struct PlannedDatabase {
     pub owner: String,
     pub encoding: String,
     pub bytes: u64,
+    #[serde(skip)]
+    acts_as_owner: bool,
 }
 
 /// What a backup would do (`--dry-run` prints it).
@@ -130,6 +132,8 @@ pub enum BackupError {
     NoDatabase { name: String, qlik: bool },
     #[error("database {name:?} cannot be a bundle member: {reason}")]
     BadName { name: String, reason: &'static str },
+    #[error("{user:?} is no superuser and does not have the privileges of {owner:?}, which owns database {database:?}")]
+    NotOwner { database: String, owner: String, user: String },
     #[error(transparent)]
     Tools(#[from] FindError),
     #[error(transparent)]
@@ -160,6 +164,12 @@ impl BackupError {
                 "check the --database name (names are case-sensitive)".into()
             }
             BackupError::BadName { .. } => "back that database up with pg_dump by hand".into(),
+            BackupError::NotOwner { owner, user, .. } => format!(
+                "back up as a superuser, or grant the owner to this admin: `qrd provision` does it for the repository \
+                 role, else GRANT {} TO {}",
+                qrd_pg::quote::ident(owner).unwrap_or_default(),
+                qrd_pg::quote::ident(user).unwrap_or_default()
+            ),
             BackupError::Tools(e) => e.hint(),
             BackupError::Space(e) => e.hint(),
             BackupError::Lock(e) => e.hint(),
@@ -178,6 +188,7 @@ impl BackupError {
             self,
             BackupError::NoDatabase { .. }
                 | BackupError::BadName { .. }
+                | BackupError::NotOwner { .. }
                 | BackupError::Tools(_)
                 | BackupError::Space(_)
                 | BackupError::Lock(_)
@@ -207,6 +218,7 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
             owner: r.get("owner"),
             encoding: r.get("encoding"),
             bytes: r.get::<_, i64>("bytes").max(0) as u64,
+            acts_as_owner: r.get("acts_as_owner"),
         })
         .collect();
     let mut wanted: Vec<(String, bool)> = qrd_pg::spec::QLIK_DATABASES.iter().map(|d| (d.to_string(), true)).collect();
@@ -224,6 +236,15 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
             present.iter().find(|d| d.name == name).ok_or(BackupError::NoDatabase { name: name.clone(), qlik })?;
         if let Some(reason) = manifest::member_path_problem(&name) {
             return Err(BackupError::BadName { name, reason });
+        }
+        // An admin that is no superuser reads the tables through their owner (pg_dump would stop at the
+        // first one with "permission denied").
+        if !found.acts_as_owner {
+            return Err(BackupError::NotOwner {
+                database: name,
+                owner: found.owner.clone(),
+                user: session.target().user.clone(),
+            });
         }
         databases.push(found.clone());
     }
