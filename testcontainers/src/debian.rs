@@ -280,6 +280,32 @@ impl DebianCluster {
         }
     }
 
+    /// Stops the cluster (`pg_ctlcluster … stop`, fast) as a DBA would; panics with the log when it fails.
+    pub fn stop(&self) {
+        let mut cmd = scrubbed_command("/usr/bin/pg_ctlcluster");
+        cmd.args([&DEBIAN_MAJOR.to_string(), &self.name, "stop"]);
+        if let Err(e) = run(&mut cmd, &format!("stop the cluster {DEBIAN_MAJOR}/{}", self.name)) {
+            panic!("{e}\n{}", self.log_excerpt());
+        }
+    }
+
+    /// What `pg_lsclusters` says of the cluster: its port (from its configuration in /etc) and status
+    /// (`online`, `down`, `online,recovery` …).
+    pub fn lsclusters(&self) -> (u16, String) {
+        let mut cmd = scrubbed_command("/usr/bin/pg_lsclusters");
+        cmd.args(["--no-header", &DEBIAN_MAJOR.to_string(), &self.name]);
+        let out =
+            run(&mut cmd, &format!("list the cluster {DEBIAN_MAJOR}/{}", self.name)).unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, name, port, status, ..] if *name == self.name => {
+                (port.parse().unwrap_or_else(|_| panic!("pg_lsclusters: port {port:?}")), (*status).to_owned())
+            }
+            _ => panic!("pg_lsclusters does not list {DEBIAN_MAJOR}/{}: {text:?}", self.name),
+        }
+    }
+
     /// Whether a server runs for the cluster (`pg_ctlcluster … status`).
     pub fn is_running(&self) -> bool {
         let mut cmd = scrubbed_command("/usr/bin/pg_ctlcluster");
@@ -305,6 +331,7 @@ impl DebianCluster {
             eprintln!("qrd-testcontainers: {e}");
         }
         let _ = std::fs::remove_file(self.log_path());
+        remove_leftovers(&self.name);
         if let Some(dir) = self.dir.take() {
             let _ = dir.close();
         }
@@ -385,6 +412,22 @@ fn remove_stale_clusters() {
         match run(&mut cmd, &format!("drop the stale cluster {DEBIAN_MAJOR}/{name}")) {
             Ok(_) => eprintln!("qrd-testcontainers: dropped the stale cluster {DEBIAN_MAJOR}/{name} of a dead run"),
             Err(e) => eprintln!("qrd-testcontainers: {e}"),
+        }
+        remove_leftovers(&name);
+    }
+}
+
+/// What qrd leaves beside a cluster's data directory, which pg_dropcluster does not know: a standby's
+/// replication passfile (`.NAME.qrd-replication.pgpass`) and the contents a `--force` clone kept aside
+/// (`NAME.qrd-old-…`). Our cluster names are unique, so these are ours.
+fn remove_leftovers(name: &str) {
+    let parent = PathBuf::from(format!("/var/lib/postgresql/{DEBIAN_MAJOR}"));
+    let Ok(entries) = std::fs::read_dir(&parent) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&format!("{name}.qrd-")) || file.starts_with(&format!(".{name}.qrd-")) {
+            let path = entry.path();
+            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
         }
     }
 }

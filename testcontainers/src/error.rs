@@ -76,5 +76,5 @@ impl HarnessError {
 /// Runs `cmd` to completion through the product's one tool runner; a spawn failure or a non-zero exit
 /// becomes an error naming `action`, the command and its output.
 pub(crate) fn run(cmd: &mut Command, action: &str) -> Result<Output, HarnessError> {
-    Ok(qrd_pgbin::run(cmd, action)?)
+    Ok(qrd_pgbin::run_blocking(cmd, action)?)
 }

@@ -227,5 +227,5 @@ pub fn provision_like_guide(server: &Server, password: &str) -> Result<(), Harne
 }
 
 fn run_script(cmd: &mut Command, action: &str, hint: &'static str) -> Result<(), HarnessError> {
-    qrd_pgbin::run(cmd, action).map(drop).map_err(|source| HarnessError::CommandHint { source, hint })
+    qrd_pgbin::run_blocking(cmd, action).map(drop).map_err(|source| HarnessError::CommandHint { source, hint })
 }

@@ -3,7 +3,8 @@
 //! real, distinct addresses), their files in one temp dir written by `qrd ha init --install --prefix`.
 //!
 //! The lab runs the processes; it does not write their configuration: that is the product's job, and
-//! the tests run `qrd ha init` with [`HaLab::init_args`]. Every process is stopped by PID and waited for
+//! the tests run `qrd ha init` with [`HaLab::init_args`] (a lab certificate: PostgreSQL, Patroni's REST
+//! API and etcd speak TLS, verified against the lab's CA). Every process is stopped by PID and waited for
 //! (Patroni first, so it stops its PostgreSQL cleanly; then HAProxy and etcd) before the directory is
 //! removed; when a test panics, the end of each log is printed.
 
@@ -157,6 +158,22 @@ impl HaLab {
         self.addr(100)
     }
 
+    /// The lab CA `qrd ha init --tls-generate` wrote (beside every member's certificate).
+    pub fn ca(&self) -> PathBuf {
+        self.prefix().join("pg1/tls/ca.crt")
+    }
+
+    /// What the lab's HTTPS servers (the REST APIs, etcd) are verified with: the lab CA.
+    pub fn trust(&self) -> qrd_ha::api::Trust {
+        qrd_ha::api::Trust::ca_file(&self.ca())
+            .unwrap_or_else(|e| panic!("the lab CA (qrd ha init must have run with init_args): {e}"))
+    }
+
+    /// Member `i`'s REST API, `https://127.A.B.(11 + i):8008`.
+    pub fn api_url(&self, i: usize) -> String {
+        format!("https://{}:8008", self.member_host(i))
+    }
+
     /// libpq's environment for a client of the endpoint (HAProxy) as `user`: TLS verified against the lab
     /// CA and the host name, a 5 s connect timeout; the password stays out of argv.
     pub fn endpoint_env(&self, user: &str, password: &str) -> Vec<(String, String)> {
@@ -167,7 +184,7 @@ impl HaLab {
             ("PGDATABASE".into(), "postgres".into()),
             ("PGPASSWORD".into(), password.into()),
             ("PGSSLMODE".into(), "verify-full".into()),
-            ("PGSSLROOTCERT".into(), self.prefix().join("pg1/tls/ca.crt").display().to_string()),
+            ("PGSSLROOTCERT".into(), self.ca().display().to_string()),
             ("PGCONNECT_TIMEOUT".into(), "5".into()),
         ]
     }
@@ -233,9 +250,10 @@ impl HaLab {
         let mut cmd = Command::new("etcd");
         cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).envs(env);
         Self::spawn(&mut self.etcd, cmd, Entry::default())?;
-        let url = format!("http://{}:2379/health", self.etcd_host());
+        let url = format!("https://{}:2379/health", self.etcd_host());
+        let trust = self.trust();
         self.wait_for("etcd to answer /health", Duration::from_secs(30), || {
-            qrd_ha::api::get(&url).ok().filter(|r| r.status == 200).map(|_| ())
+            qrd_ha::api::get(&url, &trust).ok().filter(|r| r.status == 200).map(|_| ())
         })
     }
 
@@ -307,8 +325,9 @@ impl HaLab {
         cmd.arg("-f").arg(&cfg).arg("-db");
         Self::spawn(&mut self.haproxy, cmd, Entry::default())?;
         let url = format!("http://{}:7000/;csv", self.endpoint_host());
+        let trust = qrd_ha::api::Trust::system();
         self.wait_for("HAProxy's statistics page", Duration::from_secs(20), || {
-            qrd_ha::api::get(&url).ok().filter(|r| r.status == 200).map(|_| ())
+            qrd_ha::api::get(&url, &trust).ok().filter(|r| r.status == 200).map(|_| ())
         })
     }
 
@@ -334,12 +353,9 @@ impl HaLab {
         }
     }
 
-    /// The members' REST APIs.
+    /// The members' REST APIs (over HTTPS, verified against the lab CA).
     pub fn api(&self) -> qrd_ha::api::Api {
-        qrd_ha::api::Api::new(
-            (0..self.names.len()).map(|i| format!("http://{}:8008", self.member_host(i))).collect(),
-            None,
-        )
+        qrd_ha::api::Api::new((0..self.names.len()).map(|i| self.api_url(i)).collect(), None, self.trust())
     }
 
     /// Waits for one leader and every other member running, streaming from it (in its

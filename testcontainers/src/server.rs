@@ -552,12 +552,12 @@ impl Server {
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         for (name, value) in &ours {
-            conf.push_str(&conf_line(name, value));
+            conf.push_str(&conf_line(name, value)?);
         }
         if !settings.is_empty() {
             conf.push_str("# ---- qrd-testcontainers: the test's settings ----\n");
             for (name, value) in settings {
-                conf.push_str(&conf_line(name, value));
+                conf.push_str(&conf_line(name, value)?);
             }
         }
         let path = self.data_dir.join("postgresql.conf");
@@ -697,11 +697,9 @@ impl Server {
         self.running = false;
         if let Err(e) = self.pg_ctl.stop(StopMode::Immediate) {
             eprintln!("qrd-testcontainers: {e}\nkilling the postmaster instead");
-            let pid = std::fs::read_to_string(self.data_dir.join("postmaster.pid"))
-                .ok()
-                .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
-            if let Some(pid) = pid {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            if let Some(pid) = qrd_server::pgctl::running_postmaster(&self.data_dir) {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
             }
         }
     }
@@ -812,9 +810,13 @@ fn free_port(addr: IpAddr) -> Result<u16, HarnessError> {
     Ok(port)
 }
 
-/// `name = 'value'` with the value quoted the postgresql.conf way (every type accepts a quoted value).
-fn conf_line(name: &str, value: &str) -> String {
-    format!("{name} = '{}'\n", value.replace('\\', "\\\\").replace('\'', "''"))
+/// `name = value`, the value written as qrd's own configuration editor writes it (quoted when it must be).
+fn conf_line(name: &str, value: &str) -> Result<String, HarnessError> {
+    let value = qrd_conf::pgconf::format_value(value).map_err(|_| HarnessError::Invalid {
+        what: "a setting's value",
+        reason: format!("{name}'s holds a NUL byte"),
+    })?;
+    Ok(format!("{name} = {value}\n"))
 }
 
 pub(crate) fn tail(text: &str, lines: usize) -> String {
@@ -868,8 +870,9 @@ mod tests {
 
     #[test]
     fn conf_values_are_quoted() {
-        assert_eq!(conf_line("search_path", "a, 'b'"), "search_path = 'a, ''b'''\n");
-        assert_eq!(conf_line("port", "5432"), "port = '5432'\n");
+        assert_eq!(conf_line("search_path", "a, 'b'").unwrap(), "search_path = 'a, ''b'''\n");
+        assert_eq!(conf_line("port", "5432").unwrap(), "port = 5432\n");
+        assert_eq!(conf_line("unix_socket_directories", "/tmp/a b").unwrap(), "unix_socket_directories = '/tmp/a b'\n");
     }
 
     #[test]

@@ -236,8 +236,8 @@ fn restore_onto_a_new_server(major: u32) {
     });
     assert_eq!(host, "qlik-central.example.local");
     // The repository role kept its verifier: its old password works on the new server.
-    let login = block_on(async { target.try_connect_tcp(target.host(), "QSR", ROLE, "Repo-pw-1").await.map(|_| ()) });
-    assert!(login.is_ok(), "the repository role cannot log in with its password after the restore: {login:?}");
+    block_on(async { target.try_connect_tcp(target.host(), "QSR", ROLE, "Repo-pw-1").await })
+        .expect("the repository role logs in with its password after the restore");
 
     let before = count(&target, "QSR", "\"Users\"");
     let out = run_expect(&mut restore(), 4);
@@ -245,6 +245,109 @@ fn restore_onto_a_new_server(major: u32) {
     assert_eq!(count(&target, "QSR", "\"Users\""), before, "a refused restore changed data");
 }
 all_majors!(restore_onto_a_new_server);
+
+/// What pg_dump leaves out without --create, per database: the ACL items (sorted), the settings of
+/// `ALTER DATABASE … SET` and `ALTER ROLE … IN DATABASE … SET` (role, sorted values) and the connection limit.
+type DatabaseLevel = (Vec<String>, Vec<(String, Vec<String>)>, i32);
+
+fn database_level(server: &Server, db: &str) -> DatabaseLevel {
+    block_on(async {
+        let c = server.connect("postgres").await;
+        let row = c
+            .query_one(
+                "SELECT coalesce(datacl::text[], '{}') AS acl, datconnlimit FROM pg_database WHERE datname = $1",
+                &[&db],
+            )
+            .await
+            .unwrap();
+        let mut acl: Vec<String> = row.get("acl");
+        acl.sort();
+        let settings = c
+            .query(
+                "SELECT coalesce(pg_get_userbyid(nullif(s.setrole, 0))::text, '') AS role, s.setconfig \
+                   FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = $1",
+                &[&db],
+            )
+            .await
+            .unwrap();
+        let mut settings: Vec<(String, Vec<String>)> = settings
+            .iter()
+            .map(|r| {
+                let mut values: Vec<String> = r.get("setconfig");
+                values.sort();
+                (r.get("role"), values)
+            })
+            .collect();
+        settings.sort();
+        (acl, settings, row.get("datconnlimit"))
+    })
+}
+
+/// A site whose databases carry what pg_dump leaves out without --create — grants beyond the guide's (to a
+/// role whose name needs quoting, one with grant option and what that role granted on), a database with
+/// PUBLIC's rights revoked, database
+/// settings (a list-valued search_path with a quoted element holding a comma), a role's setting in one
+/// database, a connection limit — restored onto a new, bare server: each database's ACL, settings and
+/// connection limit are the source's, and the guide's provisioning is complete without `qrd provision`.
+fn restore_brings_the_database_grants_and_settings(major: u32) {
+    let (source, scratch) = site(major);
+    let extra = "Extra \"Db\"";
+    let reader = qrd_pg::quote::ident("Qlik \"Reader\", ro").unwrap();
+    let extra_q = qrd_pg::quote::ident(extra).unwrap();
+    block_on(async {
+        let c = source.connect("postgres").await;
+        for sql in [
+            format!("CREATE ROLE {reader} LOGIN"),
+            format!("CREATE DATABASE {extra_q} OWNER qliksenserepository"),
+            format!("REVOKE ALL ON DATABASE {extra_q} FROM PUBLIC"),
+            format!("GRANT CONNECT ON DATABASE {extra_q} TO {reader} WITH GRANT OPTION"),
+            // An item whose grantor is not the owner.
+            "CREATE ROLE qlik_audit".to_owned(),
+            format!("SET ROLE {reader}; GRANT CONNECT ON DATABASE {extra_q} TO qlik_audit; RESET ROLE"),
+            format!("GRANT CONNECT, TEMPORARY ON DATABASE \"QSR\" TO {reader}"),
+            "ALTER DATABASE \"QSR\" SET work_mem = '8MB'".to_owned(),
+            "ALTER DATABASE \"QSR\" SET search_path = \"$user\", public, \"Odd, Schema\"".to_owned(),
+            format!("ALTER ROLE {reader} IN DATABASE \"QSR\" SET statement_timeout = '5min'"),
+            "ALTER DATABASE \"SenseServices\" CONNECTION LIMIT 50".to_owned(),
+        ] {
+            c.batch_execute(&sql).await.unwrap();
+        }
+    });
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let out = run_expect(backup_cmd(&source, &scratch, &dir).args(["--database", extra]), 0);
+    let bundle = serde_json::from_slice::<Value>(&out.stdout).unwrap()["bundle"].as_str().unwrap().to_owned();
+
+    let target = Server::start(major);
+    let out = run_expect(
+        qrd(&target, &scratch)
+            .args(["restore", "--json", &bundle, "--pg-bin-dir"])
+            .arg(&target.installation().client_bin),
+        0,
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all: Vec<&str> = DATABASES.iter().copied().chain([extra]).collect();
+    for db in &all {
+        assert_eq!(database_level(&target, db), database_level(&source, db), "{db}");
+    }
+    let (_, qsr_settings, _) = database_level(&target, "QSR");
+    assert_eq!(qsr_settings.len(), 2, "the database's and the role's settings: {qsr_settings:?}");
+    assert_eq!(report["provisioning_differs"], serde_json::json!([]), "{report}");
+
+    let out = run(qrd(&target, &scratch).args(["check", "--json"]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let privileges: Vec<&Value> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"].as_str().is_some_and(|id| id.starts_with("database.") && id.ends_with(".privileges")))
+        .collect();
+    assert_eq!(privileges.len(), 4, "{v}");
+    for p in privileges {
+        assert_eq!(p["status"], "ok", "{p}");
+    }
+}
+all_majors!(restore_brings_the_database_grants_and_settings);
 
 pub(crate) fn q1(server: &Server, sql: &str) -> Option<String> {
     block_on(async { server.connect("postgres").await.query_one(sql, &[]).await.unwrap().get(0) })
@@ -583,8 +686,88 @@ fn drill_interrupted_leaves_nothing(major: u32) {
     let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("stopped by SIGINT"), "{}", stderr(&out));
     assert!(databases_like(&server, "qrd_drill_%").is_empty(), "the drill's scratch databases are left");
 }
 per_major!(drill_interrupted_leaves_nothing: pg16 = 16);
+
+/// The bundle files of `dir`, sorted (the lock file and anything else left out).
+fn bundles_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tar.zst"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `qrd backup prune` on real bundles. Bundles of a `major` server, an older one of a `major - 1` server:
+/// with only `major - 1`'s pg_restore at hand the newer bundles cannot be checked, so they are kept and
+/// named and prune exits 5, although the older bundle verifies (a nightly prune whose PATH lags a server
+/// upgrade must not delete every new backup), and `qrd check` does not call them damaged; with the right
+/// tools the policy deletes the older ones; a newest bundle with a flipped byte is damaged: reported,
+/// deleted, and the one before it stays.
+fn prune_keeps_what_it_cannot_check(major: u32) {
+    let (old_server, scratch) = site(major - 1);
+    let old_bin = old_server.installation().client_bin.clone();
+    let dir = scratch.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    run_expect(backup_cmd(&old_server, &scratch, &dir).args(["--name", "a-older-major"]), 0);
+    drop(old_server);
+    let (server, _) = site(major);
+    for name in ["b", "c", "d"] {
+        run_expect(backup_cmd(&server, &scratch, &dir).args(["--name", name]), 0);
+    }
+    let all = ["a-older-major.tar.zst", "b.tar.zst", "c.tar.zst", "d.tar.zst"];
+    assert_eq!(bundles_in(&dir), all);
+    let prune = |bin: &Path, args: &[&str]| {
+        let mut cmd = qrd(&server, &scratch);
+        cmd.args(["backup", "prune"]).arg(&dir).args(args).arg("--pg-bin-dir").arg(bin);
+        cmd
+    };
+
+    // (b) PostgreSQL `major - 1`'s tools only: nothing newer than the verified bundle is deleted.
+    let out = run_expect(&mut prune(&old_bin, &["--keep-last", "1"]), 5);
+    assert_eq!(bundles_in(&dir), all, "prune deleted bundles it could not check");
+    let text = stderr(&out);
+    for newer in ["b.tar.zst", "c.tar.zst", "d.tar.zst"] {
+        assert!(text.contains(newer), "{newer} is not named: {text}");
+    }
+    assert!(text.contains("could not be checked"), "{text}");
+    assert!(text.contains(&format!("no usable pg_restore for the server's PostgreSQL {major}")), "{text}");
+    let check = run(qrd(&server, &scratch)
+        .args(["check", "--json", "--backup-dir"])
+        .arg(&dir)
+        .arg("--pg-bin-dir")
+        .arg(&old_bin));
+    let v: Value = serde_json::from_slice(&check.stdout).unwrap();
+    let newest = v["checks"].as_array().unwrap().iter().find(|c| c["id"] == "backup.newest").cloned().unwrap();
+    let message = newest["message"].as_str().unwrap();
+    assert_eq!(newest["status"], "warn", "{newest}");
+    assert!(message.contains("could not be checked") && !message.contains("damaged"), "{newest}");
+
+    // (a) The right tools: the newest verifies, the policy keeps two, the dry run deletes nothing.
+    let bin = server.installation().client_bin.clone();
+    let out = run_expect(&mut prune(&bin, &["--keep-last", "2", "--dry-run"]), 0);
+    assert!(stdout(&out).contains("would delete b.tar.zst"), "{}", stdout(&out));
+    assert_eq!(bundles_in(&dir), all, "a dry run deleted");
+    run_expect(&mut prune(&bin, &["--keep-last", "2"]), 0);
+    assert_eq!(bundles_in(&dir), ["c.tar.zst", "d.tar.zst"]);
+
+    // (c) The newest is damaged: it fills no slot and goes; the one before it verifies and stays.
+    let newest = dir.join("d.tar.zst");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&newest, bytes).unwrap();
+    let out = run_expect(&mut prune(&bin, &["--keep-last", "1", "--json"]), 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["checked"][0]["file_name"], "d.tar.zst", "{report}");
+    assert_eq!(report["checked"][0]["verdict"], "damaged", "{report}");
+    assert_eq!(report["checked"][1]["verdict"], "verified", "{report}");
+    assert_eq!(report["plan"]["delete"], serde_json::json!([{"file_name": "d.tar.zst", "reason": "damaged"}]));
+    assert_eq!(bundles_in(&dir), ["c.tar.zst"]);
+}
+per_major!(prune_keeps_what_it_cannot_check: pg16 = 16);

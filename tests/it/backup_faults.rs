@@ -343,9 +343,8 @@ fn hostile_roles_travel_intact(major: u32) {
     let created: Vec<&str> = report["roles_created"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     for (name, password) in roles {
         assert!(created.contains(&name), "{name:?} not created: {created:?}");
-        let login =
-            block_on(async { target.try_connect_tcp(target.host(), "postgres", name, password).await.map(|_| ()) });
-        assert!(login.is_ok(), "{name:?} cannot log in with its password after the restore: {login:?}");
+        block_on(async { target.try_connect_tcp(target.host(), "postgres", name, password).await })
+            .unwrap_or_else(|e| panic!("{name:?} cannot log in with its password after the restore: {e}"));
     }
     for (_, password) in roles {
         assert!(!stderr(&out).contains(password) && !stdout(&out).contains(password));
@@ -385,3 +384,82 @@ fn new_hostname_restore_in_a_renamed_machine(major: u32) {
     assert_eq!(central, "qlik-new");
 }
 per_major!(new_hostname_restore_in_a_renamed_machine: pg16 = 16, pg15 = 15);
+
+/// Every process below `root` (children, their children …), as `(pid, command name)`.
+fn descendants(root: u32) -> Vec<(u32, String)> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        let comm = head.split_once(" (").map(|x| x.1.to_owned()).unwrap_or_default();
+        let ppid: u32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        parent_of.push((pid, ppid, comm));
+    }
+    let mut found: Vec<(u32, String)> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (pid, ppid, comm) in &parent_of {
+            if *ppid == p && !found.iter().any(|(f, _)| f == pid) {
+                found.push((*pid, comm.clone()));
+                frontier.push(*pid);
+            }
+        }
+    }
+    found
+}
+
+/// Whether `pid` still runs (a zombie does not).
+fn runs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+/// After qrd stopped: every process it had started is gone, and so are pg_dump's sessions on the server.
+fn nothing_left_running(server: &Server, started: &[(u32, String)]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<_> = started.iter().filter(|(pid, _)| runs(*pid)).collect();
+        let sessions = q1(
+            server,
+            "SELECT count(*)::text FROM pg_stat_activity WHERE application_name IN ('pg_dump', 'pg_restore')",
+        );
+        if left.is_empty() && sessions.as_deref() == Some("0") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left behind: processes {left:?}, {sessions:?} tool sessions on the server");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// qrd itself stopped in the middle of QSR's dump. SIGTERM (what systemd's stop sends) and SIGINT (Ctrl-C):
+/// it kills its pg_dump with the workers, removes its staging directory, says what it was doing and exits
+/// 128 + the signal; the first bundle still verifies. SIGKILL: nothing of qrd's runs, yet its pg_dump still
+/// dies with it (the parent-death signal).
+fn qrd_stopped_mid_backup(major: u32) {
+    let (server, scratch, dir, bundle) = site_with_a_bundle(major, 128);
+    for (name, code) in [("TERM", Some(143)), ("INT", Some(130)), ("KILL", None)] {
+        let (child, pg_dump) = backup_until_pg_dump(&server, &scratch, &dir);
+        std::thread::sleep(Duration::from_millis(200));
+        let started = descendants(child.id());
+        assert!(started.iter().any(|(pid, _)| *pid == pg_dump), "{started:?}");
+        signal(child.id(), name);
+        let out = finish(child);
+        assert_eq!(out.status.code(), code, "SIG{name}: {}", stderr(&out));
+        nothing_left_running(&server, &started);
+        if code.is_some() {
+            let text = stderr(&out);
+            assert!(text.contains(&format!("stopped because qrd received SIG{name}")), "SIG{name}: {text}");
+            only_the_first_bundle_verifies(&server, &scratch, &dir, &bundle);
+        } else {
+            // What qrd could not clean up is an unfinished staging directory, never a bundle.
+            for e in entries(&dir) {
+                assert!(e == "first.tar.zst" || e.starts_with(".qrd-staging-"), "SIGKILL left {e}");
+            }
+            for e in entries(&dir).into_iter().filter(|e| e.starts_with(".qrd-staging-")) {
+                std::fs::remove_dir_all(dir.join(e)).unwrap();
+            }
+        }
+    }
+}
+per_major!(qrd_stopped_mid_backup: pg16 = 16);

@@ -2,12 +2,14 @@
 //! `qrd ha init` writes make a working Qlik repository cluster, and switchover, crashes and an etcd outage
 //! behave as a DBA needs. Assertions are on what the servers hold and what a client sees.
 
-use std::net::Ipv4Addr;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use qrd_ha::api::Api;
+use qrd_ha::HaError;
+use qrd_ha::api::{Api, Trust};
 use qrd_testcontainers::{HaLab, LAB_TTL, Writer, WriterTarget, installation};
 
 use crate::common::*;
@@ -44,7 +46,29 @@ fn api(lab: &HaLab) -> Api {
 }
 
 fn ca(lab: &HaLab) -> PathBuf {
-    lab.prefix().join("pg1/tls/ca.crt")
+    lab.ca()
+}
+
+/// What a server answers a plain-HTTP request on a TCP connection: the bytes it sent before closing.
+fn plain_http(host: Ipv4Addr, port: u16, path: &str) -> Vec<u8> {
+    let mut conn = TcpStream::connect((host, port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n").as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    // A reset connection is an answer too: no bytes.
+    let _ = conn.read_to_end(&mut answer);
+    answer
+}
+
+/// `qrd ha check --json`: its exit code and its findings.
+fn ha_check(lab: &HaLab, scratch: &Scratch) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = run(&mut qrd_ha(lab, scratch, &["check", "--json"]));
+    let findings: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    (out.status.code(), findings.as_array().unwrap().clone())
+}
+
+fn finding<'a>(findings: &'a [serde_json::Value], id: &str) -> &'a serde_json::Value {
+    findings.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("no {id} in {findings:#?}"))
 }
 
 /// psql over TLS, verifying the lab CA and the host name (`verify-full`): the rows, or the error.
@@ -137,6 +161,8 @@ fn init_switchover_and_set_param_pg15() {
     let out = run_expect(&mut init_cmd(&lab, &scratch), 0);
     let text = stdout(&out);
     assert!(!text.contains("created") && !text.contains("updated"), "{text}");
+
+    rest_api_and_etcd_speak_https_only(&lab, &scratch);
 
     // Every member: the four databases owned by the role, SCRAM verifiers only, TLS on, the same pg_hba.
     let mut rules = Vec::new();
@@ -288,13 +314,14 @@ fn leader_crash_fails_over_and_etcd_outage_keeps_writes_pg15() {
     lab.wait_streaming(Duration::from_secs(30)).unwrap();
 
     // The leader's machine crashes: a new leader within ttl + 5 s.
+    let name = lab.names()[old].clone();
     let crashed_at = Instant::now();
     lab.crash_member(old);
     let new = lab
         .wait_for("a new leader", Duration::from_secs(u64::from(LAB_TTL) + 5), || {
-            (0..3).filter(|i| *i != old).find(|i| {
-                api.get_one(&format!("http://{}:8008", lab.member_host(*i)), "/primary").is_ok_and(|r| r.status == 200)
-            })
+            (0..3)
+                .filter(|i| *i != old)
+                .find(|i| api.get_one(&lab.api_url(*i), "/primary").is_ok_and(|r| r.status == 200))
         })
         .unwrap();
     eprintln!(
@@ -314,9 +341,28 @@ fn leader_crash_fails_over_and_etcd_outage_keeps_writes_pg15() {
     assert_eq!(su(&lab, lab.endpoint_host(), "SELECT count(*) FROM before_crash"), "1000");
     su(&lab, lab.endpoint_host(), "CREATE TABLE after_crash AS SELECT 1 AS x");
 
+    // Once its lease runs out, Patroni's /cluster no longer lists the crashed member: what is left looks
+    // like a healthy cluster of two. qrd ha check knows the members qrd ha init named (and HAProxy's
+    // servers) and fails, naming it and its last state; qrd ha status shows it.
+    lab.wait_for("the crashed member's lease to run out", Duration::from_secs(u64::from(LAB_TTL) + 15), || {
+        api.cluster().ok().filter(|c| !c.members.iter().any(|m| m.name == name)).map(|_| ())
+    })
+    .unwrap();
+    let (code, findings) = ha_check(&lab, &scratch);
+    let members = finding(&findings, "ha.members");
+    assert_eq!((code, &members["status"]), (Some(1), &serde_json::json!("fail")), "{findings:#?}");
+    let message = members["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!("{name} (HAProxy: DOWN")), "{message}");
+    assert!(message.contains("lost its failure margin"), "{message}");
+    let out = run_expect(&mut qrd_ha(&lab, &scratch, &["status"]), 0);
+    assert!(
+        stdout(&out).lines().any(|l| l.trim_start().starts_with(&name) && l.contains("MISSING")),
+        "{}",
+        stdout(&out)
+    );
+
     // The crashed member comes back and rejoins as a replica of the new leader (rewound when it must be).
     lab.start_member(old).unwrap();
-    let name = lab.names()[old].clone();
     lab.wait_for("the crashed member streaming again", Duration::from_secs(90), || {
         let c = api.cluster().ok()?;
         let m = c.members.iter().find(|m| m.name == name)?;
@@ -330,6 +376,11 @@ fn leader_crash_fails_over_and_etcd_outage_keeps_writes_pg15() {
     let log = lab.member_log(old);
     assert!(log.contains("running pg_rewind from"), "no pg_rewind in {name}'s log:\n{log}");
     assert!(!log.contains("replica has been created using basebackup"), "{name} was cloned afresh:\n{log}");
+    // Whole again: the check passes.
+    lab.wait_streaming(Duration::from_secs(60)).unwrap();
+    let (code, findings) = ha_check(&lab, &scratch);
+    assert_eq!(finding(&findings, "ha.members")["status"], "ok", "{findings:#?}");
+    assert_eq!(code, Some(0), "{findings:#?}");
 
     // etcd stopped for a minute: with failsafe_mode the leader keeps taking writes the whole time.
     let writer = writer(&lab);
@@ -343,6 +394,38 @@ fn leader_crash_fails_over_and_etcd_outage_keeps_writes_pg15() {
     assert!(acked.len() > 200, "{}", acked.len());
     assert_all_there(&lab, &acked);
     assert_eq!(leader_index(&lab), new, "the leader changed during the etcd outage");
+}
+
+/// With the lab certificate, Patroni's REST API (whose requests that change something carry the REST API
+/// password) and etcd answer HTTPS only, with a certificate the lab CA signed; qrd ha works over it.
+fn rest_api_and_etcd_speak_https_only(lab: &HaLab, scratch: &Scratch) {
+    let yml = std::fs::read_to_string(lab.config(0)).unwrap();
+    let cert = lab.prefix().join("pg1/tls/server.crt");
+    assert!(yml.contains(&format!("  certfile: {}\n", cert.display())), "{yml}");
+    assert!(yml.contains("  protocol: https\n"), "{yml}");
+    // A plain-HTTP request gets no HTTP answer at all: the TLS handshake fails and the connection closes.
+    let plain = (0..3).map(|i| (lab.member_host(i), 8008, "/cluster")).chain([(lab.etcd_host(), 2379, "/health")]);
+    for (host, port, path) in plain {
+        let answer = plain_http(host, port, path);
+        assert!(
+            !answer.starts_with(b"HTTP/"),
+            "{host}:{port} answered plain HTTP: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    // Every member advertises its REST API as HTTPS; a client that does not know the lab CA is refused.
+    let c = api(lab).cluster().unwrap();
+    assert!(c.members.iter().all(|m| m.api_url.as_deref().is_some_and(|u| u.starts_with("https://"))), "{c:?}");
+    match qrd_ha::api::get(&format!("{}/cluster", lab.api_url(0)), &Trust::system()) {
+        Err(HaError::Api { message, .. }) => assert!(message.contains("certificate"), "{message}"),
+        other => panic!("a REST API certificate the system's roots do not know was believed: {other:?}"),
+    }
+    // qrd ha status over HTTPS, with the CA patroni.yml names: Patroni and etcd answer.
+    let out = run_expect(&mut qrd_ha(lab, scratch, &["status", "--json"]), 0);
+    let st: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(st["leader"].is_string(), "{st}");
+    assert_eq!(st["etcd"][0]["url"], format!("https://{}:2379", lab.etcd_host()));
+    assert_eq!(st["etcd"][0]["healthy"], true, "{st}");
 }
 
 /// After the switchover test's cluster work: a shared setting that needs a restart, changed in the DCS and
@@ -465,4 +548,44 @@ fn init_dry_run_shows_diffs_without_secrets_and_refusals_say_why() {
     // A member file that is not there: a usage error with the way out.
     let out = run_expect(qrd_bare(&scratch).args(["ha", "status", "--config", "/nonexistent/patroni.yml"]), 2);
     assert!(stderr(&out).contains("hint: pass --config"), "{}", stderr(&out));
+    // A site certificate without the CA that signed it: the REST API and etcd could not be verified.
+    let out = run_expect(&mut init(&["--tls-cert", "site.crt", "--tls-key", "site.key", "--dry-run"], SUPERUSER_PW), 2);
+    assert!(stderr(&out).contains("--tls-ca is needed"), "{}", stderr(&out));
+
+    // An empty password is refused (exit 4, as for every command), before anything is written: from a
+    // file, and from a variable qrd ha reads.
+    let empty = scratch.secret_file("empty-password", "");
+    let out = run_expect(
+        init(&["--tls-generate", "--repo-password-file", empty.to_str().unwrap()], SUPERUSER_PW)
+            .env_remove("QRD_REPO_PASSWORD"),
+        4,
+    );
+    assert!(stderr(&out).contains("is empty"), "{}", stderr(&out));
+    let out = run_expect(&mut init(&["--tls-generate"], ""), 4);
+    assert!(stderr(&out).contains("QRD_PASSWORD_POSTGRES is empty"), "{}", stderr(&out));
+    assert!(!out_dir.exists());
+    let out = run_expect(
+        qrd_bare(&scratch).args(["ha", "status", "--api", "https://127.0.0.1:9"]).env("QRD_PATRONI_API_PASSWORD", ""),
+        4,
+    );
+    assert!(stderr(&out).contains("QRD_PATRONI_API_PASSWORD is empty"), "{}", stderr(&out));
+}
+
+/// `qrd ha adopt` of a bundle that is not there exits as `qrd restore` of it does (2, an option's file that
+/// cannot be used), with the same message, before it asks the cluster anything.
+#[test]
+fn adopting_a_missing_bundle_fails_as_restore_does() {
+    let scratch = Scratch::new();
+    let server = qrd_testcontainers::Server::start(15);
+    let missing = "/nonexistent/qrd-backup.tar.zst";
+    let restore = run_expect(qrd(&server, &scratch).args(["restore", missing]), 2);
+    let adopt = run_expect(
+        qrd(&server, &scratch)
+            .args(["ha", "adopt", "--bundle", missing, "--api", "https://127.0.0.1:9"])
+            .args(["--config", "/nonexistent/patroni.yml"]),
+        2,
+    );
+    let first = |out: &std::process::Output| stderr(out).lines().next().unwrap_or_default().to_owned();
+    assert!(first(&restore).contains(missing), "{}", stderr(&restore));
+    assert_eq!(first(&adopt), first(&restore));
 }

@@ -516,3 +516,231 @@ impl CmdlineWatch {
         self.thread.join().unwrap()
     }
 }
+
+/// The harness writes `port` and `unix_socket_directories` into postgresql.conf; a DBA's server often has
+/// them in an included file. Moves them into `conf.d/10-site.conf`, read through `include_dir 'conf.d'`, and
+/// restarts the server with that.
+fn move_to_include(server: &mut Server) {
+    let conf_path = server.data_dir().join("postgresql.conf");
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_owned();
+    let moved: Vec<&str> =
+        conf.lines().filter(|l| ["port", "unix_socket_directories"].contains(&key(l).as_str())).collect();
+    assert_eq!(moved.len(), 2, "{conf}");
+    let kept: String = conf.lines().filter(|l| !moved.contains(l)).map(|l| format!("{l}\n")).collect();
+    let conf_d = server.data_dir().join("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    std::fs::write(conf_d.join("10-site.conf"), moved.join("\n") + "\n").unwrap();
+    std::fs::write(&conf_path, kept + "include_dir = 'conf.d'\n").unwrap();
+    assert!(
+        Command::new("chown").args(["-R", qrd_testcontainers::SERVER_USER]).arg(&conf_d).status().unwrap().success()
+    );
+    server.restart();
+    assert_eq!(q1(server, "SHOW port"), Some(server.port().to_string()));
+    assert_eq!(
+        q1(server, "SELECT sourcefile FROM pg_settings WHERE name = 'port'"),
+        Some(conf_d.join("10-site.conf").display().to_string())
+    );
+}
+
+/// Port and socket directory set in an included file (`include_dir`), not in postgresql.conf itself: the
+/// clone's `--start` sees its standby stream, a rejoin keeps the old primary on its own port, and a
+/// switchover completes with the old primary streaming.
+fn settings_in_included_files(major: u32) {
+    let mut primary = Server::start(major);
+    move_to_include(&mut primary);
+    let scratch = Scratch::new();
+    prepare_primary(&primary, &scratch);
+    let bins = |cmd: &mut Command| {
+        cmd.arg("--pg-bin-dir").arg(&primary.installation().server_bin);
+        cmd.arg("--pg-bin-dir").arg(&primary.installation().client_bin);
+    };
+    let parent = standby_home();
+    let dir = parent.path().join("standby_i");
+    let port = free_port();
+    let standby =
+        Standby { dir: dir.clone(), pg_ctl: primary.installation().server_bin.join("pg_ctl"), _parent: parent };
+    let mut clone = standby_cmd(&primary, &scratch);
+    clone.args(["clone", "--primary-host", "127.0.0.1", "--primary-port", &primary.port().to_string()]);
+    clone.arg("--data-dir").arg(&dir).args(["--port", &port.to_string(), "--start", "--json"]);
+    bins(&mut clone);
+    let cloned: Value = serde_json::from_slice(&run_expect(&mut clone, 0).stdout).unwrap();
+    assert_eq!(cloned["streaming"], "streaming", "{cloned}");
+    let socket = primary.socket_dir().to_owned();
+    assert_eq!(q(&socket, port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("true"));
+
+    // Failover to the standby while the old primary still runs and takes a write of its own: its history
+    // forks, so pg_rewind has to copy the new primary's files (postgresql.auto.conf with the new primary's
+    // port among them). The old primary rejoins on its own port all the same, read from its included file.
+    let old_port = primary.port();
+    let mut failover = qrd(&primary, &scratch);
+    failover.env("PGPORT", port.to_string()).args(["failover", "--json"]);
+    run_expect(&mut failover, 0);
+    exec_on(&socket, old_port, "CREATE TABLE diverged (n int); INSERT INTO diverged VALUES (1)");
+    stop_server(&primary);
+    let mut rejoin = standby_cmd(&primary, &scratch);
+    rejoin.args(["rejoin", "--new-primary", &format!("127.0.0.1:{port}"), "--start", "--json", "--data-dir"]);
+    rejoin.arg(primary.data_dir());
+    bins(&mut rejoin);
+    let r: Value = serde_json::from_slice(&run_expect(&mut rejoin, 0).stdout).unwrap();
+    assert_eq!(r["streaming"], "streaming", "{r}");
+    assert_eq!(r["method"], "pg_rewind", "{r}");
+    assert_eq!(r["kept"]["port"], old_port.to_string(), "{r}");
+    assert_eq!(q(&socket, old_port, "SHOW port"), Some(old_port.to_string()));
+    assert_eq!(q(&socket, old_port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("true"));
+    assert_eq!(
+        q(&socket, old_port, "SELECT coalesce(to_regclass('diverged')::text, 'rewound away')").as_deref(),
+        Some("rewound away")
+    );
+
+    // A switchover back: the standby's directory has its port in postgresql.auto.conf and its socket
+    // directory in the included file.
+    let mut switch = qrd(&primary, &scratch);
+    switch.env("PGPORT", port.to_string()).env("QRD_REPLICATION_PASSWORD", REPL_PW);
+    switch.args(["switchover", "--json", "--standby", &format!("127.0.0.1:{old_port}"), "--data-dir"]).arg(&dir);
+    bins(&mut switch);
+    let s: Value = serde_json::from_slice(&run_expect(&mut switch, 0).stdout).unwrap();
+    assert_eq!(s["old_primary_streaming"], "streaming", "{s}");
+    assert_eq!(q(&socket, old_port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("false"));
+    assert_eq!(q(&socket, port, "SELECT pg_is_in_recovery()::text").as_deref(), Some("true"));
+    assert_eq!(q(&socket, port, "SHOW port"), Some(port.to_string()));
+    drop(standby);
+}
+per_major!(settings_in_included_files: pg16 = 16);
+
+/// `qrd` aimed at a Debian cluster's port over TCP as `postgres` with `password`.
+fn qrd_deb(port: u16, password: &str, scratch: &Scratch) -> Command {
+    let mut cmd = qrd_bare(scratch);
+    cmd.env("PGHOST", "127.0.0.1").env("PGPORT", port.to_string()).env("PGUSER", "postgres");
+    cmd.env("PGPASSWORD", password).env("PGDATABASE", "postgres").env("QRD_REPLICATION_PASSWORD", REPL_PW);
+    cmd
+}
+
+/// The first column of `sql`'s one row on the server at 127.0.0.1:`port`, as `postgres` with `password`.
+fn tcp_q(port: u16, password: &str, sql: &str) -> String {
+    block_on(async {
+        let (client, conn) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(port)
+            .user("postgres")
+            .password(password)
+            .dbname("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+        tokio::spawn(conn);
+        client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql} on port {port}: {e}")).get(0)
+    })
+}
+
+/// What a server on `port` says of itself: its port, whether it is in recovery, and its cluster name.
+fn deb_state(port: u16, password: &str) -> (String, String, String) {
+    (
+        tcp_q(port, password, "SHOW port"),
+        tcp_q(port, password, "SELECT pg_is_in_recovery()::text"),
+        tcp_q(port, password, "SHOW cluster_name"),
+    )
+}
+
+/// The state of the walsender to `name` on the server at `port` (`streaming`), or "none".
+fn sender_state(port: u16, password: &str, name: &str) -> String {
+    tcp_q(
+        port,
+        password,
+        &format!("SELECT coalesce((SELECT state FROM pg_stat_replication WHERE application_name = '{name}'), 'none')"),
+    )
+}
+
+/// Standbys on clusters as Debian packages them (pg_createcluster: configuration in
+/// /etc/postgresql/15/NAME, data in /var/lib/postgresql/15/NAME, pg_ctlcluster): the DBA's fresh cluster
+/// cloned over from another one, a failover with --data-dir, the old primary rejoined, and a switchover back.
+/// After each step pg_lsclusters shows each cluster online, in recovery or not, on its own port, and the
+/// servers say the same.
+#[test]
+fn debian_clusters_clone_failover_rejoin_switchover() {
+    let a = DebianCluster::start();
+    let b = DebianCluster::start();
+    let scratch = Scratch::new();
+    // After the clone, b holds a's catalog: a's password works on both.
+    let pw = a.password().to_owned();
+    let (a_name, b_name) = (format!("15/{}", a.name()), format!("15/{}", b.name()));
+    let mut prepare = qrd_deb(a.port(), &pw, &scratch);
+    prepare.args(["standby", "prepare-primary", "--standby", "127.0.0.1", "--restart"]);
+    run_expect(&mut prepare, 0);
+
+    // The DBA made b with pg_createcluster, stops it and clones over it (its contents are kept aside).
+    b.stop();
+    let mut clone = qrd_bare(&scratch);
+    clone.env("QRD_REPLICATION_PASSWORD", REPL_PW).args(["standby", "clone", "--primary-host", "127.0.0.1"]);
+    clone.args(["--primary-port", &a.port().to_string(), "--force", "--start", "--json", "--data-dir"]);
+    clone.arg(b.data_dir());
+    let cloned: Value = serde_json::from_slice(&run_expect(&mut clone, 0).stdout).unwrap();
+    assert_eq!(cloned["streaming"], "streaming", "{cloned}");
+    assert_eq!(b.lsclusters(), (b.port(), "online,recovery".to_owned()));
+    assert_eq!(a.lsclusters(), (a.port(), "online".to_owned()));
+    assert_eq!(deb_state(b.port(), &pw), (b.port().to_string(), "true".into(), b_name.clone()));
+    assert_eq!(sender_state(a.port(), &pw, b.name()), "streaming");
+    assert!(!b.data_dir().join("postgresql.conf").exists(), "the configuration stays in /etc");
+
+    // Failover to b by pg_ctlcluster's promote, a being down.
+    a.stop();
+    let mut failover = qrd_deb(b.port(), &pw, &scratch);
+    failover.args(["failover", "--json", "--data-dir"]).arg(b.data_dir());
+    let f: Value = serde_json::from_slice(&run_expect(&mut failover, 0).stdout).unwrap();
+    assert_eq!(f["timeline"], 2, "{f}");
+    assert_eq!(b.lsclusters(), (b.port(), "online".to_owned()));
+    assert_eq!(a.lsclusters(), (a.port(), "down".to_owned()));
+    assert_eq!(deb_state(b.port(), &pw), (b.port().to_string(), "false".into(), b_name.clone()));
+
+    // a rejoins as b's standby, started by pg_ctlcluster on its own port.
+    let mut rejoin = qrd_deb(b.port(), &pw, &scratch);
+    rejoin.args(["standby", "rejoin", "--new-primary", &format!("127.0.0.1:{}", b.port()), "--start", "--json"]);
+    rejoin.arg("--data-dir").arg(a.data_dir());
+    let r: Value = serde_json::from_slice(&run_expect(&mut rejoin, 0).stdout).unwrap();
+    assert_eq!((r["method"].as_str(), r["streaming"].as_str()), (Some("pg_rewind"), Some("streaming")), "{r}");
+    assert_eq!(a.lsclusters(), (a.port(), "online,recovery".to_owned()));
+    assert_eq!(b.lsclusters(), (b.port(), "online".to_owned()));
+    assert_eq!(deb_state(a.port(), &pw), (a.port().to_string(), "true".into(), a_name.clone()));
+    assert_eq!(sender_state(b.port(), &pw, a.name()), "streaming");
+
+    // A switchover back to a: b stops cleanly (pg_ctlcluster), a is promoted, b follows it.
+    let mut switch = qrd_deb(b.port(), &pw, &scratch);
+    switch.args(["switchover", "--json", "--standby", &format!("127.0.0.1:{}", a.port()), "--data-dir"]);
+    switch.arg(b.data_dir());
+    let s: Value = serde_json::from_slice(&run_expect(&mut switch, 0).stdout).unwrap();
+    assert_eq!(s["old_primary_streaming"], "streaming", "{s}");
+    assert_eq!(a.lsclusters(), (a.port(), "online".to_owned()));
+    assert_eq!(b.lsclusters(), (b.port(), "online,recovery".to_owned()));
+    assert_eq!(deb_state(a.port(), &pw), (a.port().to_string(), "false".into(), a_name));
+    assert_eq!(deb_state(b.port(), &pw), (b.port().to_string(), "true".into(), b_name));
+    assert_eq!(sender_state(a.port(), &pw, b.name()), "streaming");
+}
+
+/// A Debian cluster cloned from a primary in initdb's layout: the copy brings the primary's postgresql.conf,
+/// pg_hba.conf and pg_ident.conf, which this cluster does not read (its own are in /etc). They are not left
+/// in the data directory to be mistaken for its configuration, and the standby runs on its own port.
+#[test]
+fn a_debian_standby_of_an_initdb_primary_keeps_its_own_configuration() {
+    let primary = Server::start(qrd_testcontainers::DEBIAN_MAJOR);
+    let scratch = Scratch::new();
+    prepare_primary(&primary, &scratch);
+    let b = DebianCluster::start();
+    b.stop();
+    let mut clone = standby_cmd(&primary, &scratch);
+    clone.args(["clone", "--primary-host", "127.0.0.1", "--primary-port", &primary.port().to_string()]);
+    clone.args(["--force", "--start", "--json", "--data-dir"]).arg(b.data_dir());
+    let cloned: Value = serde_json::from_slice(&run_expect(&mut clone, 0).stdout).unwrap();
+    assert_eq!(cloned["streaming"], "streaming", "{cloned}");
+    for file in ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"] {
+        assert!(!b.data_dir().join(file).exists(), "the primary's {file} was left in the data directory");
+    }
+    assert_eq!(b.lsclusters(), (b.port(), "online,recovery".to_owned()));
+    assert_eq!(
+        deb_state(b.port(), primary.password()),
+        (b.port().to_string(), "true".into(), format!("15/{}", b.name()))
+    );
+    assert_eq!(
+        q1(&primary, &format!("SELECT state FROM pg_stat_replication WHERE application_name = '{}'", b.name())),
+        Some("streaming".to_owned())
+    );
+}

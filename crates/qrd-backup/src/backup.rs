@@ -284,13 +284,13 @@ pub async fn run(session: &Session, plan: Plan, req: &Request, progress: &Shared
     let mut manifest = Manifest::new(plan.created, source(session, &plan).await);
 
     if let Some(before) = &req.before {
-        let (record, result) = hook::run(before, HookStage::Before);
+        let (record, result) = hook::run(before, HookStage::Before).await;
         manifest.hooks.push(record);
         result?;
     }
     let dumped = dump_all(session, &plan, req, staging.path(), &mut manifest, progress).await;
     if let Some(after) = &req.after {
-        let (record, result) = hook::run(after, HookStage::After);
+        let (record, result) = hook::run(after, HookStage::After).await;
         manifest.hooks.push(record);
         if let Err(e) = result {
             // The dumps' outcome decides; a failed --after hook is said, and fails a good backup.
@@ -371,10 +371,8 @@ async fn dump_all(
     let small = async {
         tracing::info!("dumping the roles (pg_dumpall --globals-only)");
         let child = session.connector().child("postgres")?;
-        let tools = plan.tools.clone();
         let out = staging.join(GLOBALS_MEMBER);
-        let no_role_passwords = plan.no_role_passwords;
-        blocking(move || dump::dump_globals(&tools, &child, no_role_passwords, &out)).await?;
+        dump::dump_globals(&plan.tools, &child, plan.no_role_passwords, &out).await?;
         let mut out = Vec::new();
         for (i, d) in plan.databases.iter().enumerate() {
             if i != largest {
@@ -410,12 +408,6 @@ struct DumpedOne {
     database: Database,
     site: Option<Site>,
     dumped: DumpedDatabase,
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ToolError> + Send + 'static,
-) -> Result<T, ToolError> {
-    tokio::task::spawn_blocking(f).await.expect("a tool run does not panic")
 }
 
 async fn dump_one(
@@ -470,17 +462,16 @@ async fn dump_one(
         tables.push(TableRows { schema, table, rows: rows.max(0) as u64 });
     }
     let site_found = if d.name == "QSR" { site(&client).await? } else { None };
+    let attributes = crate::attributes::read(&client, &d.name, &d.name).await?.map(|a| a.attributes);
     let member = match req.format {
         ArchiveFormat::Directory => d.name.clone(),
         ArchiveFormat::Tar => format!("{}.tar", d.name),
     };
     let out = staging.join(&member);
     let child = session.connector().child(&d.name)?;
-    let (tools, name, format, jobs, snap) =
-        (plan.tools.clone(), d.name.clone(), req.format, req.jobs, snapshot.clone());
     let watch = progress.map(|p| Watch::start(p, &format!("dumping {}", d.name), None, out.clone()));
     let result =
-        blocking(move || dump::dump_database(&tools, &child, &name, format, jobs, snap.as_deref(), &out)).await;
+        dump::dump_database(&plan.tools, &child, &d.name, req.format, req.jobs, snapshot.as_deref(), &out).await;
     drop(watch);
     // The snapshot is needed until pg_dump has taken it; the transaction ends either way.
     let _ = client.batch_execute("COMMIT").await;
@@ -498,6 +489,7 @@ async fn dump_one(
         jobs: (req.format == ArchiveFormat::Directory && req.jobs > 1).then_some(req.jobs),
         pg_dump_version: Some(plan.tools.pg_dump.version.text.clone()),
         row_counts: Some(RowCounts { in_dump_snapshot: snapshot.is_some(), tables }),
+        attributes,
     };
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!("dumped {:?}: {count} tables, {rows} rows in {seconds:.1} s", d.name);

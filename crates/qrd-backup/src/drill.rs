@@ -15,11 +15,11 @@ use qrd_pg::Session;
 use qrd_pg::inventory::QueryError;
 use qrd_pg::sql_template;
 use qrd_pg::template::{Template, Vars};
-use qrd_pgbin::{Finder, PgVersion, Tool, run, scrubbed_command};
+use qrd_pgbin::{Finder, PgVersion, Tool};
 use time::OffsetDateTime;
 
+use crate::archive::{self, Load, Ownership};
 use crate::bundle;
-use crate::manifest::ArchiveFormat;
 use crate::progress::Shared;
 use crate::restore::{RestoreError, compare_rows, drop_database, pg_restore_for, render, unpack};
 use crate::retention;
@@ -95,42 +95,14 @@ pub async fn drill(
                 .batch_execute(&sql)
                 .await
                 .map_err(|e| QueryError::query(CREATE_SCRATCH.name, &main_db, &e))?;
-            let child = session.connector().child(&scratch)?;
-            let mut cmd = scrubbed_command(&pg_restore.path);
-            child.apply(&mut cmd);
-            cmd.args(["--no-password", "--exit-on-error", "--no-owner", "--no-privileges"]);
-            if db.format == ArchiveFormat::Directory && jobs > 1 {
-                cmd.arg(format!("--jobs={jobs}"));
-            }
-            cmd.arg("--dbname").arg(format!("dbname={scratch}")).arg(unpacked.join(&db.member));
-            let action = format!("restore {:?} into {scratch} (pg_restore)", db.name);
-            tracing::info!("drill: restoring {:?} into {scratch}", db.name);
-            progress.start(&format!("restoring {} into {scratch}", db.name), None);
-            let restored = tokio::task::spawn_blocking(move || run(&mut cmd, &action)).await.expect("no panic");
-            progress.finish();
-            restored?;
+            let load = Load { pg_restore: &pg_restore, jobs, ownership: Ownership::Skip };
+            archive::restore_into(session, load, db, &unpacked.join(&db.member), &scratch, progress).await?;
             let (tables, rows) = compare_rows(session, db, &scratch).await?;
             tracing::info!("drill: {:?} restored, {tables} tables and {rows} rows as the manifest counted", db.name);
             let restore_seconds = t0.elapsed().as_secs_f64();
             let amcheck = match &amcheck {
                 Ok(tool) => {
-                    let child = session.connector().child(&scratch)?;
-                    let mut cmd = scrubbed_command(tool);
-                    child.apply(&mut cmd);
-                    // The positional name: --database takes a pattern.
-                    cmd.args(["--no-password", "--install-missing"]).arg(&scratch);
-                    progress.start(&format!("pg_amcheck of {}", db.name), None);
-                    let out = tokio::task::spawn_blocking(move || cmd.output()).await.expect("no panic");
-                    progress.finish();
-                    let out = out.map_err(|source| RestoreError::Work { path: tool.clone(), source })?;
-                    if !out.status.success() {
-                        let said =
-                            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-                        return Err(RestoreError::Amcheck {
-                            database: db.name.clone(),
-                            findings: said.lines().take(20).map(str::to_owned).collect(),
-                        });
-                    }
+                    archive::amcheck(session, tool, &db.name, &scratch, progress).await?;
                     tracing::info!("drill: pg_amcheck found nothing wrong in {:?}", db.name);
                     "ok".to_owned()
                 }
@@ -142,7 +114,7 @@ pub async fn drill(
     };
     let outcome = tokio::select! {
         done = work => done,
-        signal = interrupted() => Err(RestoreError::Interrupted { signal }),
+        signal = qrd_pgbin::interrupt::interrupted() => Err(RestoreError::Interrupted { signal: signal.as_str() }),
     };
     let rto_seconds = started.elapsed().as_secs_f64();
     // The scratch databases go, whatever happened.
@@ -183,17 +155,5 @@ async fn amcheck_tool(session: &Session, finder: &Finder, server_major: u32, maj
             version.major,
             e.searched.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
         )),
-    }
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name.
-pub async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
     }
 }

@@ -1,7 +1,7 @@
 //! Running the PostgreSQL tools a backup needs, with the server's major or newer: `pg_dumpall
 //! --globals-only` for the roles and `pg_dump` per database.
 //! Each runs as a child through [`qrd_pgbin::run`] (environment scrubbed, the command logged, its stderr in
-//! the error) and reaches the server through [`qrd_pg::connect::ChildConnection`] (the password in a
+//! the error, killed with its workers when the backup is interrupted) and reaches the server through [`qrd_pg::connect::ChildConnection`] (the password in a
 //! private password file, never argv).
 //!
 //! A database's dump and its row counts come from one snapshot: qrd opens a repeatable-read transaction,
@@ -43,7 +43,7 @@ fn tool(path: &Path, child: &ChildConnection) -> Command {
 /// `pg_dumpall --globals-only` into `out`: roles with their attributes, verifiers, settings and
 /// memberships, and tablespaces. `no_role_passwords`: without the verifiers (`--no-role-passwords`,
 /// which reads `pg_roles` instead of `pg_authid`), for a role that may not read `pg_authid`.
-pub fn dump_globals(
+pub async fn dump_globals(
     tools: &Tools,
     child: &ChildConnection,
     no_role_passwords: bool,
@@ -60,12 +60,12 @@ pub fn dump_globals(
     } else {
         "dump the roles (pg_dumpall --globals-only)"
     };
-    run(&mut cmd, what).map(drop)
+    run(cmd, what).await.map(drop)
 }
 
 /// `pg_dump` of `child`'s database into `out` (a directory for [`ArchiveFormat::Directory`], which must not
 /// exist yet, else a file), uncompressed (qrd compresses the whole bundle), in `snapshot` when given.
-pub fn dump_database(
+pub async fn dump_database(
     tools: &Tools,
     child: &ChildConnection,
     database: &str,
@@ -86,5 +86,5 @@ pub fn dump_database(
     // The database comes from PGDATABASE (set by the child connection), never `--dbname`: pg_dump reads a
     // --dbname holding `=` as a connection string, and a database may be named anything.
     cmd.arg("--file").arg(out);
-    run(&mut cmd, &format!("dump database {database:?} (pg_dump)")).map(drop)
+    run(cmd, &format!("dump database {database:?} (pg_dump)")).await.map(drop)
 }

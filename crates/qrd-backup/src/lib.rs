@@ -20,7 +20,7 @@
 //!
 //! | member | what |
 //! |---|---|
-//! | `manifest.json` | always first: the [`manifest::Manifest`] — qrd and server versions, source host and port, when each database's dump started and ended (each is its own snapshot), row counts, the site's nodes and shared folders from QSR, the hooks run, and every member that follows with its kind and size |
+//! | `manifest.json` | always first: the [`manifest::Manifest`] — qrd and server versions, source host and port, when each database's dump started and ended (each is its own snapshot), row counts, each database's privileges, settings and connection limit (which a pg_dump archive leaves out), the site's nodes and shared folders from QSR, the hooks run, and every member that follows with its kind and size |
 //! | `globals.sql` | the roles (`pg_dumpall --globals-only`; passwords only as stored verifiers) |
 //! | `QSR/`, `SenseServices/`, … | one pg_dump archive per database: a directory (`pg_dump -Fd`, the default) or `QSR.tar` (`pg_dump -Ft`, the Qlik guide's format) |
 //! | `SHA256SUMS` | always last: the SHA-256 of `manifest.json` and of every file member, in `sha256sum` format |
@@ -44,7 +44,9 @@
 //! flushes the directory; any failure or a dropped writer removes the partial file. [`lock::DirLock`]
 //! keeps a second backup out of the same directory.
 
+mod archive;
 pub mod as_admin;
+pub mod attributes;
 pub mod backup;
 pub mod bundle;
 pub mod drill;

@@ -73,6 +73,22 @@ impl Manifest {
     pub fn member(&self, path: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.path == path)
     }
+
+    /// The oldest PostgreSQL major whose pg_restore reads every archive of the bundle: the source server's,
+    /// or a newer pg_dump's (an archive is in the format of the pg_dump that wrote it: pg_restore 15 refuses
+    /// the 1.15 archives of pg_dump 16 whatever server it dumped). `None` when the manifest names neither.
+    pub fn archive_major(&self) -> Option<u32> {
+        let dumped = self
+            .databases
+            .iter()
+            .filter_map(|d| d.pg_dump_version.as_deref())
+            .filter_map(|v| {
+                // `16.4` as qrd records it, or a whole `pg_dump (PostgreSQL) 16.4` line.
+                qrd_pgbin::PgVersion::parse(v).or_else(|_| qrd_pgbin::PgVersion::from_version_output(v)).ok()
+            })
+            .map(|v| v.major);
+        self.source.server_major.into_iter().chain(dumped).max()
+    }
 }
 
 /// The server dumped.
@@ -129,6 +145,11 @@ pub struct Database {
     pub pg_dump_version: Option<String>,
     /// Rows per table, for the restore and the drill to compare with; `None` when not counted.
     pub row_counts: Option<RowCounts>,
+    /// What the archive leaves out without `--create`: the database's privileges, settings and connection
+    /// limit, read in the dump's snapshot ([`crate::attributes`]). `None` in bundles of a qrd that did not
+    /// record them: a restore then says so and leaves the database as it creates it.
+    #[serde(default)]
+    pub attributes: Option<crate::attributes::DatabaseAttributes>,
 }
 
 /// pg_dump's archive formats qrd writes.
@@ -302,6 +323,11 @@ mod tests {
                 in_dump_snapshot: true,
                 tables: vec![TableRows { schema: "public".into(), table: "ServerNodeConfigurations".into(), rows: 2 }],
             }),
+            attributes: Some(crate::attributes::DatabaseAttributes {
+                acl: Some(vec!["=Tc/qliksenserepository".into(), "qliksenserepository=CTc/qliksenserepository".into()]),
+                connection_limit: -1,
+                settings: vec![crate::attributes::RoleSettings { role: None, values: vec!["work_mem=8MB".into()] }],
+            }),
         });
         m.site = Some(Site {
             nodes: vec![Node { host_name: "qlik-central".into(), is_central: true, name: None, id: None }],
@@ -352,6 +378,26 @@ mod tests {
         v["globals"].as_object_mut().unwrap().remove("no_role_passwords");
         let old: Manifest = serde_json::from_value(v).unwrap();
         assert!(!old.globals.unwrap().no_role_passwords);
+    }
+
+    #[test]
+    fn a_bundle_from_before_database_attributes_reads_without_them() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["databases"][0].as_object_mut().unwrap().remove("attributes");
+        let m: Manifest = serde_json::from_value(v).unwrap();
+        assert_eq!(m.databases[0].attributes, None);
+        assert_eq!(m.databases[0].name, "QSR");
+    }
+
+    #[test]
+    fn the_archive_major_is_the_newest_of_the_server_and_the_pg_dumps() {
+        let mut m = sample();
+        assert_eq!(m.archive_major(), Some(14), "pg_dump 14.17 of a 14 server");
+        m.databases[0].pg_dump_version = Some("16.4".into());
+        assert_eq!(m.archive_major(), Some(16), "pg_dump 16 writes archives pg_restore 14 cannot read");
+        m.source.server_major = None;
+        m.databases[0].pg_dump_version = None;
+        assert_eq!(m.archive_major(), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use qrd_pg::connect::{ConnectOpts, SslMode};
-use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run};
+use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run_blocking};
 use qrd_server::local::{Layout, major_of};
 use qrd_server::pgctl::{PgCtl, PgCtlError, StopMode, running_postmaster};
 
@@ -115,7 +115,7 @@ pub fn start_copy(data_dir: &Path, finder: &Finder) -> Result<CopyServer, Offlin
     tracing::info!("copying {} ({}) to start a private server on the copy", data.display(), space::human_bytes(size));
     let mut cp = qrd_pgbin::scrubbed_command("cp");
     cp.arg("-a").arg(&data).arg(&copy);
-    run(&mut cp, "copy the data directory")?;
+    run_blocking(&mut cp, "copy the data directory")?;
     let _ = std::fs::remove_file(copy.join("postmaster.pid"));
     // The copy's own configuration: nothing in it names the original (Debian's data_directory would).
     let conf = work.path().join("qrd-copy.conf");

@@ -49,7 +49,8 @@ impl Watch {
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 p.set(tree_bytes(&path));
-                std::thread::sleep(Duration::from_millis(250));
+                // Woken at once by the drop, so the step ends when the tool does.
+                std::thread::park_timeout(Duration::from_millis(250));
             }
         });
         Watch { stop, thread: Some(thread), progress: progress.clone() }
@@ -60,6 +61,7 @@ impl Drop for Watch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         self.progress.finish();
@@ -77,7 +79,9 @@ pub fn tree_bytes(path: &Path) -> u64 {
     }
 }
 
-/// A reader that reports how much has passed through it.
+/// A reader that reports how much has passed through it, and fails once qrd is interrupted (Ctrl-C,
+/// SIGTERM): the bundle is written on a blocking thread that the command's unwinding cannot stop, so the
+/// copy stops itself and the command ends with everyone else.
 pub struct Counting<R> {
     inner: R,
     done: u64,
@@ -101,6 +105,10 @@ impl<R> Counting<R> {
 
 impl<R: std::io::Read> std::io::Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(signal) = qrd_pgbin::interrupt::received() {
+            // Not ErrorKind::Interrupted: readers retry that one.
+            return Err(std::io::Error::other(format!("stopped: qrd received {signal}")));
+        }
         let n = self.inner.read(buf)?;
         self.done += n as u64;
         self.progress.set(self.done);
@@ -154,7 +162,16 @@ mod tests {
         std::fs::write(dir.path().join("a"), vec![0u8; 1000]).unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/b"), vec![0u8; 24]).unwrap();
-        std::thread::sleep(Duration::from_millis(600));
+        // Until the watch has seen the whole tree (it looks every quarter second), however slow the machine.
+        let seen_all = qrd_pgbin::poll_until_blocking::<_, ()>(
+            std::time::Instant::now() + Duration::from_secs(30),
+            "the watch reports 1024 bytes",
+            || {
+                let seen = record.0.lock().unwrap().iter().any(|l| l == "set 1024");
+                Ok(if seen { qrd_pgbin::Check::Done(()) } else { qrd_pgbin::Check::pending() })
+            },
+        );
+        assert!(matches!(seen_all, Ok(())), "{:?}", record.0.lock().unwrap());
         drop(watch);
         let seen = record.0.lock().unwrap().clone();
         assert_eq!(seen.first().map(String::as_str), Some("start dumping None"));

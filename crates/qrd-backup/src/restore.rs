@@ -8,9 +8,11 @@
 //! 3. Each database: created when missing (UTF8 from template0, owned as on the source); a database that
 //!    exists and holds tables is refused, before anything is written, unless it is empty. `pg_restore` of
 //!    the source's and the target's major or newer fills it, in parallel for directory archives, stopping
-//!    at the first error; a database this restore created and could not fill is dropped again.
+//!    at the first error; a database this restore created and could not fill is dropped again. What the
+//!    archive leaves out — the database's privileges, settings and connection limit — comes from the
+//!    manifest ([`crate::attributes`]), so a restored site has its grants without `qrd provision`.
 //! 4. Proof: every table's rows counted and compared with the manifest, and the guide's provisioning
-//!    checked (`qrd provision` would fix what differs: database grants are not part of a pg_dump archive).
+//!    checked (`qrd provision` would fix what differs: a bundle of an older qrd records no grants).
 //!
 //! `--clean` replaces databases that hold data, crash-safely: each is restored into a scratch database
 //! (`NAME~qrd-new-<time>`), proven there (row counts, the new host name applied), given the privileges and
@@ -31,12 +33,14 @@ use qrd_pg::connect::ConnectError;
 use qrd_pg::inventory::{Inventory, QueryError};
 use qrd_pg::template::{Template, Vars};
 use qrd_pg::{RepoSpec, Session, sql_template};
-use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run, scrubbed_command};
+use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError};
 
+use crate::archive::{self, Load, Ownership};
+use crate::attributes::{self, AttributeError};
 use crate::bundle::{self, ReadError};
 use crate::globals::{Globals, GlobalsError};
 use crate::hostname::{self, Rename, RenameError, Renamed};
-use crate::manifest::{ArchiveFormat, Manifest};
+use crate::manifest::Manifest;
 use crate::progress::{Shared, Watch};
 use crate::space::{self, SpaceError};
 
@@ -50,8 +54,6 @@ const SESSIONS: Template = sql_template!("restore/sessions.sql");
 const TERMINATE: Template = sql_template!("restore/terminate.sql");
 const RENAME_DATABASE: Template = sql_template!("restore/rename_database.sql");
 const LEFTOVERS: Template = sql_template!("restore/leftovers.sql");
-const DATABASE_ACL: Template = sql_template!("restore/database_acl.sql");
-const DATABASE_SETTINGS: Template = sql_template!("restore/database_settings.sql");
 const DROP_SCRATCH: Template = sql_template!("restore/drop_scratch.sql");
 
 #[derive(Debug, Clone)]
@@ -108,8 +110,8 @@ pub struct Report {
     pub roles_created: Vec<String>,
     pub roles_existing: Vec<String>,
     pub databases: Vec<RestoredDatabase>,
-    /// What `qrd provision` would still change on the restored server (the guide's database grants are
-    /// not in a pg_dump archive); empty when it matches the guide.
+    /// What `qrd provision` would still change on the restored server (the source's own differences from
+    /// the guide, or a bundle of an older qrd, which records no database grants); empty when it matches.
     pub provisioning_differs: Vec<String>,
     /// The repository role's password: kept, from the bundle, set from the one given, or not set.
     pub repo_password: crate::as_admin::RepoPassword,
@@ -156,6 +158,8 @@ pub enum RestoreError {
     Tool(#[from] ToolError),
     #[error(transparent)]
     Globals(#[from] GlobalsError),
+    #[error(transparent)]
+    Attributes(#[from] AttributeError),
     #[error("the bundle holds no database {name:?} (it holds {held})")]
     NotInBundle { name: String, held: String },
     #[error("database {name:?} already holds {tables} tables; nothing was restored")]
@@ -202,6 +206,7 @@ impl RestoreError {
                 "pg_restore's words are above; a database this restore created was dropped again".into()
             }
             RestoreError::Globals(_) => "globals.sql is not what pg_dumpall writes: verify the bundle".into(),
+            RestoreError::Attributes(e) => e.hint(),
             RestoreError::NotInBundle { .. } => "`qrd backup list` shows what each bundle holds".into(),
             RestoreError::NotEmpty { .. } => {
                 "add --clean to replace them (crash-safe: the old ones are kept until --drop-old), or restore onto a server without them".into()
@@ -360,7 +365,7 @@ pub(crate) async fn pg_restore_for(
         .await
         .map_err(|e| QueryError::query("server_version_num", &session.target().dbname, &e))?
         .get(0);
-    let major = (target as u32 / 10_000).max(manifest.source.server_major.unwrap_or(0));
+    let major = (target as u32 / 10_000).max(manifest.archive_major().unwrap_or(0));
     let pg_restore = finder.find(Tool::PgRestore, &PgVersion { major, minor: 0, text: major.to_string() })?;
     Ok((target, pg_restore))
 }
@@ -485,27 +490,11 @@ pub async fn restore(
                 }
                 crate::as_admin::prepare_database(session, &caller, &into, &owner).await?;
             }
-            let child = session.connector().child(&into)?;
-            let mut cmd = scrubbed_command(&pg_restore.path);
-            child.apply(&mut cmd);
-            cmd.args(["--no-password", "--exit-on-error"]);
-            if db.format == ArchiveFormat::Directory && req.jobs > 1 {
-                cmd.arg(format!("--jobs={}", req.jobs));
-            }
-            cmd.arg("--dbname")
-                .arg(format!("dbname={}", qrd_pgbin::conninfo_value(&into)))
-                .arg(unpacked.join(&db.member));
-            tracing::info!("restoring {name:?} (pg_restore {})", pg_restore.version);
-            let action_text = format!("restore database {name:?} (pg_restore)");
-            progress.start(&format!("restoring {name}"), None);
-            let result = tokio::task::spawn_blocking(move || run(&mut cmd, &action_text)).await.expect("no panic");
-            progress.finish();
-            result?;
+            let load = Load { pg_restore: &pg_restore, jobs: req.jobs, ownership: Ownership::Keep };
+            archive::restore_into(session, load, db, &unpacked.join(&db.member), &into, progress).await?;
             unfinished = None;
             let (tables, rows) = compare_rows(session, db, &into).await?;
-            if matches!(action, Action::Replace { .. }) {
-                copy_privileges(session, name, &into).await?;
-            }
+            give_attributes(session, db, action, &into).await?;
             restored.push(RestoredDatabase {
                 name: name.clone(),
                 created: create,
@@ -538,7 +527,7 @@ pub async fn restore(
     };
     let filled = tokio::select! {
         done = filled => done,
-        signal = crate::drill::interrupted() => Err(RestoreError::Interrupted { signal }),
+        signal = qrd_pgbin::interrupt::interrupted() => Err(RestoreError::Interrupted { signal: signal.as_str() }),
     };
     let (mut restored, renamed) = match filled {
         Ok(done) => done,
@@ -654,51 +643,34 @@ async fn swap(session: &Session, plan: &Plan, clean: Clean) -> Result<(), Restor
     }
 }
 
-/// Gives `into` the privileges and database settings of `from` (the database it replaces).
-async fn copy_privileges(session: &Session, from: &str, into: &str) -> Result<(), RestoreError> {
-    let db = session.target().dbname.clone();
-    let q = |e: qrd_pg::quote::QuoteError| QueryError::Query {
-        sql: DATABASE_ACL.name,
-        database: db.clone(),
-        message: e.to_string(),
-    };
-    let target = qrd_pg::quote::ident(into).map_err(q)?;
-    let mut statements = Vec::new();
-    let acl = session.client().query(DATABASE_ACL.text, &[&from]).await.map_err(query_err(&DATABASE_ACL, &db))?;
-    if acl.first().is_some_and(|r| !r.get::<_, bool>("acl_default")) {
-        // The exact list replaces the defaults; the privilege words come from a fixed list.
-        statements.push(format!("REVOKE ALL ON DATABASE {target} FROM PUBLIC"));
-        for r in &acl {
-            let Some(privilege) = r.get::<_, Option<String>>("privilege_type") else { continue };
-            let Some(word) = ["CONNECT", "TEMPORARY", "CREATE"].into_iter().find(|w| *w == privilege) else { continue };
-            let to = match r.get::<_, Option<String>>("grantee") {
-                Some(role) => qrd_pg::quote::ident(&role).map_err(q)?,
-                None => "PUBLIC".to_owned(),
-            };
-            let option = if r.get::<_, bool>("is_grantable") { " WITH GRANT OPTION" } else { "" };
-            statements.push(format!("GRANT {word} ON DATABASE {target} TO {to}{option}"));
+/// Gives the database `into`, just filled, what its archive leaves out: the privileges, settings and
+/// connection limit of the database it replaces (`--clean`: the site's as they are now), else the
+/// bundle's. A bundle of a qrd that did not record them leaves `into` as it was created, and says so.
+async fn give_attributes(
+    session: &Session,
+    db: &crate::manifest::Database,
+    action: &Action,
+    into: &str,
+) -> Result<(), RestoreError> {
+    let wanted = match action {
+        Action::Replace { .. } => {
+            let main_db = session.target().dbname.clone();
+            attributes::read(session.client(), &db.name, &main_db).await?.map(|a| (a.attributes, a.owner))
         }
-    }
-    let settings =
-        session.client().query(DATABASE_SETTINGS.text, &[&from]).await.map_err(query_err(&DATABASE_SETTINGS, &db))?;
-    for r in &settings {
-        let setting: String = r.get("setting");
-        let Some((name, value)) = setting.split_once('=') else { continue };
-        let name = name.split('.').map(qrd_pg::quote::ident).collect::<Result<Vec<_>, _>>().map_err(q)?.join(".");
-        let value = qrd_pg::quote::literal(value).map_err(q)?;
-        statements.push(match r.get::<_, Option<String>>("role") {
-            Some(role) => format!(
-                "ALTER ROLE {} IN DATABASE {target} SET {name} = {value}",
-                qrd_pg::quote::ident(&role).map_err(q)?
-            ),
-            None => format!("ALTER DATABASE {target} SET {name} = {value}"),
-        });
-    }
-    for s in &statements {
-        session.client().batch_execute(s).await.map_err(|e| QueryError::query(DATABASE_ACL.name, &db, &e))?;
-    }
-    if !statements.is_empty() {
-        tracing::info!("{into:?} has the privileges and settings of {from:?} ({} statements)", statements.len());
+        Action::Create | Action::FillEmpty => {
+            let owner = db.owner.clone().unwrap_or_default();
+            db.attributes.clone().map(|a| (a, owner))
+        }
+    };
+    match wanted {
+        Some((want, owner)) => {
+            attributes::apply(session, into, &want, &owner).await?;
+        }
+        None => tracing::warn!(
+            "the bundle records no privileges or settings of {:?} (an older qrd wrote it): the database keeps \
+             those it was created with; `qrd provision` gives it the guide's grants",
+            db.name
+        ),
     }
     Ok(())
 }

@@ -1,11 +1,16 @@
 //! Which bundles a backup directory holds ([`list`]), and which of them a retention policy lets go
-//! ([`plan_prune`]): pure logic over data, so `--dry-run` prints exactly the plan that would be carried out.
+//! ([`plan_prune`]: pure logic over data, so `--dry-run` prints exactly the plan that would be carried out;
+//! [`plan`] verifies the directory's bundles through [`crate::status`] first, [`Prune::apply`] deletes).
 //!
 //! The policy is grandfather-father-son: the newest N bundles, the newest of each of the last D calendar
 //! days, the newest of each of the last W ISO weeks (days and weeks in the UTC offset of the `now` given,
 //! today and this week included). Whatever the policy says, the newest bundle known to verify is kept,
 //! and when none is known to verify nothing is deleted: pruning must never leave a directory without a
-//! good backup because the newest ones happen to be damaged.
+//! good backup because the newest ones happen to be damaged. Bundles are verified newest first until one
+//! verifies; a damaged one fills no slot of the policy and is deleted, one that could not be checked here
+//! (no pg_restore of its major, no room for the scratch extraction, a permission) fills no slot either
+//! but is kept, and the prune then fails ([`Prune::finish`]) so that a nightly job's monitoring sees it: a
+//! prune whose PATH lags a server upgrade must not delete every new backup.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -16,6 +21,8 @@ use time::{Date, OffsetDateTime};
 
 use crate::bundle::{ReadError, is_bundle_file_name, is_partial_file_name, read_manifest};
 use crate::manifest::Manifest;
+use crate::status::{self, Checked, Verdict};
+use crate::verify::VerifyError;
 
 /// A bundle found in a directory, with its manifest's summary.
 #[derive(Debug, Clone, Serialize)]
@@ -135,14 +142,34 @@ pub fn list(dir: &Path) -> Result<Listing, ListError> {
 pub struct Candidate {
     pub file_name: String,
     pub created_utc: OffsetDateTime,
-    /// `Some(true)`: verified; `Some(false)`: damaged; `None`: not checked. The caller verifies newest
-    /// first until one verifies.
-    pub verified: Option<bool>,
+    pub known: Known,
+}
+
+/// What is known of a bundle: bundles are verified newest first until one verifies, so the older ones are
+/// [`Known::Untried`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Untried,
+    Verified,
+    Damaged,
+    /// It could not be checked here (see [`crate::status`]): kept, and fills no slot.
+    NotChecked,
+}
+
+impl Known {
+    pub fn of(verdict: Option<&Verdict>) -> Known {
+        match verdict {
+            None => Known::Untried,
+            Some(Verdict::Verified) => Known::Verified,
+            Some(Verdict::Damaged(_)) => Known::Damaged,
+            Some(Verdict::NotChecked(_)) => Known::NotChecked,
+        }
+    }
 }
 
 impl From<&Listed> for Candidate {
     fn from(l: &Listed) -> Candidate {
-        Candidate { file_name: l.file_name.clone(), created_utc: l.summary.created_utc, verified: None }
+        Candidate { file_name: l.file_name.clone(), created_utc: l.summary.created_utc, known: Known::Untried }
     }
 }
 
@@ -173,6 +200,8 @@ pub enum KeepReason {
     FromTheFuture,
     /// No bundle is known to verify, so nothing is deleted.
     NothingVerified,
+    /// It could not be checked here, so nothing is known about it: kept until it can be.
+    NotChecked,
 }
 
 /// Why a bundle goes.
@@ -204,16 +233,16 @@ pub struct PrunePlan {
     pub delete: Vec<Delete>,
 }
 
-/// The plan for `bundles` under `policy` at `now` (see the module documentation). Damaged bundles
-/// (`verified == Some(false)`) fill no slot, so a damaged newest bundle does not push out the good one
-/// of its day.
+/// The plan for `bundles` under `policy` at `now` (see the module documentation). Damaged bundles and
+/// those that could not be checked fill no slot, so a damaged newest bundle does not push out the good one
+/// of its day; the damaged ones go, the others stay.
 pub fn plan_prune(bundles: &[Candidate], policy: Policy, now: OffsetDateTime) -> PrunePlan {
     let mut order: Vec<&Candidate> = bundles.iter().collect();
     order.sort_by(|a, b| (b.created_utc, &b.file_name).cmp(&(a.created_utc, &a.file_name)));
     let offset = now.offset();
     let today = now.date();
     let this_monday = monday(today);
-    let newest_verified = order.iter().position(|c| c.verified == Some(true));
+    let newest_verified = order.iter().position(|c| c.known == Known::Verified);
 
     let mut reasons: Vec<Vec<KeepReason>> = vec![Vec::new(); order.len()];
     let (mut days, mut weeks) = (BTreeSet::new(), BTreeSet::new());
@@ -223,8 +252,13 @@ pub fn plan_prune(bundles: &[Candidate], policy: Policy, now: OffsetDateTime) ->
             reasons[i].push(KeepReason::FromTheFuture);
             continue;
         }
-        if c.verified == Some(false) {
-            continue;
+        match c.known {
+            Known::Damaged => continue,
+            Known::NotChecked => {
+                reasons[i].push(KeepReason::NotChecked);
+                continue;
+            }
+            Known::Untried | Known::Verified => {}
         }
         rank += 1;
         if rank <= policy.keep_last {
@@ -250,11 +284,121 @@ pub fn plan_prune(bundles: &[Candidate], policy: Policy, now: OffsetDateTime) ->
         if !reasons.is_empty() {
             plan.keep.push(Keep { file_name, reasons });
         } else {
-            let reason = if c.verified == Some(false) { DeleteReason::Damaged } else { DeleteReason::OutsidePolicy };
+            let reason = if c.known == Known::Damaged { DeleteReason::Damaged } else { DeleteReason::OutsidePolicy };
             plan.delete.push(Delete { file_name, reason });
         }
     }
     plan
+}
+
+/// A prune of one directory: what verifying its bundles newest first said, the plan, and once applied
+/// what was deleted.
+#[derive(Debug, Serialize)]
+pub struct Prune {
+    pub dir: PathBuf,
+    pub policy: Policy,
+    /// The bundles verified, newest first (see [`crate::status`]).
+    pub checked: Vec<Checked>,
+    pub plan: PrunePlan,
+    /// The files deleted by [`Prune::apply`], in order.
+    pub deleted: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    #[error(
+        "failed to check {} bundle(s), so they are kept: {}; the newest could not be checked because: {source}",
+        kept.len(),
+        kept.join(", ")
+    )]
+    NotChecked {
+        /// The bundles that could not be checked, newest first.
+        kept: Vec<String>,
+        /// Why the newest of them could not be.
+        #[source]
+        source: VerifyError,
+    },
+    #[error("failed to delete {}: {source}", path.display())]
+    Delete {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl PruneError {
+    pub fn hint(&self) -> String {
+        match self {
+            PruneError::NotChecked { source, .. } => format!(
+                "{}; then prune again (bundles that could not be checked are never deleted, and fill no slot of the \
+                 policy; `qrd backup verify BUNDLE` checks one)",
+                source.hint()
+            ),
+            PruneError::Delete { .. } => {
+                "check the directory's permissions; the bundles deleted before it are named above".into()
+            }
+        }
+    }
+}
+
+/// Verifies the bundles of `dir` newest first until one verifies ([`status::status`]), and plans what
+/// `policy` deletes at `now`. Deletes nothing; hold the directory's lock ([`crate::lock::DirLock`]) from
+/// here to [`Prune::apply`].
+pub fn plan(dir: &Path, finder: &qrd_pgbin::Finder, policy: Policy, now: OffsetDateTime) -> Result<Prune, ListError> {
+    let st = status::status(dir, finder)?;
+    let candidates: Vec<Candidate> = st
+        .listing
+        .bundles
+        .iter()
+        .map(|b| Candidate { known: Known::of(st.verdict_of(&b.file_name)), ..Candidate::from(b) })
+        .collect();
+    let plan = plan_prune(&candidates, policy, now);
+    Ok(Prune { dir: dir.to_owned(), policy, checked: st.checked, plan, deleted: Vec::new() })
+}
+
+impl Prune {
+    /// Deletes the plan's bundles in order, stopping at the first that cannot be deleted.
+    pub fn apply(&mut self) -> Result<(), PruneError> {
+        for d in &self.plan.delete {
+            let path = self.dir.join(&d.file_name);
+            std::fs::remove_file(&path).map_err(|source| PruneError::Delete { path: path.clone(), source })?;
+            tracing::info!("deleted {} ({})", d.file_name, d.reason.describe());
+            self.deleted.push(d.file_name.clone());
+        }
+        Ok(())
+    }
+
+    /// The bundles that could not be checked, newest first.
+    pub fn not_checked(&self) -> impl Iterator<Item = &Checked> {
+        self.checked.iter().filter(|c| matches!(c.verdict, Verdict::NotChecked(_)))
+    }
+
+    /// The prune's outcome once reported: an error when a bundle could not be checked (it was kept), so
+    /// that the run does not pass for a full success.
+    pub fn finish(self) -> Result<(), PruneError> {
+        let mut kept = Vec::new();
+        let mut newest = None;
+        for c in self.checked {
+            if let Verdict::NotChecked(e) = c.verdict {
+                kept.push(c.file_name);
+                newest.get_or_insert(e);
+            }
+        }
+        match newest {
+            Some(source) => Err(PruneError::NotChecked { kept, source }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl DeleteReason {
+    /// In a few words, for the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DeleteReason::OutsidePolicy => "outside the policy",
+            DeleteReason::Damaged => "damaged",
+        }
+    }
 }
 
 fn monday(d: Date) -> Date {
@@ -310,11 +454,18 @@ mod tests {
         assert!(l.unreadable[0].path.ends_with("junk.tar.zst"), "{:?}", l.unreadable);
         drop(running);
         assert!(list(dir.path()).unwrap().partials.is_empty());
-        assert!(list(&dir.path().join("missing")).is_err());
+        let missing = dir.path().join("missing");
+        let e = list(&missing).unwrap_err();
+        assert_eq!((e.dir.as_path(), e.source.kind()), (missing.as_path(), std::io::ErrorKind::NotFound));
     }
 
-    fn c(name: &str, created_utc: OffsetDateTime, verified: Option<bool>) -> Candidate {
-        Candidate { file_name: name.into(), created_utc, verified }
+    const U: Known = Known::Untried;
+    const V: Known = Known::Verified;
+    const D: Known = Known::Damaged;
+    const N: Known = Known::NotChecked;
+
+    fn c(name: &str, created_utc: OffsetDateTime, known: Known) -> Candidate {
+        Candidate { file_name: name.into(), created_utc, known }
     }
 
     /// now: Monday 2026-11-23 12:00 UTC, ISO week 2026-W48.
@@ -340,7 +491,7 @@ mod tests {
             Case {
                 what: "the newest N",
                 bundles: (0..5)
-                    .map(|h| c(&format!("h{h}"), NOW - time::Duration::hours(h), (h == 0).then_some(true)))
+                    .map(|h| c(&format!("h{h}"), NOW - time::Duration::hours(h), if h == 0 { V } else { U }))
                     .collect(),
                 policy: policy(2, 0, 0),
                 now: NOW,
@@ -350,10 +501,10 @@ mod tests {
             Case {
                 what: "the newest verified bundle stays whatever the policy; damaged ones fill no slot",
                 bundles: vec![
-                    c("a", datetime!(2026-11-23 04:00 UTC), Some(false)),
-                    c("b", datetime!(2026-11-23 03:00 UTC), None),
-                    c("c", datetime!(2026-11-23 02:00 UTC), Some(true)),
-                    c("d", datetime!(2026-11-23 01:00 UTC), None),
+                    c("a", datetime!(2026-11-23 04:00 UTC), D),
+                    c("b", datetime!(2026-11-23 03:00 UTC), U),
+                    c("c", datetime!(2026-11-23 02:00 UTC), V),
+                    c("d", datetime!(2026-11-23 01:00 UTC), U),
                 ],
                 policy: policy(1, 0, 0),
                 now: NOW,
@@ -361,11 +512,34 @@ mod tests {
                 delete: &[("a", Damaged), ("d", OutsidePolicy)],
             },
             Case {
+                what: "bundles that could not be checked stay and fill no slot; a damaged one still goes",
+                bundles: vec![
+                    c("e", datetime!(2026-11-23 05:00 UTC), D),
+                    c("d", datetime!(2026-11-23 04:00 UTC), N),
+                    c("c", datetime!(2026-11-23 03:00 UTC), N),
+                    c("b", datetime!(2026-11-23 02:00 UTC), V),
+                    c("a", datetime!(2026-11-23 01:00 UTC), U),
+                    c("z", datetime!(2026-11-23 00:30 UTC), U),
+                ],
+                policy: policy(2, 0, 0),
+                now: NOW,
+                keep: &["d", "c", "b", "a"],
+                delete: &[("e", Damaged), ("z", OutsidePolicy)],
+            },
+            Case {
+                what: "none could be checked: nothing is deleted",
+                bundles: vec![c("b", datetime!(2026-11-23 02:00 UTC), N), c("a", datetime!(2026-11-22 02:00 UTC), N)],
+                policy: policy(1, 0, 0),
+                now: NOW,
+                keep: &["b", "a"],
+                delete: &[],
+            },
+            Case {
                 what: "nothing known to verify: nothing is deleted",
                 bundles: vec![
-                    c("a", datetime!(2026-11-23 04:00 UTC), None),
-                    c("b", datetime!(2026-11-20 04:00 UTC), Some(false)),
-                    c("c", datetime!(2026-10-01 04:00 UTC), None),
+                    c("a", datetime!(2026-11-23 04:00 UTC), U),
+                    c("b", datetime!(2026-11-20 04:00 UTC), D),
+                    c("c", datetime!(2026-10-01 04:00 UTC), U),
                 ],
                 policy: policy(1, 0, 0),
                 now: NOW,
@@ -375,9 +549,7 @@ mod tests {
             Case {
                 what: "the newest of each of the last D calendar days, today included",
                 bundles: (0..10)
-                    .map(|i| {
-                        c(&format!("n{i}"), datetime!(2026-11-23 11:00 UTC) - time::Duration::hours(12 * i), Some(true))
-                    })
+                    .map(|i| c(&format!("n{i}"), datetime!(2026-11-23 11:00 UTC) - time::Duration::hours(12 * i), V))
                     .collect(),
                 // n0 11:00 today, n1 23:00 the 22nd, n2 11:00 the 22nd, n3 23:00 the 21st, …
                 policy: policy(0, 3, 0),
@@ -396,7 +568,7 @@ mod tests {
             Case {
                 what: "the newest of each of the last W ISO weeks, this one included",
                 bundles: (0..15)
-                    .map(|d| c(&format!("d{d}"), NOW - time::Duration::days(d), (d == 3).then_some(true)))
+                    .map(|d| c(&format!("d{d}"), NOW - time::Duration::days(d), if d == 3 { V } else { U }))
                     .collect(),
                 // d0 Mon 23rd (W48); d1 Sun 22nd … d7 Mon 16th (W47); d8 Sun 15th … (W46)
                 policy: policy(0, 0, 2),
@@ -420,8 +592,8 @@ mod tests {
             Case {
                 what: "days are calendar days before now, not the last days that have bundles",
                 bundles: vec![
-                    c("old1", datetime!(2026-11-13 02:00 UTC), Some(true)),
-                    c("old2", datetime!(2026-11-12 02:00 UTC), None),
+                    c("old1", datetime!(2026-11-13 02:00 UTC), V),
+                    c("old2", datetime!(2026-11-12 02:00 UTC), U),
                 ],
                 policy: policy(0, 7, 0),
                 now: NOW,
@@ -431,9 +603,9 @@ mod tests {
             Case {
                 what: "a bundle from the future is kept and takes no slot",
                 bundles: vec![
-                    c("future", datetime!(2026-11-24 09:00 UTC), None),
-                    c("today", datetime!(2026-11-23 02:00 UTC), Some(true)),
-                    c("older", datetime!(2026-11-23 01:00 UTC), None),
+                    c("future", datetime!(2026-11-24 09:00 UTC), U),
+                    c("today", datetime!(2026-11-23 02:00 UTC), V),
+                    c("older", datetime!(2026-11-23 01:00 UTC), U),
                 ],
                 policy: policy(1, 0, 0),
                 now: NOW,
@@ -444,8 +616,8 @@ mod tests {
                 what: "days are counted in now's UTC offset",
                 bundles: vec![
                     // 23:30 UTC on the 22nd is 00:30 on the 23rd in Vienna: today, not yesterday.
-                    c("late", datetime!(2026-11-22 23:30 UTC), Some(true)),
-                    c("evening", datetime!(2026-11-22 20:00 UTC), None),
+                    c("late", datetime!(2026-11-22 23:30 UTC), V),
+                    c("evening", datetime!(2026-11-22 20:00 UTC), U),
                 ],
                 policy: policy(0, 1, 0),
                 now: datetime!(2026-11-23 13:00 +01:00),
@@ -469,7 +641,7 @@ mod tests {
             assert_eq!(kept, case.keep, "{}: {plan:#?}", case.what);
             assert_eq!(deleted, case.delete, "{}: {plan:#?}", case.what);
             // Whatever the case: the newest verified bundle is never in the delete list.
-            let mut verified: Vec<&Candidate> = case.bundles.iter().filter(|b| b.verified == Some(true)).collect();
+            let mut verified: Vec<&Candidate> = case.bundles.iter().filter(|b| b.known == V).collect();
             verified.sort_by_key(|b| std::cmp::Reverse(b.created_utc));
             if let Some(newest) = verified.first() {
                 assert!(kept.contains(&newest.file_name.as_str()), "{}: {plan:#?}", case.what);
@@ -479,8 +651,7 @@ mod tests {
 
     #[test]
     fn a_plan_says_why_each_bundle_stays() {
-        let bundles =
-            [c("a", datetime!(2026-11-23 02:00 UTC), Some(true)), c("b", datetime!(2026-11-16 02:00 UTC), None)];
+        let bundles = [c("a", datetime!(2026-11-23 02:00 UTC), V), c("b", datetime!(2026-11-16 02:00 UTC), U)];
         let plan = plan_prune(&bundles, policy(1, 1, 2), NOW);
         assert_eq!(
             plan.keep,

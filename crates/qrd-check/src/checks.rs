@@ -93,22 +93,42 @@ fn backups(ctx: &Context<'_>) -> Vec<Finding> {
             "check the path and this user's rights",
         )];
     }
-    let damaged = if b.damaged.is_empty() {
-        String::new()
-    } else {
-        format!("; {} newer bundle(s) do not verify: {}", b.damaged.len(), b.damaged.join(", "))
-    };
+    let mut damaged = String::new();
+    if !b.damaged.is_empty() {
+        damaged = format!("; {} newer bundle(s) are damaged: {}", b.damaged.len(), b.damaged.join(", "));
+    }
+    // A bundle that could not be checked here is not called damaged: the next step is to make it checkable.
+    let unchecked_hint = b.not_checked.first().map(|n| n.hint.clone());
+    if let Some(first) = b.not_checked.first() {
+        let files: Vec<&str> = b.not_checked.iter().map(|n| n.file.as_str()).collect();
+        let why = first.reason.lines().next().unwrap_or_default();
+        damaged.push_str(&format!(
+            "; {} newer bundle(s) could not be checked here: {} ({}: {why})",
+            files.len(),
+            files.join(", "),
+            first.file
+        ));
+    }
+    let retry = "check the nightly job's log (cron or systemd), then run it again".to_owned();
     vec![match &b.newest_verified {
         None if b.bundles == 0 => Finding::fail(id, format!("no bundle in {}", b.dir), run),
-        None => Finding::fail(id, format!("none of the {} bundle(s) in {} verifies{damaged}", b.bundles, b.dir), run),
+        None => Finding::fail(
+            id,
+            format!("none of the {} bundle(s) in {} is known to verify{damaged}", b.bundles, b.dir),
+            unchecked_hint.unwrap_or(run),
+        ),
         Some((file, hours)) if *hours > crate::BACKUP_FAIL_HOURS => {
             Finding::fail(id, format!("the newest verified bundle, {file}, is {hours:.0} hours old{damaged}"), run)
         }
-        Some((file, hours)) if *hours > crate::BACKUP_WARN_HOURS || !b.damaged.is_empty() => Finding::warn(
-            id,
-            format!("the newest verified bundle, {file}, is {hours:.0} hours old{damaged}"),
-            "check the nightly job's log (cron or systemd), then run it again",
-        ),
+        Some((file, hours))
+            if *hours > crate::BACKUP_WARN_HOURS || !b.damaged.is_empty() || !b.not_checked.is_empty() =>
+        {
+            let hint = match unchecked_hint {
+                Some(h) if *hours <= crate::BACKUP_WARN_HOURS && b.damaged.is_empty() => h,
+                _ => retry,
+            };
+            Finding::warn(id, format!("the newest verified bundle, {file}, is {hours:.0} hours old{damaged}"), hint)
+        }
         Some((file, hours)) => Finding::ok(id, format!("{file} verifies and is {hours:.0} hours old")),
     }]
 }
@@ -943,6 +963,7 @@ mod tests {
             bundles,
             newest_verified: newest.map(|h| ("qrd-backup-x.tar.zst".to_owned(), h)),
             damaged: damaged.iter().map(|d| d.to_string()).collect(),
+            not_checked: Vec::new(),
         };
         assert_eq!(backup_finding(b(Some(3.0), 2, &[])).status, Status::Ok);
         assert_eq!(backup_finding(b(Some(30.0), 2, &[])).status, Status::Warn);
@@ -957,6 +978,28 @@ mod tests {
         assert_eq!(backup_finding(b(None, 0, &[])).status, Status::Fail);
         let f = backup_finding(b(None, 3, &["a", "b", "c"]));
         assert!(f.status == Status::Fail && f.message.contains("none of the 3"), "{f:?}");
+        assert!(f.message.contains("3 newer bundle(s) are damaged: a, b, c"), "{f:?}");
+
+        // Bundles that could not be checked here are said so, not called damaged; the hint is how to check.
+        let unchecked = |newest| {
+            let mut x = b(newest, 2, &[]);
+            x.not_checked = vec![crate::NotChecked {
+                file: "new.tar.zst".into(),
+                reason: "no usable pg_restore for the server's PostgreSQL 16: it needs PostgreSQL 16 or newer\n  …"
+                    .into(),
+                hint: "install the PostgreSQL 16 client tools".into(),
+            }];
+            backup_finding(x)
+        };
+        let f = unchecked(Some(3.0));
+        assert_eq!(f.status, Status::Warn, "{f:?}");
+        assert!(f.message.contains("1 newer bundle(s) could not be checked here: new.tar.zst (new.tar.zst: no usable pg_restore for the server's PostgreSQL 16: it needs PostgreSQL 16 or newer)"), "{f:?}");
+        assert!(!f.message.contains("damaged"), "{f:?}");
+        assert_eq!(f.hint.as_deref(), Some("install the PostgreSQL 16 client tools"));
+        let f = unchecked(None);
+        assert_eq!(f.status, Status::Fail, "nothing is known to verify: {f:?}");
+        assert!(f.message.contains("none of the 2 bundle(s) in /var/backups/qrd is known to verify"), "{f:?}");
+        assert_eq!(f.hint.as_deref(), Some("install the PostgreSQL 16 client tools"));
         let mut unreadable = b(None, 0, &[]);
         unreadable.unreadable = Some("No such file or directory".into());
         assert_eq!(backup_finding(unreadable).status, Status::Fail);

@@ -102,8 +102,20 @@ pub struct Backups {
     pub bundles: usize,
     /// The newest bundle that verifies, and its age in hours.
     pub newest_verified: Option<(String, f64)>,
-    /// Newer bundles that do not verify.
+    /// Newer bundles that are damaged.
     pub damaged: Vec<String>,
+    /// Newer bundles that could not be checked here (no fitting pg_restore, no room or no right to extract
+    /// them): neither good nor damaged as far as is known. The file, and why with the next step.
+    pub not_checked: Vec<NotChecked>,
+}
+
+/// A bundle `qrd check --backup-dir` could not check.
+#[derive(Debug, Clone)]
+pub struct NotChecked {
+    pub file: String,
+    /// Why, in the words of the error.
+    pub reason: String,
+    pub hint: String,
 }
 
 /// Hours after which the newest verified bundle warns (a nightly job missed a night) and fails.

@@ -82,9 +82,12 @@ impl From<qrd_server::LocalError> for CliError {
         let status = match &e {
             E::Connect(c) => connect_status(c),
             E::Query(_) => ExitStatus::Failed,
-            E::DataDirUnreachable { .. } | E::OtherDataDir { .. } | E::Read { .. } | E::Conf(_) | E::Hba(_) => {
-                ExitStatus::Refused
-            }
+            E::DataDirUnreachable { .. }
+            | E::OtherDataDir { .. }
+            | E::Read { .. }
+            | E::Conf(_)
+            | E::Hba(_)
+            | E::Setting { .. } => ExitStatus::Refused,
         };
         let hint = e.hint();
         CliError::new(status, e.to_string()).hint(hint)
@@ -235,6 +238,13 @@ impl From<qrd_backup::verify::VerifyError> for CliError {
     }
 }
 
+impl From<qrd_backup::retention::PruneError> for CliError {
+    fn from(e: qrd_backup::retention::PruneError) -> Self {
+        // A bundle that could not be checked was kept: the prune did not do all its work.
+        with_hint(ExitStatus::Failed, e.to_string(), e.hint())
+    }
+}
+
 impl From<qrd_backup::retention::ListError> for CliError {
     fn from(e: qrd_backup::retention::ListError) -> Self {
         with_hint(ExitStatus::Usage, e.to_string(), e.hint())
@@ -270,12 +280,18 @@ impl From<qrd_backup::offline::OfflineError> for CliError {
 
 impl From<qrd_ha::HaError> for CliError {
     fn from(e: qrd_ha::HaError) -> Self {
+        use qrd_ha::HaError as E;
         let status = match e {
-            qrd_ha::HaError::Query(q) => return q.into(),
-            // An option's file that cannot be used.
-            qrd_ha::HaError::NoConfig { .. } => ExitStatus::Usage,
+            // Errors of the other parts of qrd keep their own entries (a missing bundle exits as for
+            // `qrd restore`, an empty password as for any command).
+            E::Query(q) => return q.into(),
+            E::Auth(a) => return a.into(),
+            E::Backup(b) => return b.into(),
+            E::Restore(r) => return r.into(),
+            // An option's file that cannot be used, or a command line that is not enough.
+            E::NoConfig { .. } | E::Usage(_) => ExitStatus::Usage,
             ref e if e.is_refusal() => ExitStatus::Refused,
-            qrd_ha::HaError::NoApi { .. } | qrd_ha::HaError::Api { .. } => ExitStatus::Connect,
+            E::NoApi { .. } | E::Api { .. } => ExitStatus::Connect,
             _ => ExitStatus::Failed,
         };
         let err = CliError::new(status, e.to_string());

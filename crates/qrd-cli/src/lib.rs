@@ -24,12 +24,46 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     init_logging(cli.verbose);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(commands::run(cli.command)) {
-        Ok(status) => ExitCode::from(status as u8),
-        Err(err) => {
-            output::print_error(&err);
+    let outcome = runtime.block_on(run_interruptibly(cli.command));
+    let code = match (&outcome, qrd_pgbin::interrupt::received()) {
+        (Some(Ok(status)), None) => ExitCode::from(*status as u8),
+        (Some(Err(err)), None) => {
+            output::print_error(err);
             ExitCode::from(err.status as u8)
         }
+        // Interrupted: what the command said as it stopped, then the shell's code for the signal.
+        (_, Some(signal)) => {
+            if let Some(Err(err)) = &outcome {
+                output::print_error(err);
+            }
+            ExitCode::from(qrd_pgbin::interrupt::exit_code(signal))
+        }
+        (None, None) => unreachable!("the command is only abandoned after a signal"),
+    };
+    // A command abandoned on a second signal may have blocking work (compression, extraction) going on: do
+    // not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
+}
+
+/// Runs the command with Ctrl-C and SIGTERM taken over. On the first signal the command unwinds by itself:
+/// its running tools are killed with their process groups, its waits end, and its cleanup runs as for any
+/// failure (a backup's staging directory, a drill's scratch databases, a restore's unfinished databases).
+/// A second signal abandons it at once; its children still die with their process groups. `None` then.
+async fn run_interruptibly(command: cli::Command) -> Option<Result<ExitStatus, CliError>> {
+    use qrd_pgbin::interrupt;
+    interrupt::install();
+    let command = commands::run(command);
+    tokio::pin!(command);
+    tokio::select! {
+        done = &mut command => return Some(done),
+        signal = interrupt::interrupted() => {
+            tracing::warn!("received {signal}: stopping (again to quit at once)");
+        }
+    }
+    tokio::select! {
+        done = &mut command => Some(done),
+        () = interrupt::signals(2) => None,
     }
 }
 

@@ -128,3 +128,23 @@ impl ReplicationArgs {
         )
     }
 }
+
+/// clap's parser for `HOST:PORT` options (`--old-primary`, `--primary`): an IPv6 address in brackets.
+pub fn host_port(s: &str) -> Result<(String, u16), String> {
+    qrd_pg::HostPort::parse_with_port(s).map_err(|e| e.to_string())
+}
+
+/// `--jobs N`: parallel workers for pg_dump/pg_restore (and the bundle's compression threads).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JobsArgs {
+    /// Parallel pg_dump/pg_restore workers; a backup compresses with as many threads [default: the machine's cores]
+    #[arg(long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+}
+
+impl JobsArgs {
+    /// The number given, else one per core of this machine.
+    pub fn get(&self) -> u32 {
+        self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+    }
+}

@@ -60,6 +60,10 @@ pub async fn adopt(
     req: &AdoptRequest,
     progress: &Shared,
 ) -> Result<AdoptReport, HaError> {
+    // A bundle that cannot be read is refused before the cluster is asked anything.
+    if let Source::Bundle(b) = &source {
+        qrd_backup::bundle::read_manifest(b).map_err(restore::RestoreError::from)?;
+    }
     let cluster = {
         let api = cref.api();
         tokio::task::spawn_blocking(move || api.cluster()).await.expect("no panic")?
@@ -103,12 +107,8 @@ pub async fn adopt(
                 after: None,
                 from_data_dir: None,
             };
-            let plan = qrd_backup::backup::plan(session, finder, &breq)
-                .await
-                .map_err(|e| HaError::step("back up the source", e.to_string(), e.hint(), e.is_refusal()))?;
-            let report = qrd_backup::backup::run(session, plan, &breq, progress)
-                .await
-                .map_err(|e| HaError::step("back up the source", e.to_string(), e.hint(), e.is_refusal()))?;
+            let plan = qrd_backup::backup::plan(session, finder, &breq).await?;
+            let report = qrd_backup::backup::run(session, plan, &breq, progress).await?;
             (report.bundle, Some(started.elapsed().as_secs_f64()))
         }
     };
@@ -123,9 +123,7 @@ pub async fn adopt(
         // The leader's bootstrap made the repository role: it keeps its password.
         repo_password: None,
     };
-    let restored = restore::restore(target, finder, &rreq, progress)
-        .await
-        .map_err(|e| HaError::step("restore into the leader", e.to_string(), e.hint(), e.is_refusal()))?;
+    let restored = restore::restore(target, finder, &rreq, progress).await?;
 
     // Every replica streaming and caught up with the leader's WAL after the restore.
     let target_lsn: String = target

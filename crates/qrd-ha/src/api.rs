@@ -1,35 +1,104 @@
 //! Patroni's REST API, etcd's health endpoint and HAProxy's statistics, over HTTP(S). qrd reads Patroni's
 //! JSON (`/cluster`, `/config`, `/patroni`), never patronictl's tables. Requests that change something
 //! carry the REST API user's password (basic authentication), which never appears in a URL, a log line or
-//! an error.
+//! an error. An HTTPS server is believed only when the cluster's CA (or the system's roots) vouches for
+//! its certificate and the name in the URL: there is no "accept any certificate".
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
 use qrd_pg::password::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
 use crate::HaError;
+
+/// Which HTTPS servers qrd believes: those whose certificate the cluster's CA signed (the `cafile` qrd ha
+/// init writes beside each member's certificate), else those the system's roots vouch for.
+#[derive(Clone, Default)]
+pub struct Trust {
+    /// The CA file and its certificates (DER).
+    ca: Option<(PathBuf, Vec<Vec<u8>>)>,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.ca {
+            Some((path, certs)) => write!(f, "Trust({}, {} certificate(s))", path.display(), certs.len()),
+            None => f.write_str("Trust(the system's roots)"),
+        }
+    }
+}
+
+impl Trust {
+    /// The system's roots (a certificate from a public or a site-wide CA the system trusts).
+    pub fn system() -> Trust {
+        Trust::default()
+    }
+
+    /// The certificates of a PEM file (a CA, or a bundle of them).
+    pub fn ca_file(path: &Path) -> Result<Trust, HaError> {
+        let pem = std::fs::read(path).map_err(|e| HaError::io("read the CA file", path, e))?;
+        let certs: Vec<Vec<u8>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(c)) => Some(c.der().to_vec()),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(HaError::io(
+                "read a PEM certificate from",
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "it holds none"),
+            ));
+        }
+        Ok(Trust { ca: Some((path.to_owned(), certs)) })
+    }
+
+    /// The CA file, when one was given.
+    pub fn ca_path(&self) -> Option<&Path> {
+        self.ca.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    fn tls_config(&self) -> TlsConfig {
+        let roots = match &self.ca {
+            Some((_, certs)) => {
+                let certs: Vec<Certificate<'static>> =
+                    certs.iter().map(|d| Certificate::from_der(d).to_owned()).collect();
+                RootCerts::new_with_certs(&certs)
+            }
+            None => RootCerts::PlatformVerifier,
+        };
+        TlsConfig::builder().provider(TlsProvider::NativeTls).root_certs(roots).build()
+    }
+}
 
 /// A REST API client for one cluster: the members' API URLs, tried in turn.
 #[derive(Clone)]
 pub struct Api {
     urls: Vec<String>,
     auth: Option<(String, Secret)>,
+    trust: Trust,
     agent: ureq::Agent,
 }
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Api").field("urls", &self.urls).field("auth", &self.auth.as_ref().map(|a| &a.0)).finish()
+        f.debug_struct("Api")
+            .field("urls", &self.urls)
+            .field("auth", &self.auth.as_ref().map(|a| &a.0))
+            .field("trust", &self.trust)
+            .finish()
     }
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
+fn agent(timeout: Duration, trust: &Trust) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(2)))
         .timeout_global(Some(timeout))
+        .tls_config(trust.tls_config())
         // Patroni answers 503 on /primary for a replica: a status is an answer, not an error.
         .http_status_as_error(false)
         .build()
@@ -50,9 +119,10 @@ impl Reply {
     }
 }
 
-/// A plain GET with a short timeout (etcd's /health, HAProxy's CSV, a member's /primary).
-pub fn get(url: &str) -> Result<Reply, HaError> {
-    request(&agent(Duration::from_secs(5)), "GET", url, None, None)
+/// A plain GET with a short timeout (etcd's /health, HAProxy's CSV, a member's /primary); an HTTPS server
+/// must present a certificate `trust` vouches for.
+pub fn get(url: &str, trust: &Trust) -> Result<Reply, HaError> {
+    request(&agent(Duration::from_secs(5), trust), "GET", url, None, None)
 }
 
 fn request(
@@ -148,9 +218,11 @@ impl Cluster {
 }
 
 impl Api {
-    /// A client for the members at `urls` (`http://host:8008`); `auth` for requests that change something.
-    pub fn new(urls: Vec<String>, auth: Option<(String, Secret)>) -> Api {
-        Api { urls, auth, agent: agent(Duration::from_secs(10)) }
+    /// A client for the members at `urls` (`https://host:8008`); `auth` for requests that change
+    /// something; `trust` for their certificates.
+    pub fn new(urls: Vec<String>, auth: Option<(String, Secret)>, trust: Trust) -> Api {
+        let agent = agent(Duration::from_secs(10), &trust);
+        Api { urls, auth, trust, agent }
     }
 
     pub fn urls(&self) -> &[String] {
@@ -201,7 +273,7 @@ impl Api {
             url: url.clone(),
             message: "this request needs the REST API password, and none was given".into(),
         })?;
-        let r = request(&agent(timeout), method, &url, body, Some(auth))?;
+        let r = request(&agent(timeout, &self.trust), method, &url, body, Some(auth))?;
         if r.status == 401 {
             return Err(HaError::Api { url, message: "the REST API refused the password (HTTP 401)".into() });
         }
@@ -257,12 +329,12 @@ impl Api {
 }
 
 /// etcd's `/health` on each endpoint: `(url, healthy, what it said)`.
-pub fn etcd_health(endpoints: &[String]) -> Vec<(String, bool, String)> {
+pub fn etcd_health(endpoints: &[String], trust: &Trust) -> Vec<(String, bool, String)> {
     endpoints
         .iter()
         .map(|e| {
             let url = format!("{}/health", e.trim_end_matches('/'));
-            match get(&url) {
+            match get(&url, trust) {
                 Ok(r) => {
                     let healthy = r.status == 200
                         && serde_json::from_str::<Value>(&r.body)
@@ -287,9 +359,10 @@ pub struct Backend {
 }
 
 /// HAProxy's servers from its statistics page (`http://host:port/;csv`), BACKEND/FRONTEND rows left out.
+/// The page is read-only and carries no credential (qrd ha init serves it over plain HTTP).
 pub fn haproxy_backends(stats_url: &str) -> Result<Vec<Backend>, HaError> {
     let url = format!("{}/;csv", stats_url.trim_end_matches('/'));
-    let r = get(&url)?;
+    let r = get(&url, &Trust::system())?;
     if r.status != 200 {
         return Err(HaError::Api { url, message: format!("HTTP {}", r.status) });
     }

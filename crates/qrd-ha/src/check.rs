@@ -1,5 +1,7 @@
 //! `qrd ha check`: findings with `qrd check`'s levels and exit codes. From Patroni, etcd and HAProxy
-//! ([`cluster_findings`], a pure function of a [`ClusterStatus`]): one leader; every replica running and
+//! ([`cluster_findings`], a pure function of a [`ClusterStatus`]): one leader; every member the cluster
+//! should have present (a crashed one drops out of Patroni's `/cluster` once its lease runs out, so the
+//! expected set comes from `qrd ha init`'s member list and HAProxy's servers); every replica running and
 //! close behind; one timeline; no pending restart; failsafe mode; etcd quorum; HAProxy sending to the
 //! leader alone. From each member's own server ([`member_settings`], [`settings_findings`]): the same
 //! pg_hba, TLS, SCRAM and max_connections everywhere, as the server really runs them.
@@ -31,13 +33,14 @@ pub fn cluster_findings(st: &ClusterStatus) -> Vec<Finding> {
             "stop the writes through any endpoint but HAProxy's and look at Patroni's logs now",
         )),
     }
+    out.push(members_finding(st));
     let leader_tl = st.members.iter().find(|m| leaders.contains(&m.name.as_str())).and_then(|m| m.timeline);
     for m in st.members.iter().filter(|m| !leaders.contains(&m.name.as_str())) {
         let id = format!("ha.replica.{}", m.name);
         if m.state != "running" && m.state != "streaming" {
             out.push(Finding::fail(
                 id,
-                format!("{} is {}, not streaming", m.name, m.state),
+                format!("{} is {}, not streaming: the cluster lost its failure margin", m.name, m.state),
                 "Patroni's log on that member says why; qrd ha status for the others",
             ));
             continue;
@@ -131,6 +134,41 @@ pub fn cluster_findings(st: &ClusterStatus) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Every member the cluster should have is in Patroni's `/cluster`: one whose Patroni stopped or whose
+/// machine died drops out when its lease runs out, and the cluster then looks whole while it cannot lose
+/// another member.
+fn members_finding(st: &ClusterStatus) -> Finding {
+    if st.expected.is_empty() {
+        return Finding::warn(
+            "ha.members",
+            "the members the cluster should have are unknown (no qrd-members line in --config, no HAProxy \
+             statistics): a member that is down would not show",
+            "pass --config with a patroni.yml qrd ha init wrote, or --haproxy-stats URL",
+        );
+    }
+    if st.missing.is_empty() {
+        return Finding::ok("ha.members", format!("every member is in the cluster: {}", st.expected.join(", ")));
+    }
+    let named: Vec<String> = st
+        .missing
+        .iter()
+        .map(|m| match &m.haproxy {
+            Some(h) => format!("{} (HAProxy: {h})", m.name),
+            None => format!("{} (HAProxy does not list it)", m.name),
+        })
+        .collect();
+    Finding::fail(
+        "ha.members",
+        format!(
+            "{} {} not in Patroni's cluster: the lease ran out (Patroni stopped, or the machine is down); the \
+             cluster lost its failure margin",
+            named.join(", "),
+            if named.len() == 1 { "is" } else { "are" }
+        ),
+        "start Patroni on that member (systemctl start patroni@<major>-<cluster>); its log says why it stopped",
+    )
 }
 
 /// What one member's server runs with, for the comparison.
@@ -282,6 +320,8 @@ mod tests {
                 member("pg2", "replica", "streaming", 2, Some(0)),
                 member("pg3", "replica", "running", 2, Some(10)),
             ],
+            expected: vec!["pg1".into(), "pg2".into(), "pg3".into()],
+            missing: Vec::new(),
             failsafe_mode: true,
             ttl: Some(30),
             loop_wait: Some(10),
@@ -321,6 +361,20 @@ mod tests {
         assert_eq!(level(&f, "ha.replica.pg2"), qrd_check::Status::Fail);
         st.etcd[0].healthy = false;
         assert_eq!(level(&cluster_findings(&st), "ha.etcd"), qrd_check::Status::Fail);
+    }
+
+    #[test]
+    fn a_member_gone_from_patroni_fails_with_its_last_state() {
+        let mut st = status();
+        st.members.pop();
+        st.missing = vec![crate::status::MissingMember { name: "pg3".into(), haproxy: Some("DOWN".into()) }];
+        let f = cluster_findings(&st);
+        assert_eq!(level(&f, "ha.members"), qrd_check::Status::Fail);
+        let m = &f.iter().find(|x| x.id == "ha.members").unwrap().message;
+        assert!(m.contains("pg3 (HAProxy: DOWN)") && m.contains("failure margin"), "{m}");
+        st.expected.clear();
+        st.missing.clear();
+        assert_eq!(level(&cluster_findings(&st), "ha.members"), qrd_check::Status::Warn);
     }
 
     #[test]

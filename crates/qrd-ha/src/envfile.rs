@@ -42,6 +42,36 @@ pub struct GivenSecrets {
     pub restapi: Option<Secret>,
 }
 
+impl GivenSecrets {
+    /// The ones set in qrd's variables: `QRD_PASSWORD_<SUPERUSER>`, `QRD_REPLICATION_PASSWORD`,
+    /// `QRD_PASSWORD_<REWINDER>` and `QRD_PATRONI_API_PASSWORD`. One set but empty is refused (as any
+    /// password qrd reads), not taken for unset.
+    pub fn from_env(superuser: &str, rewinder: &str) -> Result<GivenSecrets, HaError> {
+        use qrd_auth::source;
+        let var = |var: &str| {
+            qrd_pg::password::from_env(var).map_err(|source| {
+                let alternatives = format!("{var}, or leave it unset and qrd ha init generates one");
+                HaError::Auth(qrd_auth::AuthError::Password { source, alternatives })
+            })
+        };
+        Ok(GivenSecrets {
+            superuser: var(&source::password_env(superuser))?,
+            replication: source::replication_password(None, false, false)?,
+            rewind: var(&source::password_env(rewinder))?,
+            restapi: var(source::PATRONI_API_PASSWORD_ENV)?,
+        })
+    }
+}
+
+/// The repository role's password for the bootstrap script: `file`, else `QRD_REPO_PASSWORD`, else asked
+/// on the terminal (twice), as for `qrd provision`.
+pub fn repo_password(file: Option<&std::path::Path>, role: &str) -> Result<Secret, HaError> {
+    match qrd_auth::source::repo_password(file)? {
+        Some(p) => Ok(p),
+        None => Ok(qrd_auth::source::prompt_repo_password(role)?),
+    }
+}
+
 impl Secrets {
     pub fn resolve(given: GivenSecrets, existing: Option<&EnvFile>) -> Result<(Secrets, SecretOrigins), HaError> {
         let mut origins = SecretOrigins::default();

@@ -1,9 +1,14 @@
-//! What can go wrong, each with the next step.
+//! What can go wrong, each with the next step. Errors of the other parts of qrd that `qrd ha` runs
+//! (passwords, backup, restore) keep their own type, so the CLI maps them exactly as for their own
+//! commands (`qrd ha adopt --bundle missing.tar.zst` exits as `qrd restore missing.tar.zst` does).
 
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HaError {
+    /// The command line is incomplete or contradicts itself (exit 2).
+    #[error("{0}")]
+    Usage(String),
     #[error("{reason}")]
     Spec { reason: String },
     #[error("could not {action} {}: {source}", path.display())]
@@ -24,9 +29,15 @@ pub enum HaError {
     Query(#[from] qrd_pg::inventory::QueryError),
     #[error(transparent)]
     Cert(#[from] qrd_cert::CertError),
-    /// A step done by another part of qrd (backup, restore), with its own message and next step.
-    #[error("could not {what}: {message}")]
-    Step { what: &'static str, message: String, next: String, refusal: bool },
+    /// A password that could not be had (its file, variable or prompt), as `qrd_auth` reports it.
+    #[error(transparent)]
+    Auth(#[from] qrd_auth::AuthError),
+    /// Backing up the standalone server `qrd ha adopt` moves in.
+    #[error(transparent)]
+    Backup(#[from] qrd_backup::backup::BackupError),
+    /// Restoring the bundle into the leader.
+    #[error(transparent)]
+    Restore(#[from] qrd_backup::restore::RestoreError),
 }
 
 impl HaError {
@@ -34,13 +45,15 @@ impl HaError {
         HaError::Io { action, path: path.to_owned(), source }
     }
 
-    pub fn step(what: &'static str, message: String, next: String, refusal: bool) -> Self {
-        HaError::Step { what, message, next, refusal }
-    }
-
     /// Refused before anything changed (exit code 4), rather than failed while working.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, HaError::Spec { .. } | HaError::Refused(_) | HaError::Step { refusal: true, .. })
+        match self {
+            HaError::Spec { .. } | HaError::Refused(_) => true,
+            HaError::Auth(e) => e.is_refusal(),
+            HaError::Backup(e) => e.is_refusal(),
+            HaError::Restore(e) => e.is_refusal(),
+            _ => false,
+        }
     }
 
     pub fn hint(&self) -> Option<String> {
@@ -48,21 +61,24 @@ impl HaError {
             HaError::Spec { .. } => Some("see qrd ha init --help".into()),
             HaError::NoConfig { .. } => Some(
                 "pass --config with a member's patroni.yml (qrd ha init writes one per member), or name a \
-                 member's REST API with --api http://HOST:8008"
+                 member's REST API with --api https://HOST:8008 (and --api-ca with the CA that signed its certificate)"
                     .into(),
             ),
             HaError::NoApi { .. } => Some(
                 "start Patroni on the members (systemctl start patroni@<major>-<cluster>), or name a member's \
-                 REST API with --api http://HOST:8008"
+                 REST API with --api https://HOST:8008"
                     .into(),
             ),
             HaError::Api { .. } => Some(
                 "the REST API password is PATRONI_RESTAPI_PASSWORD in a member's env file: pass --env-file \
-                 with that file, or set QRD_PATRONI_API_PASSWORD"
+                 with that file, or set QRD_PATRONI_API_PASSWORD; a certificate error means --api-ca (or the \
+                 restapi.cafile of --config) is not the CA that signed the members' certificate"
                     .into(),
             ),
             HaError::Timeout { .. } => Some("qrd ha status shows where the cluster stands".into()),
-            HaError::Step { next, .. } => Some(next.clone()),
+            HaError::Auth(e) => Some(e.hint()),
+            HaError::Backup(e) => Some(e.hint()),
+            HaError::Restore(e) => Some(e.hint()),
             _ => None,
         }
     }

@@ -54,6 +54,22 @@ pub struct PlannedFile {
     pub diff: Option<String>,
 }
 
+impl PlannedFile {
+    /// What `--dry-run` shows of it: its diff, a line for a secret file (never its content), nothing when
+    /// it is unchanged.
+    pub fn preview(&self) -> Option<String> {
+        match (&self.action, &self.diff) {
+            (Action::Unchanged, _) => None,
+            (_, Some(d)) => Some(d.clone()),
+            (action, None) => Some(format!(
+                "{action:?} {} (secret, {} bytes: not shown)\n",
+                self.dest.display(),
+                self.file.contents.len()
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub files: Vec<PlannedFile>,
@@ -65,6 +81,9 @@ pub struct Plan {
     /// The service user's uid and gid the files get (when it exists here and we may give files away).
     #[serde(skip)]
     owner: Option<(u32, u32)>,
+    /// Other users files are given to (etcd's key), with their uid and gid.
+    #[serde(skip)]
+    users: Vec<(String, u32, u32)>,
     /// Directories to make for the lab layout (owned by the service user).
     #[serde(skip)]
     dirs: Vec<PathBuf>,
@@ -74,6 +93,18 @@ impl Plan {
     pub fn changes(&self) -> usize {
         self.files.iter().filter(|f| f.action != Action::Unchanged).count()
     }
+
+    /// The endpoint's host (what `qrd check -h` names).
+    pub fn endpoint_host(&self) -> String {
+        qrd_pg::HostPort::parse(&self.endpoint).map(|e| e.host).unwrap_or_else(|_| self.endpoint.clone())
+    }
+}
+
+/// What `qrd ha init` did: the plan and the files written.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitReport {
+    pub plan: Plan,
+    pub written: Vec<Written>,
 }
 
 fn dest_of(destination: &Destination, machine: &str, path: &Path) -> PathBuf {
@@ -128,6 +159,14 @@ pub fn plan(req: &InitRequest) -> Result<Plan, HaError> {
     }
 
     let owner = service_owner(&spec.service_user, &mut warnings);
+    let mut users = Vec::new();
+    for name in files.iter().filter_map(|f| f.user.as_deref()) {
+        if !users.iter().any(|(n, _, _)| n == name)
+            && let Some((uid, gid)) = service_owner(name, &mut warnings)
+        {
+            users.push((name.to_owned(), uid, gid));
+        }
+    }
     let mut planned = Vec::new();
     for file in files {
         if !req.only.is_empty() && !req.only.contains(&file.machine) {
@@ -164,8 +203,9 @@ pub fn plan(req: &InitRequest) -> Result<Plan, HaError> {
         files: planned,
         secrets: origins,
         warnings,
-        endpoint: format!("{}:{}", crate::spec::url_host(&spec.endpoint.0), spec.endpoint.1),
+        endpoint: qrd_pg::HostPort { host: spec.endpoint.0.clone(), port: Some(spec.endpoint.1) }.to_string(),
         owner,
+        users,
         dirs,
     })
 }
@@ -178,8 +218,9 @@ fn existing_verifier(sql: &str) -> Option<String> {
     (end > start).then(|| line[start..end].to_owned())
 }
 
-/// The certificate every member presents: the given files (checked to name every member and the
-/// endpoint), or a lab CA and certificate, kept from an earlier run while it still fits.
+/// The certificate every member and etcd presents: the given files (checked to name every member, the
+/// etcd members and the endpoint), or a lab CA and certificate, kept from an earlier run while it still
+/// fits.
 fn tls_material(
     spec: &ClusterSpec,
     old: &[PathBuf; 3],
@@ -187,11 +228,18 @@ fn tls_material(
 ) -> Result<Option<TlsMaterial>, HaError> {
     let [old_cert, old_key, old_ca] = old;
     let mut names: Vec<String> = spec.members.iter().map(|m| m.host.clone()).collect();
+    names.extend(spec.etcd.iter().map(|e| e.host.clone()));
     names.push(spec.endpoint.0.clone());
     if let Some(vip) = &spec.vip {
         names.push(vip.address.split('/').next().unwrap_or_default().to_owned());
     }
-    names.dedup();
+    let mut seen = Vec::new();
+    names.retain(|n| {
+        !seen.contains(n) && {
+            seen.push(n.clone());
+            true
+        }
+    });
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| HaError::io("read", p, e));
     let covers = |pem: &str| -> Result<Vec<String>, HaError> {
         let certs = qrd_cert::parse_certs(pem.as_bytes())?;
@@ -202,8 +250,11 @@ fn tls_material(
     };
     match &spec.tls {
         Tls::Off => {
-            warnings
-                .push("TLS is off: the Qlik nodes' repository password would cross the network in the clear".into());
+            warnings.push(
+                "TLS is off: the Qlik nodes' repository password, and the REST API password of every switchover \
+                 or restart, would cross the network in the clear"
+                    .into(),
+            );
             Ok(None)
         }
         Tls::Files { cert, key, ca } => {
@@ -218,13 +269,24 @@ fn tls_material(
             let missing = covers(&cert_pem)?;
             if !missing.is_empty() {
                 warnings.push(format!(
-                    "{} does not name {}: clients that verify the host name (sslmode=verify-full) will refuse those",
+                    "{} does not name {}: Patroni (to etcd and to the other members' REST API) and clients that \
+                     verify the host name (sslmode=verify-full) will refuse those",
                     cert.display(),
                     missing.join(", ")
                 ));
             }
-            let ca_pem = ca.as_deref().map(read).transpose()?;
-            Ok(Some(TlsMaterial { cert_pem, key_pem, ca_pem }))
+            let ca_pem = read(ca)?;
+            // The leaf's issuer: in the CA file, or an intermediate in the certificate file itself.
+            let issuers: Vec<qrd_cert::CertInfo> =
+                qrd_cert::parse_certs(ca_pem.as_bytes())?.into_iter().chain(info.iter().skip(1).cloned()).collect();
+            if info.first().is_some_and(|leaf| !issuers.iter().any(|i| leaf.signed_by(i))) {
+                warnings.push(format!(
+                    "{} did not sign {}: Patroni and HAProxy will refuse the members' REST API and etcd",
+                    ca.display(),
+                    cert.display()
+                ));
+            }
+            Ok(Some(TlsMaterial { cert_pem, key_pem, ca_pem: Some(ca_pem) }))
         }
         Tls::Generate => {
             // Keep the earlier lab certificate while it names everyone and has a month left.
@@ -238,8 +300,9 @@ fn tls_material(
                     return Ok(Some(TlsMaterial { cert_pem, key_pem: Secret::new(key_pem), ca_pem: Some(ca_pem) }));
                 }
             }
+            // localhost and 127.0.0.1: etcd and PostgreSQL listen there too, for the tools on each machine.
             let mut hosts = names.clone();
-            hosts.push("localhost".into());
+            hosts.extend(["localhost".into(), "127.0.0.1".into()]);
             let lab = qrd_cert::generate_lab(&hosts, 825)?;
             warnings.push(
                 "the certificate is a lab certificate (its own CA): for production pass --tls-cert/--tls-key from your CA".into(),
@@ -294,7 +357,12 @@ pub fn apply(plan: &Plan) -> Result<Vec<Written>, HaError> {
         {
             make_dir(parent, uid, gid)?;
         }
-        let (u, g) = if f.file.root_owned { (0, 0) } else { (uid, gid) };
+        let named = f.file.user.as_ref().and_then(|n| plan.users.iter().find(|(u, _, _)| u == n));
+        let (u, g) = match named {
+            Some((_, u, g)) => (*u, *g),
+            None if f.file.root_owned || f.file.user.is_some() => (0, 0),
+            None => (uid, gid),
+        };
         let (u, g) = if nix::unistd::geteuid().is_root() {
             (u, g)
         } else {

@@ -12,7 +12,10 @@
 //!   nodes' rules as `qrd hba allow-nodes` writes them; `max_connections` in the DCS too (Patroni ignores a
 //!   member's own value for it);
 //! - credentials only in the 0600 env file; the repository role's verifier only in the 0600 bootstrap
-//!   script; neither in the YAML.
+//!   script; neither in the YAML;
+//! - with a certificate, Patroni's REST API (basic authentication for the requests that change something)
+//!   and etcd's client port speak HTTPS only, verified against the cluster's CA by Patroni, HAProxy's
+//!   checks, vip-manager and qrd; without one (`--no-tls`), everything is in the clear.
 
 use std::path::PathBuf;
 
@@ -38,6 +41,9 @@ pub struct File {
     pub secret: bool,
     /// Owned by root rather than the service user (systemd's drop-ins, HAProxy's and etcd's settings).
     pub root_owned: bool,
+    /// Owned by this OS user instead (etcd's key: Debian's etcd runs as `etcd`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// What it is, for the report.
     pub what: &'static str,
     #[serde(skip)]
@@ -79,6 +85,7 @@ pub fn render(spec: &ClusterSpec, inputs: &Inputs<'_>) -> Result<Vec<File>, HaEr
             mode,
             secret,
             root_owned: false,
+            user: None,
             what,
             contents,
         };
@@ -117,27 +124,46 @@ pub fn render(spec: &ClusterSpec, inputs: &Inputs<'_>) -> Result<Vec<File>, HaEr
             files.push(f);
         }
     }
-    for e in &spec.etcd {
-        let (env, _) = spec.etcd_paths(e);
-        files.push(File {
-            machine: format!("etcd-{}", e.name),
-            path: env,
-            mode: 0o644,
-            secret: false,
-            root_owned: true,
-            what: "etcd settings (ETCD_* variables)",
-            contents: etcd_env(spec, e).into_bytes(),
-        });
-    }
-    files.push(File {
-        machine: "haproxy".into(),
-        path: spec.haproxy_path(),
+    let root_file = |machine: String, path: PathBuf, what: &'static str, contents: Vec<u8>| File {
+        machine,
+        path,
         mode: 0o644,
         secret: false,
         root_owned: true,
-        what: "HAProxy configuration",
-        contents: haproxy_cfg(spec).into_bytes(),
-    });
+        user: None,
+        what,
+        contents,
+    };
+    for e in &spec.etcd {
+        let machine = format!("etcd-{}", e.name);
+        let (env, _) = spec.etcd_paths(e);
+        files.push(root_file(machine.clone(), env, "etcd settings (ETCD_* variables)", etcd_env(spec, e).into_bytes()));
+        if let Some(tls) = inputs.tls {
+            let (cert, key) = spec.etcd_tls_paths(e);
+            files.push(root_file(machine.clone(), cert, "etcd's certificate", tls.cert_pem.clone().into_bytes()));
+            files.push(File {
+                mode: 0o600,
+                secret: true,
+                // Debian's etcd.service runs etcd as etcd; a lab's etcd runs as whoever starts it.
+                user: spec.prefix.is_none().then(|| "etcd".to_owned()),
+                ..root_file(machine, key, "etcd's key", tls.key_pem.expose().as_bytes().to_vec())
+            });
+        }
+    }
+    files.push(root_file(
+        "haproxy".into(),
+        spec.haproxy_path(),
+        "HAProxy configuration",
+        haproxy_cfg(spec).into_bytes(),
+    ));
+    if let Some(ca) = inputs.tls.and_then(|t| t.ca_pem.as_ref()) {
+        files.push(root_file(
+            "haproxy".into(),
+            spec.haproxy_ca_path(),
+            "CA certificate (HAProxy's checks of the REST API)",
+            ca.clone().into_bytes(),
+        ));
+    }
     Ok(files)
 }
 
@@ -150,6 +176,10 @@ fn n(v: u32) -> Value {
 }
 
 fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    map_of(pairs)
+}
+
+fn map_of<'a>(pairs: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
     let mut m = Mapping::new();
     for (k, v) in pairs {
         m.insert(s(k), v);
@@ -244,6 +274,20 @@ fn patroni_yml(spec: &ClusterSpec, m: &Member, inputs: &Inputs<'_>) -> Result<Ve
     let pg = format!("{}:{}", url_host(&m.host), spec.pg_port);
     let etcd_hosts: Vec<Value> =
         spec.etcd.iter().map(|e| s(format!("{}:{}", url_host(&e.host), e.client_port))).collect();
+    // With a certificate, the REST API speaks HTTPS only (Patroni uses the same files as a client of the
+    // other members' APIs, verifying them against the CA), and etcd is reached over HTTPS, verified too.
+    let ca = inputs.tls.and_then(|t| t.ca_pem.as_ref()).map(|_| s(p.tls_ca.display().to_string()));
+    let mut restapi = vec![("listen", s(&api)), ("connect_address", s(&api))];
+    let mut etcd3 = vec![("hosts", Value::Sequence(etcd_hosts))];
+    if inputs.tls.is_some() {
+        restapi.push(("certfile", s(p.tls_cert.display().to_string())));
+        restapi.push(("keyfile", s(p.tls_key.display().to_string())));
+        etcd3.push(("protocol", s("https")));
+        if let Some(ca) = &ca {
+            restapi.push(("cafile", ca.clone()));
+            etcd3.push(("cacert", ca.clone()));
+        }
+    }
     let t = spec.timing;
     let mut local_params = Mapping::new();
     local_params.insert(s("unix_socket_directories"), s(p.socket_dir.display().to_string()));
@@ -258,8 +302,8 @@ fn patroni_yml(spec: &ClusterSpec, m: &Member, inputs: &Inputs<'_>) -> Result<Ve
         ("scope", s(&spec.scope)),
         ("namespace", s(spec.namespace())),
         ("name", s(&m.name)),
-        ("restapi", map([("listen", s(&api)), ("connect_address", s(&api))])),
-        ("etcd3", map([("hosts", Value::Sequence(etcd_hosts))])),
+        ("restapi", map_of(restapi)),
+        ("etcd3", map_of(etcd3)),
         (
             "bootstrap",
             map([
@@ -322,7 +366,7 @@ fn patroni_yml(spec: &ClusterSpec, m: &Member, inputs: &Inputs<'_>) -> Result<Ve
          # Credentials come from {} (PATRONI_* variables), never from this file.\n\
          # The bootstrap section counts only when the cluster is first made; change shared settings later\n\
          # with `qrd ha set-param`, which edits the DCS and restarts members in a safe order.\n\
-         {}{}:{}\n{}http://{}:{}\n",
+         {}{}:{}\n{}http://{}:{}\n{}{}\n",
         m.name,
         spec.scope,
         spec.major,
@@ -333,6 +377,8 @@ fn patroni_yml(spec: &ClusterSpec, m: &Member, inputs: &Inputs<'_>) -> Result<Ve
         crate::status::STATS_MARK,
         url_host(&spec.endpoint.0),
         spec.stats_port,
+        crate::status::MEMBERS_MARK,
+        spec.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(","),
     );
     Ok(format!("{header}{yaml}").into_bytes())
 }
@@ -389,15 +435,32 @@ fn dropin_text(spec: &ClusterSpec, m: &Member) -> Vec<u8> {
 
 fn etcd_env(spec: &ClusterSpec, e: &crate::spec::EtcdMember) -> String {
     let (_, data) = spec.etcd_paths(e);
+    let scheme = spec.scheme();
     let loopback = e.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let client = e.client_url(scheme);
     let listen_client =
-        if loopback { e.client_url() } else { format!("{},http://127.0.0.1:{}", e.client_url(), e.client_port) };
+        if loopback { client.clone() } else { format!("{client},{scheme}://127.0.0.1:{}", e.client_port) };
     let cluster: Vec<String> = spec.etcd.iter().map(|x| format!("{}={}", x.name, x.peer_url())).collect();
+    let tls = match spec.tls {
+        crate::spec::Tls::Off => "# No certificate (--no-tls): clients reach etcd in the clear.\n".to_owned(),
+        _ => {
+            let (cert, key) = spec.etcd_tls_paths(e);
+            // No ETCD_TRUSTED_CA_FILE: given one, etcd demands a client certificate of every client, and
+            // the members' certificate is a server certificate (etcd refuses it as a client's).
+            format!(
+                "# Clients (Patroni, vip-manager, qrd) reach etcd over HTTPS only, and verify this certificate\n\
+                 # against the cluster's CA.\n\
+                 ETCD_CERT_FILE=\"{}\"\nETCD_KEY_FILE=\"{}\"\n",
+                cert.display(),
+                key.display()
+            )
+        }
+    };
     format!(
         "# etcd member {name} for Patroni cluster {scope}, written by qrd ha init (Debian's etcd.service reads\n\
-         # /etc/default/etcd). Plain HTTP: keep etcd on the cluster's private network. Three members survive\n\
-         # the loss of one; with one, etcd is a single point of failure (Patroni's failsafe_mode keeps the\n\
-         # leader writing while it reaches every member).\n\
+         # /etc/default/etcd). Peers talk plain HTTP: keep etcd on the cluster's private network. Three\n\
+         # members survive the loss of one; with one, etcd is a single point of failure (Patroni's\n\
+         # failsafe_mode keeps the leader writing while it reaches every member).\n\
          ETCD_NAME=\"{name}\"\n\
          ETCD_DATA_DIR=\"{data}\"\n\
          ETCD_LISTEN_CLIENT_URLS=\"{listen_client}\"\n\
@@ -406,11 +469,11 @@ fn etcd_env(spec: &ClusterSpec, e: &crate::spec::EtcdMember) -> String {
          ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{peer}\"\n\
          ETCD_INITIAL_CLUSTER=\"{cluster}\"\n\
          ETCD_INITIAL_CLUSTER_STATE=\"new\"\n\
-         ETCD_INITIAL_CLUSTER_TOKEN=\"{scope}\"\n",
+         ETCD_INITIAL_CLUSTER_TOKEN=\"{scope}\"\n\
+         {tls}",
         name = e.name,
         scope = spec.scope,
         data = data.display(),
-        client = e.client_url(),
         peer = e.peer_url(),
         cluster = cluster.join(","),
     )
@@ -439,6 +502,13 @@ pub fn haproxy_cfg(spec: &ClusterSpec) -> String {
         scope = spec.scope,
         stats = spec.stats_port,
     );
+    if spec.tls != crate::spec::Tls::Off {
+        // The REST API speaks HTTPS only: the check too, believing a certificate the cluster's CA signed.
+        out.push_str(&format!(
+            "    default-server check-ssl verify required ca-file {}\n",
+            spec.haproxy_ca_path().display()
+        ));
+    }
     if let Some(src) = spec.haproxy_source {
         out.push_str(&format!("    source {src}\n"));
     }
@@ -460,8 +530,8 @@ fn vip_yml(spec: &ClusterSpec, m: &Member, vip: &crate::spec::Vip) -> Result<Vec
         .address
         .split_once('/')
         .ok_or_else(|| HaError::Spec { reason: format!("VIP {:?} is not ADDR/PREFIX", vip.address) })?;
-    let endpoints: Vec<Value> = spec.etcd.iter().map(|e| s(e.client_url())).collect();
-    let doc = map([
+    let endpoints: Vec<Value> = spec.etcd.iter().map(|e| s(e.client_url(spec.scheme()))).collect();
+    let mut pairs = vec![
         ("ip", s(ip)),
         ("netmask", s(prefix)),
         ("interface", s(&vip.interface)),
@@ -470,7 +540,11 @@ fn vip_yml(spec: &ClusterSpec, m: &Member, vip: &crate::spec::Vip) -> Result<Vec
         ("dcs-type", s("etcd")),
         ("dcs-endpoints", Value::Sequence(endpoints)),
         ("interval", n(1000)),
-    ]);
+    ];
+    if spec.tls != crate::spec::Tls::Off {
+        pairs.push(("etcd-ca-file", s(spec.member_paths(m).tls_ca.display().to_string())));
+    }
+    let doc = map_of(pairs);
     let yaml = yaml11_safe(&serde_yaml_ng::to_string(&doc).map_err(|e| HaError::Spec { reason: e.to_string() })?);
     Ok(format!(
         "# vip-manager on member {}: holds {} while this member leads (qrd ha init).\n{yaml}",
@@ -481,6 +555,8 @@ fn vip_yml(spec: &ClusterSpec, m: &Member, vip: &crate::spec::Vip) -> Result<Vec
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::spec::tests::lab;
 
@@ -502,12 +578,15 @@ mod tests {
         let spec = lab();
         let s = secrets();
         let v = Secret::new("SCRAM-SHA-256$4096:c2FsdA==$a:b".to_string());
-        let tls =
-            TlsMaterial { cert_pem: "CERT".into(), key_pem: Secret::new("KEY".to_string()), ca_pem: Some("CA".into()) };
+        let tls = TlsMaterial {
+            cert_pem: "CERT".into(),
+            key_pem: Secret::new("PRIVATE-KEY-PEM".to_string()),
+            ca_pem: Some("CA".into()),
+        };
         let files = render(&spec, &inputs_for(&s, &v, &tls)).unwrap();
         for f in &files {
             let text = String::from_utf8_lossy(&f.contents);
-            for secret in ["su-pw", "repl-pw", "rew-pw", "api-pw", "SCRAM-SHA-256$", "KEY"] {
+            for secret in ["su-pw", "repl-pw", "rew-pw", "api-pw", "SCRAM-SHA-256$", "PRIVATE-KEY-PEM"] {
                 if text.contains(secret) {
                     assert!(f.secret && f.mode == 0o600, "{secret} in {} ({:o})", f.path.display(), f.mode);
                 }
@@ -515,6 +594,43 @@ mod tests {
         }
         let machines: Vec<&str> = files.iter().map(|f| f.machine.as_str()).collect();
         assert!(machines.contains(&"pg3") && machines.contains(&"etcd-e1") && machines.contains(&"haproxy"));
+        // etcd's copy of the key is etcd's (Debian runs it as etcd); HAProxy gets the CA for its checks.
+        let key = files.iter().find(|f| f.path == Path::new("/etc/etcd/qrd/server.key")).unwrap();
+        assert_eq!((key.mode, key.secret, key.user.as_deref()), (0o600, true, Some("etcd")));
+        assert!(files.iter().any(|f| f.machine == "haproxy" && f.path == Path::new("/etc/haproxy/qrd-cluster-ca.crt")));
+    }
+
+    #[test]
+    fn rest_api_and_etcd_speak_https_with_a_certificate() {
+        let spec = lab();
+        let s = secrets();
+        let v = Secret::new("SCRAM-SHA-256$4096:c2FsdA==$a:b".to_string());
+        let tls = TlsMaterial { cert_pem: "C".into(), key_pem: Secret::new("K".to_string()), ca_pem: Some("A".into()) };
+        let yml = String::from_utf8(patroni_yml(&spec, &spec.members[0], &inputs_for(&s, &v, &tls)).unwrap()).unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&yml).unwrap();
+        assert_eq!(doc["restapi"]["certfile"], s_("/etc/patroni/tls/15-qlik-repository.crt"));
+        assert_eq!(doc["restapi"]["keyfile"], s_("/etc/patroni/tls/15-qlik-repository.key"));
+        assert_eq!(doc["restapi"]["cafile"], s_("/etc/patroni/tls/15-qlik-repository-ca.crt"));
+        assert_eq!(doc["etcd3"]["protocol"], s_("https"));
+        assert_eq!(doc["etcd3"]["cacert"], s_("/etc/patroni/tls/15-qlik-repository-ca.crt"));
+        assert!(yml.contains("\n# qrd-members: pg1,pg2,pg3\n"), "{yml}");
+        let etcd = etcd_env(&spec, &spec.etcd[0]);
+        assert!(etcd.contains("ETCD_ADVERTISE_CLIENT_URLS=\"https://10.0.4.2:2379\""), "{etcd}");
+        assert!(etcd.contains("ETCD_LISTEN_CLIENT_URLS=\"https://10.0.4.2:2379,https://127.0.0.1:2379\""), "{etcd}");
+        assert!(etcd.contains("ETCD_CERT_FILE=\"/etc/etcd/qrd/server.crt\""), "{etcd}");
+        // A trusted CA would make etcd demand client certificates, which a server certificate is not.
+        assert!(!etcd.contains("ETCD_TRUSTED_CA_FILE"), "{etcd}");
+        let cfg = haproxy_cfg(&spec);
+        assert!(cfg.contains("default-server check-ssl verify required ca-file /etc/haproxy/qrd-cluster-ca.crt"));
+
+        // --no-tls: plain HTTP everywhere, no certificate named.
+        let mut spec = lab();
+        spec.tls = crate::spec::Tls::Off;
+        let inputs = Inputs { secrets: &s, repo_verifier: &v, tls: None };
+        let yml = String::from_utf8(patroni_yml(&spec, &spec.members[0], &inputs).unwrap()).unwrap();
+        assert!(!yml.contains("certfile") && !yml.contains("protocol"), "{yml}");
+        assert!(etcd_env(&spec, &spec.etcd[0]).contains("ETCD_ADVERTISE_CLIENT_URLS=\"http://10.0.4.2:2379\""));
+        assert!(!haproxy_cfg(&spec).contains("check-ssl"));
     }
 
     #[test]

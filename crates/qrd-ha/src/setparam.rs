@@ -112,6 +112,23 @@ pub fn patch_body(changes: &[Change]) -> Value {
     Value::Object(top)
 }
 
+/// `qrd ha set-param`: `pairs` (`NAME=VALUE`) planned against the DCS, and unless `dry_run` applied, with
+/// the restarts they need when `restart`.
+pub fn set_param(
+    cref: &ClusterRef,
+    pairs: &[String],
+    dry_run: bool,
+    restart: bool,
+    wait: Duration,
+) -> Result<SetParamReport, HaError> {
+    let pairs = parse_pairs(pairs)?;
+    let changes = plan(&cref.api().config()?, &pairs)?;
+    if dry_run {
+        return Ok(SetParamReport { changes, restarts: Vec::new(), pending: Vec::new() });
+    }
+    apply(cref, changes, restart, wait)
+}
+
 pub fn apply(
     cref: &ClusterRef,
     changes: Vec<Change>,

@@ -41,10 +41,13 @@ pub struct EtcdMember {
 }
 
 impl EtcdMember {
-    pub fn client_url(&self) -> String {
-        format!("http://{}:{}", url_host(&self.host), self.client_port)
+    /// Where Patroni, vip-manager and qrd reach it: `https` when the cluster has a certificate.
+    pub fn client_url(&self, scheme: &str) -> String {
+        format!("{scheme}://{}:{}", url_host(&self.host), self.client_port)
     }
 
+    /// Where the other etcd members reach it. Plain HTTP: etcd makes a peer that is given a CA demand a
+    /// client certificate of the peers, and a server certificate is not one (its purpose is serverAuth).
     pub fn peer_url(&self) -> String {
         format!("http://{}:{}", url_host(&self.host), self.peer_port)
     }
@@ -65,16 +68,42 @@ impl Default for Timing {
     }
 }
 
-/// The server certificate every member presents.
+/// The server certificate every member presents (PostgreSQL, Patroni's REST API), and etcd too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tls {
     /// No TLS (not for production: the Qlik nodes send the repository password over it).
     Off,
-    /// These files (PEM), copied to every member: the certificate must name every member and the endpoint.
-    Files { cert: PathBuf, key: PathBuf, ca: Option<PathBuf> },
+    /// These files (PEM), copied to every member: the certificate must name every member, the etcd members
+    /// and the endpoint; the CA is what Patroni, HAProxy and qrd verify it with.
+    Files { cert: PathBuf, key: PathBuf, ca: PathBuf },
     /// A lab CA and one certificate naming every member and the endpoint (`qrd ssl enable --self-signed`'s
     /// kind): for tests and labs; the nodes then need the CA to verify it.
     Generate,
+}
+
+impl Tls {
+    /// The certificate as the command line chose it: `--no-tls`, given files, or a lab CA (`generate`). No
+    /// choice is a usage error, and so are files without their CA: the REST API and etcd are verified
+    /// against it.
+    pub fn choose(
+        no_tls: bool,
+        files: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
+        generate: bool,
+    ) -> Result<Tls, HaError> {
+        match (no_tls, files, generate) {
+            (true, _, _) => Ok(Tls::Off),
+            (_, Some((cert, key, Some(ca))), _) => Ok(Tls::Files { cert, key, ca }),
+            (_, Some((_, _, None)), _) => Err(HaError::Usage(
+                "--tls-ca is needed with --tls-cert: Patroni's REST API, etcd and HAProxy's checks of the members \
+                 are verified against the CA that signed it"
+                    .into(),
+            )),
+            (_, None, true) => Ok(Tls::Generate),
+            (_, None, false) => Err(HaError::Usage(
+                "choose the members' certificate: --tls-cert/--tls-key, --tls-generate (a lab CA), or --no-tls".into(),
+            )),
+        }
+    }
 }
 
 /// A virtual IP that follows the leader (vip-manager), instead of or besides HAProxy.
@@ -212,9 +241,33 @@ impl ClusterSpec {
         }
     }
 
-    /// Each member's REST API, `http://host:port`.
+    /// `https` when the members have a certificate (the REST API and etcd use it too), else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls == Tls::Off { "http" } else { "https" }
+    }
+
+    /// Each member's REST API, `https://host:port`.
     pub fn api_urls(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("http://{}:{}", url_host(&m.host), self.api_port)).collect()
+        self.members.iter().map(|m| format!("{}://{}:{}", self.scheme(), url_host(&m.host), self.api_port)).collect()
+    }
+
+    /// An etcd member's certificate and key (the members' own, copied).
+    pub fn etcd_tls_paths(&self, e: &EtcdMember) -> (PathBuf, PathBuf) {
+        match &self.prefix {
+            Some(prefix) => {
+                let d = prefix.join(format!("etcd-{}", e.name)).join("tls");
+                (d.join("server.crt"), d.join("server.key"))
+            }
+            None => (PathBuf::from("/etc/etcd/qrd/server.crt"), PathBuf::from("/etc/etcd/qrd/server.key")),
+        }
+    }
+
+    /// The CA HAProxy verifies the members' REST API with.
+    pub fn haproxy_ca_path(&self) -> PathBuf {
+        match &self.prefix {
+            Some(prefix) => prefix.join("haproxy/ca.crt"),
+            None => PathBuf::from("/etc/haproxy/qrd-cluster-ca.crt"),
+        }
     }
 
     /// The DCS key prefix Patroni keeps this cluster under.
@@ -281,9 +334,18 @@ impl ClusterSpec {
     }
 }
 
-/// A host as it goes into a URL or `host:port` (IPv6 in brackets).
-pub fn url_host(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() }
+pub use qrd_pg::endpoint::url_host;
+
+/// `HOST[:PORT]` as typed on the command line (an IPv6 address in brackets when a port follows): the host
+/// without brackets, and the port (4432 when none is given).
+pub fn parse_endpoint(s: &str) -> Result<(String, u16), HaError> {
+    let endpoint = qrd_pg::HostPort::parse(s).map_err(|e| HaError::Usage(format!("--endpoint: {e}")))?;
+    Ok(endpoint.or_port(DEFAULT_PG_PORT))
+}
+
+/// The Qlik nodes' `ADDR[/PREFIX]` as typed (`--node`).
+pub fn parse_nodes(nodes: &[String]) -> Result<Vec<Address>, HaError> {
+    nodes.iter().map(|n| Address::parse_node(n).map_err(|e| HaError::Usage(format!("--node {n}: {e}")))).collect()
 }
 
 /// `NAME=HOST` as typed on the command line.
@@ -355,5 +417,26 @@ pub(crate) mod tests {
         assert_eq!(p.data_dir, Path::new("/var/lib/postgresql/15/qlik-repository"));
         assert_eq!(s.max_connections(), 330);
         assert_eq!(url_host("::1"), "[::1]");
+    }
+
+    #[test]
+    fn endpoints_as_typed() {
+        assert_eq!(parse_endpoint("10.0.4.30").unwrap(), ("10.0.4.30".into(), 4432));
+        assert_eq!(parse_endpoint("db.example:5432").unwrap(), ("db.example".into(), 5432));
+        assert_eq!(parse_endpoint("[::1]:4433").unwrap(), ("::1".into(), 4433));
+        assert_eq!(parse_endpoint("::1").unwrap(), ("::1".into(), 4432));
+        assert_eq!(parse_endpoint("[::1]").unwrap(), ("::1".into(), 4432));
+        let e = parse_endpoint("h:port").unwrap_err();
+        assert!(matches!(&e, HaError::Usage(m) if m.contains("the port is not a number")), "{e}");
+    }
+
+    #[test]
+    fn a_certificate_must_be_chosen_with_its_ca() {
+        assert_eq!(Tls::choose(true, None, false).unwrap(), Tls::Off);
+        assert_eq!(Tls::choose(false, None, true).unwrap(), Tls::Generate);
+        let e = Tls::choose(false, Some(("c".into(), "k".into(), None)), false).unwrap_err();
+        assert!(matches!(&e, HaError::Usage(m) if m.contains("--tls-ca")), "{e}");
+        let e = Tls::choose(false, None, false).unwrap_err();
+        assert!(matches!(&e, HaError::Usage(m) if m.contains("--tls-generate")), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 //! commands reason about, and provisioning of the Qlik repository databases.
 
 pub mod connect;
+pub mod endpoint;
 pub mod inventory;
 pub mod password;
 pub mod provision;
@@ -17,6 +18,7 @@ pub mod tls;
 pub mod tlsinfo;
 
 pub use connect::{ConnectError, ConnectOpts, SslMode};
+pub use endpoint::HostPort;
 pub use inventory::Inventory;
 pub use password::Secret;
 pub use session::Session;

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use qrd_pgbin::{Check, WaitError};
+
 use crate::inventory::QueryError;
 use crate::session::Session;
 use crate::sql_template;
@@ -183,15 +185,19 @@ pub async fn reload(session: &Session) -> Result<bool, QueryError> {
     };
     let before = load_time().await?;
     c.query_one(RELOAD.text, &[]).await.map_err(query_err(&RELOAD, session))?;
-    let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
-    while tokio::time::Instant::now() < deadline {
-        if load_time().await? != before {
-            return Ok(true);
+    let seen = qrd_pgbin::poll_until(std::time::Instant::now() + RELOAD_WAIT, "the server has reloaded", || async {
+        let now = load_time().await?;
+        Ok(if now != before { Check::Done(()) } else { Check::Pending(format!("configuration loaded at {now}")) })
+    })
+    .await;
+    match seen {
+        Ok(()) => Ok(true),
+        Err(WaitError::Failed(e)) => Err(e),
+        Err(e) => {
+            tracing::warn!("{e}");
+            Ok(false)
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tracing::warn!("the server has not processed the reload within {} s", RELOAD_WAIT.as_secs());
-    Ok(false)
 }
 
 /// `ALTER SYSTEM SET` refused by the server (its own message: an invalid value, a read-only setting).

@@ -271,7 +271,7 @@ fn is_executable(path: &Path) -> bool {
 /// Runs `path --version` and parses what it prints.
 pub(crate) fn tool_version(path: &Path) -> Result<PgVersion, ProbeError> {
     let mut cmd = crate::run::scrubbed_command(path);
-    let out = crate::run::run(cmd.arg("--version"), "ask a tool its version")?;
+    let out = crate::runner::run_blocking(cmd.arg("--version"), "ask a tool its version")?;
     Ok(PgVersion::from_version_output(&String::from_utf8_lossy(&out.stdout))?)
 }
 

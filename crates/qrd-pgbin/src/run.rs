@@ -6,8 +6,7 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Output};
-
-use crate::shell::display_command;
+use std::time::Duration;
 
 /// A tool that could not be run or did not succeed. The message reads `failed to {action}: `{command}`
 /// exited with status N` followed by the child's stderr and stdout, indented, so the person at the console
@@ -24,6 +23,22 @@ pub enum ToolError {
 
     #[error("failed to {action}: `{command}` {}{}", describe_status(*status), indented_output(stdout, stderr))]
     Exit { action: String, command: String, status: ExitStatus, stdout: String, stderr: String },
+
+    /// It ran past the caller's time limit; its process group was killed.
+    #[error("failed to {action}: `{command}` ran past its timeout of {} and was stopped{}", seconds(*timeout), indented_output(stdout, stderr))]
+    Timeout { action: String, command: String, timeout: Duration, stdout: String, stderr: String },
+
+    /// qrd was interrupted (Ctrl-C, SIGTERM) while it ran; its process group was killed.
+    #[error(
+        "failed to {action}: `{command}` was stopped because qrd received {signal}{}",
+        indented_output(stdout, stderr)
+    )]
+    Interrupted { action: String, command: String, signal: String, stdout: String, stderr: String },
+}
+
+/// `0.5 s`, `30 s`.
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 impl ToolError {
@@ -45,14 +60,20 @@ impl ToolError {
     /// What was being done (`start the server`), as given to [`run`].
     pub fn action(&self) -> &str {
         match self {
-            ToolError::Spawn { action, .. } | ToolError::Exit { action, .. } => action,
+            ToolError::Spawn { action, .. }
+            | ToolError::Exit { action, .. }
+            | ToolError::Timeout { action, .. }
+            | ToolError::Interrupted { action, .. } => action,
         }
     }
 
     /// The command line as printed in the message.
     pub fn command(&self) -> &str {
         match self {
-            ToolError::Spawn { command, .. } | ToolError::Exit { command, .. } => command,
+            ToolError::Spawn { command, .. }
+            | ToolError::Exit { command, .. }
+            | ToolError::Timeout { command, .. }
+            | ToolError::Interrupted { command, .. } => command,
         }
     }
 
@@ -60,8 +81,13 @@ impl ToolError {
     pub fn code(&self) -> Option<i32> {
         match self {
             ToolError::Exit { status, .. } => status.code(),
-            ToolError::Spawn { .. } => None,
+            ToolError::Spawn { .. } | ToolError::Timeout { .. } | ToolError::Interrupted { .. } => None,
         }
+    }
+
+    /// Whether it was stopped for running past its time limit.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ToolError::Timeout { .. })
     }
 
     /// `exited with status 1` / `was killed (…)` and the indented output, or the spawn failure: the part
@@ -70,6 +96,16 @@ impl ToolError {
         match self {
             ToolError::Exit { status, stdout, stderr, .. } => {
                 format!("{}{}", describe_status(*status), indented_output(stdout, stderr))
+            }
+            ToolError::Timeout { timeout, stdout, stderr, .. } => {
+                format!(
+                    "ran past its timeout of {} and was stopped{}",
+                    seconds(*timeout),
+                    indented_output(stdout, stderr)
+                )
+            }
+            ToolError::Interrupted { signal, stdout, stderr, .. } => {
+                format!("was stopped because qrd received {signal}{}", indented_output(stdout, stderr))
             }
             ToolError::Spawn { source, .. } => format!("could not be run: {source}"),
         }
@@ -113,22 +149,6 @@ pub fn describe_output(out: &Output) -> (String, String) {
     )
 }
 
-/// Runs `cmd` to completion, capturing its output; a spawn failure or a non-zero exit becomes a
-/// [`ToolError`] naming `action` (a lowercase fragment: "start the server", "reload the configuration").
-///
-/// The full command is logged at debug level. It holds no secret because none is ever put in argv:
-/// passwords reach children through a [`Passfile`] or the child's own environment.
-pub fn run(cmd: &mut Command, action: &str) -> Result<Output, ToolError> {
-    let command = display_command(cmd);
-    tracing::debug!(%command, action, "running");
-    let out = cmd.output().map_err(|source| ToolError::spawn(action, command.clone(), source))?;
-    tracing::debug!(%command, status = %out.status, "finished");
-    if out.status.success() {
-        return Ok(out);
-    }
-    Err(ToolError::exited(action, command, &out))
-}
-
 /// A `Command` for a PostgreSQL program with every `PG*` variable of our own environment removed, so
 /// nothing (PGPASSWORD, PGSERVICE, PGOPTIONS, a stray PGSSLMODE …) reaches the child by accident, and
 /// qrd's own password variables (`QRD_…PASSWORD…`): a child, often running as the server's user, gets a
@@ -160,24 +180,10 @@ impl Passfile {
 
     /// A passfile with one `host:port:database:user:password` entry; fields are escaped as libpq expects.
     pub fn for_entry(host: &str, port: &str, database: &str, user: &str, password: &str) -> std::io::Result<Self> {
-        if password.contains(['\n', '\r']) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "a password containing a line break cannot be passed through a libpq password file",
-            ));
-        }
+        let line = passfile_line(host, port, database, user, password)?;
         // tempfile creates the file with mode 0600.
         let mut file = tempfile::Builder::new().prefix("qrd-pgpass-").tempfile()?;
-        let field = |s: &str| if s == "*" { s.to_owned() } else { passfile_field(s) };
-        writeln!(
-            file,
-            "{}:{}:{}:{}:{}",
-            field(host),
-            field(port),
-            field(database),
-            field(user),
-            passfile_field(password)
-        )?;
+        file.write_all(line.as_bytes())?;
         file.flush()?;
         Ok(Self { file })
     }
@@ -190,6 +196,21 @@ impl Passfile {
     pub fn apply(&self, cmd: &mut Command) {
         cmd.env("PGPASSFILE", self.path());
     }
+}
+
+/// One line of a libpq password file, `host:port:database:user:password\n`, each field escaped
+/// ([`passfile_field`]) except a `*`, which matches anything. For the temporary [`Passfile`] and for
+/// passfiles that live on (a standby's). libpq reads the file line by line, so a password with a line break
+/// cannot be written.
+pub fn passfile_line(host: &str, port: &str, database: &str, user: &str, password: &str) -> std::io::Result<String> {
+    if password.contains(['\n', '\r']) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a password containing a line break cannot be passed through a libpq password file",
+        ));
+    }
+    let field = |s: &str| if s == "*" { s.to_owned() } else { passfile_field(s) };
+    Ok(format!("{}:{}:{}:{}:{}\n", field(host), field(port), field(database), field(user), passfile_field(password)))
 }
 
 /// One field of a libpq password file line, `\` and `:` escaped (for passfiles written elsewhere too, such
@@ -219,32 +240,6 @@ mod tests {
         drop(p);
         assert!(!path.exists());
         assert!(Passfile::new("a\nb").is_err());
-    }
-
-    #[test]
-    fn a_failure_names_the_action_the_command_and_what_the_tool_said() {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo out; echo 'err one' >&2; echo 'err two' >&2; exit 3"]);
-        let err = run(&mut cmd, "try things").unwrap_err();
-        assert_eq!(err.code(), Some(3));
-        assert_eq!(
-            err.to_string(),
-            "failed to try things: `sh -c 'echo out; echo '\\''err one'\\'' >&2; echo '\\''err two'\\'' >&2; exit 3'` \
-             exited with status 3\nstderr:\n  err one\n  err two\n\nstdout:\n  out"
-        );
-
-        let err = run(Command::new("sh").args(["-c", "exit 1"]), "be quiet").unwrap_err();
-        assert!(err.to_string().ends_with("exited with status 1 (no output)"), "{err}");
-
-        let err = run(&mut Command::new("/nonexistent/tool"), "run a missing tool").unwrap_err();
-        assert!(matches!(err, ToolError::Spawn { .. }));
-        assert!(
-            err.to_string().starts_with("failed to run a missing tool: could not run `/nonexistent/tool`: "),
-            "{err}"
-        );
-
-        let out = run(Command::new("sh").args(["-c", "echo fine"]), "succeed").unwrap();
-        assert_eq!(out.stdout, b"fine\n");
     }
 
     #[test]

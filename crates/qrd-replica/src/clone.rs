@@ -1,30 +1,38 @@
 //! `qrd standby clone`: a new standby's data directory from the primary, configured to stream from it.
 //!
+//! - The target is a data directory, or on Debian and Ubuntu the data directory of a cluster the DBA made
+//!   with `pg_createcluster` (`-D /var/lib/postgresql/16/main`, or its `/etc/postgresql/16/main`): then the
+//!   data directory is replaced by the copy and the configuration stays in `/etc` — the cluster keeps its own
+//!   port, socket directory, pg_hba.conf and start-up through `pg_ctlcluster`; the primary's configuration
+//!   files that came with the copy are removed (the cluster never reads them).
 //! - Refuses a data directory where a server runs, always, and a non-empty one unless `--force` (which
-//!   keeps it aside as `DIR.qrd-old-<time>`: nothing is deleted).
+//!   keeps it aside as `DIR.qrd-old-<time>`: nothing is deleted). A clone over an existing cluster keeps where
+//!   that cluster was reached (`port`, `listen_addresses`, `unix_socket_directories`).
 //! - Asks the primary its version over a replication connection (the replication role may not open
 //!   anything else), then runs a `pg_basebackup` of that major or newer, `-X stream` and a fast checkpoint,
 //!   into `DIR.qrd-partial-…` beside the target, as the server's OS user; the directory gets its final
 //!   name only when the copy is complete.
-//! - Configures it the way PostgreSQL 12 and later read it — `standby.signal` and `primary_conninfo` in
-//!   `postgresql.auto.conf`; the guide's `recovery.conf` is gone since 12 — with the password in a 0600
-//!   password file beside the data directory (`passfile=`), never in the conninfo, a file of the data
-//!   directory, or anyone's argv. `pg_basebackup -R` would write the password into the conninfo; qrd does not
-//!   use it.
+//! - Configures it the way PostgreSQL 12 and later read it ([`crate::configure`]): `standby.signal` and
+//!   `primary_conninfo` in `postgresql.auto.conf`, with the password in a 0600 password file beside the data
+//!   directory (`passfile=`), never in the conninfo, a file of the data directory, or anyone's argv.
+//!   `pg_basebackup -R` would write the password into the conninfo; qrd does not use it.
 //! - `--slot`, `--port` (a standby on the primary's machine needs its own), `--trigger-file` (the guide's
 //!   failover trigger, `promote_trigger_file`: PostgreSQL 12–15 only; 16 removed it).
-//! - `--start`: starts it with pg_ctl of its own major, as its owner, and succeeds once
-//!   `pg_stat_wal_receiver` shows it streaming.
+//! - `--start`: starts it through its service (pg_ctlcluster, systemd, else pg_ctl of its own major as its
+//!   owner) and succeeds once `pg_stat_wal_receiver` shows it streaming.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use qrd_pg::Secret;
-use qrd_pgbin::{Finder, Identity, Passfile, PgVersion, Tool, passfile_field, run, scrubbed_command};
-use qrd_server::local::major_of;
-use qrd_server::pgctl::{PgCtl, running_postmaster};
+use qrd_pgbin::{Finder, Identity, Passfile, PgVersion, Tool, run_blocking, scrubbed_command};
+use qrd_server::Layout;
+use qrd_server::pgctl::running_postmaster;
 
+use crate::configure::{Link, configure_standby};
 use crate::error::ReplicaError;
+use crate::local::{address_settings, kept_settings, remove_unread_copies, start_and_wait};
 
 #[derive(Debug, Clone)]
 pub struct CloneRequest {
@@ -34,7 +42,8 @@ pub struct CloneRequest {
     pub replicator: String,
     pub password: Secret,
     pub slot: Option<String>,
-    /// The standby's own port (written to its postgresql.auto.conf); default: the primary's.
+    /// The standby's own port (written to its postgresql.auto.conf); default: the cluster's own when the
+    /// clone replaces one (a Debian cluster, `--force`), else the primary's.
     pub port: Option<u16>,
     pub trigger_file: Option<PathBuf>,
     /// The OS user the data directory belongs to; default: the owner of its parent directory.
@@ -64,12 +73,17 @@ pub struct Cloned {
     pub seconds: f64,
     /// With `--start`: the receiver's status once it streams.
     pub streaming: Option<String>,
+    /// Where the cluster's configuration lives (`/etc/postgresql/…` on Debian; else in the data directory).
+    pub config_file: PathBuf,
+    /// Settings written so the cluster stays reached where it was (and `--port`).
+    pub kept: BTreeMap<String, String>,
 }
 
 /// Clones the primary into `req.data_dir` (see the module documentation).
 pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError> {
     let started = Instant::now();
-    let dir = req.data_dir.clone();
+    // A data directory, or Debian's configuration directory of one.
+    let dir = Layout::from_dir(&req.data_dir).data_dir;
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
     let io = |what: &'static str, path: &Path| {
         let path = path.to_owned();
@@ -129,16 +143,43 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
     env(&mut cmd);
     cmd.args(["-X", "-A", "-t", "--no-password", "-d", "replication=true", "-c", "SHOW server_version_num"]);
     as_owner(&mut cmd);
-    let out = run(&mut cmd, "ask the primary its version (a replication connection as the replicator)")?;
+    let out = run_blocking(&mut cmd, "ask the primary its version (a replication connection as the replicator)")?;
     let num: u32 = String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
         .map_err(|_| ReplicaError::Internal("the primary did not say its server_version_num".into()))?;
     let primary_version =
         PgVersion { major: num / 10_000, minor: num % 100, text: format!("{}.{}", num / 10_000, num % 100) };
-    if primary_version.major >= 16 && req.trigger_file.is_some() {
-        return Err(ReplicaError::TriggerFileRemoved { major: primary_version.major });
+    let major = primary_version.major;
+    if major >= 16 && req.trigger_file.is_some() {
+        return Err(ReplicaError::TriggerFileRemoved { major });
     }
+
+    // The cluster the copy becomes: Debian's when /etc/postgresql/<major>/<name> is there for this
+    // directory (also when the DBA emptied it), else initdb's layout. An existing cluster's configuration
+    // says where it is reached; the copy must not move it.
+    let layout = Layout::for_major(&dir, major);
+    if layout.config_outside_data_dir()
+        && let Some(cluster_major) = layout.major
+        && cluster_major != major
+    {
+        return Err(ReplicaError::ClusterMajor {
+            dir,
+            config: layout.config_file,
+            cluster_major,
+            primary_major: major,
+        });
+    }
+    let before = if !layout.config_file.exists() {
+        None
+    } else if layout.config_outside_data_dir() {
+        Some(address_settings(&layout)?)
+    } else {
+        // A directory being replaced whose configuration cannot be read keeps nothing of it.
+        address_settings(&layout)
+            .inspect_err(|e| tracing::warn!("the configuration in {} is not read: {e}", dir.display()))
+            .ok()
+    };
     let basebackup = finder.find(Tool::PgBasebackup, &primary_version)?;
 
     // The copy, beside the target, as the owner.
@@ -168,7 +209,27 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
         basebackup.version,
         primary_version.text
     );
-    run(&mut cmd, "copy the primary (pg_basebackup)")?;
+    run_blocking(&mut cmd, "copy the primary (pg_basebackup)")?;
+
+    // The copy's configuration as the cluster will read it: its own in /etc (the primary's copies go), or
+    // the copied one.
+    let copy = if layout.config_outside_data_dir() {
+        remove_unread_copies(partial.path(), &layout)?;
+        Layout { data_dir: partial.path().to_owned(), ..layout.clone() }
+    } else {
+        if !partial.path().join("postgresql.conf").exists() {
+            return Err(ReplicaError::NoConfiguration { dir });
+        }
+        Layout::from_dir(partial.path())
+    };
+    let mut kept = match &before {
+        Some(before) => kept_settings(before, &address_settings(&copy)?),
+        None => Vec::new(),
+    };
+    if let Some(port) = req.port {
+        kept.retain(|(name, _)| name != "port");
+        kept.push(("port".into(), port.to_string()));
+    }
 
     // Configuration, then the final name.
     let application_name = req.name.clone().unwrap_or_else(|| name.clone());
@@ -180,11 +241,16 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
         application_name: application_name.clone(),
         sslmode: req.sslmode.clone(),
         slot: req.slot.clone(),
-        own_port: req.port,
         trigger_file: req.trigger_file.clone(),
+        keep: kept.clone(),
     };
-    let pass_path =
-        configure_standby(partial.path(), &parent.join(format!(".{name}.qrd-replication.pgpass")), &link, &owner)?;
+    let pass_path = configure_standby(
+        partial.path(),
+        &parent.join(format!(".{name}.qrd-replication.pgpass")),
+        &link,
+        &owner,
+        major,
+    )?;
 
     let mut kept_aside = None;
     if non_empty {
@@ -202,14 +268,16 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(io("set the mode of", &dir))?;
     tracing::info!(
-        "{} is a standby of {}:{} (standby.signal, primary_conninfo)",
+        "{} is a standby of {}:{} (standby.signal, primary_conninfo; configuration {})",
         dir.display(),
         req.primary_host,
-        req.primary_port
+        req.primary_port,
+        layout.config_file.display()
     );
 
+    let layout = Layout::for_major(&dir, major);
     let streaming =
-        if req.start { Some(start_and_wait(&dir, finder, &owner, req.superuser.as_deref())?) } else { None };
+        if req.start { Some(start_and_wait(&layout, major, finder, &owner, req.superuser.as_deref())?) } else { None };
     Ok(Cloned {
         data_dir: dir,
         primary: format!("{}:{}", req.primary_host, req.primary_port),
@@ -220,172 +288,7 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
         kept_aside,
         seconds: started.elapsed().as_secs_f64(),
         streaming,
+        config_file: layout.config_file,
+        kept: kept.into_iter().collect(),
     })
-}
-
-/// How a standby reaches its primary.
-#[derive(Debug, Clone)]
-pub struct Link {
-    pub host: String,
-    pub port: u16,
-    pub replicator: String,
-    pub password: Secret,
-    pub application_name: String,
-    pub sslmode: String,
-    pub slot: Option<String>,
-    /// The standby's own `port`, when it must differ from what its configuration says.
-    pub own_port: Option<u16>,
-    pub trigger_file: Option<PathBuf>,
-}
-
-/// The keys qrd writes into a standby's postgresql.auto.conf: older values of them (a copied
-/// `primary_conninfo` that names the server itself after a failover, the source's `port`) are dropped.
-const STANDBY_KEYS: [&str; 4] = ["primary_conninfo", "primary_slot_name", "promote_trigger_file", "port"];
-const STANDBY_MARK: &str = "# qrd standby: stream from the primary (the password is in the passfile, not here)";
-
-/// Makes `dir` a standby following `link`: the password in `passfile` (0600, the owner's), then
-/// `primary_conninfo` with `passfile=`, the slot, port and trigger file in postgresql.auto.conf, and
-/// `standby.signal`. Returns the passfile's path.
-pub fn configure_standby(dir: &Path, passfile: &Path, link: &Link, owner: &Identity) -> Result<PathBuf, ReplicaError> {
-    let line = format!(
-        "{}:{}:replication:{}:{}\n",
-        passfile_field(&link.host),
-        link.port,
-        passfile_field(&link.replicator),
-        passfile_field(link.password.expose())
-    );
-    write_owned(passfile, line.as_bytes(), 0o600, owner)?;
-    let conninfo = [
-        ("host", link.host.clone()),
-        ("port", link.port.to_string()),
-        ("user", link.replicator.clone()),
-        ("passfile", passfile.display().to_string()),
-        ("application_name", link.application_name.clone()),
-        ("sslmode", link.sslmode.clone()),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{k}={}", qrd_pgbin::conninfo_value(v)))
-    .collect::<Vec<_>>()
-    .join(" ");
-    let auto_path = dir.join("postgresql.auto.conf");
-    let old = std::fs::read_to_string(&auto_path).unwrap_or_default();
-    let drop_port = link.own_port.is_some();
-    let mut auto: String = old
-        .lines()
-        .filter(|l| {
-            let key = l.split('=').next().unwrap_or("").trim();
-            *l != STANDBY_MARK && !(STANDBY_KEYS.contains(&key) && (key != "port" || drop_port))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    auto.push_str(STANDBY_MARK);
-    auto.push('\n');
-    auto.push_str(&format!("primary_conninfo = {}\n", conf_string(&conninfo)));
-    if let Some(slot) = &link.slot {
-        auto.push_str(&format!("primary_slot_name = {}\n", conf_string(slot)));
-    }
-    if let Some(port) = link.own_port {
-        auto.push_str(&format!("port = {port}\n"));
-    }
-    if let Some(trigger) = &link.trigger_file {
-        auto.push_str(&format!("promote_trigger_file = {}\n", conf_string(&trigger.display().to_string())));
-    }
-    write_owned(&auto_path, auto.as_bytes(), 0o600, owner)?;
-    write_owned(&dir.join("standby.signal"), b"", 0o600, owner)?;
-    Ok(passfile.to_owned())
-}
-
-/// Starts the standby (pg_ctl of its own major, as its owner) and waits until its WAL receiver streams.
-pub fn start_and_wait(
-    dir: &Path,
-    finder: &Finder,
-    owner: &Identity,
-    superuser: Option<&str>,
-) -> Result<String, ReplicaError> {
-    let major = major_of(dir).ok_or_else(|| ReplicaError::Internal(format!("{} has no PG_VERSION", dir.display())))?;
-    let version = PgVersion { major, minor: 0, text: major.to_string() };
-    let pg_ctl = finder.find(Tool::PgCtl, &version)?;
-    let log_dir = dir.join("log");
-    if !log_dir.exists() {
-        std::fs::create_dir(&log_dir)
-            .and_then(|()| std::os::unix::fs::chown(&log_dir, Some(owner.uid()), Some(owner.gid())))
-            .map_err(|source| ReplicaError::Io { what: "make", path: log_dir.clone(), source })?;
-    }
-    let log = log_dir.join("qrd-standby-start.log");
-    let ctl = PgCtl::for_owner(&pg_ctl.path, dir)?.log_file(&log);
-    ctl.start()?;
-    tracing::info!("standby started; waiting for it to stream");
-    let psql = finder.find(Tool::Psql, &version)?;
-    let (socket, port) = socket_of(dir);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::new();
-    // Through its socket as its owner: peer or trust lets the bootstrap superuser in.
-    let mut users: Vec<&str> = superuser.into_iter().chain(owner.name()).chain(["postgres"]).collect();
-    users.dedup();
-    let mut user = 0;
-    while Instant::now() < deadline {
-        let mut cmd = scrubbed_command(&psql.path);
-        cmd.args(["-X", "-A", "-t", "-w", "-d", "postgres", "-h"]).arg(&socket).arg("-p").arg(port.to_string());
-        cmd.args(["-U", users[user]]);
-        cmd.args(["-c", "SELECT status FROM pg_stat_wal_receiver"]).current_dir("/");
-        if !owner.is_current() {
-            owner.apply_to(&mut cmd);
-        }
-        match cmd.output() {
-            Ok(out) if out.status.success() => {
-                last = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-                if last == "streaming" {
-                    return Ok(last);
-                }
-            }
-            Ok(out) => {
-                last = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-                if last.contains("role") && last.contains("does not exist") && user + 1 < users.len() {
-                    user += 1;
-                    continue;
-                }
-            }
-            Err(e) => last = e.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Err(ReplicaError::NotStreaming { dir: dir.to_owned(), last })
-}
-
-/// The socket directory and port the standby's configuration names (as the copy holds it).
-pub fn socket_of(dir: &Path) -> (String, u16) {
-    let mut socket = "/var/run/postgresql".to_owned();
-    let mut port = 5432;
-    for file in ["postgresql.conf", "postgresql.auto.conf"] {
-        for line in std::fs::read_to_string(dir.join(file)).unwrap_or_default().lines() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            let Some((k, v)) = line.split_once('=') else { continue };
-            let v = v.trim().trim_matches('\'');
-            match k.trim() {
-                "port" => port = v.parse().unwrap_or(port),
-                "unix_socket_directories" => {
-                    socket = v.split(',').next().unwrap_or(v).trim().to_owned();
-                }
-                _ => {}
-            }
-        }
-    }
-    (socket, port)
-}
-
-fn write_owned(path: &Path, bytes: &[u8], mode: u32, owner: &Identity) -> Result<(), ReplicaError> {
-    let perms = qrd_conf::write::Perms { uid: owner.uid(), gid: owner.gid(), mode };
-    qrd_conf::write::replace_file(path, bytes, perms)
-        .map_err(|e| ReplicaError::Io {
-            what: "write",
-            path: path.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })
-        .map(|_| ())
-}
-
-/// A postgresql.conf value, by the configuration editor's own rule. Its parts come from the command line
-/// and file paths, which cannot hold a NUL.
-fn conf_string(s: &str) -> String {
-    qrd_conf::pgconf::format_value(s).expect("command-line values and paths hold no NUL")
 }

@@ -25,7 +25,22 @@ pub enum ReplicaError {
     #[error("the data directory's OS user: {message}")]
     OsUser { message: String },
     #[error("the standby in {} did not stream within 60 s (last seen: {last})", dir.display())]
-    NotStreaming { dir: PathBuf, last: String },
+    NotStreaming { dir: PathBuf, last: String, log: String },
+    #[error(
+        "{} belongs to the PostgreSQL {cluster_major} cluster configured in {}; the primary runs {primary_major}",
+        dir.display(),
+        config.display()
+    )]
+    ClusterMajor { dir: PathBuf, config: PathBuf, cluster_major: u32, primary_major: u32 },
+    #[error(
+        "the copy of the primary has no postgresql.conf (the primary keeps its configuration outside its data directory), and {} has none of its own",
+        dir.display()
+    )]
+    NoConfiguration { dir: PathBuf },
+    #[error("failed to read {}: {source}", path.display())]
+    AutoConf { path: PathBuf, source: qrd_conf::ParseError },
+    #[error("pg_controldata could not be read for {}: {message}", dir.display())]
+    ControlData { dir: PathBuf, message: String },
     #[error("failed to {what} {}: {source}", path.display())]
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -44,6 +59,10 @@ pub enum ReplicaError {
     Tool(#[from] qrd_pgbin::ToolError),
     #[error(transparent)]
     PgCtl(#[from] qrd_server::PgCtlError),
+    #[error(transparent)]
+    Service(#[from] qrd_server::ServiceError),
+    #[error(transparent)]
+    Connect(#[from] qrd_pg::connect::ConnectError),
     #[error("{server} is not a standby (it is not in recovery): nothing to promote")]
     NotAStandby { server: String },
     #[error(
@@ -64,8 +83,8 @@ pub enum ReplicaError {
     NotAPrimary { server: String },
     #[error("{server} is not streaming from the primary now: a switchover would wait for WAL it cannot get")]
     NotStreamingNow { server: String },
-    #[error("{} did not stop cleanly (pg_control state {state})", dir.display())]
-    NotCleanlyStopped { dir: PathBuf, state: i32 },
+    #[error("{} did not stop cleanly (pg_controldata says the cluster state is {state:?})", dir.display())]
+    NotCleanlyStopped { dir: PathBuf, state: String },
     #[error("{server} did not replay past the primary's shutdown checkpoint {lsn} in time; it was not promoted")]
     NotCaughtUp { server: String, lsn: String },
     #[error("{0}")]
@@ -92,10 +111,23 @@ impl ReplicaError {
                 "promote with `qrd failover` (pg_promote() over a connection) instead".into()
             }
             ReplicaError::OsUser { .. } => "name the OS user the server runs as with --os-user".into(),
-            ReplicaError::NotStreaming { dir, .. } => format!(
-                "the standby's log is in {}; check the primary's pg_hba.conf replication rule and the replicator's password",
-                dir.join("log").display()
+            ReplicaError::NotStreaming { log, .. } => format!(
+                "the standby's log ({log}) says why; check the primary's pg_hba.conf replication rule and the replicator's password"
             ),
+            ReplicaError::ClusterMajor { .. } => {
+                "clone into a cluster of the primary's major (pg_createcluster MAJOR NAME), or into another directory".into()
+            }
+            ReplicaError::NoConfiguration { .. } => {
+                "create the standby's cluster first (pg_createcluster on Debian and Ubuntu) and clone into its data directory with --force"
+                    .into()
+            }
+            ReplicaError::AutoConf { .. } => {
+                "fix the line named above (or move the file aside; ALTER SYSTEM writes it anew), then run again".into()
+            }
+            ReplicaError::ControlData { .. } => {
+                "run pg_controldata on the data directory yourself; nothing was promoted: start the old primary again"
+                    .into()
+            }
             ReplicaError::Io { .. } => "check the directory's permissions and free space".into(),
             ReplicaError::Query(_) => "run again with -v for the statements qrd runs; connect as a superuser".into(),
             ReplicaError::Local(e) => e.hint(),
@@ -107,6 +139,8 @@ impl ReplicaError {
             ReplicaError::Tools(e) => e.hint(),
             ReplicaError::Tool(_) => "the tool's own words are above".into(),
             ReplicaError::PgCtl(_) => "the standby's log says why it did not start".into(),
+            ReplicaError::Service(_) => "the server's own words are above (its log's last lines with them)".into(),
+            ReplicaError::Connect(e) => e.hint(),
             ReplicaError::NotAStandby { .. } => "connect to the standby to promote (-h/-p)".into(),
             ReplicaError::OldPrimaryAlive { .. } => {
                 "stop the old primary (or cut it off the network) first; --force promotes anyway".into()
@@ -128,7 +162,8 @@ impl ReplicaError {
             ReplicaError::NotAPrimary { .. } => "connect (-h/-p) to the primary; --standby names the standby".into(),
             ReplicaError::NotStreamingNow { .. } => "`qrd standby status` on the standby shows why".into(),
             ReplicaError::NotCleanlyStopped { .. } | ReplicaError::NotCaughtUp { .. } => {
-                "nothing was promoted: start the old primary again (pg_ctl start) and look at both logs".into()
+                "nothing was promoted: start the old primary again (pg_ctl start, or its service) and look at both logs"
+                    .into()
             }
             ReplicaError::Internal(_) => "this is a bug in qrd: please report it".into(),
         }
@@ -153,6 +188,8 @@ impl ReplicaError {
                 | ReplicaError::NotADataDir { .. }
                 | ReplicaError::NotAPrimary { .. }
                 | ReplicaError::NotStreamingNow { .. }
+                | ReplicaError::ClusterMajor { .. }
+                | ReplicaError::NoConfiguration { .. }
         )
     }
 }

@@ -4,8 +4,10 @@
 //! - Fencing first: with `--old-primary HOST:PORT`, when the old primary answers and is not in recovery,
 //!   promoting a second writable primary would split the site's writes between two servers; qrd refuses
 //!   unless `--force`. An old primary that does not answer, or answers as a standby, is fine.
-//! - Promotion by `pg_promote()` over the connection (PostgreSQL 12+), or by `pg_ctl promote` with
-//!   `--data-dir`, or — the guide's way, for monitors without database credentials — by creating the
+//! - Promotion by `pg_promote()` over the connection (PostgreSQL 12+), or with `--data-dir` through the
+//!   cluster's service (`pg_ctlcluster … promote` for a Debian cluster, else `pg_ctl promote` as the owner;
+//!   the directory may be Debian's `/etc/postgresql/<major>/<name>` too, and must be the data directory of
+//!   the server qrd is connected to), or — the guide's way, for monitors without database credentials — by creating the
 //!   standby's `promote_trigger_file` (`--via-trigger-file`, PostgreSQL 12–15; 16 removed the setting).
 //! - Then: the server must hand out a transaction id (which fails during recovery), and the report gives
 //!   the time it took and the new timeline.
@@ -16,10 +18,12 @@ use std::time::{Duration, Instant};
 use qrd_pg::inventory::QueryError;
 use qrd_pg::template::Template;
 use qrd_pg::{ConnectOpts, Session, sql_template};
-use qrd_pgbin::{Finder, PgVersion, Tool};
-use qrd_server::pgctl::PgCtl;
+use qrd_pgbin::Finder;
+use qrd_server::Layout;
+use qrd_server::service::Manager;
 
 use crate::error::ReplicaError;
+use crate::local::{check_data_dir, pg_ctl_for, service_of};
 use crate::status::{query_err, role_of};
 
 const PROMOTE: Template = sql_template!("replica/promote.sql");
@@ -29,8 +33,8 @@ const WRITABLE: Template = sql_template!("replica/writable.sql");
 pub enum Method {
     /// `pg_promote()` over the session.
     Connection,
-    /// `pg_ctl promote -D DIR` as the directory's owner.
-    PgCtl(PathBuf),
+    /// Through the service of the cluster whose data (or Debian configuration) directory this is.
+    DataDir(PathBuf),
     /// Create this file (the standby's `promote_trigger_file`).
     TriggerFile(PathBuf),
 }
@@ -125,12 +129,19 @@ pub async fn failover(session: &Session, finder: &Finder, req: &FailoverRequest)
             promote(session).await?;
             "pg_promote()".to_owned()
         }
-        Method::PgCtl(dir) => {
-            let v = PgVersion { major, minor: 0, text: major.to_string() };
-            let pg_ctl = finder.find(Tool::PgCtl, &v)?;
-            let ctl = PgCtl::for_owner(&pg_ctl.path, dir)?;
-            tokio::task::spawn_blocking(move || ctl.promote()).await.expect("no panic")?;
-            "pg_ctl promote".to_owned()
+        Method::DataDir(dir) => {
+            let layout = Layout::from_dir(dir);
+            check_data_dir(session, &layout).await?;
+            let service = service_of(&layout, major, finder)?;
+            let method = match service.manager() {
+                Manager::PgCtlCluster { version, cluster, .. } => format!("pg_ctlcluster {version} {cluster} promote"),
+                Manager::Systemd { .. } | Manager::PgCtl(_) => "pg_ctl promote".to_owned(),
+            };
+            let finder = finder.clone();
+            tokio::task::spawn_blocking(move || service.promote(|| pg_ctl_for(&layout, major, &finder)))
+                .await
+                .expect("no panic")?;
+            method
         }
         Method::TriggerFile(path) => {
             if major >= 16 {

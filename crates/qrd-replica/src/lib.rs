@@ -12,10 +12,17 @@
 //! - [`failover`]: `qrd failover`, fencing, promotion, and the Qlik nodes' next steps;
 //! - [`rejoin`]: `qrd standby rejoin`, a failed old primary rewound (or re-cloned) into a standby;
 //! - [`switchover`]: `qrd switchover`, the planned move without losing a transaction.
+//!
+//! Shared by them: [`configure`], the configuration that makes a data directory a standby, per major;
+//! [`local`], the server of a data directory on this machine (its layout, service, socket and streaming
+//! wait); [`control`], a stopped server's pg_control through `pg_controldata`.
 
 pub mod clone;
+pub mod configure;
+pub mod control;
 pub mod error;
 pub mod failover;
+pub mod local;
 pub mod prepare;
 pub mod rejoin;
 pub mod status;

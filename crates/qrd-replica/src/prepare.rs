@@ -133,16 +133,10 @@ pub struct Prepared {
     pub restarted: bool,
 }
 
-/// Plans prepare-primary on `server` (see the module documentation). Changes nothing.
-pub async fn plan(server: &LocalServer, req: &PrepareRequest) -> Result<PreparePlan, ReplicaError> {
-    let session = &server.session;
-    let major = server.facts.major;
-    if req.standbys.is_empty() {
-        return Err(ReplicaError::NoStandby);
-    }
-
-    // Settings: only what falls short.
-    let names: Vec<String> = [
+/// The settings prepare-primary reads on a primary of PostgreSQL `major`: on 12 `wal_keep_segments`, which
+/// 13 replaced by `wal_keep_size` (and refuses).
+pub fn setting_names(major: u32) -> Vec<String> {
+    [
         "wal_level",
         "max_wal_senders",
         if major >= 13 { "wal_keep_size" } else { "wal_keep_segments" },
@@ -153,18 +147,30 @@ pub async fn plan(server: &LocalServer, req: &PrepareRequest) -> Result<PrepareP
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
-    let rows = serverconf::settings(session, &names).await?;
-    let now = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.setting.clone()).unwrap_or_default();
+    .collect()
+}
+
+/// The settings a primary of PostgreSQL `major` needs for `standbys` standbys and `slots` slots, given what
+/// it has now (`now(name)`: pg_settings' `setting`, in the setting's own unit — MB for wal_keep_size,
+/// segments for wal_keep_segments): only those that fall short, so a second run wants nothing.
+pub fn wanted_settings(
+    major: u32,
+    now: &dyn Fn(&str) -> String,
+    standbys: usize,
+    slots: usize,
+) -> Vec<(String, String)> {
     let int = |name: &str| now(name).parse::<i64>().unwrap_or(0);
     let mut wanted: Vec<(String, String)> = Vec::new();
+    // `logical` includes what `replica` writes.
     if now("wal_level") == "minimal" {
         wanted.push(("wal_level".into(), "replica".into()));
     }
-    let senders = req.standbys.len() as i64 + 2;
+    let senders = standbys as i64 + 2;
     if int("max_wal_senders") < senders {
         wanted.push(("max_wal_senders".into(), senders.to_string()));
     }
+    // The guide names wal_keep_segments only; 13 and later refuse it ("unrecognized configuration
+    // parameter") and keep wal_keep_size instead. 64 segments of the default 16 MB are the same 1 GB.
     if major >= 13 {
         if int("wal_keep_size") < WAL_KEEP_MB {
             wanted.push(("wal_keep_size".into(), format!("{WAL_KEEP_MB}MB")));
@@ -175,13 +181,30 @@ pub async fn plan(server: &LocalServer, req: &PrepareRequest) -> Result<PrepareP
     if now("hot_standby") != "on" {
         wanted.push(("hot_standby".into(), "on".into()));
     }
+    // pg_rewind needs hint bits WAL-logged; data checksums do that already.
     if now("wal_log_hints") != "on" && now("data_checksums") != "on" {
         wanted.push(("wal_log_hints".into(), "on".into()));
     }
-    let slots_needed = req.slots.len() as i64 + 2;
-    if !req.slots.is_empty() && int("max_replication_slots") < slots_needed {
+    let slots_needed = slots as i64 + 2;
+    if slots > 0 && int("max_replication_slots") < slots_needed {
         wanted.push(("max_replication_slots".into(), slots_needed.to_string()));
     }
+    wanted
+}
+
+/// Plans prepare-primary on `server` (see the module documentation). Changes nothing.
+pub async fn plan(server: &LocalServer, req: &PrepareRequest) -> Result<PreparePlan, ReplicaError> {
+    let session = &server.session;
+    let major = server.facts.major;
+    if req.standbys.is_empty() {
+        return Err(ReplicaError::NoStandby);
+    }
+
+    // Settings: only what falls short.
+    let names = setting_names(major);
+    let rows = serverconf::settings(session, &names).await?;
+    let now = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.setting.clone()).unwrap_or_default();
+    let wanted = wanted_settings(major, &now, req.standbys.len(), req.slots.len());
     let settings: Vec<SettingChange> = wanted
         .iter()
         .map(|(name, to)| SettingChange {
@@ -341,4 +364,90 @@ pub async fn apply(
         );
     }
     Ok(Prepared { plan, restart_pending, restarted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// initdb's defaults of each major (pg_settings' `setting`).
+    fn defaults(major: u32) -> impl Fn(&str) -> String {
+        move |name: &str| {
+            match name {
+                "wal_level" => "replica",
+                "max_wal_senders" | "max_replication_slots" => "10",
+                "wal_keep_segments" if major < 13 => "0",
+                "wal_keep_size" if major >= 13 => "0",
+                "hot_standby" => "on",
+                "wal_log_hints" | "data_checksums" => "off",
+                _ => "",
+            }
+            .to_owned()
+        }
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// 12 keeps WAL for standbys with wal_keep_segments, the guide's setting.
+    #[test]
+    fn twelve_keeps_wal_by_segments() {
+        assert!(setting_names(12).contains(&"wal_keep_segments".to_owned()));
+        assert!(!setting_names(12).contains(&"wal_keep_size".to_owned()));
+        assert_eq!(
+            wanted_settings(12, &defaults(12), 1, 0),
+            pairs(&[("wal_keep_segments", "64"), ("wal_log_hints", "on")])
+        );
+    }
+
+    /// 13 and later refuse wal_keep_segments: wal_keep_size, the same 1 GB.
+    #[test]
+    fn thirteen_and_later_keep_wal_by_size() {
+        for major in 13..=16 {
+            assert!(!setting_names(major).contains(&"wal_keep_segments".to_owned()), "{major}");
+            assert_eq!(
+                wanted_settings(major, &defaults(major), 1, 0),
+                pairs(&[("wal_keep_size", "1024MB"), ("wal_log_hints", "on")]),
+                "{major}"
+            );
+        }
+    }
+
+    /// Once applied, a second run wants nothing.
+    #[test]
+    fn a_prepared_primary_wants_nothing() {
+        for major in [12, 16] {
+            let now = |name: &str| match name {
+                "wal_keep_segments" => "64".to_owned(),
+                "wal_keep_size" => "1024".to_owned(),
+                "wal_log_hints" => "on".to_owned(),
+                other => defaults(major)(other),
+            };
+            assert_eq!(wanted_settings(major, &now, 1, 1), [], "{major}");
+        }
+    }
+
+    #[test]
+    fn minimal_wal_more_standbys_and_slots_are_raised() {
+        let now = |name: &str| match name {
+            "wal_level" => "minimal".to_owned(),
+            "max_wal_senders" => "0".to_owned(),
+            "max_replication_slots" => "2".to_owned(),
+            "data_checksums" => "on".to_owned(),
+            other => defaults(15)(other),
+        };
+        assert_eq!(
+            wanted_settings(15, &now, 3, 2),
+            pairs(&[
+                ("wal_level", "replica"),
+                ("max_wal_senders", "5"),
+                ("wal_keep_size", "1024MB"),
+                ("max_replication_slots", "4"),
+            ])
+        );
+        // `logical` already writes what a standby needs.
+        let logical = |name: &str| if name == "wal_level" { "logical".to_owned() } else { defaults(15)(name) };
+        assert!(!wanted_settings(15, &logical, 1, 0).iter().any(|(k, _)| k == "wal_level"));
+    }
 }

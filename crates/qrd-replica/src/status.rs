@@ -10,7 +10,7 @@ use qrd_pg::template::Template;
 const ROLE_OF_SERVER: Template = sql_template!("replica/role_of_server.sql");
 const REPLICATION: Template = sql_template!("replica/replication.sql");
 const SLOTS_STATUS: Template = sql_template!("replica/slots_status.sql");
-const RECEIVER: Template = sql_template!("replica/receiver.sql");
+pub(crate) const RECEIVER: Template = sql_template!("replica/receiver.sql");
 
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "role")]

@@ -1,13 +1,16 @@
 //! `qrd switchover`: the planned move of the primary role to a standby, losing nothing.
 //!
 //! 1. The standby must be streaming from this primary (`pg_stat_replication` shows it).
-//! 2. The primary stops cleanly (`pg_ctl stop -m fast`): its walsenders send everything, up to the shutdown
-//!    checkpoint, before it exits.
-//! 3. qrd reads that checkpoint's location from the stopped primary's `global/pg_control` and waits until
-//!    the standby has replayed past it: every transaction the primary acknowledged is on the standby.
+//! 2. The primary stops cleanly (fast) through its service — `pg_ctlcluster` for a Debian cluster, its
+//!    systemd unit, else `pg_ctl stop -m fast` as the owner: its walsenders send everything, up to the
+//!    shutdown checkpoint, before it exits.
+//! 3. qrd reads that checkpoint's location with `pg_controldata` of the primary's major (which checks
+//!    pg_control's CRC) and waits until the standby has replayed past it: every transaction the primary
+//!    acknowledged is on the standby.
 //! 4. The standby is promoted and must hand out a transaction id.
-//! 5. The old primary — stopped cleanly, so nothing to rewind — is configured as a standby of the new one
-//!    and started; qrd waits until it streams.
+//! 5. The old primary — stopped cleanly, so nothing to rewind, and its own configuration untouched — is
+//!    configured as a standby of the new one and started through its service; qrd waits until it streams
+//!    (asked through its socket, as its configuration, includes followed, names it).
 //!
 //! The write downtime clients see runs from step 2 to step 4; the report gives it and the total.
 
@@ -17,17 +20,18 @@ use std::time::{Duration, Instant};
 use qrd_pg::inventory::QueryError;
 use qrd_pg::{Secret, Session};
 use qrd_pgbin::{Finder, Identity, PgVersion, Tool};
-use qrd_server::local::major_of;
-use qrd_server::pgctl::{PgCtl, StopMode};
+use qrd_server::{Layout, StopMode};
 
-use crate::clone::{Link, configure_standby, socket_of, start_and_wait};
+use crate::configure::{Link, configure_standby};
+use crate::control::{self, SHUT_DOWN};
 use crate::error::ReplicaError;
 use crate::failover::{promote, wait_writable};
+use crate::local::{check_data_dir, log_of, service_of, wait_streaming};
 use crate::status::role_of;
 
 #[derive(Debug, Clone)]
 pub struct SwitchoverRequest {
-    /// The primary's data directory (on this machine).
+    /// The primary's data directory (on this machine), or a Debian cluster's /etc directory.
     pub data_dir: PathBuf,
     /// How the old primary, once a standby, reaches the new one.
     pub standby_host: String,
@@ -77,21 +81,27 @@ pub async fn switchover(
         return Err(ReplicaError::NotStreamingNow { server: standby.target().address() });
     }
 
-    // Stop the primary cleanly, then read where its last checkpoint is.
-    let dir = req.data_dir.clone();
-    let major = major_of(&dir).ok_or_else(|| ReplicaError::NotADataDir { dir: dir.clone() })?;
+    // Everything the stop commits to is found first: the primary's cluster, what stops and starts it (its
+    // log decided while it runs), its owner and pg_controldata.
+    let layout = Layout::from_dir(&req.data_dir);
+    let dir = layout.data_dir.clone();
+    let major = layout.major.ok_or_else(|| ReplicaError::NotADataDir { dir: dir.clone() })?;
+    check_data_dir(primary, &layout).await?;
+    let service = service_of(&layout, major, finder)?;
+    let owner = Identity::owner_of(&dir).map_err(|e| ReplicaError::OsUser { message: e.to_string() })?;
     let version = PgVersion { major, minor: 0, text: major.to_string() };
-    let pg_ctl = finder.find(Tool::PgCtl, &version)?;
-    let ctl = PgCtl::for_owner(&pg_ctl.path, &dir)?;
+    let pg_controldata = finder.find(Tool::PgControldata, &version)?;
+
+    // Stop the primary cleanly, then read where its last checkpoint is.
     let stop_at = Instant::now();
-    tracing::info!("stopping the primary cleanly (pg_ctl stop -m fast)");
-    let stopper = ctl.clone();
+    tracing::info!("stopping the primary cleanly ({service}, fast)");
+    let stopper = service.clone();
     tokio::task::spawn_blocking(move || stopper.stop(StopMode::Fast)).await.expect("no panic")?;
-    let (state, checkpoint) = read_control(&dir)?;
-    if state != DB_SHUTDOWNED {
-        return Err(ReplicaError::NotCleanlyStopped { dir, state });
+    let control = control::read(&pg_controldata, &dir)?;
+    if control.state != SHUT_DOWN {
+        return Err(ReplicaError::NotCleanlyStopped { dir, state: control.state });
     }
-    let lsn = format_lsn(checkpoint);
+    let lsn = control.checkpoint;
     tracing::info!("the primary stopped cleanly; its shutdown checkpoint is at {lsn}");
 
     // The standby must replay past it.
@@ -119,11 +129,9 @@ pub async fn switchover(
     let (_, timeline) = role_of(standby).await?;
     tracing::info!("{} is the primary (timeline {})", standby.target().address(), timeline.unwrap_or(0));
 
-    // The old primary follows it.
-    let owner = Identity::owner_of(&dir).map_err(|e| ReplicaError::OsUser { message: e.to_string() })?;
+    // The old primary follows it, on its own configuration (nothing was copied over it).
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "standby".into());
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
-    let (_, own_port) = socket_of(&dir);
     let link = Link {
         host: req.standby_host.clone(),
         port: req.standby_port,
@@ -132,15 +140,14 @@ pub async fn switchover(
         application_name: name.clone(),
         sslmode: req.sslmode.clone(),
         slot: None,
-        own_port: Some(own_port),
         trigger_file: None,
+        keep: Vec::new(),
     };
-    configure_standby(&dir, &parent.join(format!(".{name}.qrd-replication.pgpass")), &link, &owner)?;
-    let (finder2, dir2, superuser) = (finder.clone(), dir.clone(), req.superuser.clone());
-    let old_primary_streaming =
-        tokio::task::spawn_blocking(move || start_and_wait(&dir2, &finder2, &owner, superuser.as_deref()))
-            .await
-            .expect("no panic")?;
+    configure_standby(&dir, &parent.join(format!(".{name}.qrd-replication.pgpass")), &link, &owner, major)?;
+    let starter = service.clone();
+    tokio::task::spawn_blocking(move || starter.start()).await.expect("no panic")?;
+    tracing::info!("the old primary started as a standby ({service}); waiting for it to stream");
+    let old_primary_streaming = wait_streaming(&layout, &owner, req.superuser.as_deref(), &log_of(&service)).await?;
     Ok(Switched {
         new_primary: standby.target().address(),
         old_primary_dir: dir,
@@ -150,42 +157,4 @@ pub async fn switchover(
         timeline,
         old_primary_streaming,
     })
-}
-
-/// `DBState` in pg_control: shut down cleanly.
-const DB_SHUTDOWNED: i32 = 1;
-
-/// The cluster state and the latest checkpoint's location from `global/pg_control`. The fields read lead
-/// `ControlFileData` in every release qrd supports (12–16): system identifier (8 bytes), pg_control
-/// version and catalog version (4 each), state (4), 4 bytes of padding, time (8), then the checkpoint
-/// location (8), in the machine's byte order.
-pub fn read_control(dir: &Path) -> Result<(i32, u64), ReplicaError> {
-    let path = dir.join("global").join("pg_control");
-    let bytes = std::fs::read(&path).map_err(|source| ReplicaError::Io { what: "read", path: path.clone(), source })?;
-    if bytes.len() < 40 {
-        return Err(ReplicaError::Internal(format!("{} is too short", path.display())));
-    }
-    let version = u32::from_ne_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if !(1100..2000).contains(&version) {
-        return Err(ReplicaError::Internal(format!("{} has pg_control version {version}", path.display())));
-    }
-    let state = i32::from_ne_bytes(bytes[16..20].try_into().expect("4 bytes"));
-    let checkpoint = u64::from_ne_bytes(bytes[32..40].try_into().expect("8 bytes"));
-    Ok((state, checkpoint))
-}
-
-/// An LSN as PostgreSQL writes it: `16/B374D848`.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lsns_print_as_postgresql_does() {
-        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
-        assert_eq!(format_lsn(0x0300_0028), "0/3000028");
-    }
 }

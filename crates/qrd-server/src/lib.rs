@@ -24,7 +24,7 @@ pub mod settings;
 pub use checked::{CheckedWrite, WriteError, WriteOptions, Written, apply_in_order};
 pub use interfaces::interfaces;
 pub use journal::{Journal, UndoProblem};
-pub use local::{Layout, LocalError, LocalServer, Owner};
+pub use local::{Layout, LocalError, LocalServer, LocalSocket, Owner};
 pub use locate::{FileChoice, LocateError, Located, locate};
 pub use pgctl::{PgCtl, PgCtlError, StopMode};
 pub use saved::{SavedError, SavedFile, SavedSet};

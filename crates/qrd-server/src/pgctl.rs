@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qrd_pgbin::{Identity, IdentityError, ToolError, run, scrubbed_command};
+use qrd_pgbin::{Identity, IdentityError, ToolError, run_blocking, scrubbed_command};
 
 /// How long pg_ctl waits (`-t`) for a start, stop or promotion unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -199,6 +199,11 @@ impl PgCtl {
         self.identity.as_ref()
     }
 
+    /// The log file set with [`PgCtl::log_file`].
+    pub fn log(&self) -> Option<&Path> {
+        self.log.as_deref()
+    }
+
     /// Whether a log file was set with [`PgCtl::log_file`].
     pub fn has_log_file(&self) -> bool {
         self.log.is_some()
@@ -247,27 +252,29 @@ impl PgCtl {
         let mut cmd = self.command("stop");
         cmd.args(["-m", mode.as_str()]);
         self.wait_args(&mut cmd);
-        run(&mut cmd, &self.action(&format!("stop the PostgreSQL server ({mode})"))).map(drop).map_err(Into::into)
+        run_blocking(&mut cmd, &self.action(&format!("stop the PostgreSQL server ({mode})")))
+            .map(drop)
+            .map_err(Into::into)
     }
 
     /// `pg_ctl reload`: a SIGHUP to the postmaster. It returns at once; the server re-reads its files a
     /// moment later.
     pub fn reload(&self) -> Result<(), PgCtlError> {
         let mut cmd = self.command("reload");
-        run(&mut cmd, &self.action("reload the server configuration")).map(drop).map_err(Into::into)
+        run_blocking(&mut cmd, &self.action("reload the server configuration")).map(drop).map_err(Into::into)
     }
 
     /// `pg_ctl promote -w -t N`: a standby leaves recovery; returns once it accepts writes.
     pub fn promote(&self) -> Result<(), PgCtlError> {
         let mut cmd = self.command("promote");
         self.wait_args(&mut cmd);
-        run(&mut cmd, &self.action("promote the standby")).map(drop).map_err(Into::into)
+        run_blocking(&mut cmd, &self.action("promote the standby")).map(drop).map_err(Into::into)
     }
 
     /// `pg_ctl status`.
     pub fn status(&self) -> Result<Status, PgCtlError> {
         let mut cmd = self.command("status");
-        match run(&mut cmd, &self.action("ask whether the server runs")) {
+        match run_blocking(&mut cmd, &self.action("ask whether the server runs")) {
             Ok(out) => Ok(Status::Running { pid: running_pid(&String::from_utf8_lossy(&out.stdout)) }),
             // pg_ctl's documented exit codes: 3 no server running, 4 no accessible data directory.
             Err(e) if e.code() == Some(3) => Ok(Status::Stopped),
@@ -312,7 +319,7 @@ impl PgCtl {
             cmd.arg("-o").arg(opts);
         }
         self.wait_args(&mut cmd);
-        match run(&mut cmd, &self.action(what)) {
+        match run_blocking(&mut cmd, &self.action(what)) {
             Ok(_) => Ok(()),
             Err(source) => {
                 let log_tail = tail(&read_from(&log, before), LOG_TAIL_LINES);

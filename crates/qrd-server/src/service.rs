@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use qrd_conf::write::{Applied, WriteError};
-use qrd_pgbin::{ToolError, run, scrubbed_command};
+use qrd_pgbin::{ToolError, run_blocking, scrubbed_command};
 
 use crate::pgctl::{PgCtl, PgCtlError, Status, StopMode, postmaster_pid, tail};
 
@@ -101,7 +101,7 @@ impl Service {
     /// Stops the server (fast) and starts it again, returning once it accepts connections.
     pub fn restart(&self) -> Result<(), ServiceError> {
         match &self.manager {
-            Manager::PgCtlCluster { .. } => self.cluster("restart").map(drop),
+            Manager::PgCtlCluster { .. } => self.cluster("restart", &[]).map(drop),
             Manager::Systemd { unit } => systemctl("restart", unit),
             Manager::PgCtl(ctl) => Ok(ctl.restart(StopMode::Fast)?),
         }
@@ -111,9 +111,32 @@ impl Service {
     /// ran with (see [`PgCtl::start_as_before`]).
     pub fn start(&self) -> Result<(), ServiceError> {
         match &self.manager {
-            Manager::PgCtlCluster { .. } => self.cluster("start").map(drop),
+            Manager::PgCtlCluster { .. } => self.cluster("start", &[]).map(drop),
             Manager::Systemd { unit } => systemctl("start", unit),
             Manager::PgCtl(ctl) => Ok(ctl.start_as_before()?),
+        }
+    }
+
+    /// Stops the server, returning once it is down. `mode` is pg_ctl's (pg_ctlcluster passes it on); a
+    /// systemd unit stops the way its `ExecStop`/`KillSignal` say (the packaged units: fast).
+    pub fn stop(&self, mode: StopMode) -> Result<(), ServiceError> {
+        match &self.manager {
+            Manager::PgCtlCluster { .. } => self.cluster("stop", &[&format!("--mode={mode}")]).map(drop),
+            Manager::Systemd { unit } => systemctl("stop", unit),
+            Manager::PgCtl(ctl) => Ok(ctl.stop(mode)?),
+        }
+    }
+
+    /// Ends a standby's recovery, returning once it is promoted: `pg_ctlcluster … promote` for a Debian
+    /// cluster, else pg_ctl promote as the owner. systemd has no promotion of its own (it is a signal to the
+    /// running postmaster, which the unit does not track), so a systemd server, which holds no pg_ctl, is
+    /// promoted with the one `pg_ctl` gives.
+    pub fn promote<E: From<ServiceError>>(&self, pg_ctl: impl FnOnce() -> Result<PgCtl, E>) -> Result<(), E> {
+        let promote = |ctl: &PgCtl| ctl.promote().map_err(|e| E::from(ServiceError::from(e)));
+        match &self.manager {
+            Manager::PgCtlCluster { .. } => Ok(self.cluster("promote", &[]).map(drop)?),
+            Manager::Systemd { .. } => promote(&pg_ctl()?),
+            Manager::PgCtl(ctl) => promote(ctl),
         }
     }
 
@@ -123,7 +146,7 @@ impl Service {
         match &self.manager {
             // pg_ctlcluster passes pg_ctl status's exit code on (3: not running); `systemctl is-active` says
             // 3 for an inactive or failed unit.
-            Manager::PgCtlCluster { .. } => match self.cluster("status") {
+            Manager::PgCtlCluster { .. } => match self.cluster("status", &[]) {
                 Ok(_) => Ok(true),
                 Err(ServiceError::Tool(e)) if stopped_code(&e) => Ok(false),
                 Err(e) => Err(e),
@@ -131,7 +154,7 @@ impl Service {
             Manager::Systemd { unit } => {
                 let mut cmd = scrubbed_command("systemctl");
                 cmd.args(["is-active", "--quiet", unit]);
-                match run(&mut cmd, &format!("ask systemd whether {unit} is active")) {
+                match run_blocking(&mut cmd, &format!("ask systemd whether {unit} is active")) {
                     Ok(_) => Ok(true),
                     Err(e) if stopped_code(&e) => Ok(false),
                     Err(e) => Err(e.into()),
@@ -191,18 +214,18 @@ impl Service {
         Err(failure)
     }
 
-    /// `pg_ctlcluster VERSION CLUSTER ACTION`.
-    fn cluster(&self, action: &str) -> Result<std::process::Output, ServiceError> {
+    /// `pg_ctlcluster [OPTIONS] VERSION CLUSTER ACTION`.
+    fn cluster(&self, action: &str, options: &[&str]) -> Result<std::process::Output, ServiceError> {
         let Manager::PgCtlCluster { program, version, cluster } = &self.manager else {
             unreachable!("only called for pg_ctlcluster")
         };
         let mut cmd = scrubbed_command(program);
-        cmd.args([version, cluster, action]).current_dir("/");
+        cmd.args(options).args([version, cluster, action]).current_dir("/");
         let what = match action {
             "status" => "ask whether the server runs".to_owned(),
             other => format!("{other} the PostgreSQL cluster {version}/{cluster}"),
         };
-        Ok(run(&mut cmd, &what)?)
+        Ok(run_blocking(&mut cmd, &what)?)
     }
 }
 
@@ -223,12 +246,12 @@ impl fmt::Display for Service {
 fn systemctl(action: &str, unit: &str) -> Result<(), ServiceError> {
     let mut cmd = scrubbed_command("systemctl");
     cmd.args([action, unit]);
-    match run(&mut cmd, &format!("{action} the systemd unit {unit}")) {
+    match run_blocking(&mut cmd, &format!("{action} the systemd unit {unit}")) {
         Ok(_) => Ok(()),
         Err(source) => {
             let mut journal = scrubbed_command("journalctl");
             journal.args(["-u", unit, "-n", &JOURNAL_LINES.to_string(), "--no-pager", "-o", "short-iso"]);
-            let journal = match run(&mut journal, &format!("read the journal of {unit}")) {
+            let journal = match run_blocking(&mut journal, &format!("read the journal of {unit}")) {
                 Ok(out) => tail(&String::from_utf8_lossy(&out.stdout), JOURNAL_LINES),
                 Err(e) => format!("(not available: {e})"),
             };

@@ -152,7 +152,8 @@ fn run(major: u32) -> Result<(), String> {
             return Err(format!("qrd {} exited with {status}", args.join(" ")));
         }
     }
-    say("a disaster: a second throwaway server stands in for the new host; restore the bundle onto it");
+    say("a disaster: a second throwaway server stands in for the new host; restore the bundle onto it (the roles, \
+         the data, and each database's grants and settings from the manifest: nothing is left for qrd provision)");
     let target = Server::builder(major).start().map_err(|e| e.to_string())?;
     let mut restore = Command::new(&qrd);
     for (k, _) in std::env::vars_os() {
@@ -274,7 +275,7 @@ fn ha_demo(qrd: &std::path::Path, bundle: &str) -> Result<(), String> {
     let repo_pw = qrd_testcontainers::random_password().map_err(e)?;
     let client_bin = qrd_testcontainers::installation(15).map_err(e)?.client_bin.display().to_string();
     let config = lab.config(0).display().to_string();
-    let ca = lab.prefix().join("pg1/tls/ca.crt").display().to_string();
+    let ca = lab.ca().display().to_string();
     let endpoint = lab.endpoint_host().to_string();
     let run = |what: &str, args: &[String]| -> Result<(), String> {
         say(&format!("{what}\n$ qrd {}", args.join(" ")));

@@ -53,9 +53,12 @@ mod tests {
     fn names() {
         assert_eq!(default_name(datetime!(2026-11-23 11:15:00 +01:00)), "qrd-backup-20261123T101500Z");
         assert_eq!(bundle_file_name("nightly").unwrap(), "nightly.tar.zst");
-        assert!(bundle_file_name(".hidden").is_err());
-        assert!(bundle_file_name("a/b").is_err());
-        assert!(bundle_file_name("").is_err());
+        assert_eq!(
+            bundle_file_name(".hidden"),
+            Err("the name starts with a dot (such names are reserved for partial files)")
+        );
+        assert_eq!(bundle_file_name("a/b"), Err("the name holds a slash or a control character"));
+        assert_eq!(bundle_file_name(""), Err("the name is empty"));
         assert!(is_bundle_file_name("nightly.tar.zst"));
         assert!(!is_bundle_file_name(".tar.zst"));
         assert!(!is_bundle_file_name("nightly.tar"));

@@ -106,6 +106,16 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// Whether the bundle itself is wrong (a member's size or checksum, the compressed stream, a file that
+    /// is no bundle) rather than unreadable from here: a file this user may not open, no room or no right
+    /// to extract beside it, a bundle format newer than this qrd reads.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            ReadError::Damaged { .. } | ReadError::NotABundle { .. } => true,
+            ReadError::Io { .. } | ReadError::NewerFormat { .. } | ReadError::DestinationExists { .. } => false,
+        }
+    }
+
     pub fn hint(&self) -> String {
         match self {
             ReadError::Io { .. } => {

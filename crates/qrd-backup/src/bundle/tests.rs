@@ -67,6 +67,7 @@ fn manifest() -> Manifest {
             dump_finished_utc: datetime!(2026-11-23 10:16:00 UTC),
             jobs: None,
             pg_dump_version: None,
+            attributes: None,
             row_counts: None,
         });
     }
@@ -261,7 +262,7 @@ fn a_bundle_is_never_overwritten() {
     let first = one.finish(m.clone()).unwrap();
     assert!(matches!(two.finish(m), Err(WriteError::Exists { .. })));
     assert_eq!(names_in(&out), ["later.tar.zst", "nightly.tar.zst", "twin.tar.zst"]);
-    assert!(verify(&first.path).is_ok());
+    verify(&first.path).unwrap();
 }
 
 #[test]

@@ -9,7 +9,7 @@ use qrd_backup::backup::{self, Request};
 use qrd_backup::bundle::WriterOptions;
 use qrd_backup::hook::Hook;
 use qrd_backup::manifest::ArchiveFormat;
-use qrd_backup::retention::{self, Candidate, Policy};
+use qrd_backup::retention::{self, KeepReason, Policy};
 use qrd_backup::space::human_bytes;
 use qrd_pg::Session;
 
@@ -32,7 +32,8 @@ pub enum BackupCommand {
     Verify(VerifyArgs),
     /// The bundles in a directory, oldest first
     List(ListArgs),
-    /// Delete old bundles: keep the newest N, one per day for D days, one per week for W weeks
+    /// Delete old bundles: keep the newest N, one per day for D days, one per week for W weeks (bundles that
+    /// could not be checked are kept, and the prune exits 5)
     Prune(PruneArgs),
 }
 
@@ -51,9 +52,8 @@ pub struct RunArgs {
     /// Archive format: directory (parallel dump and restore) or tar (the guide's pg_dump -F t)
     #[arg(long, value_name = "FORMAT", default_value = "directory", value_parser = parse_format)]
     pub format: ArchiveFormat,
-    /// Parallel pg_dump workers and compression threads [default: the machine's cores]
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub jobs: crate::options::JobsArgs,
     /// zstd compression level (1 is the fastest, and on pg_dump's output measured smaller than 3)
     #[arg(long, value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
@@ -121,6 +121,9 @@ pub struct PruneArgs {
     /// Show what would be deleted; delete nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the result as JSON (what each verification said, the plan, what was deleted)
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub tools: ToolArgs,
 }
@@ -143,8 +146,7 @@ pub async fn execute(args: BackupArgs) -> Result<ExitStatus, CliError> {
 }
 
 async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-    let jobs = a.jobs.unwrap_or(cores).max(1);
+    let jobs = a.jobs.get();
     let timeout = Duration::from_secs(a.hook_timeout);
     let req = Request {
         dir: a.out.clone().expect("clap requires --out"),
@@ -257,31 +259,23 @@ fn list(a: ListArgs) -> Result<ExitStatus, CliError> {
 
 fn prune(a: PruneArgs) -> Result<ExitStatus, CliError> {
     let _lock = qrd_backup::lock::DirLock::acquire(&a.dir)?;
-    let listing = retention::list(&a.dir)?;
-    // Verify newest first until one verifies: the newest verified bundle is never deleted.
-    let mut candidates: Vec<Candidate> = listing.bundles.iter().map(Candidate::from).collect();
-    for (c, b) in candidates.iter_mut().zip(&listing.bundles).rev() {
-        let ok = qrd_backup::verify::verify(&b.path, &a.tools.finder()).is_ok();
-        c.verified = Some(ok);
-        if ok {
-            break;
-        }
-        tracing::warn!("{} does not verify", b.file_name);
-    }
     let policy = Policy { keep_last: a.keep_last, keep_daily: a.keep_daily, keep_weekly: a.keep_weekly };
-    let plan = retention::plan_prune(&candidates, policy, time::OffsetDateTime::now_utc());
-    for k in &plan.keep {
-        println!("keep    {}", k.file_name);
+    let mut prune = retention::plan(&a.dir, &a.tools.finder(), policy, time::OffsetDateTime::now_utc())?;
+    if !a.dry_run {
+        prune.apply()?;
     }
-    for d in &plan.delete {
-        if a.dry_run {
-            println!("would delete {}", d.file_name);
-        } else {
-            let path = a.dir.join(&d.file_name);
-            std::fs::remove_file(&path)
-                .map_err(|e| CliError::new(ExitStatus::Failed, format!("failed to delete {}: {e}", path.display())))?;
-            println!("deleted {}", d.file_name);
+    if a.json {
+        crate::output::print_json(&prune);
+    } else {
+        for k in &prune.plan.keep {
+            let unchecked = k.reasons.contains(&KeepReason::NotChecked);
+            println!("keep    {}{}", k.file_name, if unchecked { " (could not be checked)" } else { "" });
+        }
+        for d in &prune.plan.delete {
+            let verb = if a.dry_run { "would delete" } else { "deleted" };
+            println!("{verb} {} ({})", d.file_name, d.reason.describe());
         }
     }
+    prune.finish()?;
     Ok(ExitStatus::Success)
 }

@@ -108,12 +108,19 @@ fn backups(dir: &std::path::Path, finder: &qrd_pgbin::Finder) -> qrd_check::Back
         Ok(st) => qrd_check::Backups {
             dir: shown,
             unreadable: None,
-            bundles: st.bundles,
-            newest_verified: st.newest_verified.map(|(file, created)| {
-                let hours = (time::OffsetDateTime::now_utc() - created).as_seconds_f64() / 3600.0;
-                (file, hours.max(0.0))
+            bundles: st.listing.bundles.len(),
+            newest_verified: st.newest_verified().map(|c| {
+                let hours = (time::OffsetDateTime::now_utc() - c.created_utc).as_seconds_f64() / 3600.0;
+                (c.file_name.clone(), hours.max(0.0))
             }),
-            damaged: st.damaged.into_iter().map(|(file, _)| file).collect(),
+            damaged: st.damaged().map(|c| c.file_name.clone()).collect(),
+            not_checked: st
+                .not_checked()
+                .filter_map(|c| {
+                    let e = c.verdict.error()?;
+                    Some(qrd_check::NotChecked { file: c.file_name.clone(), reason: e.to_string(), hint: e.hint() })
+                })
+                .collect(),
         },
         Err(e) => qrd_check::Backups {
             dir: shown,
@@ -121,6 +128,7 @@ fn backups(dir: &std::path::Path, finder: &qrd_pgbin::Finder) -> qrd_check::Back
             bundles: 0,
             newest_verified: None,
             damaged: Vec::new(),
+            not_checked: Vec::new(),
         },
     }
 }

@@ -13,9 +13,8 @@ pub struct DrillArgs {
     /// A bundle, or a backup directory (its newest bundle)
     #[arg(value_name = "BUNDLE|DIR")]
     pub bundle: PathBuf,
-    /// Parallel pg_restore workers [default: the machine's cores]
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub jobs: crate::options::JobsArgs,
     /// Print the result as JSON (for monitoring)
     #[arg(long)]
     pub json: bool,
@@ -26,11 +25,10 @@ pub struct DrillArgs {
 }
 
 pub async fn execute(a: DrillArgs) -> Result<ExitStatus, CliError> {
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
     let bundle = qrd_backup::drill::choose_bundle(&a.bundle)?;
     let session = Session::open(&a.conn.opts()).await?;
-    let d =
-        qrd_backup::drill::drill(&session, &a.tools.finder(), &bundle, jobs.max(1), &crate::output::progress()).await?;
+    let d = qrd_backup::drill::drill(&session, &a.tools.finder(), &bundle, a.jobs.get(), &crate::output::progress())
+        .await?;
     if a.json {
         crate::output::print_json(&d);
         return Ok(ExitStatus::Success);

@@ -12,12 +12,13 @@ use crate::options::{ConnectArgs, ToolArgs};
 #[derive(Debug, Args)]
 pub struct FailoverArgs {
     /// The old primary, HOST:PORT: when it still accepts writes, qrd refuses (two primaries lose data)
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::options::host_port)]
     pub old_primary: Option<(String, u16)>,
     /// Promote even though the old primary still accepts writes (fence it yourself)
     #[arg(long, requires = "old_primary")]
     pub force: bool,
-    /// Promote with `pg_ctl promote` on this data directory instead of pg_promote() over the connection
+    /// Promote through this cluster's service (pg_ctlcluster, else pg_ctl promote) instead of pg_promote()
+    /// over the connection: the data directory of the server connected to (or its /etc/postgresql/… directory)
     #[arg(long, value_name = "DIR", conflicts_with = "via_trigger_file")]
     pub data_dir: Option<PathBuf>,
     /// The guide's way: create the standby's promote_trigger_file (PostgreSQL 12–15)
@@ -35,12 +36,6 @@ pub struct FailoverArgs {
     pub tools: ToolArgs,
 }
 
-pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
-    let port = port.parse().map_err(|_| format!("{port:?} is not a port"))?;
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
-}
-
 pub async fn execute(a: FailoverArgs) -> Result<ExitStatus, CliError> {
     let opts = a.conn.opts();
     let old_primary = a.old_primary.map(|(host, port)| {
@@ -52,7 +47,7 @@ pub async fn execute(a: FailoverArgs) -> Result<ExitStatus, CliError> {
         o
     });
     let method = match (a.data_dir, a.via_trigger_file) {
-        (Some(dir), _) => Method::PgCtl(dir),
+        (Some(dir), _) => Method::DataDir(dir),
         (None, Some(path)) => Method::TriggerFile(path),
         (None, None) => Method::Connection,
     };

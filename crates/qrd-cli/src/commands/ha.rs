@@ -1,16 +1,14 @@
-//! `qrd ha init | status | switchover | check`: arguments, a call into `qrd-ha`, and the rendering of its
-//! result. What each does is documented there.
+//! `qrd ha init | status | switchover | adopt | set-param | check`: arguments, a call into `qrd-ha`, and
+//! the rendering of its result. What each does is documented there; `init`, which describes a whole
+//! cluster, has a file of its own.
+
+mod init;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use qrd_auth::source;
-use qrd_ha::envfile::GivenSecrets;
-use qrd_ha::init::{Action, Destination, InitRequest};
-use qrd_ha::spec::{self, ClusterSpec, EtcdMember, Member, Timing, Tls, Vip};
 use qrd_ha::status::ClusterRef;
-use qrd_pg::password;
 
 use crate::error::{CliError, ExitStatus};
 use crate::options::ConnectArgs;
@@ -25,7 +23,7 @@ pub struct HaArgs {
 #[derive(Debug, Subcommand)]
 pub enum HaCommand {
     /// Write a Patroni + etcd + HAProxy cluster for the Qlik repository: every member's patroni.yml, credentials and bootstrap SQL, etcd's and HAProxy's settings
-    Init(Box<InitArgs>),
+    Init(Box<init::InitArgs>),
     /// The cluster as Patroni's REST API, etcd and HAProxy report it: leader, replicas, lag, timeline, pending restarts
     Status(StatusArgs),
     /// Move the leader to another member (Patroni's switchover), and wait until it takes writes
@@ -51,6 +49,9 @@ pub struct ClusterArgs {
     /// A member's REST API instead of the one --config names (repeatable)
     #[arg(long = "api", value_name = "URL")]
     pub api: Vec<String>,
+    /// The CA that signed the REST API's certificate [default: restapi.cafile of --config]
+    #[arg(long, value_name = "FILE")]
+    pub api_ca: Option<PathBuf>,
     /// HAProxy's statistics page [default: the one qrd ha init wrote into --config]
     #[arg(long, value_name = "URL")]
     pub haproxy_stats: Option<String>,
@@ -58,125 +59,9 @@ pub struct ClusterArgs {
 
 impl ClusterArgs {
     fn cluster_ref(&self) -> Result<ClusterRef, CliError> {
-        let mut cref = match ClusterRef::from_config(&self.config, self.env_file.as_deref()) {
-            Ok(c) => c,
-            Err(e) if !self.api.is_empty() => {
-                tracing::debug!("{e}; using --api");
-                ClusterRef::default()
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !self.api.is_empty() {
-            cref.api_urls = self.api.clone();
-        }
-        if let Some(s) = &self.haproxy_stats {
-            cref.haproxy_stats = Some(s.clone());
-        }
-        if let Some(pw) = password::from_env(source::PATRONI_API_PASSWORD_ENV)
-            .map_err(|e| CliError::new(ExitStatus::Usage, e.to_string()))?
-        {
-            cref.api_password = Some(pw);
-        }
-        Ok(cref)
+        let (env, stats, ca) = (self.env_file.as_deref(), self.haproxy_stats.as_deref(), self.api_ca.as_deref());
+        Ok(ClusterRef::resolve(&self.config, env, &self.api, stats, ca)?)
     }
-}
-
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// A member, NAME=HOST: Patroni's name for it and the address the others reach it at (repeatable)
-    #[arg(long = "member", value_name = "NAME=HOST", required = true, value_parser = spec::parse_named)]
-    pub members: Vec<(String, String)>,
-    /// An etcd member, NAME=HOST (repeatable; three on three machines for production)
-    #[arg(long = "etcd", value_name = "NAME=HOST", required = true, value_parser = spec::parse_named)]
-    pub etcd: Vec<(String, String)>,
-    /// etcd's client port (the peer port is the next one)
-    #[arg(long, value_name = "PORT", default_value_t = 2379)]
-    pub etcd_port: u16,
-    /// What the Qlik nodes connect to: HAProxy's HOST[:PORT]
-    #[arg(long, value_name = "HOST[:PORT]")]
-    pub endpoint: String,
-    /// The address HAProxy connects to the members from (admitted by pg_hba) [default: the endpoint's host]
-    #[arg(long, value_name = "ADDR")]
-    pub haproxy_source: Option<std::net::IpAddr>,
-    /// A Qlik node's address, ADDR or ADDR/PREFIX (repeatable): the repository role is admitted from it
-    #[arg(long = "node", value_name = "ADDR[/PREFIX]")]
-    pub nodes: Vec<String>,
-    /// How many Qlik nodes use the repository, for max_connections (110 each) [default: the --node count]
-    #[arg(long, value_name = "N")]
-    pub node_count: Option<u32>,
-    /// PostgreSQL major version on the members
-    #[arg(long, value_name = "N")]
-    pub major: u32,
-    /// The members' PostgreSQL programs [default: /usr/lib/postgresql/<major>/bin]
-    #[arg(long, value_name = "DIR")]
-    pub bin_dir: Option<PathBuf>,
-    /// The cluster's name (Patroni's scope)
-    #[arg(long, value_name = "NAME", default_value = spec::DEFAULT_SCOPE)]
-    pub scope: String,
-    /// Lab layout: every member's files under DIR/<member>/ (several members on one machine)
-    #[arg(long, value_name = "DIR")]
-    pub prefix: Option<PathBuf>,
-    /// The members' certificate (PEM; it must name every member and the endpoint)
-    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with_all = ["tls_generate", "no_tls"])]
-    pub tls_cert: Option<PathBuf>,
-    /// Its private key (PEM)
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// The CA that signed it, copied beside it for the nodes to verify with
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_ca: Option<PathBuf>,
-    /// Make a lab CA and a certificate naming every member and the endpoint
-    #[arg(long, conflicts_with = "no_tls")]
-    pub tls_generate: bool,
-    /// No TLS (the Qlik nodes' password would cross the network in the clear)
-    #[arg(long)]
-    pub no_tls: bool,
-    /// A virtual IP that follows the leader (vip-manager), ADDR/PREFIX
-    #[arg(long, value_name = "ADDR/PREFIX", requires = "vip_interface")]
-    pub vip: Option<String>,
-    /// The network interface for --vip
-    #[arg(long, value_name = "IF")]
-    pub vip_interface: Option<String>,
-    /// Leader lease, seconds: a crashed leader is replaced after at most this long
-    #[arg(long, default_value_t = 30)]
-    pub ttl: u32,
-    #[arg(long, default_value_t = 10)]
-    pub loop_wait: u32,
-    #[arg(long, default_value_t = 10)]
-    pub retry_timeout: u32,
-    /// The repository role
-    #[arg(long, value_name = "ROLE", default_value = qrd_pg::spec::DEFAULT_REPO_ROLE)]
-    pub repo_user: String,
-    /// Read the repository role's password from FILE (else QRD_REPO_PASSWORD, else a prompt)
-    #[arg(long, value_name = "FILE")]
-    pub repo_password_file: Option<PathBuf>,
-    /// The cluster's superuser (its password: QRD_PASSWORD_<ROLE>, else kept from an earlier run, else generated)
-    #[arg(long, value_name = "ROLE", default_value = "postgres")]
-    pub superuser: String,
-    /// The replication role (its password: QRD_REPLICATION_PASSWORD, else kept, else generated)
-    #[arg(long, value_name = "ROLE", default_value = "replicator")]
-    pub replicator: String,
-    /// The role pg_rewind connects as (its password: QRD_PASSWORD_<ROLE>, else kept, else generated)
-    #[arg(long, value_name = "ROLE", default_value = "qrd_rewind")]
-    pub rewinder: String,
-    /// The OS user Patroni runs as (owner of the files)
-    #[arg(long, value_name = "USER", default_value = spec::DEFAULT_SERVICE_USER)]
-    pub service_user: String,
-    /// Stage every machine's files under DIR/<machine>/ (copy each tree onto that machine's /)
-    #[arg(long, value_name = "DIR", required_unless_present = "install", conflicts_with = "install")]
-    pub out: Option<PathBuf>,
-    /// Write the files at their paths on this machine (a lab with --prefix, or one machine with --only)
-    #[arg(long)]
-    pub install: bool,
-    /// Only this machine's files: a member's name, etcd-<name> or haproxy (repeatable)
-    #[arg(long, value_name = "MACHINE")]
-    pub only: Vec<String>,
-    /// Print the diffs; write nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -228,9 +113,8 @@ pub struct AdoptArgs {
     /// With --clean: end other sessions of the replaced databases
     #[arg(long, requires = "clean")]
     pub yes: bool,
-    /// Parallel pg_dump/pg_restore workers [default: the machine's cores]
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub jobs: crate::options::JobsArgs,
     /// The repository role
     #[arg(long, value_name = "ROLE", default_value = qrd_pg::spec::DEFAULT_REPO_ROLE)]
     pub repo_user: String,
@@ -287,7 +171,7 @@ pub struct CheckArgs {
 
 pub async fn execute(args: HaArgs) -> Result<ExitStatus, CliError> {
     match args.command {
-        HaCommand::Init(a) => init(*a),
+        HaCommand::Init(a) => init::execute(*a),
         HaCommand::Status(a) => status(a).await,
         HaCommand::Switchover(a) => switchover(a).await,
         HaCommand::Check(a) => check(a).await,
@@ -301,13 +185,10 @@ async fn adopt(a: AdoptArgs) -> Result<ExitStatus, CliError> {
     let cref = a.cluster.cluster_ref()?;
     let mut opts = a.conn.opts();
     if a.conn.host.is_none() {
-        let endpoint = cref
-            .endpoint
-            .clone()
-            .ok_or_else(|| usage("no endpoint known: pass -h and -p (HAProxy's or the leader's)"))?;
-        let (h, p) = endpoint.rsplit_once(':').unwrap_or((endpoint.as_str(), "4432"));
-        opts.host = Some(h.trim_matches(['[', ']']).to_owned());
-        opts.port = Some(p.parse().unwrap_or(spec::DEFAULT_PG_PORT));
+        let (h, p) = cref.endpoint_host_port().ok_or_else(|| {
+            CliError::new(ExitStatus::Usage, "no endpoint known: pass -h and -p (HAProxy's or the leader's)")
+        })?;
+        (opts.host, opts.port) = (Some(h), Some(p));
     }
     let target = qrd_pg::Session::open(&opts).await?;
     let source_session = match &a.from_host {
@@ -327,9 +208,8 @@ async fn adopt(a: AdoptArgs) -> Result<ExitStatus, CliError> {
         (None, Some(session)) => Source::Server { session, dir: a.work_dir.clone() },
         (None, None) => unreachable!("clap requires --bundle or --from-host"),
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     let req = AdoptRequest {
-        jobs: a.jobs.unwrap_or(cores).max(1),
+        jobs: a.jobs.get(),
         repo_role: a.repo_user,
         rename: a.new_hostname.map(|new_host| qrd_backup::hostname::Rename { new_host, ..Default::default() }),
         clean: a.clean.then_some(qrd_backup::restore::Clean { drop_old: false, terminate_sessions: a.yes }),
@@ -358,20 +238,12 @@ async fn adopt(a: AdoptArgs) -> Result<ExitStatus, CliError> {
 }
 
 async fn set_param(a: SetParamArgs) -> Result<ExitStatus, CliError> {
-    use qrd_ha::setparam;
     let cref = a.cluster.cluster_ref()?;
-    let pairs = setparam::parse_pairs(&a.pairs)?;
-    let (dry_run, restart, wait) = (a.dry_run, !a.no_restart, Duration::from_secs(a.wait));
-    let report = tokio::task::spawn_blocking(move || -> Result<_, qrd_ha::HaError> {
-        let config = cref.api().config()?;
-        let changes = setparam::plan(&config, &pairs)?;
-        if dry_run {
-            return Ok(setparam::SetParamReport { changes, restarts: Vec::new(), pending: Vec::new() });
-        }
-        setparam::apply(&cref, changes, restart, wait)
-    })
-    .await
-    .expect("no panic")?;
+    let (pairs, dry_run, restart, wait) = (a.pairs.clone(), a.dry_run, !a.no_restart, Duration::from_secs(a.wait));
+    let report =
+        tokio::task::spawn_blocking(move || qrd_ha::setparam::set_param(&cref, &pairs, dry_run, restart, wait))
+            .await
+            .expect("no panic")?;
     if a.json {
         crate::output::print_json(&report);
         return Ok(ExitStatus::Success);
@@ -396,137 +268,6 @@ async fn set_param(a: SetParamArgs) -> Result<ExitStatus, CliError> {
             report.pending.join(", ")
         );
     }
-    Ok(ExitStatus::Success)
-}
-
-fn usage(msg: impl Into<String>) -> CliError {
-    CliError::new(ExitStatus::Usage, msg)
-}
-
-fn init(a: InitArgs) -> Result<ExitStatus, CliError> {
-    let (ep_host, ep_port) = match a.endpoint.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
-            h.trim_matches(['[', ']']).to_owned(),
-            p.parse().map_err(|_| usage(format!("--endpoint {}: the port is not a number", a.endpoint)))?,
-        ),
-        _ => (a.endpoint.clone(), spec::DEFAULT_PG_PORT),
-    };
-    let nodes = a
-        .nodes
-        .iter()
-        .map(|n| qrd_conf::hba::Address::parse_node(n).map_err(|e| usage(format!("--node {n}: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let tls = if a.no_tls {
-        Tls::Off
-    } else if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
-        Tls::Files { cert: cert.clone(), key: key.clone(), ca: a.tls_ca.clone() }
-    } else if a.tls_generate {
-        Tls::Generate
-    } else {
-        return Err(usage(
-            "choose the members' certificate: --tls-cert/--tls-key, --tls-generate (a lab CA), or --no-tls",
-        ));
-    };
-    let spec = ClusterSpec {
-        scope: a.scope,
-        major: a.major,
-        members: a.members.into_iter().map(|(name, host)| Member { name, host }).collect(),
-        etcd: a
-            .etcd
-            .into_iter()
-            .map(|(name, host)| EtcdMember { name, host, client_port: a.etcd_port, peer_port: a.etcd_port + 1 })
-            .collect(),
-        endpoint: (ep_host, ep_port),
-        haproxy_source: a.haproxy_source,
-        stats_port: spec::DEFAULT_STATS_PORT,
-        vip: a.vip.map(|address| Vip { address, interface: a.vip_interface.unwrap_or_default() }),
-        node_count: a.node_count.unwrap_or(nodes.len().max(1) as u32),
-        nodes,
-        role: a.repo_user,
-        superuser: a.superuser,
-        replicator: a.replicator,
-        rewinder: a.rewinder,
-        pg_port: spec::DEFAULT_PG_PORT,
-        api_port: spec::DEFAULT_API_PORT,
-        prefix: a.prefix,
-        bin_dir: a.bin_dir.unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{}/bin", a.major))),
-        tls,
-        timing: Timing { ttl: a.ttl, loop_wait: a.loop_wait, retry_timeout: a.retry_timeout },
-        service_user: a.service_user,
-    };
-    let env_pw = |var: &str| password::from_env(var).map_err(|e| usage(e.to_string()));
-    let secrets = GivenSecrets {
-        superuser: env_pw(&source::password_env(&spec.superuser))?,
-        replication: source::replication_password(None, false, false)?,
-        rewind: env_pw(&source::password_env(&spec.rewinder))?,
-        restapi: env_pw(source::PATRONI_API_PASSWORD_ENV)?,
-    };
-    let repo_password = match source::repo_password(a.repo_password_file.as_deref())? {
-        Some(p) => p,
-        None => source::prompt_repo_password(&spec.role)?,
-    };
-    let req = InitRequest {
-        spec,
-        secrets,
-        repo_password,
-        destination: match a.out {
-            Some(dir) => Destination::Staging(dir),
-            None => Destination::Install,
-        },
-        only: a.only,
-    };
-    let plan = qrd_ha::init::plan(&req)?;
-    for w in &plan.warnings {
-        note(format!("warning: {w}"));
-    }
-    if a.dry_run {
-        if a.json {
-            crate::output::print_json(&plan);
-        } else {
-            for f in &plan.files {
-                match (&f.action, &f.diff) {
-                    (Action::Unchanged, _) => {}
-                    (_, Some(d)) => print!("{d}"),
-                    (action, None) => println!(
-                        "{:?} {} (secret, {} bytes: not shown)",
-                        action,
-                        f.dest.display(),
-                        f.file.contents.len()
-                    ),
-                }
-            }
-        }
-        note(format!("dry run: {} file(s) would change; nothing was written", plan.changes()));
-        return Ok(ExitStatus::Success);
-    }
-    let written = qrd_ha::init::apply(&plan)?;
-    if a.json {
-        #[derive(serde::Serialize)]
-        struct Out<'a> {
-            plan: &'a qrd_ha::init::Plan,
-            written: &'a [qrd_ha::init::Written],
-        }
-        crate::output::print_json(&Out { plan: &plan, written: &written });
-        return Ok(ExitStatus::Success);
-    }
-    for f in &plan.files {
-        let what = match f.action {
-            Action::Create => "created",
-            Action::Update => "updated",
-            Action::Unchanged => "unchanged",
-        };
-        println!("{what:<9} {:<12} {} ({})", f.file.machine, f.dest.display(), f.file.what);
-    }
-    println!(
-        "passwords: superuser {}, replication {}, rewind {}, REST API {} (in each member's env file only)",
-        plan.secrets.superuser, plan.secrets.replication, plan.secrets.rewind, plan.secrets.restapi
-    );
-    println!(
-        "the Qlik nodes' repository connection strings and appsettings.json name one Host: {} (HAProxy)",
-        plan.endpoint
-    );
-    let host = plan.endpoint.rsplit_once(':').map(|(h, _)| h).unwrap_or(&plan.endpoint);
-    println!("once it runs: qrd ha check --members, and qrd check -h {host} --node NODE --via {host}");
     Ok(ExitStatus::Success)
 }
 
@@ -555,6 +296,10 @@ async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
             m.lag_bytes.map(|b| format!("{b} B")).unwrap_or_else(|| "–".into()),
             if m.pending_restart { "  (restart pending)" } else { "" }
         );
+    }
+    for m in &st.missing {
+        let haproxy = m.haproxy.as_deref().map(|h| format!("HAProxy: {h}")).unwrap_or("not in HAProxy".into());
+        println!("  {:<12} MISSING  not in Patroni's cluster (its lease ran out; {haproxy})", m.name);
     }
     for e in &st.etcd {
         println!("  etcd {:<30} {}", e.url, if e.healthy { "healthy" } else { "UNHEALTHY" });

@@ -20,9 +20,8 @@ pub struct RestoreArgs {
     /// Restore only this database (repeatable) [default: every database of the bundle]
     #[arg(long = "database", value_name = "NAME")]
     pub databases: Vec<String>,
-    /// Parallel pg_restore workers [default: the machine's cores]
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub jobs: crate::options::JobsArgs,
     /// The repository role whose provisioning is checked afterwards
     #[arg(long, value_name = "ROLE", default_value = qrd_pg::spec::DEFAULT_REPO_ROLE)]
     pub repo_user: String,
@@ -72,11 +71,10 @@ fn parse_share(s: &str) -> Result<(String, String), String> {
 }
 
 pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     let req = Request {
         bundle: a.bundle,
         databases: a.databases,
-        jobs: a.jobs.unwrap_or(cores).max(1),
+        jobs: a.jobs.get(),
         repo_role: a.repo_user,
         rename: a.new_hostname.map(|new_host| Rename { new_host, old_host: a.old_hostname, shares: a.share_paths }),
         clean: a.clean.then_some(Clean { drop_old: a.drop_old, terminate_sessions: a.yes }),

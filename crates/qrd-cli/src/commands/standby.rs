@@ -32,11 +32,11 @@ pub enum StandbyCommand {
 
 #[derive(Debug, Args)]
 pub struct RejoinArgs {
-    /// The old primary's data directory (stopped)
+    /// The old primary's data directory (stopped), or a Debian cluster's /etc/postgresql/… directory
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
     /// The new primary, HOST:PORT (pg_rewind connects there as -U, a superuser)
-    #[arg(long, value_name = "HOST:PORT", value_parser = crate::commands::failover::parse_host_port)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::options::host_port)]
     pub new_primary: (String, u16),
     #[command(flatten)]
     pub replication: ReplicationArgs,
@@ -111,7 +111,7 @@ pub struct CloneArgs {
     /// The primary's port
     #[arg(long, value_name = "PORT", default_value_t = 4432)]
     pub primary_port: u16,
-    /// The standby's data directory (empty or missing)
+    /// The standby's data directory (empty or missing), or a Debian cluster's (its configuration stays in /etc)
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
     #[command(flatten)]
@@ -119,7 +119,7 @@ pub struct CloneArgs {
     /// Stream through this physical replication slot (made by prepare-primary --slot)
     #[arg(long, value_name = "NAME")]
     pub slot: Option<String>,
-    /// The standby's own port (needed when it runs on the primary's machine) [default: the primary's]
+    /// The standby's own port (needed when it runs on the primary's machine) [default: the replaced cluster's, else the primary's]
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
     /// The guide's failover trigger: creating this file promotes the standby (PostgreSQL 12–15 only)

@@ -12,9 +12,9 @@ use crate::options::{ConnectArgs, ReplicationArgs, ToolArgs};
 #[derive(Debug, Args)]
 pub struct SwitchoverArgs {
     /// The standby that becomes the primary, HOST:PORT (as the old primary will reach it)
-    #[arg(long, value_name = "HOST:PORT", value_parser = crate::commands::failover::parse_host_port)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::options::host_port)]
     pub standby: (String, u16),
-    /// The primary's data directory (it is stopped cleanly, then follows the new primary)
+    /// The primary's data directory, or a Debian cluster's (stopped cleanly through its service, then it follows the new primary)
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
     #[command(flatten)]

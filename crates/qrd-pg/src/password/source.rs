@@ -96,6 +96,7 @@ fn read_hidden(prompt: &str) -> std::io::Result<String> {
     let _restore = Restore(&tty, saved);
     (&tty).write_all(prompt.as_bytes())?;
     (&tty).flush()?;
+    wait_for_line(&tty)?;
     let mut line = String::new();
     std::io::BufReader::new(&tty).read_line(&mut line)?;
     if line.ends_with('\n') {
@@ -105,6 +106,25 @@ fn read_hidden(prompt: &str) -> std::io::Result<String> {
         }
     }
     Ok(line)
+}
+
+/// Waits until the terminal has a line to read (it is in canonical mode), watching for Ctrl-C and SIGTERM
+/// meanwhile: the CLI takes those over (`qrd_pgbin::interrupt`), so a plain blocking read would go on
+/// waiting through them. An interruption ends the prompt as an error, and the guard puts echo back.
+fn wait_for_line(tty: &std::fs::File) -> std::io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    loop {
+        if let Some(signal) = qrd_pgbin::interrupt::received() {
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, format!("qrd received {signal}")));
+        }
+        let mut fds = [PollFd::new(tty.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(200u16)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn non_empty(s: Secret, origin: String) -> Result<Secret, PasswordError> {
