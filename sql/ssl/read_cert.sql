@@ -1,7 +1,8 @@
 -- The server certificate as the server reads it: a relative ssl_cert_file is relative to the data
--- directory, as pg_read_file's own relative paths are. Privilege and existence are checked first (CASE
--- fixes the order) so that a routine check never leaves an ERROR in the server log: the functions need a
--- superuser or a grant, and ssl_cert_file may name a missing file while ssl = off. Read as bytes: a PEM
+-- directory, as pg_read_file's own relative paths are. Run only where may_read_cert.sql says the functions
+-- may be called (a superuser, or a grant); existence is checked first (CASE fixes the order) so that a
+-- routine check never leaves an ERROR in the server log: ssl_cert_file may name a missing file while
+-- ssl = off. Read as bytes: a PEM
 -- export may carry non-UTF-8 attribute text (PKCS #12 friendlyName), which pg_read_file would refuse.
 SELECT may_read,
        CASE WHEN file_exists THEN pg_read_binary_file(current_setting('ssl_cert_file')) END AS pem,

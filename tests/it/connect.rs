@@ -126,7 +126,8 @@ fn sslmode_require_without_server_tls_fails() {
     assert!(err.contains("hint: check --sslmode"), "{err}");
 }
 
-/// A user who is not a superuser cannot provision; nothing is created.
+/// A user who is neither a superuser nor may create roles cannot provision; nothing is created. (A managed
+/// server's admin, CREATEROLE CREATEDB, can: see managed.rs.)
 #[test]
 fn non_superuser_cannot_provision() {
     let server = Server::start(16);
@@ -135,7 +136,7 @@ fn non_superuser_cannot_provision() {
         server
             .connect("postgres")
             .await
-            .batch_execute("CREATE ROLE dba LOGIN CREATEDB CREATEROLE PASSWORD 'Dba-pw'")
+            .batch_execute("CREATE ROLE dba LOGIN CREATEDB PASSWORD 'Dba-pw'")
             .await
             .unwrap();
     });
@@ -148,7 +149,11 @@ fn non_superuser_cannot_provision() {
             .arg(&pw),
         4,
     );
-    assert!(stderr(&out).contains(r#"connected as "dba", which is not a superuser"#), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(r#"connected as "dba", which is neither a superuser nor has CREATEROLE"#),
+        "{}",
+        stderr(&out)
+    );
     assert!(block_on(catalog_state(&server, ROLE)).roles.is_empty());
 }
 

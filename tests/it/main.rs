@@ -14,6 +14,7 @@ mod guide;
 mod ha;
 mod hba;
 mod hostile;
+mod managed;
 mod password;
 mod prompt;
 mod provision;

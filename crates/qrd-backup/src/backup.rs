@@ -70,6 +70,8 @@ pub struct PlannedDatabase {
     pub owner: String,
     pub encoding: String,
     pub bytes: u64,
+    #[serde(skip)]
+    acts_as_owner: bool,
 }
 
 /// What a backup would do (`--dry-run` prints it).
@@ -84,6 +86,9 @@ pub struct Plan {
     pub free_bytes: u64,
     pub pg_dump: PathBuf,
     pub pg_dumpall: PathBuf,
+    /// The roles are dumped without their password verifiers: this session may not read `pg_authid` (a
+    /// managed server's admin).
+    pub no_role_passwords: bool,
     /// `--from-data-dir`: the data directory a private server runs a copy of.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_data_dir: Option<PathBuf>,
@@ -104,6 +109,8 @@ pub struct Report {
     /// What it holds before compression.
     pub content_bytes: u64,
     pub databases: Vec<DumpedDatabase>,
+    /// The roles were dumped without their password verifiers (see [`Plan::no_role_passwords`]).
+    pub no_role_passwords: bool,
     pub seconds: f64,
 }
 
@@ -125,6 +132,8 @@ pub enum BackupError {
     NoDatabase { name: String, qlik: bool },
     #[error("database {name:?} cannot be a bundle member: {reason}")]
     BadName { name: String, reason: &'static str },
+    #[error("{user:?} is no superuser and does not have the privileges of {owner:?}, which owns database {database:?}")]
+    NotOwner { database: String, owner: String, user: String },
     #[error(transparent)]
     Tools(#[from] FindError),
     #[error(transparent)]
@@ -145,7 +154,9 @@ impl BackupError {
     pub fn hint(&self) -> String {
         match self {
             BackupError::Connect(e) => e.hint(),
-            BackupError::Query(_) => "run again with -v for the statements qrd runs; back up as a superuser".into(),
+            BackupError::Query(_) => "run again with -v for the statements qrd runs; back up as a superuser, or as an \
+                                      admin the repository role is granted to (qrd provision grants it)"
+                .into(),
             BackupError::NoDatabase { qlik: true, .. } => {
                 "is this the Qlik repository server? `qrd check` lists the Qlik databases it finds".into()
             }
@@ -153,6 +164,12 @@ impl BackupError {
                 "check the --database name (names are case-sensitive)".into()
             }
             BackupError::BadName { .. } => "back that database up with pg_dump by hand".into(),
+            BackupError::NotOwner { owner, user, .. } => format!(
+                "back up as a superuser, or grant the owner to this admin: `qrd provision` does it for the repository \
+                 role, else GRANT {} TO {}",
+                qrd_pg::quote::ident(owner).unwrap_or_default(),
+                qrd_pg::quote::ident(user).unwrap_or_default()
+            ),
             BackupError::Tools(e) => e.hint(),
             BackupError::Space(e) => e.hint(),
             BackupError::Lock(e) => e.hint(),
@@ -171,6 +188,7 @@ impl BackupError {
             self,
             BackupError::NoDatabase { .. }
                 | BackupError::BadName { .. }
+                | BackupError::NotOwner { .. }
                 | BackupError::Tools(_)
                 | BackupError::Space(_)
                 | BackupError::Lock(_)
@@ -184,6 +202,14 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
     let row = session.client().query_one(SERVER.text, &[]).await.map_err(query_err(&SERVER, db))?;
     let server_version: String = row.get("version");
     let version = PgVersion::from_version_num(row.get::<_, i32>("version_num") as u32);
+    let no_role_passwords = !row.get::<_, bool>("reads_authid");
+    if no_role_passwords {
+        tracing::warn!(
+            "{:?} may not read pg_authid (it is no superuser): the roles are dumped without their passwords; a \
+             restore that creates the repository role asks for its password",
+            session.target().user
+        );
+    }
     let rows = session.client().query(DATABASES.text, &[]).await.map_err(query_err(&DATABASES, db))?;
     let present: Vec<PlannedDatabase> = rows
         .iter()
@@ -192,6 +218,7 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
             owner: r.get("owner"),
             encoding: r.get("encoding"),
             bytes: r.get::<_, i64>("bytes").max(0) as u64,
+            acts_as_owner: r.get("acts_as_owner"),
         })
         .collect();
     let mut wanted: Vec<(String, bool)> = qrd_pg::spec::QLIK_DATABASES.iter().map(|d| (d.to_string(), true)).collect();
@@ -209,6 +236,15 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
             present.iter().find(|d| d.name == name).ok_or(BackupError::NoDatabase { name: name.clone(), qlik })?;
         if let Some(reason) = manifest::member_path_problem(&name) {
             return Err(BackupError::BadName { name, reason });
+        }
+        // An admin that is no superuser reads the tables through their owner (pg_dump would stop at the
+        // first one with "permission denied").
+        if !found.acts_as_owner {
+            return Err(BackupError::NotOwner {
+                database: name,
+                owner: found.owner.clone(),
+                user: session.target().user.clone(),
+            });
         }
         databases.push(found.clone());
     }
@@ -228,6 +264,7 @@ pub async fn plan(session: &Session, finder: &Finder, req: &Request) -> Result<P
         free_bytes,
         pg_dump: tools.pg_dump.path.clone(),
         pg_dumpall: tools.pg_dumpall.path.clone(),
+        no_role_passwords,
         from_data_dir: req.from_data_dir.clone(),
         tools,
         version,
@@ -291,6 +328,7 @@ pub async fn run(session: &Session, plan: Plan, req: &Request, progress: &Shared
         bytes: written.bytes,
         content_bytes: written.content_bytes,
         databases: dumped,
+        no_role_passwords: plan.no_role_passwords,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -334,7 +372,7 @@ async fn dump_all(
         tracing::info!("dumping the roles (pg_dumpall --globals-only)");
         let child = session.connector().child("postgres")?;
         let out = staging.join(GLOBALS_MEMBER);
-        dump::dump_globals(&plan.tools, &child, &out).await?;
+        dump::dump_globals(&plan.tools, &child, plan.no_role_passwords, &out).await?;
         let mut out = Vec::new();
         for (i, d) in plan.databases.iter().enumerate() {
             if i != largest {
@@ -348,6 +386,7 @@ async fn dump_all(
     manifest.globals = Some(manifest::Globals {
         member: GLOBALS_MEMBER.to_owned(),
         pg_dumpall_version: Some(plan.tools.pg_dumpall.version.text.clone()),
+        no_role_passwords: plan.no_role_passwords,
     });
     if let Some(one) = big? {
         all.push((largest, one));

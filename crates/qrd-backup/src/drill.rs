@@ -131,14 +131,21 @@ async fn amcheck_tool(session: &Session, finder: &Finder, server_major: u32, maj
     if server_major < 14 {
         return Err(format!("pg_amcheck needs a server of PostgreSQL 14 or newer (this one is {server_major})"));
     }
-    let available = session
+    let (available, superuser) = session
         .client()
         .query_one(AMCHECK_AVAILABLE.text, &[])
         .await
-        .map(|r| r.get::<_, bool>("available"))
-        .unwrap_or(false);
+        .map(|r| (r.get::<_, bool>("available"), r.get::<_, bool>("superuser")))
+        .unwrap_or((false, false));
     if !available {
         return Err("the server has no amcheck extension (PostgreSQL's contrib)".into());
+    }
+    if !superuser {
+        return Err(format!(
+            "{:?} is no superuser, and only a superuser may create the amcheck extension (it is not trusted) in \
+             the scratch databases",
+            session.target().user
+        ));
     }
     let version = PgVersion { major: major.max(14), minor: 0, text: major.max(14).to_string() };
     match finder.find(Tool::PgAmcheck, &version) {

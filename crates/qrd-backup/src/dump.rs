@@ -41,11 +41,26 @@ fn tool(path: &Path, child: &ChildConnection) -> Command {
 }
 
 /// `pg_dumpall --globals-only` into `out`: roles with their attributes, verifiers, settings and
-/// memberships, and tablespaces.
-pub async fn dump_globals(tools: &Tools, child: &ChildConnection, out: &Path) -> Result<(), ToolError> {
+/// memberships, and tablespaces. `no_role_passwords`: without the verifiers (`--no-role-passwords`,
+/// which reads `pg_roles` instead of `pg_authid`), for a role that may not read `pg_authid`.
+pub async fn dump_globals(
+    tools: &Tools,
+    child: &ChildConnection,
+    no_role_passwords: bool,
+    out: &Path,
+) -> Result<(), ToolError> {
     let mut cmd = tool(&tools.pg_dumpall.path, child);
-    cmd.args(["--globals-only", "--no-password", "--file"]).arg(out);
-    run(cmd, "dump the roles (pg_dumpall --globals-only)").await.map(drop)
+    cmd.args(["--globals-only", "--no-password"]);
+    if no_role_passwords {
+        cmd.arg("--no-role-passwords");
+    }
+    cmd.arg("--file").arg(out);
+    let what = if no_role_passwords {
+        "dump the roles (pg_dumpall --globals-only --no-role-passwords)"
+    } else {
+        "dump the roles (pg_dumpall --globals-only)"
+    };
+    run(cmd, what).await.map(drop)
 }
 
 /// `pg_dump` of `child`'s database into `out` (a directory for [`ArchiveFormat::Directory`], which must not

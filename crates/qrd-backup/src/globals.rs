@@ -119,6 +119,107 @@ impl Globals {
     }
 }
 
+/// The role attributes only a superuser may name at all, even to switch them off (`NOSUPERUSER` too).
+const SUPERUSER_ONLY: [&str; 6] =
+    ["SUPERUSER", "NOSUPERUSER", "REPLICATION", "NOREPLICATION", "BYPASSRLS", "NOBYPASSRLS"];
+
+impl Globals {
+    /// The file as an admin that is no superuser may run it (a managed server's: CREATEROLE CREATEDB):
+    /// `ALTER ROLE … WITH` without the attributes only a superuser may name (a role that had SUPERUSER,
+    /// REPLICATION or BYPASSRLS is created without it, and the returned notes say so); `GRANT … GRANTED BY`
+    /// without the grantor, which only a superuser may name (the admin becomes the grantor); and no grant
+    /// whose member is `me` (the restore grants the admin what it needs itself). Tablespaces stay
+    /// [`Subject::Other`], reported and not run, as for anyone. Returns the roles and the attributes left
+    /// out with the statements.
+    pub fn for_admin(&self, me: &str) -> (Globals, Vec<(String, &'static str)>) {
+        let mut notes = Vec::new();
+        let mut statements = Vec::new();
+        for st in &self.statements {
+            let sql = match &st.subject {
+                Subject::Role(role) if role_attributes(&st.sql).is_some() => {
+                    let (head, attrs) = role_attributes(&st.sql).expect("checked");
+                    let kept: Vec<&str> = attrs
+                        .iter()
+                        .copied()
+                        .filter(|a| !SUPERUSER_ONLY.iter().any(|w| a.eq_ignore_ascii_case(w)))
+                        .collect();
+                    for attr in ["SUPERUSER", "REPLICATION", "BYPASSRLS"] {
+                        if attrs.iter().any(|a| a.eq_ignore_ascii_case(attr)) {
+                            notes.push((role.clone(), attr));
+                        }
+                    }
+                    format!("{head} {};", kept.join(" "))
+                }
+                Subject::Grant { member, .. } if member == me => continue,
+                Subject::Grant { .. } => without_grantor(&st.sql),
+                _ => st.sql.clone(),
+            };
+            statements.push(Statement { sql, subject: st.subject.clone() });
+        }
+        (Globals { statements }, notes)
+    }
+}
+
+/// Whether `sql` is one a restore cannot do without: creating a role or setting its attributes (without
+/// them a login role would be created NOLOGIN). The rest of the file (memberships, settings, comments) an
+/// admin that is no superuser may be refused, and skips with a note.
+pub fn defines_role(sql: &str) -> bool {
+    keywords(sql, &["CREATE", "ROLE"]).is_some() || role_attributes(sql).is_some()
+}
+
+/// `ALTER ROLE r WITH a b …;` as its head (`ALTER ROLE r WITH`, as written) and the attribute words, a
+/// quoted literal (a password verifier, a date) kept with the word before it.
+fn role_attributes(sql: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = keywords(sql, &["ALTER", "ROLE"])?;
+    let (_, rest) = ident(rest)?;
+    let attrs = keywords(rest, &["WITH"])?;
+    let head = sql[..sql.len() - attrs.len()].trim_end();
+    let body = attrs.trim_end().strip_suffix(';').unwrap_or(attrs).trim_end();
+    Some((head, words(body)))
+}
+
+/// The words of `s` split at whitespace outside single and double quotes.
+fn words(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let mut quote = None;
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                start.get_or_insert(i);
+            }
+            (None, c) if c.is_whitespace() => {
+                if let Some(b) = start.take() {
+                    out.push(&s[b..i]);
+                }
+            }
+            (None, _) => {
+                start.get_or_insert(i);
+            }
+        }
+    }
+    if let Some(b) = start {
+        out.push(&s[b..]);
+    }
+    out
+}
+
+/// A `GRANT … GRANTED BY r;` without its `GRANTED BY r` (a doubled quote inside a quoted name is two
+/// quotes in a row, which the word split keeps together).
+fn without_grantor(sql: &str) -> String {
+    let body = sql.trim_end().strip_suffix(';').unwrap_or(sql);
+    let w = words(body);
+    match w.iter().position(|x| x.eq_ignore_ascii_case("GRANTED")) {
+        Some(i) if w.get(i + 1).is_some_and(|b| b.eq_ignore_ascii_case("BY")) && w.len() == i + 3 => {
+            format!("{};", w[..i].join(" "))
+        }
+        _ => sql.to_owned(),
+    }
+}
+
 /// Splits SQL text into statements at each `;` outside string literals, quoted identifiers and comments;
 /// comments and blank lines between statements are dropped.
 fn split_statements(text: &str) -> Result<Vec<String>, GlobalsError> {
@@ -362,6 +463,52 @@ GRANT qlogs_reader TO "we""ird $$ role\ ü" WITH INHERIT TRUE GRANTED BY postgre
         assert_eq!(g.statements[0].sql, "SET default_transaction_read_only = off;");
         assert_eq!(g.statements[0].subject, Subject::Session);
         assert!(g.plan(&BTreeSet::new()).skipped.is_empty());
+    }
+
+    /// An admin that is no superuser restores the roles without the attributes only a superuser may name,
+    /// memberships without their grantor, and none of its own (pg_dumpall 16 of a managed server, roles
+    /// without passwords).
+    #[test]
+    fn what_an_admin_may_run() {
+        let text = r#"SET client_encoding = 'UTF8';
+CREATE ROLE dba;
+ALTER ROLE dba WITH NOSUPERUSER INHERIT CREATEROLE CREATEDB LOGIN NOREPLICATION NOBYPASSRLS;
+CREATE ROLE postgres;
+ALTER ROLE postgres WITH SUPERUSER INHERIT CREATEROLE CREATEDB LOGIN REPLICATION BYPASSRLS;
+CREATE ROLE qliksenserepository;
+ALTER ROLE qliksenserepository WITH NOSUPERUSER NOINHERIT NOCREATEROLE NOCREATEDB LOGIN NOREPLICATION NOBYPASSRLS VALID UNTIL 'infinity';
+CREATE ROLE "we""ird GRANTED BY x";
+ALTER ROLE "we""ird GRANTED BY x" WITH NOSUPERUSER INHERIT LOGIN PASSWORD 'SCRAM-SHA-256$4096:a==$b=:c=' VALID UNTIL '2030-01-01 00:00:00+00';
+GRANT qliksenserepository TO dba WITH ADMIN OPTION, INHERIT FALSE, SET FALSE GRANTED BY postgres;
+GRANT qliksenserepository TO "we""ird GRANTED BY x" WITH INHERIT TRUE GRANTED BY "x y";
+GRANT pg_monitor TO qliksenserepository;
+CREATE TABLESPACE ts OWNER postgres LOCATION '/x';
+"#;
+        let (g, notes) = Globals::parse(text).unwrap().for_admin("dba");
+        let sql: Vec<&str> = g.statements.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(
+            sql,
+            [
+                "SET client_encoding = 'UTF8';",
+                "CREATE ROLE dba;",
+                "ALTER ROLE dba WITH INHERIT CREATEROLE CREATEDB LOGIN;",
+                "CREATE ROLE postgres;",
+                "ALTER ROLE postgres WITH INHERIT CREATEROLE CREATEDB LOGIN;",
+                "CREATE ROLE qliksenserepository;",
+                "ALTER ROLE qliksenserepository WITH NOINHERIT NOCREATEROLE NOCREATEDB LOGIN VALID UNTIL 'infinity';",
+                "CREATE ROLE \"we\"\"ird GRANTED BY x\";",
+                "ALTER ROLE \"we\"\"ird GRANTED BY x\" WITH INHERIT LOGIN PASSWORD 'SCRAM-SHA-256$4096:a==$b=:c=' VALID UNTIL '2030-01-01 00:00:00+00';",
+                "GRANT qliksenserepository TO \"we\"\"ird GRANTED BY x\" WITH INHERIT TRUE;",
+                "GRANT pg_monitor TO qliksenserepository;",
+                "CREATE TABLESPACE ts OWNER postgres LOCATION '/x';",
+            ]
+        );
+        let postgres = |a| ("postgres".to_owned(), a);
+        assert_eq!(notes, [postgres("SUPERUSER"), postgres("REPLICATION"), postgres("BYPASSRLS")]);
+        assert!(defines_role(sql[2]) && defines_role(sql[1]) && !defines_role(sql[9]) && !defines_role(sql[0]));
+        assert!(!defines_role("ALTER ROLE qliksenserepository SET search_path TO 'public';"));
+        let plan = g.plan(&["dba".to_owned()].into());
+        assert_eq!(plan.skipped, ["CREATE TABLESPACE ts OWNER postgres LOCATION '/x';"]);
     }
 
     #[test]

@@ -45,6 +45,7 @@
 //! keeps a second backup out of the same directory.
 
 mod archive;
+pub mod as_admin;
 pub mod attributes;
 pub mod backup;
 pub mod bundle;

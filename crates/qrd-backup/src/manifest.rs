@@ -187,6 +187,11 @@ pub struct Globals {
     pub member: String,
     /// `pg_dumpall --version` of the tool used.
     pub pg_dumpall_version: Option<String>,
+    /// The roles were dumped without their password verifiers (`--no-role-passwords`): the backup ran as a
+    /// role that may not read `pg_authid` (a managed server's admin). A restore that creates the
+    /// repository role then asks for its password. `false` in bundles of earlier qrd versions.
+    #[serde(default)]
+    pub no_role_passwords: bool,
 }
 
 /// The Qlik Sense site, from QSR at backup time: what a restore onto another host must change.
@@ -361,6 +366,18 @@ mod tests {
         v.as_object_mut().unwrap().remove("finished_utc");
         let m: Manifest = serde_json::from_value(v).unwrap();
         assert_eq!(m.finished_utc, None);
+    }
+
+    /// A bundle of an earlier qrd has no `no_role_passwords`: its roles carry their verifiers.
+    #[test]
+    fn globals_without_the_flag_carry_passwords() {
+        let mut m = sample();
+        m.globals = Some(Globals { member: "globals.sql".into(), pg_dumpall_version: None, no_role_passwords: true });
+        let mut v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["globals"]["no_role_passwords"], true);
+        v["globals"].as_object_mut().unwrap().remove("no_role_passwords");
+        let old: Manifest = serde_json::from_value(v).unwrap();
+        assert!(!old.globals.unwrap().no_role_passwords);
     }
 
     #[test]

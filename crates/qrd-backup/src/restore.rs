@@ -49,8 +49,6 @@ const DATABASE_EXISTS: Template = sql_template!("restore/database_exists.sql");
 const USER_TABLES: Template = sql_template!("restore/user_tables.sql");
 const DROP_DATABASE: Template = sql_template!("restore/drop_database.sql");
 const CREATE_DATABASE: Template = sql_template!("provision/create_database.sql");
-const RECORDERS_OFF: Template = sql_template!("security/recorders_off.sql");
-const RECORDERS_RESET: Template = sql_template!("security/recorders_reset.sql");
 const COUNT_ROWS: Template = sql_template!("backup/count_rows.sql");
 const SESSIONS: Template = sql_template!("restore/sessions.sql");
 const TERMINATE: Template = sql_template!("restore/terminate.sql");
@@ -71,6 +69,9 @@ pub struct Request {
     pub rename: Option<Rename>,
     /// `--clean`: replace databases that hold data (see the module documentation).
     pub clean: Option<Clean>,
+    /// The repository role's password, for a bundle whose roles hold no verifiers (see
+    /// [`crate::as_admin::needs_repo_password`]).
+    pub repo_password: Option<qrd_pg::Secret>,
 }
 
 /// How `--clean` replaces databases.
@@ -112,6 +113,8 @@ pub struct Report {
     /// What `qrd provision` would still change on the restored server (the source's own differences from
     /// the guide, or a bundle of an older qrd, which records no database grants); empty when it matches.
     pub provisioning_differs: Vec<String>,
+    /// The repository role's password: kept, from the bundle, set from the one given, or not set.
+    pub repo_password: crate::as_admin::RepoPassword,
     /// What the new-hostname change did to QSR.
     pub renamed: Option<Renamed>,
     /// What is left to do on the new Windows machine (with a new host name).
@@ -173,6 +176,10 @@ pub enum RestoreError {
     Swap { message: String },
     #[error("creating role(s) from globals.sql failed at `{statement}`: {message}")]
     Roles { statement: String, message: String },
+    #[error(
+        "failed to grant role {role:?} to {user:?}, which is no superuser and must act as the roles that own what it restores: {message}"
+    )]
+    ActAs { role: String, user: String, message: String },
     #[error("after the restore, {} table(s) do not hold the rows the manifest counted:{}", mismatches.len(), mismatches.iter().map(|m| format!("\n  {m}")).collect::<String>())]
     RowCounts { mismatches: Vec<String> },
     #[error("failed to make a work directory beside {}: {source}", path.display())]
@@ -211,6 +218,12 @@ impl RestoreError {
             RestoreError::NameTooLong { .. } => "restore that database onto a server without it".into(),
             RestoreError::Swap { .. } => "run the restore again once nothing holds those databases".into(),
             RestoreError::Roles { .. } => "the role statements are in globals.sql inside the bundle".into(),
+            RestoreError::ActAs { role, user, .. } => format!(
+                "a role that may grant it (a superuser; on PostgreSQL 16 also one holding ADMIN OPTION on it; on Amazon \
+                 RDS the master user) runs GRANT {} TO {}, then run the restore again (the roles it made are kept)",
+                qrd_pg::quote::ident(role).unwrap_or_default(),
+                qrd_pg::quote::ident(user).unwrap_or_default()
+            ),
             RestoreError::RowCounts { .. } => {
                 "the restored data differs from the backup: do not put this server in service; verify the bundle".into()
             }
@@ -415,14 +428,32 @@ pub async fn restore(
     tracing::info!("{}: verified and unpacked", req.bundle.display());
 
     // The roles.
+    let caller = crate::as_admin::caller(session).await?;
     let (created, existing, after_databases) = match &manifest.globals {
         Some(g) => {
             let text = std::fs::read_to_string(unpacked.join(&g.member))
                 .map_err(|source| RestoreError::Work { path: unpacked.join(&g.member), source })?;
-            roles(session, &Globals::parse(&text)?).await?
+            roles(session, &caller, &Globals::parse(&text)?).await?
         }
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
+    // An admin that is no superuser acts as the roles that own what it restores (see crate::as_admin).
+    let owners: Vec<String> = created
+        .iter()
+        .cloned()
+        .chain(manifest.databases.iter().filter(|d| chosen.contains(&d.name)).filter_map(|d| d.owner.clone()))
+        .collect();
+    crate::as_admin::act_as(session, &caller, &owners).await?;
+    let repo_password = crate::as_admin::repo_password(
+        session,
+        &caller,
+        &manifest,
+        &created,
+        &existing,
+        &req.repo_role,
+        req.repo_password.as_ref(),
+    )
+    .await?;
 
     // The databases: the scratch ones of --clean, and a database created and not yet filled, are dropped
     // again on any failure (or Ctrl-C/SIGTERM) before the swap.
@@ -457,6 +488,7 @@ pub async fn restore(
                 } else {
                     tracing::info!("created database {name:?}");
                 }
+                crate::as_admin::prepare_database(session, &caller, &into, &owner).await?;
             }
             let load = Load { pg_restore: &pg_restore, jobs: req.jobs, ownership: Ownership::Keep };
             archive::restore_into(session, load, db, &unpacked.join(&db.member), &into, progress).await?;
@@ -520,9 +552,7 @@ pub async fn restore(
             }
         }
     }
-    for sql in &after_databases {
-        with_recorders_off(session, std::slice::from_ref(sql)).await?;
-    }
+    crate::as_admin::run_statements(session, &caller, &after_databases).await?;
     let runbook = renamed.as_ref().map(|r| hostname::runbook(&r.new_host)).unwrap_or_default();
 
     // The guide's provisioning, as `qrd provision` sees it now.
@@ -542,6 +572,7 @@ pub async fn restore(
         roles_existing: existing,
         databases: restored,
         provisioning_differs,
+        repo_password,
         renamed,
         runbook,
         seconds: started.elapsed().as_secs_f64(),
@@ -679,13 +710,18 @@ fn choose(manifest: &Manifest, wanted: &[String]) -> Result<Vec<String>, Restore
     Ok(held.into_iter().filter(|h| wanted.contains(h)).collect())
 }
 
-/// Creates the missing roles; returns (created, existing, statements that need the databases).
-async fn roles(session: &Session, globals: &Globals) -> Result<(Vec<String>, Vec<String>, Vec<String>), RestoreError> {
+/// Creates the missing roles (as the caller may: see [`crate::as_admin`]); returns (created, existing,
+/// statements that need the databases).
+async fn roles(
+    session: &Session,
+    caller: &crate::as_admin::Caller,
+    globals: &Globals,
+) -> Result<(Vec<String>, Vec<String>, Vec<String>), RestoreError> {
     let db = session.target().dbname.clone();
     let rows = session.client().query(ROLES.text, &[]).await.map_err(query_err(&ROLES, &db))?;
     let existing: BTreeSet<String> = rows.iter().map(|r| r.get("name")).collect();
-    let plan = globals.plan(&existing);
-    with_recorders_off(session, &plan.statements).await?;
+    let plan = crate::as_admin::roles_plan(caller, globals, &existing);
+    crate::as_admin::run_statements(session, caller, &plan.statements).await?;
     if !plan.create.is_empty() {
         tracing::info!(
             "created role(s) {:?} from globals.sql; left {} existing role(s) as they are",
@@ -697,39 +733,6 @@ async fn roles(session: &Session, globals: &Globals) -> Result<(Vec<String>, Vec
         tracing::warn!("globals.sql: not run (not a role): {s}");
     }
     Ok((plan.create, plan.existing, plan.after_databases))
-}
-
-/// Runs `statements` one by one with every recorder of the session switched off (they may carry
-/// password verifiers); the error names the statement's first words, never the verifier.
-async fn with_recorders_off(session: &Session, statements: &[String]) -> Result<(), RestoreError> {
-    let db = session.target().dbname.clone();
-    let client = session.client();
-    for s in RECORDERS_OFF.render_statements(&Vars::new()).map_err(|e| QueryError::Query {
-        sql: RECORDERS_OFF.name,
-        database: db.clone(),
-        message: e.to_string(),
-    })? {
-        client.batch_execute(&s).await.map_err(query_err(&RECORDERS_OFF, &db))?;
-    }
-    let mut failure = None;
-    for s in statements {
-        if let Err(e) = client.batch_execute(s).await {
-            let shown: String = s.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-            failure = Some(RestoreError::Roles {
-                statement: format!("{shown} …"),
-                message: qrd_pg::connect::server_message(&e),
-            });
-            break;
-        }
-    }
-    for s in RECORDERS_RESET.render_statements(&Vars::new()).map_err(|e| QueryError::Query {
-        sql: RECORDERS_RESET.name,
-        database: db.clone(),
-        message: e.to_string(),
-    })? {
-        client.batch_execute(&s).await.map_err(query_err(&RECORDERS_RESET, &db))?;
-    }
-    failure.map_or(Ok(()), Err)
 }
 
 /// Counts, in database `into` (the restored copy of `db`), every table the manifest counted and compares.

@@ -280,10 +280,11 @@ fn role(ctx: &Context<'_>) -> Vec<Finding> {
 
     let id = "role.password";
     match info.password.as_ref().map(|p| p.hash_type) {
-        None => out.push(Finding::warn(
+        None => out.push(Finding::skip(
             id,
-            "cannot see how the password is stored (pg_authid is readable by superusers only)",
-            "run qrd check as a superuser",
+            format!("cannot see how the password is stored: {}", unreadable(ctx, "pg_authid")),
+            "run qrd check as a superuser to see it; `qrd provision --repo-password-file FILE` proves the password \
+             by a login as the role",
         )),
         Some(HashType::ScramSha256) => out.push(Finding::ok(id, "password stored as SCRAM-SHA-256")),
         Some(HashType::Md5) => out.push(Finding::warn(
@@ -304,21 +305,45 @@ fn role(ctx: &Context<'_>) -> Vec<Finding> {
         )),
     }
 
-    if ctx.inventory.is_superuser {
-        let me = &ctx.inventory.current_user;
-        let id = "role.granted";
-        if info.granted_to_current_user {
-            out.push(Finding::ok(id, format!("role {role:?} is granted to {me:?}")));
-        } else {
-            out.push(Finding::warn(
-                id,
-                format!("role {role:?} is not granted to {me:?} (the guide's `GRANT {role} TO postgres`)"),
-                provision_hint(ctx),
-            ));
-        }
+    // For a superuser the guide's explicit grant; for an admin that is no superuser (a managed server's),
+    // what lets it own and grant for the role: SET ROLE to it and its privileges.
+    let me = &ctx.inventory.current_user;
+    let id = "role.granted";
+    let how = if ctx.inventory.is_superuser { "" } else { " (it may SET ROLE to it and use its privileges)" };
+    if info.granted_to_current_user {
+        out.push(Finding::ok(id, format!("role {role:?} is granted to {me:?}{how}")));
+    } else if ctx.inventory.is_superuser {
+        out.push(Finding::warn(
+            id,
+            format!("role {role:?} is not granted to {me:?} (the guide's `GRANT {role} TO postgres`)"),
+            provision_hint(ctx),
+        ));
+    } else {
+        out.push(Finding::warn(
+            id,
+            format!(
+                "role {role:?} is not granted to {me:?} so that it may act as the role: backups and restores as \
+                 {me:?} cannot read or own the Qlik databases' tables"
+            ),
+            provision_hint(ctx),
+        ));
     }
     out
 }
+
+/// Why something the server keeps is not readable here: said for the role connected.
+fn unreadable(ctx: &Context<'_>, what: &str) -> String {
+    let inv = ctx.inventory;
+    if inv.is_superuser {
+        format!("the server could not give {what} to {:?}", inv.current_user)
+    } else {
+        format!("{what} is readable by superusers only, and {:?} is none (as on a managed server)", inv.current_user)
+    }
+}
+
+/// The hint of a skip: the same check as a superuser, or where a managed server shows it.
+const AS_SUPERUSER: &str = "run qrd check as a superuser to check it; on a managed server (Amazon RDS, Azure, Cloud SQL) the provider \
+     keeps it: see its console";
 
 fn databases(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -445,7 +470,13 @@ fn password_encryption(ctx: &Context<'_>) -> Vec<Finding> {
 /// Login roles whose stored password is still an md5 hash.
 fn md5_hashes(ctx: &Context<'_>) -> Vec<Finding> {
     let id = "auth.md5_hashes";
-    let Some(roles) = &ctx.inventory.login_roles else { return Vec::new() };
+    let Some(roles) = &ctx.inventory.login_roles else {
+        return vec![Finding::skip(
+            id,
+            format!("cannot see how the login roles' passwords are stored: {}", unreadable(ctx, "pg_authid")),
+            AS_SUPERUSER,
+        )];
+    };
     let md5: Vec<&str> = roles.iter().filter(|(_, h)| *h == HashType::Md5).map(|(n, _)| n.as_str()).collect();
     if md5.is_empty() {
         return vec![Finding::ok(id, "no login role has an md5 password hash")];
@@ -493,7 +524,10 @@ fn hba_rules(inv: &qrd_pg::Inventory) -> Option<Vec<RuleAt>> {
 }
 
 fn hba_methods(ctx: &Context<'_>) -> Vec<Finding> {
-    let Some(rules) = hba_rules(ctx.inventory) else { return Vec::new() };
+    let Some(rules) = hba_rules(ctx.inventory) else {
+        let why = format!("pg_hba.conf not read: {}", unreadable(ctx, "it"));
+        return ["auth.hba_md5", "auth.hba_tcp"].into_iter().map(|id| Finding::skip(id, &why, AS_SUPERUSER)).collect();
+    };
     let lines = |pred: &dyn Fn(&RuleAt) -> bool| -> Vec<&str> {
         rules.iter().filter(|r| pred(r)).map(|r| r.place.as_str()).collect()
     };
@@ -630,9 +664,9 @@ fn hba_nodes(ctx: &Context<'_>) -> Vec<Finding> {
             .nodes
             .iter()
             .map(|n| {
-                Finding::warn(
+                Finding::skip(
                     id(n),
-                    format!("cannot read pg_hba.conf as {}: coverage of {n} not checked", inv.current_user),
+                    format!("coverage of {n} not checked: {}", unreadable(ctx, "pg_hba.conf")),
                     "connect as a superuser, or run `qrd hba explain` on the server itself",
                 )
             })
@@ -812,10 +846,44 @@ mod tests {
 
     #[test]
     fn provisioned_server_passes_with_only_the_ssl_warning() {
-        let f = findings(&provisioned(14, "pw"), ROLE);
+        let mut inv = provisioned(14, "pw");
+        inv.login_roles = Some(vec![(ROLE.into(), HashType::ScramSha256)]);
+        inv.hba_text = Some("local all all peer\nhost all all 10.0.0.0/8 scram-sha-256\n".into());
+        let f = findings(&inv, ROLE);
         let not_ok: Vec<&str> = f.iter().filter(|f| f.status != Status::Ok).map(|f| f.id.as_str()).collect();
         assert_eq!(not_ok, ["server.ssl", "server.listen_addresses"]);
         assert!(f.iter().all(|f| f.status == Status::Ok || f.hint.is_some()), "every warn/fail has a hint");
+    }
+
+    /// A managed server's admin reads neither pg_authid nor pg_hba.conf: those checks are skipped, with
+    /// the reason and a hint, never failed; the role is granted to it so it may act as the role.
+    #[test]
+    fn what_a_managed_admin_cannot_read_is_skipped() {
+        let f = findings(&qrd_pg::testing::managed(provisioned(16, "pw")), ROLE);
+        let skipped: Vec<&str> = f.iter().filter(|f| f.status == Status::Skip).map(|f| f.id.as_str()).collect();
+        assert_eq!(skipped, ["role.password", "auth.md5_hashes", "auth.hba_md5", "auth.hba_tcp"]);
+        assert!(f.iter().filter(|f| f.status == Status::Skip).all(|f| f.hint.is_some()));
+        let md5 = status_of(&f, "auth.md5_hashes");
+        assert!(md5.message.contains("readable by superusers only, and \"dba\" is none"), "{}", md5.message);
+        assert!(f.iter().all(|f| f.status != Status::Fail), "{f:#?}");
+        let granted = status_of(&f, "role.granted");
+        assert_eq!(granted.status, Status::Ok);
+        assert!(granted.message.contains("it may SET ROLE to it"), "{}", granted.message);
+        let report = crate::Report::new(
+            crate::ServerSummary {
+                address: "x".into(),
+                user: "dba".into(),
+                version: "16.1".into(),
+                major: 16,
+                supported: true,
+            },
+            f,
+        );
+        assert_eq!(report.summary.skip, 4);
+        assert!(report.passed());
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["summary"]["skip"], 4);
+        assert!(json["checks"].as_array().unwrap().iter().any(|c| c["status"] == "skip"));
     }
 
     #[test]
@@ -1008,10 +1076,10 @@ mod tests {
     }
 
     #[test]
-    fn without_the_file_coverage_is_a_warning_and_without_nodes_nothing() {
+    fn without_the_file_coverage_is_skipped_and_without_nodes_nothing() {
         let inv = provisioned(16, "pw");
         let f = node_findings(&inv, &["10.1.2.3"]);
-        assert_eq!(f[0].status, Status::Warn);
+        assert_eq!(f[0].status, Status::Skip);
         assert!(node_findings(&with_hba("host all all 0.0.0.0/0 md5\n"), &[]).is_empty());
     }
 

@@ -1,5 +1,6 @@
 //! `qrd check`: a registry of checks over a server [`Inventory`], each yielding findings (`ok` / `warn` /
-//! `fail` with a hint), and the report with its stable JSON form (schema in the README).
+//! `fail` with a hint, or `skip` where the connection may not read what the check needs), and the report
+//! with its stable JSON form (schema in the README).
 //!
 //! Checks are pure functions of a [`Context`]: the inventory is gathered once, so adding a check costs no
 //! extra round trip unless it needs new facts, which then go into the inventory or the context.
@@ -19,6 +20,9 @@ use serde::Serialize;
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
+    /// The check could not read what it needs with this connection's rights (a managed server's admin
+    /// reads neither `pg_authid` nor pg_hba.conf nor the server's files): not a failure, not a pass.
+    Skip,
     Warn,
     Fail,
 }
@@ -27,6 +31,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
+            Status::Skip => "skip",
             Status::Warn => "warn",
             Status::Fail => "fail",
         }
@@ -40,7 +45,7 @@ pub struct Finding {
     pub id: String,
     pub status: Status,
     pub message: String,
-    /// The next step; present for `warn` and `fail`.
+    /// The next step; present for `skip`, `warn` and `fail`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }
@@ -56,6 +61,11 @@ impl Finding {
 
     pub fn fail(id: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self { id: id.into(), status: Status::Fail, message: message.into(), hint: Some(hint.into()) }
+    }
+
+    /// What the check could not read (`message` says what and why), and how to get it checked.
+    pub fn skip(id: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { id: id.into(), status: Status::Skip, message: message.into(), hint: Some(hint.into()) }
     }
 }
 

@@ -19,11 +19,15 @@ pub struct Summary {
     pub ok: usize,
     pub warn: usize,
     pub fail: usize,
+    /// Checks that could not read what they need (a field added within schema_version 1).
+    pub skip: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Bumped only on incompatible changes; new checks and new fields are not incompatible.
+    /// Bumped only on incompatible changes; new checks and new fields are not incompatible. The status
+    /// `skip` came within version 1: it is no failure, and a reader that does not know it should count it
+    /// as a warning (README, "qrd check --json").
     pub schema_version: u32,
     pub server: ServerSummary,
     pub summary: Summary,
@@ -38,6 +42,7 @@ impl Report {
                 Status::Ok => summary.ok += 1,
                 Status::Warn => summary.warn += 1,
                 Status::Fail => summary.fail += 1,
+                Status::Skip => summary.skip += 1,
             }
         }
         Self { schema_version: 1, server, summary, checks }

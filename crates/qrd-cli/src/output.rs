@@ -100,6 +100,7 @@ pub fn paint_status(text: &str) -> String {
     match text.trim_end() {
         "ok" | "done" => text.green().to_string(),
         "warn" => text.yellow().to_string(),
+        "skip" => text.blue().to_string(),
         "fail" => text.red().bold().to_string(),
         _ => text.to_owned(),
     }

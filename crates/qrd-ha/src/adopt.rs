@@ -120,6 +120,8 @@ pub async fn adopt(
         repo_role: req.repo_role.clone(),
         rename: req.rename.clone(),
         clean: req.clean,
+        // The leader's bootstrap made the repository role: it keeps its password.
+        repo_password: None,
     };
     let restored = restore::restore(target, finder, &rreq, progress).await?;
 

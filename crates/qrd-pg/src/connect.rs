@@ -394,6 +394,15 @@ impl Connector {
         &self.target
     }
 
+    /// The same route for another role without any password (no file, no prompt): a login that tells
+    /// whether the route asks for one ([`ConnectErrorKind::PasswordMissing`]). The server logs no failure
+    /// for a client that leaves when asked for its password, as psql does before it prompts.
+    pub fn as_role_without_password(&self, user: &str) -> Connector {
+        let mut c = self.as_role(user, Secret::new(String::new()));
+        c.password = None;
+        c
+    }
+
     /// The same route (host, port, TLS settings) for another role with a known password: no password
     /// file, no prompt. For verification logins after a password change.
     pub fn as_role(&self, user: &str, password: Secret) -> Connector {

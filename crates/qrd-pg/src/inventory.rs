@@ -35,6 +35,9 @@ pub struct Inventory {
     pub version_text: String,
     pub current_user: String,
     pub is_superuser: bool,
+    /// The connecting user has CREATEROLE / CREATEDB (a managed server's admin has both, and no superuser).
+    pub can_create_role: bool,
+    pub can_create_db: bool,
     pub password_encryption: String,
     pub ssl: bool,
     pub max_connections: i32,
@@ -81,10 +84,18 @@ pub struct RoleInfo {
     pub valid_until: Option<String>,
     /// `VALID UNTIL` lies in the past: password logins fail.
     pub expired: bool,
-    /// Whether the connecting user was granted the role explicitly (the guide's `GRANT role TO postgres`).
+    /// Whether the connecting user was granted the role: for a superuser explicitly (the guide's `GRANT
+    /// role TO postgres`); for anyone else so that it may act as the role (SET ROLE, and its privileges):
+    /// what creating databases owned by the role and granting on them need.
     pub granted_to_current_user: bool,
+    /// The connecting user holds ADMIN OPTION on the role (on PostgreSQL 16 a CREATEROLE user may alter
+    /// only roles it has ADMIN OPTION on; it gets it on the roles it creates).
+    pub admin_option: bool,
     /// The stored verifier; `None` when it could not be read (not a superuser).
     pub password: Option<StoredPassword>,
+    /// Without the stored verifier: whether a login as the role with the password given worked (see
+    /// [`crate::provision::check_password_by_login`]); `None` when not tried or the login could not tell.
+    pub login_with_password: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +182,8 @@ impl Inventory {
             version_text: major.to_string(),
             current_user: superuser.to_owned(),
             is_superuser: true,
+            can_create_role: true,
+            can_create_db: true,
             password_encryption: password_encryption.to_owned(),
             ssl: false,
             max_connections: 100,
@@ -202,7 +215,7 @@ impl Inventory {
             .query_opt(q(&ROLE), &[&spec.role, &current_user])
             .await
             .map_err(|e| QueryError::query(ROLE.name, &main_db, &e))?;
-        let mut role = role_row.map(|r| role_info(&r));
+        let mut role = role_row.map(|r| role_info(&r, is_superuser));
         if let Some(role) = role.as_mut().filter(|_| is_superuser) {
             let row = c
                 .query_opt(q(&ROLE_PASSWORD), &[&spec.role])
@@ -352,6 +365,8 @@ impl Inventory {
             version_text: server.get("version"),
             current_user,
             is_superuser,
+            can_create_role: server.get::<_, Option<bool>>("createrole").unwrap_or(false),
+            can_create_db: server.get::<_, Option<bool>>("createdb").unwrap_or(false),
             password_encryption: server.get("password_encryption"),
             ssl: server.get::<_, String>("ssl") == "on",
             max_connections: server.get("max_connections"),
@@ -373,7 +388,7 @@ impl Inventory {
     }
 }
 
-fn role_info(r: &Row) -> RoleInfo {
+fn role_info(r: &Row, is_superuser: bool) -> RoleInfo {
     RoleInfo {
         name: r.get("name"),
         attrs: RoleAttrs {
@@ -387,7 +402,9 @@ fn role_info(r: &Row) -> RoleInfo {
         },
         valid_until: r.get("valid_until"),
         expired: r.get("expired"),
-        granted_to_current_user: r.get("granted_to_member"),
+        granted_to_current_user: if is_superuser { r.get("granted_to_member") } else { r.get("acts_as") },
+        admin_option: r.get("admin_option"),
         password: None,
+        login_with_password: None,
     }
 }

@@ -17,14 +17,17 @@ use crate::template::{Template, TemplateError, Vars};
 
 const CREATE_ROLE: Template = sql_template!("provision/create_role.sql");
 const ALTER_ROLE_ATTRIBUTES: Template = sql_template!("provision/alter_role_attributes.sql");
+const ALTER_ROLE_ATTRIBUTES_ADMIN: Template = sql_template!("provision/alter_role_attributes_admin.sql");
 const SET_PASSWORD: Template = sql_template!("provision/set_password.sql");
 const GRANT_ROLE: Template = sql_template!("provision/grant_role.sql");
+const GRANT_ROLE_ADMIN: Template = sql_template!("provision/grant_role_admin.sql");
 const CREATE_DATABASE: Template = sql_template!("provision/create_database.sql");
 const ALTER_DATABASE_OWNER: Template = sql_template!("provision/alter_database_owner.sql");
 const GRANT_DATABASE_PUBLIC: Template = sql_template!("provision/grant_database_public.sql");
 const GRANT_DATABASE_ALL: Template = sql_template!("provision/grant_database_all.sql");
 const GRANT_DATABASE_CREATE: Template = sql_template!("provision/grant_database_create.sql");
 const GRANT_SCHEMA_PUBLIC: Template = sql_template!("provision/grant_schema_public.sql");
+const GRANT_SCHEMA_PUBLIC_15: Template = sql_template!("provision/grant_schema_public_15.sql");
 const LOCK: Template = sql_template!("provision/lock.sql");
 
 /// The psql variable that stands for the password verifier in `--dry-run` output.
@@ -218,12 +221,6 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
             hint: "use a PostgreSQL 12–16 server (Qlik bundles 14.17)".to_owned(),
         });
     }
-    if !inv.is_superuser {
-        plan.blockers.push(Blocker {
-            message: format!("connected as {me:?}, which is not a superuser"),
-            hint: "connect as a superuser with -U (the guide uses postgres)".to_owned(),
-        });
-    }
     if role == me {
         plan.blockers.push(Blocker {
             message: format!("the repository role {role:?} is the user qrd connects as"),
@@ -254,10 +251,11 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
                 plan.unchanged.push(format!("role {role:?} exists with the guide's attributes"));
             } else {
                 let changes: Vec<String> = diffs.iter().map(|(from, to)| format!("{from} → {to}")).collect();
+                let template = if inv.is_superuser { ALTER_ROLE_ATTRIBUTES } else { ALTER_ROLE_ATTRIBUTES_ADMIN };
                 plan.steps.push(Step::new(
                     format!("set the attributes of role {role:?}: {}", changes.join(", ")),
                     None,
-                    ALTER_ROLE_ATTRIBUTES,
+                    template,
                     vars_role(),
                 ));
             }
@@ -265,9 +263,11 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
             let stored_type = stored.map(|s| s.hash_type);
             match password {
                 Some(pw) => {
-                    let same = stored
-                        .and_then(|s| s.verifier.as_ref())
-                        .is_some_and(|v| verifier::matches(v.expose(), pw, role));
+                    // Without pg_authid (no superuser), a login as the role with the password tells.
+                    let same = match stored.and_then(|s| s.verifier.as_ref()) {
+                        Some(v) => verifier::matches(v.expose(), pw, role),
+                        None => stored.is_none() && info.login_with_password == Some(true),
+                    };
                     // Re-hash an md5 verifier when the server now encrypts with SCRAM; never downgrade.
                     let upgrade = same && stored_type == Some(HashType::Md5) && encryption == Encryption::ScramSha256;
                     if same && !upgrade {
@@ -300,10 +300,13 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
         }
     }
     if !inv.role.as_ref().is_some_and(|r| r.granted_to_current_user) && role != me {
+        // PostgreSQL 16: a membership says whether it allows SET ROLE and inheriting; an admin that is no
+        // superuser needs both (see grant_role_admin.sql). Before 16 every membership allows SET ROLE.
+        let template = if !inv.is_superuser && inv.version.major >= 16 { GRANT_ROLE_ADMIN } else { GRANT_ROLE };
         plan.steps.push(Step::new(
             format!("grant role {role:?} to {me:?}"),
             None,
-            GRANT_ROLE,
+            template,
             vars_role().set("member", me),
         ));
     }
@@ -315,10 +318,14 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
         let vars_db = || Vars::new().set("database", db.as_str()).set("role", role);
         let grant = |summary: String, t: Template, vars: Vars| Step::new(summary, None, t, vars);
         let schema_grant = || {
+            // An admin that is no superuser grants as pg_database_owner, through the role: see
+            // grant_schema_public_15.sql for why 15 needs more.
+            let template =
+                if !inv.is_superuser && inv.version.major == 15 { GRANT_SCHEMA_PUBLIC_15 } else { GRANT_SCHEMA_PUBLIC };
             Step::new(
                 format!("grant ALL on schema public in {db:?} to {role:?}"),
                 Some(db.clone()),
-                GRANT_SCHEMA_PUBLIC,
+                template,
                 Vars::new().set("role", role),
             )
         };
@@ -415,8 +422,20 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
         let schema_done = existing
             .and_then(|i| i.public_schema.as_ref())
             .is_some_and(|s| ["CREATE", "USAGE"].iter().all(|p| s.role_explicit.iter().any(|e| e == p)));
+        // Before 15 schema public belongs to the bootstrap superuser, so only a superuser may grant on it; PUBLIC
+        // may create there, so the grant is redundant (see grant_schema_public.sql): an admin that is no
+        // superuser leaves it (`qrd check` asks the server whether the role can really create there).
+        let schema_owned_by_superuser = !inv.is_superuser
+            && inv.version.major < 15
+            && existing.and_then(|i| i.public_schema.as_ref()).is_none_or(|s| s.owner != role && s.owner != me);
         if schema_done {
             plan.unchanged.push(format!("{role:?} has USAGE and CREATE on schema public in {db:?}"));
+        } else if schema_owned_by_superuser {
+            plan.unchanged.push(format!(
+                "schema public in {db:?}: PUBLIC may create there on PostgreSQL {}; the guide's explicit grant needs \
+                 the schema's owner, a superuser, and is left out",
+                inv.version.major
+            ));
         } else {
             schema_grants.push(schema_grant());
         }
@@ -426,7 +445,65 @@ pub fn plan(inv: &Inventory, spec: &RepoSpec, password: Option<&Secret>, opts: &
     }
     plan.steps.extend(grants);
     plan.steps.extend(schema_grants);
+    if !inv.is_superuser {
+        admin_blockers(inv, spec, &mut plan);
+    }
     plan
+}
+
+/// What an admin that is no superuser (a managed server's: `LOGIN CREATEROLE CREATEDB`) cannot do of the
+/// plan, as blockers: found before anything changes. The rules differ by major: before 16 CREATEROLE may
+/// alter and grant any role that is no superuser (and no replication role); from 16 only roles it holds
+/// ADMIN OPTION on, which it gets on the roles it creates.
+fn admin_blockers(inv: &Inventory, spec: &RepoSpec, plan: &mut Plan) {
+    let (role, me) = (spec.role.as_str(), inv.current_user.as_str());
+    let touches_role = plan.steps.iter().any(|s| {
+        [CREATE_ROLE.name, ALTER_ROLE_ATTRIBUTES_ADMIN.name, SET_PASSWORD.name, GRANT_ROLE.name, GRANT_ROLE_ADMIN.name]
+            .contains(&s.template.name)
+            || s.template.name == GRANT_SCHEMA_PUBLIC_15.name
+    });
+    let touches_databases =
+        plan.steps.iter().any(|s| [CREATE_DATABASE.name, ALTER_DATABASE_OWNER.name].contains(&s.template.name));
+    let superuser_hint = "run qrd provision as a superuser, or ask one (on Amazon RDS the master user) to do this step";
+    if touches_role && !inv.can_create_role {
+        plan.blockers.push(Blocker {
+            message: format!("connected as {me:?}, which is neither a superuser nor has CREATEROLE"),
+            hint: "connect as a superuser, or as a managed server's admin role (CREATEROLE CREATEDB) with -U"
+                .to_owned(),
+        });
+    }
+    if touches_databases && !inv.can_create_db {
+        plan.blockers.push(Blocker {
+            message: format!("connected as {me:?}, which is neither a superuser nor has CREATEDB"),
+            hint: "connect as a superuser, or as a managed server's admin role (CREATEROLE CREATEDB) with -U"
+                .to_owned(),
+        });
+    }
+    let Some(info) = &inv.role else { return };
+    if !touches_role {
+        return;
+    }
+    if info.attrs.superuser || info.attrs.replication {
+        let what = if info.attrs.superuser { "a superuser" } else { "a replication role" };
+        plan.blockers.push(Blocker {
+            message: format!("role {role:?} is {what}, which only a superuser may alter ({me:?} is none)"),
+            hint: superuser_hint.to_owned(),
+        });
+    } else if inv.version.major >= 16 && !info.admin_option {
+        plan.blockers.push(Blocker {
+            message: format!(
+                "PostgreSQL {}: {me:?} may alter and grant only roles it holds ADMIN OPTION on, and holds none on \
+                 {role:?} (it did not create it)",
+                inv.version.major
+            ),
+            hint: format!(
+                "a role that holds it (a superuser, or the role that created {role:?}) runs GRANT {} TO {} WITH ADMIN \
+                 OPTION; then run qrd provision again",
+                crate::quote::ident(role).unwrap_or_default(),
+                crate::quote::ident(me).unwrap_or_default()
+            ),
+        });
+    }
 }
 
 /// Why the public-schema grants are there, for this server's major. The guide presents them as needed on
@@ -472,6 +549,17 @@ impl ApplyError {
             _ => None,
         }
     }
+}
+
+/// Where the stored verifier cannot be read (an admin that is no superuser cannot read `pg_authid`):
+/// whether `password` is the repository role's, from a real login as the role over the session's route, so
+/// that giving the same password again changes nothing. Only when the route asks for a password (a login
+/// without one is refused first; on a `trust` route any password would do): otherwise, or when the login
+/// fails for another reason (no pg_hba.conf line for us), the answer stays unknown and the password is set
+/// again, which changes nothing but its salt.
+pub async fn check_password_by_login(session: &Session, inv: &mut Inventory, password: &Secret) {
+    let Some(info) = inv.role.as_mut().filter(|r| r.password.is_none()) else { return };
+    info.login_with_password = crate::password::stored::login_proves(session, &info.name, password).await;
 }
 
 /// What exists of `spec` right now, from the maintenance connection alone (so it works even when the
@@ -544,7 +632,14 @@ pub async fn apply(session: &Session, plan: &Plan, mut done: impl FnMut(&Step)) 
                 }
             };
             for sql in &statements {
-                client.batch_execute(sql).await.map_err(|e| crate::connect::server_message(&e))?;
+                if let Err(e) = client.batch_execute(sql).await {
+                    // A step that is one transaction (grant_schema_public_15.sql) leaves it aborted: end it,
+                    // so nothing of it stays and the connection can be used again.
+                    if statements.first().is_some_and(|s| s == "BEGIN;") {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                    }
+                    return Err(crate::connect::server_message(&e));
+                }
             }
             Ok::<_, String>(())
         }
@@ -562,7 +657,7 @@ mod tests {
     use super::*;
     use crate::inventory::StoredPassword;
 
-    use crate::testing::{ROLE, bare_server, provisioned};
+    use crate::testing::{ROLE, bare_server, managed, provisioned};
 
     fn summaries(plan: &Plan) -> Vec<&str> {
         plan.steps.iter().map(|s| s.summary.as_str()).collect()
@@ -644,9 +739,93 @@ mod tests {
         let spec = RepoSpec::new(ROLE);
         let mut inv = bare_server(17);
         inv.is_superuser = false;
+        inv.can_create_role = false;
         let p = plan(&inv, &spec, Some(&Secret::new("pw")), &Options::default());
         assert_eq!(p.blockers.len(), 2, "{:?}", p.blockers);
+        assert!(p.blockers[1].message.contains("neither a superuser nor has CREATEROLE"), "{:?}", p.blockers);
         let me = plan(&bare_server(16), &RepoSpec::new("postgres"), Some(&Secret::new("pw")), &Options::default());
         assert!(me.blockers.iter().any(|b| b.message.contains("is the user qrd connects as")));
+    }
+
+    /// A managed server's admin (CREATEROLE CREATEDB, no superuser): the role is granted to it with SET and
+    /// INHERIT on 16 (its CREATE ROLE gives ADMIN OPTION only), the attributes without the superuser-only
+    /// words, the schema grant per major: through the owner on 16, with a role that inherits for one
+    /// transaction on 15, left out before 15 (the schema is the bootstrap superuser's).
+    #[test]
+    fn a_managed_admin_gets_the_statements_it_may_run() {
+        let spec = RepoSpec::new(ROLE);
+        let pw = Secret::new("pw");
+        let templates = |p: &Plan| p.steps.iter().map(|s| s.template.name).collect::<Vec<_>>();
+        for major in [16, 15, 14, 12] {
+            let p = plan(&managed(bare_server(major)), &spec, Some(&pw), &Options::default());
+            assert!(p.blockers.is_empty(), "{major}: {:?}", p.blockers);
+            let t = templates(&p);
+            let grant = if major >= 16 { GRANT_ROLE_ADMIN.name } else { GRANT_ROLE.name };
+            assert_eq!(t[..2], [CREATE_ROLE.name, grant], "{major}");
+            assert_eq!(summaries(&p)[1], "grant role \"qliksenserepository\" to \"dba\"");
+            let schema = t.iter().filter(|n| n.contains("schema_public")).collect::<Vec<_>>();
+            match major {
+                16 => assert_eq!(schema, [&GRANT_SCHEMA_PUBLIC.name; 4]),
+                15 => assert_eq!(schema, [&GRANT_SCHEMA_PUBLIC_15.name; 4]),
+                _ => {
+                    assert!(schema.is_empty(), "{major}: {t:?}");
+                    assert!(p.unchanged.iter().any(|u| u.contains("PUBLIC may create there")), "{:?}", p.unchanged);
+                }
+            }
+        }
+        let mut inv = managed(provisioned(15, "pw"));
+        inv.role.as_mut().unwrap().attrs.inherit = true;
+        let p = plan(&inv, &spec, None, &Options::default());
+        assert_eq!(templates(&p), [ALTER_ROLE_ATTRIBUTES_ADMIN.name]);
+        assert!(!p.steps[0].display_statement().unwrap().contains("SUPERUSER"));
+    }
+
+    /// What such an admin cannot do is refused before any change: a role it holds no ADMIN OPTION on (16),
+    /// a superuser role, a role to create without CREATEROLE; a provisioned server needs none of it.
+    #[test]
+    fn a_managed_admin_is_refused_what_it_may_not_do() {
+        let spec = RepoSpec::new(ROLE);
+        let mut inv = managed(provisioned(16, "pw"));
+        assert!(plan(&inv, &spec, None, &Options::default()).is_noop());
+        inv.role.as_mut().unwrap().admin_option = false;
+        assert!(plan(&inv, &spec, None, &Options::default()).is_noop(), "nothing to alter, nothing needed");
+        let p = plan(&inv, &spec, Some(&Secret::new("new")), &Options::default());
+        assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+        assert!(p.blockers[0].message.contains("holds none on \"qliksenserepository\""), "{:?}", p.blockers);
+        assert!(
+            p.blockers[0].hint.contains(r#"GRANT "qliksenserepository" TO "dba" WITH ADMIN OPTION"#),
+            "{}",
+            p.blockers[0].hint
+        );
+        let mut inv15 = managed(provisioned(15, "pw"));
+        inv15.role.as_mut().unwrap().admin_option = false;
+        assert!(
+            plan(&inv15, &spec, Some(&Secret::new("new")), &Options::default()).blockers.is_empty(),
+            "15: CREATEROLE"
+        );
+        inv15.role.as_mut().unwrap().attrs.superuser = true;
+        let p = plan(&inv15, &spec, None, &Options::default());
+        assert!(p.blockers[0].message.contains("is a superuser, which only a superuser may alter"), "{:?}", p.blockers);
+        let mut bare = managed(bare_server(16));
+        bare.can_create_db = false;
+        let p = plan(&bare, &spec, Some(&Secret::new("pw")), &Options::default());
+        assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+        assert!(p.blockers[0].message.contains("nor has CREATEDB"));
+    }
+
+    /// Without pg_authid, a login with the password given decides whether it changes.
+    #[test]
+    fn without_the_verifier_a_login_decides() {
+        let spec = RepoSpec::new(ROLE);
+        let mut inv = managed(provisioned(16, "pw"));
+        let pw = Secret::new("pw");
+        assert_eq!(summaries(&plan(&inv, &spec, Some(&pw), &Options::default())).len(), 1, "unknown: set again");
+        inv.role.as_mut().unwrap().login_with_password = Some(true);
+        assert!(plan(&inv, &spec, Some(&pw), &Options::default()).is_noop());
+        inv.role.as_mut().unwrap().login_with_password = Some(false);
+        assert_eq!(
+            summaries(&plan(&inv, &spec, Some(&pw), &Options::default())),
+            ["set the password of role \"qliksenserepository\""]
+        );
     }
 }

@@ -195,6 +195,18 @@ impl Template {
                     content = true;
                     i = end;
                 }
+                // A dollar-quoted string (`$$…$$`, `$tag$…$tag$`, a DO block's body): verbatim, its `;`
+                // and `:'…'` belong to it. `$1` (a parameter) and a `$` inside a name are no quote.
+                b'$' if dollar_tag(src, i).is_some() => {
+                    let tag = dollar_tag(src, i).expect("checked");
+                    let body = i + tag.len();
+                    let len =
+                        src[body..].find(tag).ok_or(TemplateError::Unterminated { template: self.name, offset: i })?;
+                    let end = body + len + tag.len();
+                    out.push_str(&src[i..end]);
+                    content = true;
+                    i = end;
+                }
                 b':' if bytes.get(i + 1) == Some(&b':') => {
                     out.push_str("::");
                     content = true;
@@ -250,9 +262,45 @@ impl Template {
     }
 }
 
+/// The opening delimiter of a dollar-quoted string at byte `i` of `src` (`$$` or `$tag$`), if one starts
+/// there: not right after a letter, digit, `_` or `$` (that `$` is part of a name), and a tag that starts
+/// with a letter or `_` (so `$1` is a parameter).
+fn dollar_tag(src: &str, i: usize) -> Option<&str> {
+    let bytes = src.as_bytes();
+    if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'$')) {
+        return None;
+    }
+    let rest = &src[i + 1..];
+    let tag_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    if rest.as_bytes().get(tag_len) != Some(&b'$') || rest.as_bytes().first().is_some_and(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(&src[i..i + tag_len + 2])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A DO block's body is one dollar-quoted string: its `;` end no statement, its `:'x'` is no variable.
+    #[test]
+    fn dollar_quoted_bodies_are_verbatim() {
+        let t = Template {
+            name: "t.sql",
+            text: "DO $b$\nBEGIN\n  -- inside\n  PERFORM :'x'; RAISE NOTICE 'a;b';\nEND\n$b$;\nSELECT $1, a$b, :'x', $$;$$;\n",
+        };
+        let vars = Vars::new().set("x", "v");
+        let statements = t.render_statements(&vars).unwrap();
+        assert_eq!(
+            statements,
+            vec![
+                "DO $b$\nBEGIN\n  -- inside\n  PERFORM :'x'; RAISE NOTICE 'a;b';\nEND\n$b$;",
+                "SELECT $1, a$b, 'v', $$;$$;"
+            ]
+        );
+        let open = Template { name: "open.sql", text: "DO $x$ BEGIN END;" };
+        assert!(matches!(open.render(&vars), Err(TemplateError::Unterminated { .. })));
+    }
 
     const T: Template = Template {
         name: "test.sql",

@@ -43,6 +43,8 @@ pub fn provisioned(major: u32, pw: &str) -> Inventory {
         valid_until: Some("infinity".into()),
         expired: false,
         granted_to_current_user: true,
+        admin_option: false,
+        login_with_password: None,
         password: Some(StoredPassword {
             hash_type: HashType::ScramSha256,
             verifier: Some(Secret::new(verifier::compute(Encryption::ScramSha256, &Secret::new(pw), ROLE))),
@@ -74,5 +76,27 @@ pub fn provisioned(major: u32, pw: &str) -> Inventory {
             unreachable: None,
         })
         .collect();
+    inv
+}
+
+/// A managed server (Amazon RDS, Azure, Cloud SQL) as its admin role `dba` sees it: CREATEROLE and CREATEDB,
+/// no superuser, so no stored verifiers and no pg_hba.conf.
+pub fn managed(inv: Inventory) -> Inventory {
+    let mut inv = inv;
+    inv.current_user = "dba".into();
+    inv.is_superuser = false;
+    inv.hba_text = None;
+    inv.login_roles = None;
+    if let Some(role) = inv.role.as_mut() {
+        role.password = None;
+        role.admin_option = true;
+    }
+    for db in &mut inv.databases {
+        for e in &mut db.acl {
+            if e.grantee.as_deref() == Some("postgres") {
+                e.grantee = Some("dba".into());
+            }
+        }
+    }
     inv
 }

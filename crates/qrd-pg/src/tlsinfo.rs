@@ -18,6 +18,7 @@ use crate::template::Template;
 
 const SETTINGS: Template = sql_template!("ssl/settings.sql");
 const READ_CERT: Template = sql_template!("ssl/read_cert.sql");
+const MAY_READ_CERT: Template = sql_template!("ssl/may_read_cert.sql");
 const CONNECTION: Template = sql_template!("ssl/connection.sql");
 
 /// The server's TLS settings and certificate, as far as a superuser connection can read them.
@@ -131,8 +132,15 @@ pub async fn gather(session: &Session) -> Result<Option<TlsInfo>, QueryError> {
     };
 
     let mut server_pem = None;
-    info.certificate = match c.query_one(READ_CERT.text, &[]).await {
-        Ok(row) => match (row.get::<_, bool>("may_read"), row.get::<_, bool>("file_exists")) {
+    let may_read = c
+        .query_one(MAY_READ_CERT.text, &[])
+        .await
+        .map_err(|e| QueryError::query(MAY_READ_CERT.name, &db, &e))?
+        .get::<_, bool>("may_read");
+    let read = if may_read { Some(c.query_one(READ_CERT.text, &[]).await) } else { None };
+    info.certificate = match read {
+        None => CertState::NotRead,
+        Some(Ok(row)) => match (row.get::<_, bool>("may_read"), row.get::<_, bool>("file_exists")) {
             (false, _) => CertState::NotRead,
             (true, false) => CertState::Unreadable { reason: format!("{} does not exist", info.cert_file) },
             (true, true) => {
@@ -145,7 +153,7 @@ pub async fn gather(session: &Session) -> Result<Option<TlsInfo>, QueryError> {
                 state
             }
         },
-        Err(e) => CertState::Unreadable { reason: crate::connect::server_message(&e) },
+        Some(Err(e)) => CertState::Unreadable { reason: crate::connect::server_message(&e) },
     };
 
     info.connection = connection(session).await?;

@@ -71,7 +71,7 @@ fn manifest() -> Manifest {
             row_counts: None,
         });
     }
-    m.globals = Some(Globals { member: "globals.sql".into(), pg_dumpall_version: None });
+    m.globals = Some(Globals { member: "globals.sql".into(), pg_dumpall_version: None, no_role_passwords: false });
     m.finished_utc = Some(datetime!(2026-11-23 10:16:00 UTC));
     m
 }

@@ -184,6 +184,9 @@ async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
                 human_bytes(plan.free_bytes),
                 plan.pg_dump.display()
             );
+            if plan.no_role_passwords {
+                println!("{NO_ROLE_PASSWORDS}");
+            }
         }
         return Ok(ExitStatus::Success);
     }
@@ -198,9 +201,16 @@ async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
             report.databases.len(),
             report.seconds
         );
+        if report.no_role_passwords {
+            println!("{NO_ROLE_PASSWORDS}");
+        }
     }
     Ok(ExitStatus::Success)
 }
+
+/// Said when the roles go into the bundle without their passwords.
+const NO_ROLE_PASSWORDS: &str = "roles without their passwords: this role may not read pg_authid (it is no \
+                                 superuser); a restore that creates the repository role asks for its password";
 
 fn verify(a: VerifyArgs) -> Result<ExitStatus, CliError> {
     let report = qrd_backup::verify::verify(&a.bundle, &a.tools.finder())?;

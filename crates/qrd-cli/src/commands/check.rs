@@ -1,4 +1,5 @@
-//! `qrd check`: one line per check, `--json` for machines; exit 1 when anything fails.
+//! `qrd check`: one line per check, `--json` for machines; exit 1 when anything fails (a check skipped for
+//! lack of rights does not).
 
 use clap::Args;
 use qrd_check::{Context, Report, ServerSummary, Site, ToolsFound};
@@ -96,7 +97,8 @@ fn print_human(report: &Report, spec: &RepoSpec, inv: &Inventory) {
     );
     crate::output::print_findings(&report.checks);
     let s = report.summary;
-    println!("{} ok, {} warn, {} fail", s.ok, s.warn, s.fail);
+    let skip = if s.skip > 0 { format!(", {} skip (not readable with these rights)", s.skip) } else { String::new() };
+    println!("{} ok, {} warn, {} fail{skip}", s.ok, s.warn, s.fail);
 }
 
 /// The backup directory's state for the `backup.newest` check.

@@ -57,11 +57,11 @@ async fn set(args: SetArgs) -> Result<ExitStatus, CliError> {
     let req = SetRequest { role: args.role, repo_role: args.repo_user, new_password_file: args.new_password_file };
     let plan = password::plan_set(&session, &req).await?;
     if plan.is_noop() {
-        note(format!(
-            "role {:?} already has this password, stored as {}: nothing to do",
-            plan.role,
-            plan.encryption.hash_type().as_str()
-        ));
+        let stored = match plan.stored {
+            Some(_) => format!("stored as {}", plan.encryption.hash_type().as_str()),
+            None => "a login with it works".to_owned(),
+        };
+        note(format!("role {:?} already has this password, {stored}: nothing to do", plan.role));
         if !args.no_verify && !args.dry_run {
             password::verify_set(&session, &plan).await?;
         }

@@ -44,7 +44,11 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
     let session = Session::open(&args.conn.opts()).await?;
     // Held until qrd exits; a dry run changes nothing and needs no lock.
     let _lock = if args.dry_run { None } else { Some(provision::lock(&session).await?) };
-    let inv = Inventory::gather(&session, &spec).await?;
+    let mut inv = Inventory::gather(&session, &spec).await?;
+    if let Some(pw) = &repo_password {
+        // Without pg_authid (an admin that is no superuser): the same password again is known by a login.
+        provision::check_password_by_login(&session, &mut inv, pw).await;
+    }
     let opts = provision::Options { fix_owner: args.fix_owner };
     let mut plan = provision::plan(&inv, &spec, repo_password.as_ref(), &opts);
     if let Some(refused) = plan.refused() {
@@ -67,6 +71,12 @@ pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
         }
         println!("nothing to do: the server already matches the guide");
         return Ok(ExitStatus::Success);
+    }
+    if !inv.is_superuser && plan.steps.iter().any(|s| s.sets_password()) {
+        let left = qrd_pg::password::stored::recorders_left_on(&session).await?;
+        if let Some(n) = qrd_pg::password::stored::recorders_note(&inv.current_user, &left) {
+            note(n);
+        }
     }
     let total = plan.steps.len();
     match provision::apply(&session, &plan, |step| println!("  {}  {}", paint_status("done"), step.summary)).await {

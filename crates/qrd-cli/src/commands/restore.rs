@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use qrd_backup::as_admin::RepoPassword;
 use qrd_backup::hostname::Rename;
 use qrd_backup::restore::{self, Action, Clean, Request};
 use qrd_pg::Session;
 
 use crate::error::{CliError, ExitStatus};
 use crate::options::{ConnectArgs, ToolArgs};
+use crate::output::note;
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -23,6 +25,11 @@ pub struct RestoreArgs {
     /// The repository role whose provisioning is checked afterwards
     #[arg(long, value_name = "ROLE", default_value = qrd_pg::spec::DEFAULT_REPO_ROLE)]
     pub repo_user: String,
+    /// The repository role's password from FILE (else QRD_REPO_PASSWORD, else a prompt on a terminal), for a
+    /// bundle whose roles hold no passwords (taken by an admin that may not read pg_authid) when the restore
+    /// creates the role; without one the role is left without a password
+    #[arg(long, value_name = "FILE")]
+    pub repo_password_file: Option<PathBuf>,
     /// The new machine's host name: the central node's name in QSR changes to it, as the repository's
     /// bootstrap would change it
     #[arg(long, value_name = "HOST")]
@@ -71,10 +78,22 @@ pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
         repo_role: a.repo_user,
         rename: a.new_hostname.map(|new_host| Rename { new_host, old_host: a.old_hostname, shares: a.share_paths }),
         clean: a.clean.then_some(Clean { drop_old: a.drop_old, terminate_sessions: a.yes }),
+        repo_password: qrd_auth::source::repo_password(a.repo_password_file.as_deref())?,
     };
     let session = Session::open(&a.conn.opts()).await?;
     if a.dry_run {
         return dry_run(&session, &req, a.json).await;
+    }
+    let mut req = req;
+    if req.repo_password.is_none() && qrd_pg::password::can_prompt() {
+        let manifest = qrd_backup::bundle::read_manifest(&req.bundle).map_err(restore::RestoreError::from)?;
+        if qrd_backup::as_admin::needs_repo_password(&session, &manifest, &req.repo_role).await? {
+            note(format!(
+                "the bundle holds no passwords (its backup could not read pg_authid): role {:?} is created, and needs one",
+                req.repo_role
+            ));
+            req.repo_password = Some(qrd_auth::source::prompt_repo_password(&req.repo_role)?);
+        }
     }
     let report = restore::restore(&session, &a.tools.finder(), &req, &crate::output::progress()).await?;
     if a.json {
@@ -100,6 +119,17 @@ pub async fn execute(a: RestoreArgs) -> Result<ExitStatus, CliError> {
     }
     for p in &report.provisioning_differs {
         println!("differs from the guide: {p} (run `qrd provision`)");
+    }
+    match &report.repo_password {
+        RepoPassword::Set => {
+            println!("password of role {:?} set from the one given (the bundle holds none)", req.repo_role)
+        }
+        RepoPassword::NotSet { next_step } => println!(
+            "role {:?} has no password (the bundle holds none, and none was given): Qlik's services cannot log in \
+             until it has one; {next_step}",
+            req.repo_role
+        ),
+        _ => {}
     }
     if let Some(r) = &report.renamed {
         println!(

@@ -16,6 +16,11 @@ const CLIENT_ADDR: Template = sql_template!("security/client_addr.sql");
 const SET_PASSWORD: Template = sql_template!("provision/set_password.sql");
 const SESSION_SSL: Template = sql_template!("security/session_ssl.sql");
 const HBA_TEXT: Template = sql_template!("inventory/hba_text.sql");
+const READS_AUTHID: Template = sql_template!("security/reads_authid.sql");
+const ROLE_LOGINS: Template = sql_template!("security/role_logins.sql");
+const RECORDERS_OFF: Template = sql_template!("security/recorders_off.sql");
+const RECORDERS_LEFT_ON: Template = sql_template!("security/recorders_left_on.sql");
+const RECORDERS_RESET: Template = sql_template!("security/recorders_reset.sql");
 
 /// A role's login capability and stored password verifier.
 #[derive(Debug, Clone)]
@@ -31,6 +36,28 @@ impl RoleHash {
     pub fn matches(&self, password: &Secret) -> bool {
         self.verifier.as_ref().is_some_and(|v| verifier::matches(v.expose(), password, &self.name))
     }
+}
+
+/// Whether this session may read `pg_authid` (the stored verifiers): superusers may, a managed server's
+/// admin may not.
+pub async fn reads_authid(session: &Session) -> Result<bool, QueryError> {
+    let row = session
+        .client()
+        .query_one(READS_AUTHID.text, &[])
+        .await
+        .map_err(|e| QueryError::query(READS_AUTHID.name, &session.target().dbname, &e))?;
+    Ok(row.get("reads_authid"))
+}
+
+/// The named roles that exist and whether each may log in, from `pg_roles` (readable by anyone): for a
+/// session that may not read `pg_authid`.
+pub async fn role_logins(session: &Session, roles: &[String]) -> Result<Vec<(String, bool)>, QueryError> {
+    let rows = session
+        .client()
+        .query(ROLE_LOGINS.text, &[&roles])
+        .await
+        .map_err(|e| QueryError::query(ROLE_LOGINS.name, &session.target().dbname, &e))?;
+    Ok(rows.iter().map(|r| (r.get("name"), r.get("can_login"))).collect())
 }
 
 /// The named roles that exist (superusers only: reads `pg_authid`).
@@ -114,4 +141,80 @@ pub async fn verify_login(session: &Session, role: &str, password: &Secret) -> R
     let client = connector.connect(&db).await?;
     client.simple_query("SELECT 1").await.map_err(|e| ConnectError::from_pg(connector.target(), &db, &e))?;
     Ok(())
+}
+
+/// Without the stored verifier (a session that may not read `pg_authid`): whether `password` is `role`'s,
+/// from a real login as the role over the session's route. Only where the route asks for a password (a
+/// login without one is refused first; on a `trust` route any password would do); `None` when it does not
+/// or the login fails for another reason (no pg_hba.conf line for us).
+pub async fn login_proves(session: &Session, role: &str, password: &Secret) -> Option<bool> {
+    if route_asks_password(session, role).await != Some(true) {
+        return None;
+    }
+    match verify_login(session, role, password).await {
+        Ok(()) => Some(true),
+        Err(e) if e.kind == crate::connect::ConnectErrorKind::Auth => Some(false),
+        Err(e) => {
+            tracing::debug!("a login as {role:?} cannot tell whether its password is the one given: {e}");
+            None
+        }
+    }
+}
+
+/// Whether the route of `session` asks `role` for a password: a login without one (the server logs no
+/// failure for it). `None` when the login fails for another reason (no pg_hba.conf line, NOLOGIN …).
+pub async fn route_asks_password(session: &Session, role: &str) -> Option<bool> {
+    let mut connector = session.connector().as_role_without_password(role);
+    match connector.connect(&session.target().dbname.clone()).await {
+        Ok(_) => Some(false),
+        Err(e) if e.kind == crate::connect::ConnectErrorKind::PasswordMissing => Some(true),
+        Err(e) => {
+            tracing::debug!("a login as {role:?} without a password failed: {e}");
+            None
+        }
+    }
+}
+
+/// Switches the session's statement recorders (logging, pg_stat_statements, pgaudit) off around statements
+/// that carry password verifiers (`off`), or back to their defaults (`!off`): those the role may change
+/// (see recorders_off.sql).
+pub async fn switch_recorders(session: &Session, off: bool) -> Result<(), QueryError> {
+    let t = if off { &RECORDERS_OFF } else { &RECORDERS_RESET };
+    let db = &session.target().dbname;
+    let statements = t.render_statements(&Vars::new()).map_err(|e| QueryError::Query {
+        sql: t.name,
+        database: db.clone(),
+        message: e.to_string(),
+    })?;
+    for s in statements {
+        session.client().batch_execute(&s).await.map_err(|e| QueryError::query(t.name, db, &e))?;
+    }
+    Ok(())
+}
+
+/// The statement recorders this session cannot switch off around a statement that carries a password
+/// verifier, as `name = value`: the settings a role that is no superuser may not change (a managed
+/// server's admin). Empty for a superuser.
+pub async fn recorders_left_on(session: &Session) -> Result<Vec<String>, QueryError> {
+    let db = session.target().dbname.clone();
+    switch_recorders(session, true).await?;
+    let left = session
+        .client()
+        .query(RECORDERS_LEFT_ON.text, &[])
+        .await
+        .map_err(|e| QueryError::query(RECORDERS_LEFT_ON.name, &db, &e));
+    switch_recorders(session, false).await?;
+    Ok(left?.iter().map(|r| format!("{} = {}", r.get::<_, String>("name"), r.get::<_, String>("setting"))).collect())
+}
+
+/// What [`recorders_left_on`] means for `user`, in one sentence; `None` when nothing is left on.
+pub fn recorders_note(user: &str, left: &[String]) -> Option<String> {
+    (!left.is_empty()).then(|| {
+        format!(
+            "{user:?} is no superuser and may not switch off {} for its session: a statement that carries a password \
+             verifier (never the password) can reach the server's log (with log_min_error_statement: only one that \
+             fails)",
+            left.join(", ")
+        )
+    })
 }
