@@ -8,6 +8,7 @@
 //! (Patroni first, so it stops its PostgreSQL cleanly; then HAProxy and etcd) before the directory is
 //! removed; when a test panics, the end of each log is printed.
 
+use std::convert::Infallible;
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use qrd_pgbin::Identity;
+use qrd_pgbin::{Check, Identity, WaitError, poll_until_blocking};
 
 use crate::HarnessError;
 use crate::server::tail;
@@ -42,17 +43,12 @@ impl Proc {
     fn stop(&mut self, grace: Duration) {
         let Some(mut child) = self.child.take() else { return };
         let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + grace;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            }
+        let exited = poll_until_blocking(Instant::now() + grace, &format!("{} exits", self.name), || {
+            Ok::<_, std::io::Error>(if child.try_wait()?.is_some() { Check::Done(()) } else { Check::pending() })
+        });
+        if let Err(WaitError::TimedOut(_)) = exited {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -312,10 +308,9 @@ impl HaLab {
     }
 
     fn wait_gone(&self, pid: Pid) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while kill(pid, None).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let _ = poll_until_blocking(Instant::now() + Duration::from_secs(10), &format!("{pid} is gone"), || {
+            Ok::<_, Infallible>(if kill(pid, None).is_ok() { Check::pending() } else { Check::Done(()) })
+        });
     }
 
     /// Starts HAProxy on the endpoint with the configuration `qrd ha init` wrote.
@@ -331,26 +326,20 @@ impl HaLab {
         })
     }
 
-    /// Polls `f` every 100 ms until it gives a value; after `timeout` fails with the logs' ends.
+    /// Polls `f` until it gives a value ([`poll_until_blocking`]); after `timeout` fails with the logs' ends.
     pub fn wait_for<T>(
         &self,
         what: &str,
         timeout: Duration,
         mut f: impl FnMut() -> Option<T>,
     ) -> Result<T, HarnessError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f() {
-                return Ok(v);
-            }
-            if Instant::now() > deadline {
-                return Err(HarnessError::Unsupported {
-                    action: format!("wait for {what} ({} s)", timeout.as_secs()),
-                    reason: format!("it did not happen\n{}", self.logs()),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let waited = poll_until_blocking(Instant::now() + timeout, what, || {
+            Ok::<_, Infallible>(f().map_or_else(Check::pending, Check::Done))
+        });
+        waited.map_err(|e| HarnessError::Unsupported {
+            action: format!("wait for {what} ({} s)", timeout.as_secs()),
+            reason: format!("it did not happen ({e})\n{}", self.logs()),
+        })
     }
 
     /// The members' REST APIs (over HTTPS, verified against the lab CA).

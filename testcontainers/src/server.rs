@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qrd_pgbin::{Identity, Passfile, PgVersion, scrubbed_command};
+use qrd_pgbin::{Check, Identity, Passfile, PgVersion, scrubbed_command};
 use qrd_server::{PgCtl, PgCtlError, StopMode};
 use tokio_postgres::{Client, NoTls};
 
@@ -443,19 +443,19 @@ impl Server {
     /// hides it (logging_collector, log_min_messages above LOG) it gives up after 10 s with a warning.
     pub fn reload(&self) {
         let before = self.log().matches(RELOAD_LOG_LINE).count();
-        if let Err(e) = self.pg_ctl.reload() {
+        if let Err(e) = self.pg_ctl.reload_blocking() {
             panic!("{e}\n{}", self.log_excerpt());
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.log().matches(RELOAD_LOG_LINE).count() <= before {
-            if Instant::now() > deadline {
-                eprintln!(
-                    "qrd-testcontainers: warning: no {RELOAD_LOG_LINE:?} line in {} after reload; continuing",
-                    self.log_path.display()
-                );
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let seen = qrd_pgbin::poll_until_blocking(
+            Instant::now() + Duration::from_secs(10),
+            &format!("the server logs {RELOAD_LOG_LINE:?}"),
+            || {
+                let seen = self.log().matches(RELOAD_LOG_LINE).count() > before;
+                Ok::<_, std::convert::Infallible>(if seen { Check::Done(()) } else { Check::pending() })
+            },
+        );
+        if let Err(e) = seen {
+            eprintln!("qrd-testcontainers: warning: {e} in {}; continuing", self.log_path.display());
         }
     }
 
@@ -475,7 +475,7 @@ impl Server {
         if !self.running {
             return;
         }
-        if let Err(e) = self.pg_ctl.stop(StopMode::Fast) {
+        if let Err(e) = self.pg_ctl.stop_blocking(StopMode::Fast) {
             panic!("{e}\n{}", self.log_excerpt());
         }
         self.running = false;
@@ -604,7 +604,7 @@ impl Server {
     /// Starts through the product's pg_ctl control; a failure keeps the harness's own wording (major, data
     /// dir, port) with pg_ctl's output and the whole log excerpt.
     fn pg_ctl_start(&self) -> Result<(), HarnessError> {
-        match self.pg_ctl.start() {
+        match self.pg_ctl.start_blocking() {
             Ok(()) => Ok(()),
             Err(PgCtlError::Start { source, .. }) => Err(HarnessError::Start {
                 major: self.major(),
@@ -695,7 +695,7 @@ impl Server {
             return;
         }
         self.running = false;
-        if let Err(e) = self.pg_ctl.stop(StopMode::Immediate) {
+        if let Err(e) = self.pg_ctl.stop_blocking(StopMode::Immediate) {
             eprintln!("qrd-testcontainers: {e}\nkilling the postmaster instead");
             if let Some(pid) = qrd_server::pgctl::running_postmaster(&self.data_dir) {
                 let _ =

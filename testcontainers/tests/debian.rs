@@ -74,17 +74,17 @@ async fn pg_ctl_restarts_a_debian_cluster_as_the_owner_with_its_groups() {
     // (its configuration lives in /etc), logging to the packaged log file as before.
     let ctl = PgCtl::for_owner(&pg_ctl, cluster.data_dir()).unwrap().log_file(cluster.log_path());
     assert!(ctl.identity().is_some_and(|id| id.name() == Some("postgres")), "{ctl:?}");
-    ctl.start_as_before().unwrap_or_else(|e| panic!("{e}"));
+    ctl.start_as_before().await.unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(start_time(&cluster).await, before);
     // A restart with no log file given keeps the one the running server writes to.
     let ctl = PgCtl::for_owner(&pg_ctl, cluster.data_dir()).unwrap();
-    ctl.restart(StopMode::Fast).unwrap_or_else(|e| panic!("{e}"));
+    ctl.restart(StopMode::Fast).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(show(&cluster, "ssl").await, "on");
     assert_eq!(cluster.log().matches("database system is ready to accept connections").count(), 3, "{}", cluster.log());
-    ctl.reload().unwrap();
-    assert!(matches!(ctl.status().unwrap(), qrd_server::pgctl::Status::Running { pid: Some(_) }));
-    ctl.stop(StopMode::Fast).unwrap();
-    assert_eq!(ctl.status().unwrap(), qrd_server::pgctl::Status::Stopped);
+    ctl.reload().await.unwrap();
+    assert!(matches!(ctl.status().await.unwrap(), qrd_server::pgctl::Status::Running { pid: Some(_) }));
+    ctl.stop(StopMode::Fast).await.unwrap();
+    assert_eq!(ctl.status().await.unwrap(), qrd_server::pgctl::Status::Stopped);
     assert!(!cluster.is_running());
 }
 
@@ -98,8 +98,8 @@ async fn a_debian_cluster_restarts_through_pg_ctlcluster() {
     })
     .unwrap();
     assert_eq!(service.to_string(), format!("pg_ctlcluster 15 {}", cluster.name()));
-    assert!(service.is_running().unwrap());
-    service.restart().unwrap_or_else(|e| panic!("{e}"));
+    assert!(service.is_running().await.unwrap());
+    service.restart().await.unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(start_time(&cluster).await, before);
     assert_eq!(show(&cluster, "ssl").await, "on");
 }

@@ -50,8 +50,8 @@ fn only_the_first_bundle_verifies(server: &Server, scratch: &Scratch, dir: &Path
     );
 }
 
-/// The pids of `program` processes whose parent is `parent`.
-fn children_named(parent: u32, program: &str) -> Vec<u32> {
+/// The pids of `program` processes whose parent is `parent` and whose command line holds `needle`.
+fn children_named(parent: u32, program: &str, needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
@@ -63,9 +63,7 @@ fn children_named(parent: u32, program: &str) -> Vec<u32> {
         };
         let ppid: u32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        // QSR's dump itself: not the `--version` probe that finds the tool, nor the small databases' dumps
-        // that run beside it.
-        if ppid == parent && comm == program && cmdline.windows(4).any(|w| w == b"/QSR") {
+        if ppid == parent && comm == program && cmdline.windows(needle.len()).any(|w| w == needle.as_bytes()) {
             found.push(pid);
         }
     }
@@ -74,16 +72,23 @@ fn children_named(parent: u32, program: &str) -> Vec<u32> {
 
 /// Starts a backup and waits until it runs a pg_dump of QSR's data; returns the child and pg_dump's pid.
 fn backup_until_pg_dump(server: &Server, scratch: &Scratch, dir: &Path) -> (Child, u32) {
-    let mut child = backup_cmd(server, scratch, dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // QSR's dump itself (the first pg_dump after pg_dumpall, the one that takes time): not the `--version`
+    // probe that finds the tool, nor the small databases' dumps that run beside it.
+    until_child(&mut backup_cmd(server, scratch, dir), "pg_dump", "/QSR")
+}
+
+/// Starts `cmd` and waits until it runs a `program` whose command line holds `needle`; returns the child
+/// and that program's pid.
+pub(crate) fn until_child(cmd: &mut Command, program: &str, needle: &str) -> (Child, u32) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!("no pg_dump of QSR appeared: {}", stderr(&out));
+            panic!("no {program} with {needle:?} appeared: {}", stderr(&out));
         }
-        if let Some(pid) = children_named(child.id(), "pg_dump").first() {
-            // QSR's dump (the first pg_dump after pg_dumpall) is the one that takes time.
+        if let Some(pid) = children_named(child.id(), program, needle).first() {
             return (child, *pid);
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -100,12 +105,12 @@ fn one_error_line(out: &std::process::Output, detail: &str) {
     assert!(text.contains(detail), "{text}");
 }
 
-fn signal(pid: u32, name: &str) {
+pub(crate) fn signal(pid: u32, name: &str) {
     let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
     assert!(status.success(), "kill -{name} {pid}");
 }
 
-fn finish(child: Child) -> std::process::Output {
+pub(crate) fn finish(child: Child) -> std::process::Output {
     let out = child.wait_with_output().unwrap();
     eprintln!("--- stdout\n{}--- stderr\n{}---", stdout(&out), stderr(&out));
     out
@@ -386,7 +391,7 @@ fn new_hostname_restore_in_a_renamed_machine(major: u32) {
 per_major!(new_hostname_restore_in_a_renamed_machine: pg16 = 16, pg15 = 15);
 
 /// Every process below `root` (children, their children …), as `(pid, command name)`.
-fn descendants(root: u32) -> Vec<(u32, String)> {
+pub(crate) fn descendants(root: u32) -> Vec<(u32, String)> {
     let mut parent_of = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
@@ -410,7 +415,7 @@ fn descendants(root: u32) -> Vec<(u32, String)> {
 }
 
 /// Whether `pid` still runs (a zombie does not).
-fn runs(pid: u32) -> bool {
+pub(crate) fn runs(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
 }
@@ -463,3 +468,33 @@ fn qrd_stopped_mid_backup(major: u32) {
     }
 }
 per_major!(qrd_stopped_mid_backup: pg16 = 16);
+
+/// qrd stopped while pg_restore fills QSR on a new server. SIGTERM: pg_restore and its session are gone,
+/// qrd says why and exits 143, and the server holds the databases it held before (the half-restored QSR,
+/// which this run created, was dropped). SIGKILL: nothing of qrd's runs, yet its pg_restore dies with it.
+fn qrd_stopped_mid_restore(major: u32) {
+    let (_source, scratch, _dir, bundle) = site_with_a_bundle(major, 128);
+    let target = Server::start(major);
+    let databases = || crate::backup::databases_like(&target, "%");
+    let before = databases();
+    for (name, code) in [("TERM", Some(143)), ("KILL", None)] {
+        let mut restore = qrd(&target, &scratch);
+        restore.args(["restore", "--jobs", "1"]).arg(&bundle);
+        restore.arg("--pg-bin-dir").arg(&target.installation().client_bin);
+        let (child, pg_restore) = until_child(&mut restore, "pg_restore", "dbname='QSR'");
+        std::thread::sleep(Duration::from_millis(200));
+        let started = descendants(child.id());
+        assert!(started.iter().any(|(pid, _)| *pid == pg_restore), "{started:?}");
+        signal(child.id(), name);
+        let out = finish(child);
+        assert_eq!(out.status.code(), code, "SIG{name}: {}", stderr(&out));
+        nothing_left_running(&target, &started);
+        if code.is_some() {
+            let text = stderr(&out);
+            // Said by the restore or by its pg_restore, whichever saw the signal first.
+            assert!(text.contains(&format!("SIG{name}")), "SIG{name}: {text}");
+            assert_eq!(databases(), before, "SIG{name}: the restore left databases behind");
+        }
+    }
+}
+per_major!(qrd_stopped_mid_restore: pg16 = 16);

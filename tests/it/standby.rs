@@ -386,6 +386,62 @@ fn trigger_file_failover(major: u32) {
 }
 per_major!(trigger_file_failover: pg16 = 16, pg15 = 15, pg12 = 12);
 
+/// qrd stopped by SIGTERM while pg_basebackup copies the primary: pg_basebackup (with its WAL streamer) and
+/// its connections are gone, qrd says why and exits 143, and nothing is left of the standby: no data
+/// directory, no partial copy beside it.
+fn clone_stopped_mid_copy(major: u32) {
+    let primary = Server::start(major);
+    let scratch = Scratch::new();
+    prepare_primary(&primary, &scratch);
+    let parent = standby_home();
+    let dir = parent.path().join("standby_i");
+    // The real pg_basebackup, held to 1 MB/s so that the copy is still going when qrd is stopped.
+    let bins = [&primary.installation().client_bin, &primary.installation().server_bin];
+    let real = bins.iter().map(|b| b.join("pg_basebackup")).find(|p| p.exists()).expect("a pg_basebackup");
+    let slow = parent.path().join("slow-bin");
+    std::fs::create_dir(&slow).unwrap();
+    let wrapper = slow.join("pg_basebackup");
+    let script = format!("#!/bin/sh\nexec {} \"$@\" --max-rate=1M\n", qrd_pgbin::shell_quote(&real.to_string_lossy()));
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let mut clone = standby_cmd(&primary, &scratch);
+    clone.args(["clone", "--primary-host", "127.0.0.1", "--primary-port", &primary.port().to_string()]);
+    clone.arg("--data-dir").arg(&dir).arg("--pg-bin-dir").arg(&slow);
+    for bin in bins {
+        clone.arg("--pg-bin-dir").arg(bin);
+    }
+    let (child, _) = crate::backup_faults::until_child(&mut clone, "pg_basebackup", "--pgdata");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = crate::backup_faults::descendants(child.id());
+    crate::backup_faults::signal(child.id(), "TERM");
+    let out = crate::backup_faults::finish(child);
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was stopped because qrd received SIGTERM"), "{}", stderr(&out));
+
+    let gone = qrd_pgbin::poll_until_blocking(
+        Instant::now() + Duration::from_secs(20),
+        "pg_basebackup and its walsenders are gone",
+        || {
+            let left: Vec<_> = started.iter().filter(|(pid, _)| crate::backup_faults::runs(*pid)).collect();
+            let senders = q1(&primary, "SELECT count(*)::text FROM pg_stat_activity WHERE backend_type = 'walsender'");
+            Ok::<_, std::convert::Infallible>(if left.is_empty() && senders.as_deref() == Some("0") {
+                qrd_pgbin::Check::Done(())
+            } else {
+                qrd_pgbin::Check::Pending(format!("processes {left:?}, {senders:?} walsenders"))
+            })
+        },
+    );
+    gone.unwrap_or_else(|e| panic!("{e}"));
+    let left: Vec<String> = std::fs::read_dir(parent.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("standby_i"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "the stopped clone left files beside {}", dir.display());
+}
+per_major!(clone_stopped_mid_copy: pg16 = 16);
+
 /// A planned switchover under a steady write load: every insert the old primary acknowledged is on the new
 /// primary, the old primary follows the new one, and the write gap is reported.
 fn switchover_loses_nothing(major: u32) {

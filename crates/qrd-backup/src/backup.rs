@@ -313,6 +313,7 @@ pub async fn run(session: &Session, plan: Plan, req: &Request, progress: &Shared
             ArchiveFormat::Tar => writer.add_file(&d.member, &path)?,
         }
     }
+    // Compression is CPU work: on a thread of its own, off the runtime's.
     let written: Written = tokio::task::spawn_blocking(move || writer.finish(manifest))
         .await
         .expect("the bundle writer does not panic")?;

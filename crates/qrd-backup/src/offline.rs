@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use qrd_pg::connect::{ConnectOpts, SslMode};
-use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run_blocking};
+use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run};
 use qrd_server::local::{Layout, major_of};
 use qrd_server::pgctl::{PgCtl, PgCtlError, StopMode, running_postmaster};
 
@@ -82,7 +82,12 @@ impl CopyServer {
 
 impl Drop for CopyServer {
     fn drop(&mut self) {
-        if let Err(e) = self.ctl.stop(StopMode::Fast) {
+        // Only a server that runs (a start that failed early left none).
+        if running_postmaster(self.ctl.data_dir()).is_none() {
+            return;
+        }
+        // A destructor cannot await: the blocking stop, which an interruption does not cut short either.
+        if let Err(e) = self.ctl.stop_blocking(StopMode::Fast) {
             tracing::warn!("stopping the server on the copy: {e}");
         }
     }
@@ -90,7 +95,7 @@ impl Drop for CopyServer {
 
 /// Copies `data_dir` into a private directory beside it (its parent: the server's user reaches it, as it
 /// reaches the original) and starts a server on the copy.
-pub fn start_copy(data_dir: &Path, finder: &Finder) -> Result<CopyServer, OfflineError> {
+pub async fn start_copy(data_dir: &Path, finder: &Finder) -> Result<CopyServer, OfflineError> {
     let layout = Layout::from_dir(data_dir);
     let data = layout.data_dir.clone();
     let major = major_of(&data).ok_or_else(|| OfflineError::NotADataDir { dir: data.clone() })?;
@@ -115,7 +120,7 @@ pub fn start_copy(data_dir: &Path, finder: &Finder) -> Result<CopyServer, Offlin
     tracing::info!("copying {} ({}) to start a private server on the copy", data.display(), space::human_bytes(size));
     let mut cp = qrd_pgbin::scrubbed_command("cp");
     cp.arg("-a").arg(&data).arg(&copy);
-    run_blocking(&mut cp, "copy the data directory")?;
+    run(cp, "copy the data directory").await?;
     let _ = std::fs::remove_file(copy.join("postmaster.pid"));
     // The copy's own configuration: nothing in it names the original (Debian's data_directory would).
     let conf = work.path().join("qrd-copy.conf");
@@ -145,9 +150,12 @@ pub fn start_copy(data_dir: &Path, finder: &Finder) -> Result<CopyServer, Offlin
     })?;
     let ctl = PgCtl::for_owner(&pg_ctl.path, &copy)?.log_file(work.path().join("server.log"));
     // pg_ctl hands -o to a shell.
-    ctl.start_with_options(&format!("-c {}", qrd_pgbin::shell_quote(&format!("config_file={}", conf.display()))))?;
+    let options = format!("-c {}", qrd_pgbin::shell_quote(&format!("config_file={}", conf.display())));
+    // From here on, a failed or interrupted start still stops whatever postmaster came up (on drop).
+    let server = CopyServer { ctl, socket_dir: work.path().to_owned(), port, _work: work };
+    server.ctl.start_with_options(&options).await?;
     tracing::info!("a private PostgreSQL {major} server runs on the copy (port {port}, socket only)");
-    Ok(CopyServer { ctl, socket_dir: work.path().to_owned(), port, _work: work })
+    Ok(server)
 }
 
 /// A path as a postgresql.conf value (quoted and escaped by the configuration editor's own rule).

@@ -389,6 +389,7 @@ pub(crate) async fn unpack(
     let unpacked = work.path().join("bundle");
     let (from, to) = (bundle.to_owned(), unpacked.clone());
     let watch = Watch::start(progress, "verifying and unpacking the bundle", Some(need), work.path().to_owned());
+    // Decompression and checksums are CPU work: on a thread of its own, off the runtime's.
     let extracted = tokio::task::spawn_blocking(move || bundle::extract(&from, &to)).await.expect("no panic");
     drop(watch);
     extracted?;

@@ -344,8 +344,13 @@ impl PruneError {
 /// Verifies the bundles of `dir` newest first until one verifies ([`status::status`]), and plans what
 /// `policy` deletes at `now`. Deletes nothing; hold the directory's lock ([`crate::lock::DirLock`]) from
 /// here to [`Prune::apply`].
-pub fn plan(dir: &Path, finder: &qrd_pgbin::Finder, policy: Policy, now: OffsetDateTime) -> Result<Prune, ListError> {
-    let st = status::status(dir, finder)?;
+pub async fn plan(
+    dir: &Path,
+    finder: &qrd_pgbin::Finder,
+    policy: Policy,
+    now: OffsetDateTime,
+) -> Result<Prune, ListError> {
+    let st = status::status(dir, finder).await?;
     let candidates: Vec<Candidate> = st
         .listing
         .bundles

@@ -106,11 +106,11 @@ impl Status {
 }
 
 /// Verifies the bundles of `dir`, newest first, until one verifies.
-pub fn status(dir: &Path, finder: &Finder) -> Result<Status, ListError> {
+pub async fn status(dir: &Path, finder: &Finder) -> Result<Status, ListError> {
     let listing = retention::list(dir)?;
     let mut checked = Vec::new();
     for b in listing.bundles.iter().rev() {
-        let verdict = Verdict::of(crate::verify::verify(&b.path, finder));
+        let verdict = Verdict::of(crate::verify::verify(&b.path, finder).await);
         match &verdict {
             Verdict::Verified => {}
             Verdict::Damaged(e) => tracing::warn!("{} is damaged: {e}", b.file_name),
@@ -118,7 +118,9 @@ pub fn status(dir: &Path, finder: &Finder) -> Result<Status, ListError> {
         }
         let verified = matches!(verdict, Verdict::Verified);
         checked.push(checked_of(b, verdict));
-        if verified {
+        // Interrupted (Ctrl-C, SIGTERM): the bundles not looked at stay untried, so nothing counts as
+        // verified and a prune deletes nothing.
+        if verified || qrd_pgbin::interrupt::received().is_some() {
             break;
         }
     }
@@ -140,8 +142,8 @@ mod tests {
 
     /// Bundles of a PostgreSQL 99 server, with no pg_restore to be found: not checked, never damaged; the
     /// loop goes on to the oldest; a prune keeps every one, deletes nothing and fails naming them.
-    #[test]
-    fn bundles_without_a_fitting_pg_restore_are_not_checked_and_kept() {
+    #[tokio::test]
+    async fn bundles_without_a_fitting_pg_restore_are_not_checked_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         for (name, created) in [("a", datetime!(2026-11-22 02:00 UTC)), ("b", datetime!(2026-11-23 02:00 UTC))] {
             let mut w = Writer::create(dir.path(), name, WriterOptions { level: 1, threads: 0 }).unwrap();
@@ -157,7 +159,7 @@ mod tests {
             w.finish(Manifest::new(created, source)).unwrap();
         }
         let finder = Finder::in_dirs(Vec::new());
-        let st = status(dir.path(), &finder).unwrap();
+        let st = status(dir.path(), &finder).await.unwrap();
         let seen: Vec<(&str, &str)> = st.checked.iter().map(|c| (c.file_name.as_str(), c.verdict.name())).collect();
         assert_eq!(seen, [("b.tar.zst", "not_checked"), ("a.tar.zst", "not_checked")]);
         assert!(st.newest_verified().is_none());
@@ -166,7 +168,7 @@ mod tests {
         assert!(reason.starts_with("no usable pg_restore for the server's PostgreSQL 99"), "{reason}");
 
         let policy = Policy { keep_last: 1, keep_daily: 0, keep_weekly: 0 };
-        let mut prune = retention::plan(dir.path(), &finder, policy, datetime!(2026-11-23 12:00 UTC)).unwrap();
+        let mut prune = retention::plan(dir.path(), &finder, policy, datetime!(2026-11-23 12:00 UTC)).await.unwrap();
         assert!(prune.plan.delete.is_empty(), "{:#?}", prune.plan);
         assert!(prune.plan.keep.iter().all(|k| k.reasons.contains(&KeepReason::NotChecked)), "{:#?}", prune.plan);
         prune.apply().unwrap();

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run_blocking, scrubbed_command};
+use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run, scrubbed_command};
 
 use crate::bundle::{ReadError, Reader};
 use crate::manifest::ArchiveFormat;
@@ -68,7 +68,7 @@ impl VerifyError {
 
 /// Verifies `bundle` (see the module documentation). The tables of contents are extracted into a scratch
 /// directory beside the bundle, removed afterwards.
-pub fn verify(bundle: &Path, finder: &Finder) -> Result<VerifyReport, VerifyError> {
+pub async fn verify(bundle: &Path, finder: &Finder) -> Result<VerifyReport, VerifyError> {
     let reader = Reader::open(bundle)?;
     let manifest = reader.manifest().clone();
     // A manifest naming neither the server's major nor pg_dump's: the oldest supported server.
@@ -90,14 +90,19 @@ pub fn verify(bundle: &Path, finder: &Finder) -> Result<VerifyReport, VerifyErro
         })
         .collect();
     let keep = wanted.clone();
-    let verified = reader.extract_matching(&dest, move |m| keep.iter().any(|w| w == m))?;
+    // Decompressing and hashing the whole bundle is CPU work: on a thread of its own, off the runtime's.
+    let into = dest.clone();
+    let verified =
+        tokio::task::spawn_blocking(move || reader.extract_matching(&into, move |m| keep.iter().any(|w| w == m)))
+            .await
+            .expect("no panic")?;
     tracing::info!("{}: every member's checksum matches", bundle.display());
     let mut databases = Vec::new();
     for d in &manifest.databases {
         let archive = dest.join(&d.member);
         let mut cmd = scrubbed_command(&pg_restore.path);
         cmd.arg("--list").arg(&archive);
-        let out = run_blocking(&mut cmd, &format!("read the archive of {:?} (pg_restore --list)", d.name))?;
+        let out = run(cmd, &format!("read the archive of {:?} (pg_restore --list)", d.name)).await?;
         let entries = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.starts_with(';') && !l.trim().is_empty())

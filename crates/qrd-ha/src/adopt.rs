@@ -5,12 +5,13 @@
 //! failover from the moment `adopt` returns.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use qrd_backup::progress::Shared;
 use qrd_backup::restore::{self, Clean, Request};
 use qrd_pg::Session;
-use qrd_pgbin::Finder;
+use qrd_pgbin::{Check, Finder, poll_until};
 use serde::Serialize;
 
 use crate::HaError;
@@ -66,6 +67,7 @@ pub async fn adopt(
     }
     let cluster = {
         let api = cref.api();
+        // The REST client (ureq) blocks: on a thread of its own, so the runtime's thread stays free.
         tokio::task::spawn_blocking(move || api.cluster()).await.expect("no panic")?
     };
     let leader = cluster
@@ -134,36 +136,37 @@ pub async fn adopt(
         .get(0);
     let replicas: Vec<String> = cluster.members.iter().filter(|m| !m.is_leader()).map(|m| m.name.clone()).collect();
     let started = Instant::now();
-    let mut caught_up = Vec::new();
-    let mut waiting = replicas;
-    while !waiting.is_empty() {
+    let what = format!("{} have replayed the adopted repository (the leader is at {target_lsn})", replicas.join(", "));
+    let caught_up = Mutex::new(Vec::new());
+    let caught_up_ref = &caught_up;
+    let target_lsn = &target_lsn;
+    let replicas = &replicas;
+    let replayed = poll_until(started + req.wait, &what, || async move {
         let rows = target
             .client()
             .query(
                 "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' AND replay_lsn >= $1::text::pg_lsn",
-                &[&target_lsn],
+                &[target_lsn],
             )
             .await
             .map_err(|e| HaError::Refused(qrd_pg::connect::server_message(&e)))?;
         let done: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
-        waiting.retain(|m| {
-            let d = done.contains(m);
-            if d {
+        let mut caught_up = caught_up_ref.lock().expect("not poisoned");
+        for m in replicas {
+            if done.contains(m) && !caught_up.iter().any(|c: &ReplicaCaughtUp| &c.member == m) {
                 caught_up.push(ReplicaCaughtUp { member: m.clone(), seconds: started.elapsed().as_secs_f64() });
             }
-            !d
-        });
-        if waiting.is_empty() {
-            break;
         }
-        if started.elapsed() > req.wait {
-            return Err(HaError::Timeout {
-                what: format!("{} to replay the adopted repository", waiting.join(", ")),
-                seconds: req.wait.as_secs(),
-                last: format!("the leader is at {target_lsn}; qrd ha status shows their lag"),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(AdoptReport { bundle, backup_seconds, restore: restored, leader: leader.name, replicas: caught_up })
+        let waiting: Vec<&str> =
+            replicas.iter().filter(|m| !caught_up.iter().any(|c| &c.member == *m)).map(String::as_str).collect();
+        Ok(if waiting.is_empty() {
+            Check::Done(())
+        } else {
+            Check::Pending(format!("still behind: {} (qrd ha status shows their lag)", waiting.join(", ")))
+        })
+    })
+    .await;
+    replayed?;
+    let replicas = caught_up.into_inner().expect("not poisoned");
+    Ok(AdoptReport { bundle, backup_seconds, restore: restored, leader: leader.name, replicas })
 }

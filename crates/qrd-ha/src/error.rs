@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use qrd_pgbin::{TimedOut, WaitError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum HaError {
     /// The command line is incomplete or contradicts itself (exit 2).
@@ -23,8 +25,12 @@ pub enum HaError {
     NoApi { tried: String },
     #[error("{0}")]
     Refused(String),
-    #[error("{what} did not happen within {seconds} s: {last}")]
-    Timeout { what: String, seconds: u64, last: String },
+    /// A wait that gave up: what it waited for, how long, and what it saw last.
+    #[error(transparent)]
+    Timeout(TimedOut),
+    /// qrd was interrupted (Ctrl-C, SIGTERM) while it waited.
+    #[error("stopped waiting until {what}: qrd received {signal}")]
+    Interrupted { what: String, signal: String },
     #[error(transparent)]
     Query(#[from] qrd_pg::inventory::QueryError),
     #[error(transparent)]
@@ -75,11 +81,49 @@ impl HaError {
                  restapi.cafile of --config) is not the CA that signed the members' certificate"
                     .into(),
             ),
-            HaError::Timeout { .. } => Some("qrd ha status shows where the cluster stands".into()),
+            HaError::Timeout(_) | HaError::Interrupted { .. } => {
+                Some("qrd ha status shows where the cluster stands".into())
+            }
             HaError::Auth(e) => Some(e.hint()),
             HaError::Backup(e) => Some(e.hint()),
             HaError::Restore(e) => Some(e.hint()),
             _ => None,
         }
+    }
+}
+
+impl From<WaitError<HaError>> for HaError {
+    fn from(e: WaitError<HaError>) -> Self {
+        match e {
+            WaitError::TimedOut(t) => HaError::Timeout(t),
+            WaitError::Failed(e) => e,
+            WaitError::Interrupted { what, signal } => HaError::Interrupted { what, signal },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn waits_end_in_ha_errors() {
+        let waited = TimedOut {
+            what: "node2 leads and answers /primary".into(),
+            waited: Duration::from_millis(30_000),
+            last: "node2's /primary answers HTTP 503".into(),
+        };
+        let e = HaError::from(WaitError::TimedOut(waited));
+        assert_eq!(
+            e.to_string(),
+            "gave up after 30.0 s waiting until node2 leads and answers /primary (last seen: node2's /primary answers HTTP 503)"
+        );
+        assert_eq!(e.hint().as_deref(), Some("qrd ha status shows where the cluster stands"));
+        let e = HaError::from(WaitError::Interrupted { what: "node1 runs again".into(), signal: "SIGTERM".into() });
+        assert_eq!(e.to_string(), "stopped waiting until node1 runs again: qrd received SIGTERM");
+        let e = HaError::from(WaitError::Failed(HaError::NoApi { tried: "x".into() }));
+        assert!(matches!(e, HaError::NoApi { .. }), "{e:?}");
     }
 }

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use qrd_pgbin::{Check, WaitError, poll_until_blocking};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -159,13 +160,17 @@ pub fn apply(
         c.members.iter().filter(|m| m.pending_restart == Some(true)).map(|m| (m.name.clone(), m.role.clone())).collect()
     };
     let pg_changes = report.changes.iter().any(|c| !c.patroni);
-    loop {
-        let c = api.cluster()?;
-        // A change that needs a restart shows up as pending; one that does not is applied by the reload.
-        if !needs_restart(&c).is_empty() || !pg_changes || Instant::now() > seen_by {
-            break;
+    if pg_changes {
+        // A change that needs a restart shows up as pending; one that does not is applied by the reload, and
+        // nothing shows: then the wait runs out, which is no error.
+        let seen = poll_until_blocking(seen_by, "a member reports a pending restart", || {
+            let pending = needs_restart(&api.cluster()?);
+            Ok(if pending.is_empty() { Check::Pending("none pending".into()) } else { Check::Done(()) })
+        });
+        match seen {
+            Ok(()) | Err(WaitError::TimedOut(_)) => {}
+            Err(e) => return Err(e.into()),
         }
-        std::thread::sleep(Duration::from_millis(500));
     }
     if !restart {
         report.pending = needs_restart(&api.cluster()?).into_iter().map(|(n, _)| n).collect();
@@ -190,7 +195,7 @@ pub fn apply(
                     message: format!("HTTP {}: {}", r.status, r.body.trim()),
                 });
             }
-            wait_back(&api, &name, role != "leader", started + wait, wait.as_secs())?;
+            wait_back(&api, &name, role != "leader", started + wait)?;
             report.restarts.push(Restart { member: name, role, seconds: started.elapsed().as_secs_f64() });
         }
         // The next cycle recomputes pending_restart (a replica may need a second restart after the leader).
@@ -201,24 +206,21 @@ pub fn apply(
 }
 
 /// Waits until `name` runs again (and, for a replica, streams from the leader).
-fn wait_back(api: &crate::api::Api, name: &str, replica: bool, deadline: Instant, seconds: u64) -> Result<(), HaError> {
-    let mut last = String::new();
-    loop {
-        if let Ok(c) = api.cluster()
-            && let Some(m) = c.members.iter().find(|m| m.name == name)
-        {
-            last = format!("{name} is {}", m.state);
-            let streams =
-                !replica || api.streaming_members(&c).ok().flatten().is_some_and(|s| s.iter().any(|n| n == name));
-            if m.is_running() && streams {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(HaError::Timeout { what: format!("{name} back after its restart"), seconds, last });
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait_back(api: &crate::api::Api, name: &str, replica: bool, deadline: Instant) -> Result<(), HaError> {
+    let what = if replica { format!("{name} runs and streams again") } else { format!("{name} runs again") };
+    let back = poll_until_blocking(deadline, &what, || {
+        let Ok(c) = api.cluster() else { return Ok(Check::Pending("no member's REST API answers".into())) };
+        let Some(m) = c.members.iter().find(|m| m.name == name) else {
+            return Ok(Check::Pending(format!("{name} is not in the cluster")));
+        };
+        let streams = !replica || api.streaming_members(&c).ok().flatten().is_some_and(|s| s.iter().any(|n| n == name));
+        Ok(if m.is_running() && streams {
+            Check::Done(())
+        } else {
+            Check::Pending(format!("{name} is {}{}", m.state, if m.is_running() { ", not streaming" } else { "" }))
+        })
+    });
+    back.map_err(HaError::from)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use qrd_pgbin::{Check, WaitError, poll_until_blocking};
 use serde::Serialize;
 use serde_json::json;
 
@@ -84,11 +85,17 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
     // anyway (the writes it lacked were under maximum_lag_on_failover) and pg_rewind then discarded
     // acknowledged writes on the old leader. So qrd waits for streaming, and refuses without it.
     let settle = Instant::now() + wait.min(Duration::from_secs(30));
-    loop {
-        if api.streaming_members(&api.cluster()?)?.is_some_and(|s| s.contains(&to)) {
-            break;
-        }
-        if Instant::now() > settle {
+    let streams = poll_until_blocking(settle, &format!("{to} streams from {}", leader.name), || {
+        Ok(match api.streaming_members(&api.cluster()?)? {
+            Some(s) if s.contains(&to) => Check::Done(()),
+            Some(s) if s.is_empty() => Check::Pending("no member streams".into()),
+            Some(s) => Check::Pending(format!("streaming: {}", s.join(", "))),
+            None => Check::Pending("no leader".into()),
+        })
+    });
+    match streams {
+        Ok(()) => {}
+        Err(WaitError::TimedOut(_)) => {
             let streaming = api.streaming_from(&leader_url)?;
             let seen: Vec<String> = streaming.iter().map(|(n, s)| format!("{n} {s}")).collect();
             return Err(HaError::Refused(format!(
@@ -98,7 +105,7 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
                 if seen.is_empty() { "no standby".to_owned() } else { seen.join(", ") }
             )));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        Err(e) => return Err(e.into()),
     }
 
     let started = Instant::now();
@@ -117,59 +124,55 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
         )));
     }
     let deadline = started + wait;
-    let poll = Duration::from_millis(100);
 
     // Writable: the candidate answers /primary (Patroni says 200 only on the leader with postgres running
     // read-write).
-    let mut last = String::new();
-    let writable = loop {
-        if let Some(url) = &candidate_url {
-            match api.get_one(url, "/primary") {
-                Ok(r) if r.status == 200 => break started.elapsed(),
-                Ok(r) => last = format!("{to}'s /primary answers HTTP {}", r.status),
-                Err(e) => last = e.to_string(),
-            }
-        } else if api.cluster().ok().and_then(|c| c.leader().map(|l| l.name.clone())).as_deref() == Some(&to) {
-            break started.elapsed();
-        }
-        if Instant::now() > deadline {
-            return Err(HaError::Timeout { what: format!("{to} taking over"), seconds: wait.as_secs(), last });
-        }
-        std::thread::sleep(poll);
-    };
+    let writable = poll_until_blocking(deadline, &format!("{to} leads and answers /primary"), || {
+        Ok::<_, HaError>(match &candidate_url {
+            Some(url) => match api.get_one(url, "/primary") {
+                Ok(r) if r.status == 200 => Check::Done(started.elapsed()),
+                Ok(r) => Check::Pending(format!("{to}'s /primary answers HTTP {}", r.status)),
+                Err(e) => Check::Pending(e.to_string()),
+            },
+            None => match api.cluster().map(|c| c.leader().map(|l| l.name.clone())) {
+                Ok(Some(leader)) if leader == to => Check::Done(started.elapsed()),
+                Ok(Some(leader)) => Check::Pending(format!("{leader} leads")),
+                Ok(None) => Check::Pending("no leader".into()),
+                Err(e) => Check::Pending(e.to_string()),
+            },
+        })
+    })?;
 
+    // What follows is measured, not required: a wait that runs out leaves its time unknown.
     let seconds_to_haproxy = match &cref.haproxy_stats {
         None => None,
-        Some(stats) => loop {
-            if let Ok(backends) = crate::api::haproxy_backends(stats) {
-                let ours: Vec<_> =
-                    backends.iter().filter(|b| cluster.members.iter().any(|m| m.name == b.server)).collect();
-                if !ours.is_empty() && ours.iter().all(|b| (b.server == to) == b.status.starts_with("UP")) {
-                    break Some(started.elapsed().as_secs_f64());
-                }
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            std::thread::sleep(poll);
-        },
+        Some(stats) => optional(poll_until_blocking(deadline, &format!("HAProxy sends to {to} alone"), || {
+            let Ok(backends) = crate::api::haproxy_backends(stats) else {
+                return Ok(Check::Pending("HAProxy's statistics do not answer".into()));
+            };
+            let ours: Vec<_> = backends.iter().filter(|b| cluster.members.iter().any(|m| m.name == b.server)).collect();
+            Ok(if !ours.is_empty() && ours.iter().all(|b| (b.server == to) == b.status.starts_with("UP")) {
+                Check::Done(started.elapsed().as_secs_f64())
+            } else {
+                let seen: Vec<String> = ours.iter().map(|b| format!("{} {}", b.server, b.status)).collect();
+                Check::Pending(seen.join(", "))
+            })
+        }))?,
     };
 
     // The old leader back as a replica on the new timeline.
     let mut timeline_after = None;
-    let seconds_to_rejoined = loop {
-        if let Ok(c) = api.cluster() {
-            timeline_after = c.members.iter().find(|m| m.name == to).and_then(|m| m.timeline);
-            let old = c.members.iter().find(|m| m.name == leader.name);
-            if old.is_some_and(|m| !m.is_leader() && m.is_running()) && c.leader().is_some_and(|l| l.name == to) {
-                break Some(started.elapsed().as_secs_f64());
-            }
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(poll);
-    };
+    let rejoined = poll_until_blocking(deadline, &format!("{} runs again as a replica of {to}", leader.name), || {
+        let Ok(c) = api.cluster() else { return Ok(Check::Pending("no member's REST API answers".into())) };
+        timeline_after = c.members.iter().find(|m| m.name == to).and_then(|m| m.timeline);
+        let old = c.members.iter().find(|m| m.name == leader.name);
+        Ok(if old.is_some_and(|m| !m.is_leader() && m.is_running()) && c.leader().is_some_and(|l| l.name == to) {
+            Check::Done(started.elapsed().as_secs_f64())
+        } else {
+            Check::Pending(old.map(|m| format!("{} is {} ({})", m.name, m.state, m.role)).unwrap_or_default())
+        })
+    });
+    let seconds_to_rejoined = optional(rejoined)?;
     Ok(SwitchoverReport {
         from: leader.name,
         to,
@@ -180,4 +183,16 @@ pub fn switchover(cref: &ClusterRef, to: Option<&str>, wait: Duration) -> Result
         seconds_to_rejoined,
         patroni_said: reply.body.trim().to_owned(),
     })
+}
+
+/// The value of a wait whose timeout is no error; an interruption still is.
+fn optional<T>(waited: Result<T, WaitError<HaError>>) -> Result<Option<T>, HaError> {
+    match waited {
+        Ok(v) => Ok(Some(v)),
+        Err(WaitError::TimedOut(t)) => {
+            tracing::debug!("{t}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

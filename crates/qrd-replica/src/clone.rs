@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use qrd_pg::Secret;
-use qrd_pgbin::{Finder, Identity, Passfile, PgVersion, Tool, run_blocking, scrubbed_command};
+use qrd_pgbin::{Finder, Identity, Passfile, PgVersion, Tool, run, scrubbed_command};
 use qrd_server::Layout;
 use qrd_server::pgctl::running_postmaster;
 
@@ -80,7 +80,10 @@ pub struct Cloned {
 }
 
 /// Clones the primary into `req.data_dir` (see the module documentation).
-pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError> {
+///
+/// Any failure before the copy has its final name (pg_basebackup's, or qrd interrupted by Ctrl-C or SIGTERM,
+/// which stops pg_basebackup) removes the partial copy; the target is untouched until then.
+pub async fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError> {
     let started = Instant::now();
     // A data directory, or Debian's configuration directory of one.
     let dir = Layout::from_dir(&req.data_dir).data_dir;
@@ -143,7 +146,7 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
     env(&mut cmd);
     cmd.args(["-X", "-A", "-t", "--no-password", "-d", "replication=true", "-c", "SHOW server_version_num"]);
     as_owner(&mut cmd);
-    let out = run_blocking(&mut cmd, "ask the primary its version (a replication connection as the replicator)")?;
+    let out = run(cmd, "ask the primary its version (a replication connection as the replicator)").await?;
     let num: u32 = String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -209,7 +212,9 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
         basebackup.version,
         primary_version.text
     );
-    run_blocking(&mut cmd, "copy the primary (pg_basebackup)")?;
+    // `partial` is removed when this returns early, after pg_basebackup (and its WAL streamer, in its
+    // process group) was stopped.
+    run(cmd, "copy the primary (pg_basebackup)").await?;
 
     // The copy's configuration as the cluster will read it: its own in /etc (the primary's copies go), or
     // the copied one.
@@ -276,8 +281,11 @@ pub fn clone(req: &CloneRequest, finder: &Finder) -> Result<Cloned, ReplicaError
     );
 
     let layout = Layout::for_major(&dir, major);
-    let streaming =
-        if req.start { Some(start_and_wait(&layout, major, finder, &owner, req.superuser.as_deref())?) } else { None };
+    let streaming = if req.start {
+        Some(start_and_wait(&layout, major, finder, &owner, req.superuser.as_deref()).await?)
+    } else {
+        None
+    };
     Ok(Cloned {
         data_dir: dir,
         primary: format!("{}:{}", req.primary_host, req.primary_port),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use qrd_pgbin::{FoundTool, run_blocking, scrubbed_command};
+use qrd_pgbin::{FoundTool, run, scrubbed_command};
 
 use crate::error::ReplicaError;
 
@@ -23,10 +23,10 @@ pub struct ControlData {
 }
 
 /// Runs `pg_controldata` (a tool of the data directory's exact major) on `dir`.
-pub fn read(pg_controldata: &FoundTool, dir: &Path) -> Result<ControlData, ReplicaError> {
+pub async fn read(pg_controldata: &FoundTool, dir: &Path) -> Result<ControlData, ReplicaError> {
     let mut cmd = scrubbed_command(&pg_controldata.path);
     cmd.arg(dir).env("LC_ALL", "C").env_remove("LANGUAGE").current_dir("/");
-    let out = run_blocking(&mut cmd, "read the stopped server's pg_control (pg_controldata)")?;
+    let out = run(cmd, "read the stopped server's pg_control (pg_controldata)").await?;
     parse(&String::from_utf8_lossy(&out.stdout))
         .map_err(|message| ReplicaError::ControlData { dir: dir.to_path_buf(), message })
 }

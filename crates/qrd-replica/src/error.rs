@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use qrd_pg::inventory::QueryError;
+use qrd_pgbin::{TimedOut, WaitError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -24,8 +25,8 @@ pub enum ReplicaError {
     TriggerFileRemoved { major: u32 },
     #[error("the data directory's OS user: {message}")]
     OsUser { message: String },
-    #[error("the standby in {} did not stream within 60 s (last seen: {last})", dir.display())]
-    NotStreaming { dir: PathBuf, last: String, log: String },
+    #[error("the standby in {} did not stream: {waited}", dir.display())]
+    NotStreaming { dir: PathBuf, waited: TimedOut, log: String },
     #[error(
         "{} belongs to the PostgreSQL {cluster_major} cluster configured in {}; the primary runs {primary_major}",
         dir.display(),
@@ -69,8 +70,8 @@ pub enum ReplicaError {
         "the old primary {address} still accepts writes: promoting would make two primaries and split the site's data"
     )]
     OldPrimaryAlive { address: String },
-    #[error("{server} did not accept writes within {seconds} s of the promotion request")]
-    NotPromoted { server: String, seconds: u64 },
+    #[error("{server} did not accept writes after the promotion request: {waited}")]
+    NotPromoted { server: String, waited: TimedOut },
     #[error("the standby's promote_trigger_file is {set:?}, not {}", given.display())]
     TriggerFileNotSet { given: PathBuf, set: String },
     #[error("a server still runs on {} (pid {pid}): the old primary must be stopped before it rejoins", dir.display())]
@@ -85,8 +86,11 @@ pub enum ReplicaError {
     NotStreamingNow { server: String },
     #[error("{} did not stop cleanly (pg_controldata says the cluster state is {state:?})", dir.display())]
     NotCleanlyStopped { dir: PathBuf, state: String },
-    #[error("{server} did not replay past the primary's shutdown checkpoint {lsn} in time; it was not promoted")]
-    NotCaughtUp { server: String, lsn: String },
+    #[error("{server} did not replay past the primary's shutdown checkpoint {lsn}: {waited}; it was not promoted")]
+    NotCaughtUp { server: String, lsn: String, waited: TimedOut },
+    /// qrd was interrupted (Ctrl-C, SIGTERM) while it waited.
+    #[error("stopped waiting until {what}: qrd received {signal}")]
+    Interrupted { what: String, signal: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -137,6 +141,11 @@ impl ReplicaError {
             ReplicaError::Write(e) => e.hint(),
             ReplicaError::Settings(e) => e.hint(),
             ReplicaError::Tools(e) => e.hint(),
+            ReplicaError::Tool(qrd_pgbin::ToolError::Interrupted { .. }) | ReplicaError::Interrupted { .. } => {
+                "qrd was stopped part-way (a clone's partial copy is removed): `qrd standby status` on each server \
+                 shows where it stands; run the command again to finish"
+                    .into()
+            }
             ReplicaError::Tool(_) => "the tool's own words are above".into(),
             ReplicaError::PgCtl(_) => "the standby's log says why it did not start".into(),
             ReplicaError::Service(_) => "the server's own words are above (its log's last lines with them)".into(),
@@ -169,6 +178,16 @@ impl ReplicaError {
         }
     }
 
+    /// A wait that ended without its value: its probe's own error, [`ReplicaError::Interrupted`], or what
+    /// `timed_out` makes of the timeout.
+    pub(crate) fn from_wait(e: WaitError<ReplicaError>, timed_out: impl FnOnce(TimedOut) -> ReplicaError) -> Self {
+        match e {
+            WaitError::TimedOut(t) => timed_out(t),
+            WaitError::Failed(e) => e,
+            WaitError::Interrupted { what, signal } => ReplicaError::Interrupted { what, signal },
+        }
+    }
+
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
@@ -191,5 +210,39 @@ impl ReplicaError {
                 | ReplicaError::ClusterMajor { .. }
                 | ReplicaError::NoConfiguration { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A wait that gave up says what it waited for and saw last; an interrupted one says so; a look that
+    /// failed is that failure.
+    #[test]
+    fn waits_end_in_the_crate_s_own_errors() {
+        let waited = TimedOut {
+            what: "its WAL receiver streams".into(),
+            waited: Duration::from_secs(60),
+            last: "its WAL receiver is not running".into(),
+        };
+        let not_streaming =
+            |waited| ReplicaError::NotStreaming { dir: "/srv/standby".into(), waited, log: "its log".into() };
+        let e = ReplicaError::from_wait(WaitError::TimedOut(waited), not_streaming);
+        assert_eq!(
+            e.to_string(),
+            "the standby in /srv/standby did not stream: gave up after 60.0 s waiting until its WAL receiver \
+             streams (last seen: its WAL receiver is not running)"
+        );
+        let e = ReplicaError::from_wait(
+            WaitError::Interrupted { what: "its WAL receiver streams".into(), signal: "SIGINT".into() },
+            not_streaming,
+        );
+        assert_eq!(e.to_string(), "stopped waiting until its WAL receiver streams: qrd received SIGINT");
+        assert!(e.hint().starts_with("qrd was stopped part-way"), "{}", e.hint());
+        let e = ReplicaError::from_wait(WaitError::Failed(ReplicaError::NoStandby), not_streaming);
+        assert!(matches!(e, ReplicaError::NoStandby), "{e:?}");
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use qrd_pg::inventory::QueryError;
 use qrd_pg::template::Template;
 use qrd_pg::{ConnectOpts, Session, sql_template};
-use qrd_pgbin::Finder;
+use qrd_pgbin::{Check, Finder, TimedOut, poll_until};
 use qrd_server::Layout;
 use qrd_server::service::Manager;
 
@@ -61,31 +61,37 @@ pub struct FailedOver {
     pub qlik_steps: Vec<String>,
 }
 
+/// How long `pg_promote()` waits for the promotion (promote.sql).
+const PROMOTE_WAIT: Duration = Duration::from_secs(60);
+
 /// `pg_promote()` over `session`: the standby ends recovery (PostgreSQL waits up to 60 s for it).
 pub(crate) async fn promote(session: &Session) -> Result<(), ReplicaError> {
     let promoted: bool =
         session.client().query_one(PROMOTE.text, &[]).await.map_err(query_err(&PROMOTE, session))?.get("promoted");
-    if promoted { Ok(()) } else { Err(ReplicaError::NotPromoted { server: session.target().address(), seconds: 60 }) }
+    if promoted {
+        return Ok(());
+    }
+    // The server did the waiting; its answer is the timeout.
+    let waited = TimedOut {
+        what: "the server ends recovery".into(),
+        waited: PROMOTE_WAIT,
+        last: "pg_promote() returned false".into(),
+    };
+    Err(ReplicaError::NotPromoted { server: session.target().address(), waited })
 }
 
-/// Waits until the server hands out a transaction id (which fails during recovery), up to `deadline`;
-/// `timeout` is what the error says was waited.
-pub(crate) async fn wait_writable(session: &Session, deadline: Instant, timeout: Duration) -> Result<(), ReplicaError> {
-    loop {
-        match session.client().query_one(WRITABLE.text, &[]).await {
-            Ok(_) => return Ok(()),
-            Err(e) if Instant::now() < deadline => {
-                tracing::debug!("not writable yet: {}", qrd_pg::connect::server_message(&e));
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(_) => {
-                return Err(ReplicaError::NotPromoted {
-                    server: session.target().address(),
-                    seconds: timeout.as_secs(),
-                });
-            }
-        }
-    }
+/// Waits until the server hands out a transaction id (which fails during recovery), up to `deadline`.
+pub(crate) async fn wait_writable(session: &Session, deadline: Instant) -> Result<(), ReplicaError> {
+    let writable = poll_until(deadline, "it hands out a transaction id (it has left recovery)", || async {
+        Ok(match session.client().query_one(WRITABLE.text, &[]).await {
+            Ok(_) => Check::Done(()),
+            Err(e) => Check::Pending(qrd_pg::connect::server_message(&e)),
+        })
+    })
+    .await;
+    writable.map_err(|e| {
+        ReplicaError::from_wait(e, |waited| ReplicaError::NotPromoted { server: session.target().address(), waited })
+    })
 }
 
 /// Fails over to the standby `session` reaches (see the module documentation).
@@ -137,10 +143,7 @@ pub async fn failover(session: &Session, finder: &Finder, req: &FailoverRequest)
                 Manager::PgCtlCluster { version, cluster, .. } => format!("pg_ctlcluster {version} {cluster} promote"),
                 Manager::Systemd { .. } | Manager::PgCtl(_) => "pg_ctl promote".to_owned(),
             };
-            let finder = finder.clone();
-            tokio::task::spawn_blocking(move || service.promote(|| pg_ctl_for(&layout, major, &finder)))
-                .await
-                .expect("no panic")?;
+            service.promote(|| pg_ctl_for(&layout, major, finder)).await?;
             method
         }
         Method::TriggerFile(path) => {
@@ -166,7 +169,7 @@ pub async fn failover(session: &Session, finder: &Finder, req: &FailoverRequest)
     };
     tracing::info!("promotion requested ({method}); waiting for writes");
 
-    wait_writable(session, started + req.timeout, req.timeout).await?;
+    wait_writable(session, started + req.timeout).await?;
     let seconds = started.elapsed().as_secs_f64();
     let (_, timeline) = role_of(session).await?;
     tracing::info!("{target} accepts writes after {seconds:.2} s (timeline {})", timeline.unwrap_or(0));

@@ -11,10 +11,11 @@
 //! ([`remove_unread_copies`]), so nobody (qrd's own `--data-dir` included) mistakes them for the cluster's.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use qrd_pg::connect::ConnectErrorKind;
-use qrd_pgbin::{Finder, Identity, PgVersion, Tool};
+use qrd_pgbin::{Check, Finder, Identity, PgVersion, Tool, poll_until};
 use qrd_server::pgctl::log_destination;
 use qrd_server::service::Manager;
 use qrd_server::{Layout, PgCtl, Service};
@@ -123,8 +124,8 @@ pub fn log_of(service: &Service) -> String {
 }
 
 /// Starts the standby of `layout` (PostgreSQL `major`) through its service and waits until its WAL receiver
-/// streams. For the blocking commands (clone, rejoin), on a thread that may block.
-pub fn start_and_wait(
+/// streams.
+pub async fn start_and_wait(
     layout: &Layout,
     major: u32,
     finder: &Finder,
@@ -132,9 +133,9 @@ pub fn start_and_wait(
     superuser: Option<&str>,
 ) -> Result<String, ReplicaError> {
     let service = service_of(layout, major, finder)?;
-    service.start()?;
+    service.start().await?;
     tracing::info!("standby started ({service}); waiting for it to stream");
-    tokio::runtime::Handle::current().block_on(wait_streaming(layout, owner, superuser, &log_of(&service)))
+    wait_streaming(layout, owner, superuser, &log_of(&service)).await
 }
 
 /// Waits until the server of `layout` reports its WAL receiver streaming (`pg_stat_wal_receiver`), asked
@@ -154,37 +155,51 @@ pub async fn wait_streaming(
             users.push(u.to_owned());
         }
     }
-    let deadline = Instant::now() + STREAM_WAIT;
-    let mut user = 0;
-    loop {
-        let last = match socket.connect_as_owner(&users[user], "postgres", owner).await {
-            Ok(client) => match client.query_one(RECEIVER.text, &[]).await {
-                Ok(row) => {
-                    let status: Option<String> = row.get("status");
-                    if status.as_deref() == Some("streaming") {
-                        return Ok("streaming".to_owned());
+    // The role tried now; one the server refuses moves this on for good.
+    let user = AtomicUsize::new(0);
+    let (socket, users) = (&socket, &users);
+    let streams = poll_until(Instant::now() + STREAM_WAIT, "its WAL receiver streams", || {
+        let user = &user;
+        async move {
+            loop {
+                let client = match socket
+                    .connect_as_owner(&users[user.load(Ordering::Relaxed)], "postgres", owner)
+                    .await
+                {
+                    Ok(client) => client,
+                    // A role this server does not have, or one the socket's rule does not let in: the next one.
+                    Err(e) if e.kind == ConnectErrorKind::Auth && user.load(Ordering::Relaxed) + 1 < users.len() => {
+                        tracing::debug!("{e}; trying the next role");
+                        user.fetch_add(1, Ordering::Relaxed);
+                        continue;
                     }
-                    format!("its WAL receiver is {}", status.as_deref().unwrap_or("not running"))
-                }
-                Err(e) => qrd_pg::connect::server_message(&e),
-            },
-            // A role this server does not have, or one the socket's rule does not let in: the next one.
-            Err(e) if e.kind == ConnectErrorKind::Auth && user + 1 < users.len() => {
-                tracing::debug!("{e}; trying the next role");
-                user += 1;
-                continue;
+                    // Waiting cannot change who may log in.
+                    Err(e) if matches!(e.kind, ConnectErrorKind::Auth | ConnectErrorKind::PasswordMissing) => {
+                        return Err(ReplicaError::from(e));
+                    }
+                    Err(e) => return Ok(Check::Pending(e.to_string())),
+                };
+                return Ok(match client.query_one(RECEIVER.text, &[]).await {
+                    Ok(row) => match row.get::<_, Option<String>>("status") {
+                        Some(status) if status == "streaming" => Check::Done(status),
+                        status => Check::Pending(format!(
+                            "its WAL receiver is {}",
+                            status.as_deref().unwrap_or("not running")
+                        )),
+                    },
+                    Err(e) => Check::Pending(qrd_pg::connect::server_message(&e)),
+                });
             }
-            // Waiting cannot change who may log in.
-            Err(e) if matches!(e.kind, ConnectErrorKind::Auth | ConnectErrorKind::PasswordMissing) => {
-                return Err(e.into());
-            }
-            Err(e) => e.to_string(),
-        };
-        if Instant::now() >= deadline {
-            return Err(ReplicaError::NotStreaming { dir: layout.data_dir.clone(), last, log: log.to_owned() });
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
+    streams.map_err(|e| {
+        ReplicaError::from_wait(e, |waited| ReplicaError::NotStreaming {
+            dir: layout.data_dir.clone(),
+            waited,
+            log: log.to_owned(),
+        })
+    })
 }
 
 /// Refuses a `--data-dir` that is not the data directory of the server `session` reaches: qrd would stop,

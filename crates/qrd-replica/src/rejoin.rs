@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use qrd_pg::Secret;
 use qrd_pg::connect::ChildConnection;
-use qrd_pgbin::{Finder, Identity, PgVersion, Tool, run_blocking, scrubbed_command};
+use qrd_pgbin::{Finder, Identity, PgVersion, Tool, ToolError, run, scrubbed_command};
 use qrd_server::Layout;
 use qrd_server::pgctl::running_postmaster;
 
@@ -61,7 +61,7 @@ pub struct Rejoined {
 }
 
 /// Rejoins `req.data_dir`; `source` connects to the new primary as a superuser (for pg_rewind).
-pub fn rejoin(req: &RejoinRequest, source: &ChildConnection, finder: &Finder) -> Result<Rejoined, ReplicaError> {
+pub async fn rejoin(req: &RejoinRequest, source: &ChildConnection, finder: &Finder) -> Result<Rejoined, ReplicaError> {
     let started = Instant::now();
     let layout = Layout::from_dir(&req.data_dir);
     let dir = layout.data_dir.clone();
@@ -96,7 +96,12 @@ pub fn rejoin(req: &RejoinRequest, source: &ChildConnection, finder: &Finder) ->
                 owner.apply_to(&mut cmd);
             }
             tracing::info!("rewinding {} to follow {new_primary} (pg_rewind {})", dir.display(), pg_rewind.version);
-            run_blocking(&mut cmd, "rewind the old primary (pg_rewind)").map(|_| ()).map_err(|e| e.to_string())
+            match run(cmd, "rewind the old primary (pg_rewind)").await {
+                Ok(_) => Ok(()),
+                // Stopped by Ctrl-C or SIGTERM: no reason to clone instead.
+                Err(e @ ToolError::Interrupted { .. }) => return Err(e.into()),
+                Err(e) => Err(e.to_string()),
+            }
         }
     };
     let (method, rewind_failed, kept) = match rewound {
@@ -138,14 +143,14 @@ pub fn rejoin(req: &RejoinRequest, source: &ChildConnection, finder: &Finder) ->
                 sslmode: req.sslmode.clone(),
                 superuser: req.superuser.clone(),
             };
-            let cloned = clone::clone(&clone_req, finder)?;
+            let cloned = clone::clone(&clone_req, finder).await?;
             ("re-clone".to_owned(), Some(e), cloned.kept)
         }
         Err(e) => return Err(ReplicaError::Rewind { dir, message: e }),
     };
     tracing::info!("{} is a standby of {new_primary} ({method})", dir.display());
     let streaming = if req.start {
-        Some(start_and_wait(&Layout::from_dir(&dir), major, finder, &owner, req.superuser.as_deref())?)
+        Some(start_and_wait(&Layout::from_dir(&dir), major, finder, &owner, req.superuser.as_deref()).await?)
     } else {
         None
     };

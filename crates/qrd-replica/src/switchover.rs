@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use qrd_pg::inventory::QueryError;
 use qrd_pg::{Secret, Session};
-use qrd_pgbin::{Finder, Identity, PgVersion, Tool};
+use qrd_pgbin::{Check, Finder, Identity, PgVersion, Tool, poll_until};
 use qrd_server::{Layout, StopMode};
 
 use crate::configure::{Link, configure_standby};
@@ -95,9 +95,8 @@ pub async fn switchover(
     // Stop the primary cleanly, then read where its last checkpoint is.
     let stop_at = Instant::now();
     tracing::info!("stopping the primary cleanly ({service}, fast)");
-    let stopper = service.clone();
-    tokio::task::spawn_blocking(move || stopper.stop(StopMode::Fast)).await.expect("no panic")?;
-    let control = control::read(&pg_controldata, &dir)?;
+    service.stop(StopMode::Fast).await?;
+    let control = control::read(&pg_controldata, &dir).await?;
     if control.state != SHUT_DOWN {
         return Err(ReplicaError::NotCleanlyStopped { dir, state: control.state });
     }
@@ -106,25 +105,33 @@ pub async fn switchover(
 
     // The standby must replay past it.
     let deadline = Instant::now() + req.timeout;
-    loop {
-        let past: bool = standby
+    let what = format!("it has replayed past {lsn}");
+    let replayed = poll_until(deadline, &what, || async {
+        let row = standby
             .client()
-            .query_one("SELECT pg_last_wal_replay_lsn() > $1::text::pg_lsn", &[&lsn])
+            .query_one(
+                "SELECT pg_last_wal_replay_lsn() > $1::text::pg_lsn AS past, pg_last_wal_replay_lsn()::text AS at",
+                &[&lsn],
+            )
             .await
-            .map_err(|e| QueryError::query("pg_last_wal_replay_lsn", &standby.target().dbname, &e))?
-            .get(0);
-        if past {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(ReplicaError::NotCaughtUp { server: standby.target().address(), lsn });
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            .map_err(|e| QueryError::query("pg_last_wal_replay_lsn", &standby.target().dbname, &e))?;
+        Ok(match row.get::<_, Option<bool>>("past") {
+            Some(true) => Check::Done(()),
+            _ => Check::Pending(format!("replayed up to {}", row.get::<_, Option<String>>("at").unwrap_or_default())),
+        })
+    })
+    .await;
+    replayed.map_err(|e| {
+        ReplicaError::from_wait(e, |waited| ReplicaError::NotCaughtUp {
+            server: standby.target().address(),
+            lsn: lsn.clone(),
+            waited,
+        })
+    })?;
 
     // Promote and wait for writes.
     promote(standby).await?;
-    wait_writable(standby, deadline, req.timeout).await?;
+    wait_writable(standby, deadline).await?;
     let write_downtime_seconds = stop_at.elapsed().as_secs_f64();
     let (_, timeline) = role_of(standby).await?;
     tracing::info!("{} is the primary (timeline {})", standby.target().address(), timeline.unwrap_or(0));
@@ -144,8 +151,7 @@ pub async fn switchover(
         keep: Vec::new(),
     };
     configure_standby(&dir, &parent.join(format!(".{name}.qrd-replication.pgpass")), &link, &owner, major)?;
-    let starter = service.clone();
-    tokio::task::spawn_blocking(move || starter.start()).await.expect("no panic")?;
+    service.start().await?;
     tracing::info!("the old primary started as a standby ({service}); waiting for it to stream");
     let old_primary_streaming = wait_streaming(&layout, &owner, req.superuser.as_deref(), &log_of(&service)).await?;
     Ok(Switched {

@@ -240,6 +240,8 @@ impl LocalSocket {
         let socket = dir.join(format!(".s.PGSQL.{}", self.port));
         let switch = (nix::unistd::geteuid().is_root() && !owner.is_current()).then(|| (owner.uid(), owner.gid()));
         let path = socket.clone();
+        // The connect switches the calling thread's ids for a moment: a thread of its own, never the
+        // runtime's, which other tasks share.
         let stream = tokio::task::spawn_blocking(move || connect_unix_as(&path, switch))
             .await
             .expect("connecting a socket does not panic")

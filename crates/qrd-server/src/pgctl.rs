@@ -2,19 +2,21 @@
 //! owner with that user's groups (pg_ctl refuses root), through the one tool runner so every failure names
 //! the command and quotes pg_ctl's output, and a start's failure the server log's last lines too.
 //!
-//! Both qrd (`conf set --restart`, and later standbys and failover) and the test harness drive pg_ctl
-//! through this type.
+//! Both qrd (`conf set --restart`, standbys, failover, switchover) and the test harness drive pg_ctl through
+//! this type. qrd awaits it (pg_ctl is then killed when qrd is interrupted; the postmaster it started
+//! detaches and keeps running); code without an async runtime (the harness, a `Drop`) uses the few
+//! `*_blocking` forms, which build the same commands.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use qrd_pgbin::{Identity, IdentityError, ToolError, run_blocking, scrubbed_command};
+use qrd_pgbin::{Identity, IdentityError, Limits, ToolError, scrubbed_command};
 
 /// How long pg_ctl waits (`-t`) for a start, stop or promotion unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -106,6 +108,7 @@ pub struct PgCtl {
     hook: Option<CommandHook>,
     current_dir: PathBuf,
     timeout: Duration,
+    finish_on_interrupt: bool,
 }
 
 impl fmt::Debug for PgCtl {
@@ -117,6 +120,7 @@ impl fmt::Debug for PgCtl {
             .field("log", &self.log)
             .field("hook", &self.hook.is_some())
             .field("timeout", &self.timeout)
+            .field("finish_on_interrupt", &self.finish_on_interrupt)
             .finish()
     }
 }
@@ -137,6 +141,7 @@ impl PgCtl {
             // postgres complain when they cannot get back to it; `/` is always reachable.
             current_dir: PathBuf::from("/"),
             timeout: DEFAULT_TIMEOUT,
+            finish_on_interrupt: false,
         }
     }
 
@@ -171,6 +176,13 @@ impl PgCtl {
     /// pg_ctl's `-t` for commands that wait.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Lets pg_ctl finish when qrd is interrupted (Ctrl-C, SIGTERM), for what puts a server back (the start
+    /// after a failed restart); otherwise pg_ctl is killed and the call returns [`ToolError::Interrupted`].
+    pub fn finish_on_interrupt(mut self, finish: bool) -> Self {
+        self.finish_on_interrupt = finish;
         self
     }
 
@@ -210,24 +222,24 @@ impl PgCtl {
     }
 
     /// `pg_ctl start -D DATA -l LOG -w -t N`, returning once the server accepts connections.
-    pub fn start(&self) -> Result<(), PgCtlError> {
-        self.start_like("start", None, None, "start the PostgreSQL server")
+    pub async fn start(&self) -> Result<(), PgCtlError> {
+        self.start_like("start", None, None, "start the PostgreSQL server")?.run().await.map(drop)
     }
 
     /// `pg_ctl start -o OPTIONS`: the server started with these `postgres` options (quoted for a shell, as
     /// pg_ctl passes them through one).
-    pub fn start_with_options(&self, options: &str) -> Result<(), PgCtlError> {
-        self.start_like("start", None, Some(options), "start the PostgreSQL server")
+    pub async fn start_with_options(&self, options: &str) -> Result<(), PgCtlError> {
+        self.start_like("start", None, Some(options), "start the PostgreSQL server")?.run().await.map(drop)
     }
 
     /// `pg_ctl start` with the options the server last ran with (`postmaster.opts`, as `pg_ctl restart`
     /// uses them): brings back a server that a failed restart left down, also when its configuration lives
     /// outside the data directory (`-c config_file=…`, as Debian's clusters run). A plain start without
     /// `postmaster.opts`.
-    pub fn start_as_before(&self) -> Result<(), PgCtlError> {
+    pub async fn start_as_before(&self) -> Result<(), PgCtlError> {
         let opts =
             std::fs::read_to_string(self.data_dir.join("postmaster.opts")).ok().and_then(|l| previous_options(&l));
-        self.start_like("start", None, opts.as_deref(), "start the PostgreSQL server")
+        self.start_like("start", None, opts.as_deref(), "start the PostgreSQL server")?.run().await.map(drop)
     }
 
     /// A copy whose start and restart keep the log destination the server has now ([`log_destination`]),
@@ -243,44 +255,66 @@ impl PgCtl {
 
     /// `pg_ctl restart` (stop in `mode`, start with the options it last ran with), returning once the server
     /// accepts connections again.
-    pub fn restart(&self, mode: StopMode) -> Result<(), PgCtlError> {
-        self.start_like("restart", Some(mode), None, "restart the PostgreSQL server")
+    pub async fn restart(&self, mode: StopMode) -> Result<(), PgCtlError> {
+        self.start_like("restart", Some(mode), None, "restart the PostgreSQL server")?.run().await.map(drop)
     }
 
     /// `pg_ctl stop -m MODE -w -t N`, returning once the server is down.
-    pub fn stop(&self, mode: StopMode) -> Result<(), PgCtlError> {
-        let mut cmd = self.command("stop");
-        cmd.args(["-m", mode.as_str()]);
-        self.wait_args(&mut cmd);
-        run_blocking(&mut cmd, &self.action(&format!("stop the PostgreSQL server ({mode})")))
-            .map(drop)
-            .map_err(Into::into)
+    pub async fn stop(&self, mode: StopMode) -> Result<(), PgCtlError> {
+        self.stop_command(mode).run().await.map(drop)
     }
 
     /// `pg_ctl reload`: a SIGHUP to the postmaster. It returns at once; the server re-reads its files a
     /// moment later.
-    pub fn reload(&self) -> Result<(), PgCtlError> {
-        let mut cmd = self.command("reload");
-        run_blocking(&mut cmd, &self.action("reload the server configuration")).map(drop).map_err(Into::into)
+    pub async fn reload(&self) -> Result<(), PgCtlError> {
+        self.reload_command().run().await.map(drop)
     }
 
     /// `pg_ctl promote -w -t N`: a standby leaves recovery; returns once it accepts writes.
-    pub fn promote(&self) -> Result<(), PgCtlError> {
+    pub async fn promote(&self) -> Result<(), PgCtlError> {
         let mut cmd = self.command("promote");
         self.wait_args(&mut cmd);
-        run_blocking(&mut cmd, &self.action("promote the standby")).map(drop).map_err(Into::into)
+        self.prepared(cmd, "promote the standby").run().await.map(drop)
     }
 
     /// `pg_ctl status`.
-    pub fn status(&self) -> Result<Status, PgCtlError> {
-        let mut cmd = self.command("status");
-        match run_blocking(&mut cmd, &self.action("ask whether the server runs")) {
+    pub async fn status(&self) -> Result<Status, PgCtlError> {
+        let cmd = self.command("status");
+        match self.prepared(cmd, "ask whether the server runs").run().await {
             Ok(out) => Ok(Status::Running { pid: running_pid(&String::from_utf8_lossy(&out.stdout)) }),
             // pg_ctl's documented exit codes: 3 no server running, 4 no accessible data directory.
-            Err(e) if e.code() == Some(3) => Ok(Status::Stopped),
-            Err(e) if e.code() == Some(4) => Ok(Status::NoDataDir),
-            Err(e) => Err(e.into()),
+            Err(PgCtlError::Tool(e)) if e.code() == Some(3) => Ok(Status::Stopped),
+            Err(PgCtlError::Tool(e)) if e.code() == Some(4) => Ok(Status::NoDataDir),
+            Err(e) => Err(e),
         }
+    }
+
+    /// [`PgCtl::start`] for code with no async runtime (the test harness): the same command, run on the
+    /// calling thread and not cancellable.
+    pub fn start_blocking(&self) -> Result<(), PgCtlError> {
+        self.start_like("start", None, None, "start the PostgreSQL server")?.run_blocking().map(drop)
+    }
+
+    /// [`PgCtl::stop`] for code with no async runtime (the test harness, a `Drop` that stops a server).
+    pub fn stop_blocking(&self, mode: StopMode) -> Result<(), PgCtlError> {
+        self.stop_command(mode).run_blocking().map(drop)
+    }
+
+    /// [`PgCtl::reload`] for code with no async runtime (the test harness).
+    pub fn reload_blocking(&self) -> Result<(), PgCtlError> {
+        self.reload_command().run_blocking().map(drop)
+    }
+
+    fn stop_command(&self, mode: StopMode) -> Prepared {
+        let mut cmd = self.command("stop");
+        cmd.args(["-m", mode.as_str()]);
+        self.wait_args(&mut cmd);
+        self.prepared(cmd, &format!("stop the PostgreSQL server ({mode})"))
+    }
+
+    fn reload_command(&self) -> Prepared {
+        let cmd = self.command("reload");
+        self.prepared(cmd, "reload the server configuration")
     }
 
     /// A pg_ctl command for `action` on the data directory: `PG*` scrubbed, the hook, then the identity.
@@ -300,11 +334,18 @@ impl PgCtl {
         cmd.args(["-w", "-t", &self.timeout.as_secs().max(1).to_string()]);
     }
 
-    fn action(&self, what: &str) -> String {
-        format!("{what} in {}", self.data_dir.display())
+    fn prepared(&self, cmd: Command, what: &str) -> Prepared {
+        let limits = Limits { timeout: None, finish_on_interrupt: self.finish_on_interrupt };
+        Prepared { cmd, action: format!("{what} in {}", self.data_dir.display()), limits, start_log: None }
     }
 
-    fn start_like(&self, verb: &str, mode: Option<StopMode>, opts: Option<&str>, what: &str) -> Result<(), PgCtlError> {
+    fn start_like(
+        &self,
+        verb: &str,
+        mode: Option<StopMode>,
+        opts: Option<&str>,
+        what: &str,
+    ) -> Result<Prepared, PgCtlError> {
         let log = match &self.log {
             Some(path) => path.clone(),
             None => log_destination(&self.data_dir, self.identity.as_ref())?,
@@ -319,13 +360,39 @@ impl PgCtl {
             cmd.arg("-o").arg(opts);
         }
         self.wait_args(&mut cmd);
-        match run_blocking(&mut cmd, &self.action(what)) {
-            Ok(_) => Ok(()),
-            Err(source) => {
-                let log_tail = tail(&read_from(&log, before), LOG_TAIL_LINES);
-                Err(PgCtlError::Start { source, log: Some(log), log_tail })
-            }
+        Ok(Prepared { start_log: Some((log, before)), ..self.prepared(cmd, what) })
+    }
+}
+
+/// A pg_ctl command ready to run, awaited or on the calling thread: both ways fail alike.
+struct Prepared {
+    cmd: Command,
+    action: String,
+    limits: Limits,
+    /// For a start: the server log and its length before, to quote what the server logged meanwhile.
+    start_log: Option<(PathBuf, u64)>,
+}
+
+impl Prepared {
+    async fn run(self) -> Result<Output, PgCtlError> {
+        let result = qrd_pgbin::run_with(self.cmd, &self.action, self.limits).await;
+        finished(result, self.start_log)
+    }
+
+    fn run_blocking(mut self) -> Result<Output, PgCtlError> {
+        let result = qrd_pgbin::run_blocking(&mut self.cmd, &self.action);
+        finished(result, self.start_log)
+    }
+}
+
+fn finished(result: Result<Output, ToolError>, start_log: Option<(PathBuf, u64)>) -> Result<Output, PgCtlError> {
+    match (result, start_log) {
+        (Ok(out), _) => Ok(out),
+        (Err(source), Some((log, before))) => {
+            let log_tail = tail(&read_from(&log, before), LOG_TAIL_LINES);
+            Err(PgCtlError::Start { source, log: Some(log), log_tail })
         }
+        (Err(e), None) => Err(e.into()),
     }
 }
 
@@ -560,8 +627,8 @@ mod tests {
         assert_eq!(found.unwrap(), log);
     }
 
-    #[test]
-    fn a_failed_start_quotes_the_new_log_lines() {
+    #[tokio::test]
+    async fn a_failed_start_quotes_the_new_log_lines() {
         let t = tempfile::tempdir().unwrap();
         let log = t.path().join("server.log");
         std::fs::write(&log, "old line\n").unwrap();
@@ -575,7 +642,8 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let err = PgCtl::new(&fake, t.path().join("data")).log_file(&log).start().unwrap_err();
+        let ctl = PgCtl::new(&fake, t.path().join("data")).log_file(&log);
+        let err = ctl.start().await.unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.starts_with(&format!("failed to start the PostgreSQL server in {}", t.path().join("data").display())),
@@ -586,5 +654,7 @@ mod tests {
         assert!(msg.contains("FATAL:  could not access private key file"), "{msg}");
         assert!(!msg.contains("old line"), "{msg}");
         assert!(msg.contains(&format!("start -D {}", t.path().join("data").display())), "{msg}");
+        // The harness's blocking start fails in the same words.
+        assert_eq!(ctl.start_blocking().unwrap_err().to_string(), msg);
     }
 }

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use qrd_conf::write::{Applied, WriteError};
-use qrd_pgbin::{ToolError, run_blocking, scrubbed_command};
+use qrd_pgbin::{Limits, ToolError, run_with, scrubbed_command};
 
 use crate::pgctl::{PgCtl, PgCtlError, Status, StopMode, postmaster_pid, tail};
 
@@ -57,6 +57,8 @@ pub enum ServiceError {
 pub struct Service {
     data_dir: PathBuf,
     manager: Manager,
+    /// Whether its commands run to their end when qrd is interrupted ([`Service::finishing`]).
+    finish_on_interrupt: bool,
 }
 
 impl Service {
@@ -73,21 +75,32 @@ impl Service {
             && Path::new(PG_CTLCLUSTER).exists()
         {
             let manager = Manager::PgCtlCluster { program: PG_CTLCLUSTER.into(), version, cluster };
-            return Ok(Self { data_dir, manager });
+            return Ok(Self { data_dir, manager, finish_on_interrupt: false });
         }
         if Path::new(SYSTEMD_RUNNING).is_dir()
             && let Some((pid, _)) = postmaster_pid(&data_dir)
             && let Ok(cgroup) = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
             && let Some(unit) = systemd_unit(&cgroup)
         {
-            return Ok(Self { data_dir, manager: Manager::Systemd { unit } });
+            return Ok(Self { data_dir, manager: Manager::Systemd { unit }, finish_on_interrupt: false });
         }
-        Ok(Self { data_dir, manager: Manager::PgCtl(pg_ctl()?) })
+        Ok(Self { data_dir, manager: Manager::PgCtl(pg_ctl()?), finish_on_interrupt: false })
     }
 
     /// A server controlled with `pg_ctl` alone.
     pub fn pg_ctl(pg_ctl: PgCtl) -> Self {
-        Self { data_dir: pg_ctl.data_dir().to_path_buf(), manager: Manager::PgCtl(pg_ctl) }
+        Self { data_dir: pg_ctl.data_dir().to_path_buf(), manager: Manager::PgCtl(pg_ctl), finish_on_interrupt: false }
+    }
+
+    /// A copy whose commands run to their end when qrd is interrupted (Ctrl-C, SIGTERM): for what puts the
+    /// server back after a failed restart. Otherwise an interruption kills the running command and the call
+    /// returns [`ToolError::Interrupted`] (a server that pg_ctl already started keeps running).
+    pub fn finishing(&self) -> Service {
+        let manager = match &self.manager {
+            Manager::PgCtl(ctl) => Manager::PgCtl(ctl.clone().finish_on_interrupt(true)),
+            other => other.clone(),
+        };
+        Service { data_dir: self.data_dir.clone(), manager, finish_on_interrupt: true }
     }
 
     pub fn manager(&self) -> &Manager {
@@ -99,31 +112,31 @@ impl Service {
     }
 
     /// Stops the server (fast) and starts it again, returning once it accepts connections.
-    pub fn restart(&self) -> Result<(), ServiceError> {
+    pub async fn restart(&self) -> Result<(), ServiceError> {
         match &self.manager {
-            Manager::PgCtlCluster { .. } => self.cluster("restart", &[]).map(drop),
-            Manager::Systemd { unit } => systemctl("restart", unit),
-            Manager::PgCtl(ctl) => Ok(ctl.restart(StopMode::Fast)?),
+            Manager::PgCtlCluster { .. } => self.cluster("restart", &[]).await.map(drop),
+            Manager::Systemd { unit } => self.systemctl("restart", unit).await,
+            Manager::PgCtl(ctl) => Ok(ctl.restart(StopMode::Fast).await?),
         }
     }
 
     /// Starts the server, returning once it accepts connections. pg_ctl starts it with the options it last
     /// ran with (see [`PgCtl::start_as_before`]).
-    pub fn start(&self) -> Result<(), ServiceError> {
+    pub async fn start(&self) -> Result<(), ServiceError> {
         match &self.manager {
-            Manager::PgCtlCluster { .. } => self.cluster("start", &[]).map(drop),
-            Manager::Systemd { unit } => systemctl("start", unit),
-            Manager::PgCtl(ctl) => Ok(ctl.start_as_before()?),
+            Manager::PgCtlCluster { .. } => self.cluster("start", &[]).await.map(drop),
+            Manager::Systemd { unit } => self.systemctl("start", unit).await,
+            Manager::PgCtl(ctl) => Ok(ctl.start_as_before().await?),
         }
     }
 
     /// Stops the server, returning once it is down. `mode` is pg_ctl's (pg_ctlcluster passes it on); a
     /// systemd unit stops the way its `ExecStop`/`KillSignal` say (the packaged units: fast).
-    pub fn stop(&self, mode: StopMode) -> Result<(), ServiceError> {
+    pub async fn stop(&self, mode: StopMode) -> Result<(), ServiceError> {
         match &self.manager {
-            Manager::PgCtlCluster { .. } => self.cluster("stop", &[&format!("--mode={mode}")]).map(drop),
-            Manager::Systemd { unit } => systemctl("stop", unit),
-            Manager::PgCtl(ctl) => Ok(ctl.stop(mode)?),
+            Manager::PgCtlCluster { .. } => self.cluster("stop", &[&format!("--mode={mode}")]).await.map(drop),
+            Manager::Systemd { unit } => self.systemctl("stop", unit).await,
+            Manager::PgCtl(ctl) => Ok(ctl.stop(mode).await?),
         }
     }
 
@@ -131,22 +144,22 @@ impl Service {
     /// cluster, else pg_ctl promote as the owner. systemd has no promotion of its own (it is a signal to the
     /// running postmaster, which the unit does not track), so a systemd server, which holds no pg_ctl, is
     /// promoted with the one `pg_ctl` gives.
-    pub fn promote<E: From<ServiceError>>(&self, pg_ctl: impl FnOnce() -> Result<PgCtl, E>) -> Result<(), E> {
-        let promote = |ctl: &PgCtl| ctl.promote().map_err(|e| E::from(ServiceError::from(e)));
-        match &self.manager {
-            Manager::PgCtlCluster { .. } => Ok(self.cluster("promote", &[]).map(drop)?),
-            Manager::Systemd { .. } => promote(&pg_ctl()?),
-            Manager::PgCtl(ctl) => promote(ctl),
-        }
+    pub async fn promote<E: From<ServiceError>>(&self, pg_ctl: impl FnOnce() -> Result<PgCtl, E>) -> Result<(), E> {
+        let promoted = match &self.manager {
+            Manager::PgCtlCluster { .. } => return Ok(self.cluster("promote", &[]).await.map(drop)?),
+            Manager::Systemd { .. } => pg_ctl()?.promote().await,
+            Manager::PgCtl(ctl) => ctl.promote().await,
+        };
+        promoted.map_err(|e| E::from(ServiceError::from(e)))
     }
 
     /// Whether a server runs for the data directory.
-    pub fn is_running(&self) -> Result<bool, ServiceError> {
+    pub async fn is_running(&self) -> Result<bool, ServiceError> {
         let stopped_code = |e: &ToolError| e.code() == Some(3);
         match &self.manager {
             // pg_ctlcluster passes pg_ctl status's exit code on (3: not running); `systemctl is-active` says
             // 3 for an inactive or failed unit.
-            Manager::PgCtlCluster { .. } => match self.cluster("status", &[]) {
+            Manager::PgCtlCluster { .. } => match self.cluster("status", &[]).await {
                 Ok(_) => Ok(true),
                 Err(ServiceError::Tool(e)) if stopped_code(&e) => Ok(false),
                 Err(e) => Err(e),
@@ -154,13 +167,13 @@ impl Service {
             Manager::Systemd { unit } => {
                 let mut cmd = scrubbed_command("systemctl");
                 cmd.args(["is-active", "--quiet", unit]);
-                match run_blocking(&mut cmd, &format!("ask systemd whether {unit} is active")) {
+                match run_with(cmd, &format!("ask systemd whether {unit} is active"), self.limits()).await {
                     Ok(_) => Ok(true),
                     Err(e) if stopped_code(&e) => Ok(false),
                     Err(e) => Err(e.into()),
                 }
             }
-            Manager::PgCtl(ctl) => Ok(matches!(ctl.status()?, Status::Running { .. })),
+            Manager::PgCtl(ctl) => Ok(matches!(ctl.status().await?, Status::Running { .. })),
         }
     }
 
@@ -168,7 +181,10 @@ impl Service {
     /// previous files are put back (last first) and the server is started again with them, so a bad
     /// setting costs a failed command, not a server that stays down. The error says which of that
     /// happened; [`RestartFailure::is_down`] is true only when even the previous files did not start.
-    pub fn restart_or_roll_back(&self, applied: &[Applied]) -> Result<(), RestartFailure> {
+    ///
+    /// An interrupted restart (Ctrl-C, SIGTERM) fails the same way, and what follows it (the check whether
+    /// the server runs, its start with the previous files) runs to its end although qrd was interrupted.
+    pub async fn restart_or_roll_back(&self, applied: &[Applied]) -> Result<(), RestartFailure> {
         // pg_ctl: the log destination is decided while the server still runs, so a start after a failed
         // restart logs to the same place.
         if let Manager::PgCtl(ctl) = &self.manager
@@ -182,13 +198,18 @@ impl Service {
                     return Err(RestartFailure { cause: e.into(), restored, not_restored, after: After::NeverStopped });
                 }
             };
-            return Service { data_dir: self.data_dir.clone(), manager: Manager::PgCtl(ctl) }
-                .restart_or_roll_back(applied);
+            let service = Service { manager: Manager::PgCtl(ctl), ..self.clone() };
+            return service.restart_then_roll_back(applied).await;
         }
+        self.restart_then_roll_back(applied).await
+    }
+
+    async fn restart_then_roll_back(&self, applied: &[Applied]) -> Result<(), RestartFailure> {
         let pid_before = postmaster_pid(&self.data_dir).map(|(pid, _)| pid);
-        let Err(cause) = self.restart() else { return Ok(()) };
+        let Err(cause) = self.restart().await else { return Ok(()) };
         tracing::debug!(service = %self, error = %cause, "the restart failed; putting the previous files back");
-        let running = self.is_running().ok();
+        let putting_back = self.finishing();
+        let running = putting_back.is_running().await.ok();
         let pid_now = postmaster_pid(&self.data_dir).map(|(pid, _)| pid);
         let mut failure =
             RestartFailure { cause, restored: Vec::new(), not_restored: None, after: After::Down { start: None } };
@@ -207,15 +228,19 @@ impl Service {
             // Not started: it would read the file that could not be put back.
             return Err(failure);
         }
-        failure.after = match self.start() {
+        failure.after = match putting_back.start().await {
             Ok(()) => After::RunsAgain,
             Err(e) => After::Down { start: Some(e) },
         };
         Err(failure)
     }
 
+    fn limits(&self) -> Limits {
+        Limits { timeout: None, finish_on_interrupt: self.finish_on_interrupt }
+    }
+
     /// `pg_ctlcluster [OPTIONS] VERSION CLUSTER ACTION`.
-    fn cluster(&self, action: &str, options: &[&str]) -> Result<std::process::Output, ServiceError> {
+    async fn cluster(&self, action: &str, options: &[&str]) -> Result<std::process::Output, ServiceError> {
         let Manager::PgCtlCluster { program, version, cluster } = &self.manager else {
             unreachable!("only called for pg_ctlcluster")
         };
@@ -225,7 +250,25 @@ impl Service {
             "status" => "ask whether the server runs".to_owned(),
             other => format!("{other} the PostgreSQL cluster {version}/{cluster}"),
         };
-        Ok(run_blocking(&mut cmd, &what)?)
+        Ok(run_with(cmd, &what, self.limits()).await?)
+    }
+
+    /// `systemctl ACTION UNIT`; when it fails, the unit's journal's last lines with the error.
+    async fn systemctl(&self, action: &str, unit: &str) -> Result<(), ServiceError> {
+        let mut cmd = scrubbed_command("systemctl");
+        cmd.args([action, unit]);
+        match run_with(cmd, &format!("{action} the systemd unit {unit}"), self.limits()).await {
+            Ok(_) => Ok(()),
+            Err(source) => {
+                let mut journal = scrubbed_command("journalctl");
+                journal.args(["-u", unit, "-n", &JOURNAL_LINES.to_string(), "--no-pager", "-o", "short-iso"]);
+                let journal = match run_with(journal, &format!("read the journal of {unit}"), self.limits()).await {
+                    Ok(out) => tail(&String::from_utf8_lossy(&out.stdout), JOURNAL_LINES),
+                    Err(e) => format!("(not available: {e})"),
+                };
+                Err(ServiceError::Unit { unit: unit.to_owned(), source, journal })
+            }
+        }
     }
 }
 
@@ -239,23 +282,6 @@ impl fmt::Display for Service {
                 Some(id) => write!(f, "pg_ctl as {id}"),
                 None => f.write_str("pg_ctl"),
             },
-        }
-    }
-}
-
-fn systemctl(action: &str, unit: &str) -> Result<(), ServiceError> {
-    let mut cmd = scrubbed_command("systemctl");
-    cmd.args([action, unit]);
-    match run_blocking(&mut cmd, &format!("{action} the systemd unit {unit}")) {
-        Ok(_) => Ok(()),
-        Err(source) => {
-            let mut journal = scrubbed_command("journalctl");
-            journal.args(["-u", unit, "-n", &JOURNAL_LINES.to_string(), "--no-pager", "-o", "short-iso"]);
-            let journal = match run_blocking(&mut journal, &format!("read the journal of {unit}")) {
-                Ok(out) => tail(&String::from_utf8_lossy(&out.stdout), JOURNAL_LINES),
-                Err(e) => format!("(not available: {e})"),
-            };
-            Err(ServiceError::Unit { unit: unit.to_owned(), source, journal })
         }
     }
 }
@@ -420,6 +446,7 @@ impl RestartFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qrd_pgbin::Check;
 
     #[test]
     fn debian_layout_names_version_and_cluster() {
@@ -475,6 +502,63 @@ mod tests {
         )
         .unwrap();
         assert_eq!(service.to_string(), "pg_ctlcluster 15 main");
+    }
+
+    /// Ctrl-C or SIGTERM while pg_ctl restarts the server: pg_ctl is stopped, and the server is put back all
+    /// the same (the check whether it runs and its start run to their end). The scenario runs in a process
+    /// of its own ([`interrupted_restart_scenario`]): the signals are taken over for the whole process.
+    #[test]
+    fn an_interrupted_restart_still_puts_the_server_back() {
+        let t = tempfile::tempdir().unwrap();
+        // A stand-in for pg_ctl: a restart that takes long, a server that is down, a start that works.
+        let fake = t.path().join("pg_ctl");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\ncase \"$1\" in\n  restart) touch \"$0.restarting\"; sleep 60 ;;\n  status) exit 3 ;;\n  \
+             start) touch \"$0.started\" ;;\nesac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "service::tests::interrupted_restart_scenario", "--nocapture"])
+            .env("QRD_SERVICE_TEST_PG_CTL", &fake)
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("1 passed"), "the scenario did not run: {said}");
+        assert!(t.path().join("pg_ctl.started").exists(), "{said}");
+    }
+
+    #[test]
+    fn interrupted_restart_scenario() {
+        let Some(fake) = std::env::var_os("QRD_SERVICE_TEST_PG_CTL").map(PathBuf::from) else { return };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            qrd_pgbin::interrupt::install();
+            let ctl = PgCtl::new(&fake, fake.with_file_name("data")).log_file(fake.with_file_name("server.log"));
+            let service = Service::pg_ctl(ctl);
+            let restarting = fake.with_file_name("pg_ctl.restarting");
+            let stop_qrd = async {
+                let seen = qrd_pgbin::poll_until(
+                    std::time::Instant::now() + std::time::Duration::from_secs(30),
+                    "pg_ctl restarts",
+                    || async { Ok::<_, ()>(if restarting.exists() { Check::Done(()) } else { Check::pending() }) },
+                );
+                seen.await.unwrap();
+                nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM).unwrap();
+            };
+            let (restarted, ()) = tokio::join!(service.restart_or_roll_back(&[]), stop_qrd);
+            let failure = restarted.unwrap_err();
+            assert!(matches!(failure.after, After::RunsAgain), "{failure}");
+            assert!(
+                matches!(
+                    &failure.cause,
+                    ServiceError::PgCtl(PgCtlError::Start { source: ToolError::Interrupted { .. }, .. })
+                ),
+                "{failure:?}"
+            );
+        });
     }
 
     #[test]

@@ -248,7 +248,7 @@ pub async fn finish(
     let server = serverconf::facts(session).await?;
     let service = service_for(&server, data_dir, finder)?;
     tracing::debug!(%service, "restarting");
-    match service.restart_or_roll_back(applied) {
+    match service.restart_or_roll_back(applied).await {
         Ok(()) => {
             tracing::info!("restarted with {service} (for {})", owed.join(", "));
             Ok(())

@@ -249,7 +249,7 @@ fn run(major: u32) -> Result<(), String> {
     }
     let pg_ctl = server.installation().server_bin.join("pg_ctl");
     if let Ok(ctl) = qrd_server::PgCtl::for_owner(&pg_ctl, standbys.path().join("standby1")) {
-        let _ = ctl.stop(qrd_server::StopMode::Fast);
+        let _ = ctl.stop_blocking(qrd_server::StopMode::Fast);
     }
 
     ha_demo(&qrd, &bundle)?;

@@ -138,9 +138,9 @@ fn parse_format(s: &str) -> Result<ArchiveFormat, String> {
 
 pub async fn execute(args: BackupArgs) -> Result<ExitStatus, CliError> {
     match args.command {
-        Some(BackupCommand::Verify(a)) => verify(a),
+        Some(BackupCommand::Verify(a)) => verify(a).await,
         Some(BackupCommand::List(a)) => list(a),
-        Some(BackupCommand::Prune(a)) => prune(a),
+        Some(BackupCommand::Prune(a)) => prune(a).await,
         None => run(args.run).await,
     }
 }
@@ -162,7 +162,7 @@ async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
     // With --from-data-dir, a private server on a copy of it (stopped and removed when `_copy` goes).
     let (session, _copy) = match &a.from_data_dir {
         Some(dir) => {
-            let copy = qrd_backup::offline::start_copy(dir, &a.tools.finder())?;
+            let copy = qrd_backup::offline::start_copy(dir, &a.tools.finder()).await?;
             let user = a.conn.username.clone().unwrap_or_else(|| "postgres".to_owned());
             (Session::open(&copy.connect_opts(&user)).await?, Some(copy))
         }
@@ -212,8 +212,8 @@ async fn run(a: RunArgs) -> Result<ExitStatus, CliError> {
 const NO_ROLE_PASSWORDS: &str = "roles without their passwords: this role may not read pg_authid (it is no \
                                  superuser); a restore that creates the repository role asks for its password";
 
-fn verify(a: VerifyArgs) -> Result<ExitStatus, CliError> {
-    let report = qrd_backup::verify::verify(&a.bundle, &a.tools.finder())?;
+async fn verify(a: VerifyArgs) -> Result<ExitStatus, CliError> {
+    let report = qrd_backup::verify::verify(&a.bundle, &a.tools.finder()).await?;
     if a.json {
         crate::output::print_json(&report);
     } else {
@@ -257,10 +257,10 @@ fn list(a: ListArgs) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
-fn prune(a: PruneArgs) -> Result<ExitStatus, CliError> {
+async fn prune(a: PruneArgs) -> Result<ExitStatus, CliError> {
     let _lock = qrd_backup::lock::DirLock::acquire(&a.dir)?;
     let policy = Policy { keep_last: a.keep_last, keep_daily: a.keep_daily, keep_weekly: a.keep_weekly };
-    let mut prune = retention::plan(&a.dir, &a.tools.finder(), policy, time::OffsetDateTime::now_utc())?;
+    let mut prune = retention::plan(&a.dir, &a.tools.finder(), policy, time::OffsetDateTime::now_utc()).await?;
     if !a.dry_run {
         prune.apply()?;
     }

@@ -53,7 +53,10 @@ pub async fn execute(args: CheckArgs) -> Result<ExitStatus, CliError> {
 
     let finder = args.tools.finder();
     let tools = ToolsFound { results: BACKUP_TOOLS.iter().map(|t| finder.find(*t, &inv.version)).collect() };
-    let backups = args.backup_dir.as_ref().map(|dir| backups(dir, &finder));
+    let backups = match &args.backup_dir {
+        Some(dir) => Some(backups(dir, &finder).await),
+        None => None,
+    };
     let replication = match qrd_replica::status::status(&session).await {
         Ok(st) => Some(st),
         Err(e) => {
@@ -102,9 +105,9 @@ fn print_human(report: &Report, spec: &RepoSpec, inv: &Inventory) {
 }
 
 /// The backup directory's state for the `backup.newest` check.
-fn backups(dir: &std::path::Path, finder: &qrd_pgbin::Finder) -> qrd_check::Backups {
+async fn backups(dir: &std::path::Path, finder: &qrd_pgbin::Finder) -> qrd_check::Backups {
     let shown = dir.display().to_string();
-    match qrd_backup::status::status(dir, finder) {
+    match qrd_backup::status::status(dir, finder).await {
         Ok(st) => qrd_check::Backups {
             dir: shown,
             unreadable: None,

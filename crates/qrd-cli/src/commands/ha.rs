@@ -240,6 +240,7 @@ async fn adopt(a: AdoptArgs) -> Result<ExitStatus, CliError> {
 async fn set_param(a: SetParamArgs) -> Result<ExitStatus, CliError> {
     let cref = a.cluster.cluster_ref()?;
     let (pairs, dry_run, restart, wait) = (a.pairs.clone(), a.dry_run, !a.no_restart, Duration::from_secs(a.wait));
+    // Patroni's REST client (ureq) blocks: on a thread of its own; its waits end on Ctrl-C by themselves.
     let report =
         tokio::task::spawn_blocking(move || qrd_ha::setparam::set_param(&cref, &pairs, dry_run, restart, wait))
             .await
@@ -273,6 +274,7 @@ async fn set_param(a: SetParamArgs) -> Result<ExitStatus, CliError> {
 
 async fn status(a: StatusArgs) -> Result<ExitStatus, CliError> {
     let cref = a.cluster.cluster_ref()?;
+    // Patroni's REST client (ureq) blocks: on a thread of its own.
     let st = tokio::task::spawn_blocking(move || qrd_ha::status::status(&cref)).await.expect("no panic")?;
     if a.json {
         crate::output::print_json(&st);
@@ -323,6 +325,7 @@ async fn switchover(a: SwitchoverArgs) -> Result<ExitStatus, CliError> {
     let cref = a.cluster.cluster_ref()?;
     let to = a.to.clone();
     let wait = Duration::from_secs(a.wait);
+    // Patroni's REST client (ureq) blocks: on a thread of its own; its waits end on Ctrl-C by themselves.
     let r = tokio::task::spawn_blocking(move || qrd_ha::switchover::switchover(&cref, to.as_deref(), wait))
         .await
         .expect("no panic")?;
@@ -354,6 +357,7 @@ async fn switchover(a: SwitchoverArgs) -> Result<ExitStatus, CliError> {
 
 async fn check(a: CheckArgs) -> Result<ExitStatus, CliError> {
     let cref = a.cluster.cluster_ref()?;
+    // Patroni's REST client (ureq) blocks: on a thread of its own.
     let st = tokio::task::spawn_blocking(move || qrd_ha::status::status(&cref)).await.expect("no panic")?;
     let mut findings = qrd_ha::check::cluster_findings(&st);
     if a.members {

@@ -181,9 +181,7 @@ async fn rejoin(a: RejoinArgs) -> Result<ExitStatus, CliError> {
         superuser: a.superuser,
     };
     let finder = a.tools.finder();
-    let done = tokio::task::spawn_blocking(move || qrd_replica::rejoin::rejoin(&req, &source, &finder))
-        .await
-        .expect("no panic")?;
+    let done = qrd_replica::rejoin::rejoin(&req, &source, &finder).await?;
     if a.json {
         crate::output::print_json(&done);
         return Ok(ExitStatus::Success);
@@ -328,7 +326,7 @@ async fn clone_standby(a: CloneArgs) -> Result<ExitStatus, CliError> {
         superuser: a.superuser,
     };
     let finder = a.tools.finder();
-    let done = tokio::task::spawn_blocking(move || clone::clone(&req, &finder)).await.expect("no panic")?;
+    let done = clone::clone(&req, &finder).await?;
     if a.json {
         crate::output::print_json(&done);
         return Ok(ExitStatus::Success);
