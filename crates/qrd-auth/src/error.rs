@@ -2,6 +2,7 @@
 
 use qrd_conf::hba::EditError;
 use qrd_conf::pgconf::LoadError;
+use qrd_exit::{ExitStatus, UserError};
 use qrd_pg::connect::ConnectError;
 use qrd_pg::inventory::QueryError;
 use qrd_pg::password::PasswordError;
@@ -79,36 +80,48 @@ pub enum AuthError {
     EncryptionNotApplied { value: String },
 }
 
+impl UserError for AuthError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            AuthError::Connect(e) => e.exit_status(),
+            AuthError::Query(e) => e.exit_status(),
+            AuthError::Write(e) => e.exit_status(),
+            // A password that cannot be had: as its kind says (an unreadable file is a usage error).
+            AuthError::Password { source, .. } => source.exit_status(),
+            // Refused before anything changed: the server's state or the input does not allow it.
+            AuthError::NoSuchRole { .. }
+            | AuthError::CannotReadAuthid { .. }
+            | AuthError::LoginRolesUnknown { .. }
+            | AuthError::NotCurrentPassword { .. }
+            | AuthError::LockOut { .. }
+            | AuthError::NoServer
+            | AuthError::Hba(_)
+            | AuthError::HbaEdit(_)
+            | AuthError::NeedsPassword { .. } => ExitStatus::Refused,
+            // Failed while working.
+            AuthError::StoredMismatch { .. }
+            | AuthError::LoginFailed { .. }
+            | AuthError::AlterSystem { .. }
+            | AuthError::EncryptionNotApplied { .. } => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl AuthError {
     pub(crate) fn password(source: PasswordError, alternatives: impl Into<String>) -> Self {
         AuthError::Password { source, alternatives: alternatives.into() }
     }
 
-    /// Refused before anything changed (the server's state or the input does not allow it); the others
-    /// failed while working. A password that cannot be had is neither: the CLI decides by its kind.
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            AuthError::NoSuchRole { .. }
-                | AuthError::CannotReadAuthid { .. }
-                | AuthError::LoginRolesUnknown { .. }
-                | AuthError::NotCurrentPassword { .. }
-                | AuthError::LockOut { .. }
-                | AuthError::NoServer
-                | AuthError::Hba(_)
-                | AuthError::HbaEdit(_)
-                | AuthError::Password { .. }
-                | AuthError::NeedsPassword { .. }
-        )
-    }
-
-    /// The next step for the DBA.
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
-            AuthError::Connect(e) => e.hint(),
-            AuthError::Query(QueryError::Connect(e)) => e.hint(),
+            AuthError::Connect(e) => e.hint().unwrap_or_default(),
+            AuthError::Query(QueryError::Connect(e)) => e.hint().unwrap_or_default(),
             AuthError::Query(_) => "run again with -v for the statements qrd runs; the server log may say more".into(),
-            AuthError::Write(e) => e.hint(),
+            AuthError::Write(e) => e.hint().unwrap_or_default(),
             AuthError::NeedsPassword { alternatives, .. } => format!("pass {alternatives}"),
             AuthError::Password { source, alternatives } => match source {
                 PasswordError::Read { .. } => {

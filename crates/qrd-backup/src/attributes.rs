@@ -12,6 +12,7 @@
 //! item granted again with every role name through [`qrd_pg::quote`], by its grantor where that is not
 //! the owner (the grantor is part of the item). The statements run in one transaction.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::collections::{BTreeMap, BTreeSet};
 
 use qrd_pg::Session;
@@ -71,8 +72,21 @@ pub enum AttributeError {
     Statement { database: String, statement: String, message: String },
 }
 
+impl UserError for AttributeError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            AttributeError::Query(e) => e.exit_status(),
+            _ => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl AttributeError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             AttributeError::Query(_) | AttributeError::NoDatabase { .. } => {
                 "run again with -v for the statements qrd runs; restore as a superuser".into()

@@ -11,6 +11,7 @@
 //! 3. Write the bundle ([`crate::bundle::Writer`]): under a temporary name, compressed with multithreaded
 //!    zstd, flushed, renamed only when complete. The staged dumps are removed whatever happens.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -150,10 +151,32 @@ pub enum BackupError {
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
 }
 
-impl BackupError {
-    pub fn hint(&self) -> String {
+impl UserError for BackupError {
+    fn exit_status(&self) -> ExitStatus {
         match self {
-            BackupError::Connect(e) => e.hint(),
+            BackupError::Connect(e) => e.exit_status(),
+            BackupError::Query(e) => e.exit_status(),
+            BackupError::Tools(e) => e.exit_status(),
+            BackupError::Space(e) => e.exit_status(),
+            BackupError::Lock(e) => e.exit_status(),
+            BackupError::Bundle(e) => e.exit_status(),
+            // Refused before anything ran.
+            BackupError::NoDatabase { .. } | BackupError::BadName { .. } | BackupError::NotOwner { .. } => {
+                ExitStatus::Refused
+            }
+            BackupError::Hook(_) | BackupError::Tool(_) | BackupError::Io { .. } => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
+impl BackupError {
+    fn hint_text(&self) -> String {
+        match self {
+            BackupError::Connect(e) => e.hint().unwrap_or_default(),
             BackupError::Query(_) => "run again with -v for the statements qrd runs; back up as a superuser, or as an \
                                       admin the repository role is granted to (qrd provision grants it)"
                 .into(),
@@ -170,29 +193,19 @@ impl BackupError {
                 qrd_pg::quote::ident(owner).unwrap_or_default(),
                 qrd_pg::quote::ident(user).unwrap_or_default()
             ),
-            BackupError::Tools(e) => e.hint(),
-            BackupError::Space(e) => e.hint(),
-            BackupError::Lock(e) => e.hint(),
+            BackupError::Tools(e) => e.hint().unwrap_or_default(),
+            BackupError::Space(e) => e.hint().unwrap_or_default(),
+            BackupError::Lock(e) => e.hint().unwrap_or_default(),
             BackupError::Hook(_) => "fix the hook command (it runs with /bin/sh -c) or its --hook-timeout".into(),
+            BackupError::Tool(e @ (ToolError::Interrupted { .. } | ToolError::Timeout { .. })) => {
+                format!("{}; earlier bundles in the directory are untouched", e.hint().unwrap_or_default())
+            }
             BackupError::Tool(_) => {
                 "the tool's own words are above; earlier bundles in the directory are untouched".into()
             }
-            BackupError::Bundle(e) => e.hint(),
+            BackupError::Bundle(e) => e.hint().unwrap_or_default(),
             BackupError::Io { .. } => "check the backup directory's permissions and free space".into(),
         }
-    }
-
-    /// Refused before anything ran (as opposed to failed while working).
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            BackupError::NoDatabase { .. }
-                | BackupError::BadName { .. }
-                | BackupError::NotOwner { .. }
-                | BackupError::Tools(_)
-                | BackupError::Space(_)
-                | BackupError::Lock(_)
-        )
     }
 }
 

@@ -3,6 +3,7 @@
 //! `Repository.exe -bootstrap -standalone -restorehostname` changes it, the shared persistence folders
 //! moved to new UNC paths, and the rest of the runbook for the Windows side printed as the guide spells it.
 
+use qrd_exit::{ExitStatus, UserError};
 use qrd_pg::inventory::QueryError;
 use qrd_pg::sql_template;
 use qrd_pg::template::{Template, Vars};
@@ -47,8 +48,24 @@ pub enum RenameError {
     Query(#[from] QueryError),
 }
 
+impl UserError for RenameError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            RenameError::Query(e) => e.exit_status(),
+            // The databases are in place; the renaming could not be done.
+            RenameError::NoOldHost | RenameError::MissingTables { .. } | RenameError::NoCentralNode { .. } => {
+                ExitStatus::Failed
+            }
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl RenameError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             RenameError::NoOldHost => "pass --old-hostname NAME (the central node's host name on the old machine)".into(),
             RenameError::MissingTables { .. } => {

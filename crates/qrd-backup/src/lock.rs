@@ -8,6 +8,7 @@
 //! unlike qrd's other files: the lock lives on the file's inode, and an atomic replace would give the
 //! path a new, unlocked inode. A reader racing the write sees no pid, which the error allows.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -33,8 +34,19 @@ pub enum LockError {
     },
 }
 
+impl UserError for LockError {
+    fn exit_status(&self) -> ExitStatus {
+        // Another run holds the directory, or it cannot be locked: nothing was started.
+        ExitStatus::Refused
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl LockError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             LockError::Held { pid: Some(pid), .. } => {
                 format!("wait for it to finish (`ps -p {pid}` shows it), or use another directory")
@@ -115,7 +127,8 @@ mod tests {
         }
         let err = DirLock::acquire(dir.path()).unwrap_err();
         assert!(err.to_string().contains(&format!("(pid {})", std::process::id())), "{err}");
-        assert!(err.hint().contains("ps -p"), "{}", err.hint());
+        let hint = err.hint().unwrap();
+        assert!(hint.contains("ps -p"), "{hint}");
         drop(held);
         let again = DirLock::acquire(dir.path()).unwrap();
         assert_eq!(std::fs::read_to_string(again.path()).unwrap().trim(), std::process::id().to_string());

@@ -4,6 +4,7 @@
 //! local socket only, the copy's own minimal configuration so nothing points back at the original), takes
 //! the same bundle, stops the server and removes the copy. The original files are only read.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::path::{Path, PathBuf};
 
 use qrd_pg::connect::{ConnectOpts, SslMode};
@@ -31,30 +32,35 @@ pub enum OfflineError {
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
 }
 
+impl UserError for OfflineError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            OfflineError::Space(e) => e.exit_status(),
+            OfflineError::Tools(e) => e.exit_status(),
+            OfflineError::NotADataDir { .. } | OfflineError::Running { .. } => ExitStatus::Refused,
+            OfflineError::Copy(_) | OfflineError::Io { .. } | OfflineError::Server(_) => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl OfflineError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             OfflineError::NotADataDir { .. } => {
                 "name the data directory (it holds PG_VERSION, base/ and global/)".into()
             }
             OfflineError::Running { .. } => "drop --from-data-dir and connect with -h/-p".into(),
-            OfflineError::Space(e) => e.hint(),
-            OfflineError::Tools(e) => e.hint(),
+            OfflineError::Space(e) => e.hint().unwrap_or_default(),
+            OfflineError::Tools(e) => e.hint().unwrap_or_default(),
             OfflineError::Copy(_) | OfflineError::Io { .. } => "check the free space and this user's rights".into(),
             OfflineError::Server(_) => {
                 "the copy's server log is above; the original data directory is untouched".into()
             }
         }
-    }
-
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            OfflineError::NotADataDir { .. }
-                | OfflineError::Running { .. }
-                | OfflineError::Space(_)
-                | OfflineError::Tools(_)
-        )
     }
 }
 

@@ -23,6 +23,7 @@
 //! them. The swap needs the replaced databases free of sessions: qrd refuses while there are some, unless
 //! `--yes` lets it end them.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -194,19 +195,57 @@ pub enum RestoreError {
     Interrupted { signal: &'static str },
 }
 
-impl RestoreError {
-    pub fn hint(&self) -> String {
+impl UserError for RestoreError {
+    fn exit_status(&self) -> ExitStatus {
         match self {
-            RestoreError::Read(e) => e.hint(),
-            RestoreError::Space(e) => e.hint(),
-            RestoreError::Connect(e) => e.hint(),
+            RestoreError::Read(e) => e.exit_status(),
+            RestoreError::Space(e) => e.exit_status(),
+            RestoreError::Connect(e) => e.exit_status(),
+            RestoreError::Query(e) => e.exit_status(),
+            RestoreError::Tools(e) => e.exit_status(),
+            RestoreError::Attributes(e) => e.exit_status(),
+            RestoreError::Rename(e) => e.exit_status(),
+            // Refused before anything changed.
+            RestoreError::NotInBundle { .. }
+            | RestoreError::NotEmpty { .. }
+            | RestoreError::SessionsOpen { .. }
+            | RestoreError::ConnectedToReplaced { .. }
+            | RestoreError::NameTooLong { .. }
+            | RestoreError::RenameWithoutQsr => ExitStatus::Refused,
+            RestoreError::Tool(_)
+            | RestoreError::Globals(_)
+            | RestoreError::Swap { .. }
+            | RestoreError::Roles { .. }
+            | RestoreError::ActAs { .. }
+            | RestoreError::RowCounts { .. }
+            | RestoreError::Work { .. }
+            | RestoreError::Amcheck { .. }
+            | RestoreError::Interrupted { .. } => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
+impl RestoreError {
+    fn hint_text(&self) -> String {
+        match self {
+            RestoreError::Read(e) => e.hint().unwrap_or_default(),
+            RestoreError::Space(e) => e.hint().unwrap_or_default(),
+            RestoreError::Connect(e) => e.hint().unwrap_or_default(),
             RestoreError::Query(_) => "run again with -v for the statements qrd runs; restore as a superuser".into(),
-            RestoreError::Tools(e) => e.hint(),
+            RestoreError::Tools(e) => e.hint().unwrap_or_default(),
+            RestoreError::Tool(e @ (ToolError::Interrupted { .. } | ToolError::Timeout { .. })) => format!(
+                "{}; a database this restore created was dropped again",
+                e.hint().unwrap_or_default()
+            ),
             RestoreError::Tool(_) => {
                 "pg_restore's words are above; a database this restore created was dropped again".into()
             }
             RestoreError::Globals(_) => "globals.sql is not what pg_dumpall writes: verify the bundle".into(),
-            RestoreError::Attributes(e) => e.hint(),
+            RestoreError::Attributes(e) => e.hint().unwrap_or_default(),
             RestoreError::NotInBundle { .. } => "`qrd backup list` shows what each bundle holds".into(),
             RestoreError::NotEmpty { .. } => {
                 "add --clean to replace them (crash-safe: the old ones are kept until --drop-old), or restore onto a server without them".into()
@@ -228,26 +267,13 @@ impl RestoreError {
                 "the restored data differs from the backup: do not put this server in service; verify the bundle".into()
             }
             RestoreError::Work { .. } => "check the directory's permissions and free space".into(),
-            RestoreError::Rename(e) => e.hint(),
+            RestoreError::Rename(e) => e.hint().unwrap_or_default(),
             RestoreError::RenameWithoutQsr => "add --database QSR, or drop --new-hostname".into(),
             RestoreError::Amcheck { .. } => {
                 "the archive restores into a damaged database: do not rely on this bundle; check the source server with pg_amcheck".into()
             }
             RestoreError::Interrupted { .. } => "run it again when it can finish".into(),
         }
-    }
-
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            RestoreError::Space(_)
-                | RestoreError::Tools(_)
-                | RestoreError::NotInBundle { .. }
-                | RestoreError::NotEmpty { .. }
-                | RestoreError::SessionsOpen { .. }
-                | RestoreError::ConnectedToReplaced { .. }
-                | RestoreError::NameTooLong { .. }
-        )
     }
 }
 

@@ -12,6 +12,7 @@
 //! but is kept, and the prune then fails ([`Prune::finish`]) so that a nightly job's monitoring sees it: a
 //! prune whose PATH lags a server upgrade must not delete every new backup.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -93,8 +94,19 @@ pub struct ListError {
     pub source: std::io::Error,
 }
 
+impl UserError for ListError {
+    fn exit_status(&self) -> ExitStatus {
+        // The directory given cannot be listed.
+        ExitStatus::Usage
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl ListError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         "check that the directory exists and is readable".into()
     }
 }
@@ -326,13 +338,25 @@ pub enum PruneError {
     },
 }
 
+impl UserError for PruneError {
+    fn exit_status(&self) -> ExitStatus {
+        // A bundle that could not be checked was kept, or one could not be deleted: the prune did not do all
+        // its work.
+        ExitStatus::Failed
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl PruneError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             PruneError::NotChecked { source, .. } => format!(
                 "{}; then prune again (bundles that could not be checked are never deleted, and fill no slot of the \
                  policy; `qrd backup verify BUNDLE` checks one)",
-                source.hint()
+                source.hint().unwrap_or_default()
             ),
             PruneError::Delete { .. } => {
                 "check the directory's permissions; the bundles deleted before it are named above".into()

@@ -1,6 +1,7 @@
 //! Free space before a step that needs it (staging uncompressed dumps, writing a bundle): refused before
 //! it starts, with the numbers, rather than failing hours later on a full disk.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -32,8 +33,19 @@ pub enum SpaceError {
     },
 }
 
+impl UserError for SpaceError {
+    fn exit_status(&self) -> ExitStatus {
+        // Checked before anything is written.
+        ExitStatus::Refused
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl SpaceError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             SpaceError::TooLittle { space, .. } => format!(
                 "free at least {} there, or choose a directory on a larger file system; nothing was started",
@@ -100,7 +112,8 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("to stage the uncompressed dumps: it needs 16.0 EiB, the file system has"), "{text}");
         assert!(matches!(err, SpaceError::TooLittle { space: Space { available, .. }, .. } if available > 0));
-        assert!(err.hint().starts_with("free at least "), "{}", err.hint());
+        let hint = err.hint().unwrap();
+        assert!(hint.starts_with("free at least "), "{hint}");
         assert!(matches!(ensure_free(&dir.path().join("missing"), 1, "x"), Err(SpaceError::Statvfs { .. })));
     }
 }

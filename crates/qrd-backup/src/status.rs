@@ -5,6 +5,7 @@
 //! is neither good nor damaged as far as anyone knows: prune keeps it, and monitoring does not call it
 //! damaged.
 
+use qrd_exit::UserError;
 use std::path::{Path, PathBuf};
 
 use qrd_pgbin::Finder;
@@ -68,7 +69,7 @@ impl serde::Serialize for Checked {
         st.serialize_field("created_utc", &created)?;
         st.serialize_field("verdict", self.verdict.name())?;
         st.serialize_field("reason", &self.verdict.error().map(ToString::to_string))?;
-        st.serialize_field("hint", &self.verdict.error().map(VerifyError::hint))?;
+        st.serialize_field("hint", &self.verdict.error().and_then(UserError::hint))?;
         st.end()
     }
 }

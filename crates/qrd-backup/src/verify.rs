@@ -4,6 +4,7 @@
 //! archive restores, short of restoring it (`qrd drill` does that). A failure says whether the bundle is
 //! damaged or could not be checked here ([`VerifyError::is_damage`]).
 
+use qrd_exit::{ExitStatus, UserError};
 use std::path::{Path, PathBuf};
 
 use qrd_pgbin::{FindError, Finder, PgVersion, Tool, ToolError, run, scrubbed_command};
@@ -39,6 +40,21 @@ pub enum VerifyError {
     Scratch { path: PathBuf, source: std::io::Error },
 }
 
+impl UserError for VerifyError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            // A bundle that is missing or not one is the input's problem; a damaged one fails verification.
+            VerifyError::Read(e) => e.exit_status(),
+            VerifyError::Tools(e) => e.exit_status(),
+            VerifyError::Tool(_) | VerifyError::Scratch { .. } => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl VerifyError {
     /// Whether the bundle is damaged — its own fault: a member's size or checksum, the compressed stream, a
     /// file that is no bundle, or an archive that a pg_restore of a fitting major reads to an error although
@@ -54,10 +70,10 @@ impl VerifyError {
         }
     }
 
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
-            VerifyError::Read(e) => e.hint(),
-            VerifyError::Tools(e) => e.hint(),
+            VerifyError::Read(e) => e.hint().unwrap_or_default(),
+            VerifyError::Tools(e) => e.hint().unwrap_or_default(),
             VerifyError::Tool(_) => {
                 "pg_restore could not read the archive (its words are above): this bundle cannot be restored".into()
             }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use qrd_conf::hba::{Address, Client, ConnType, Facts, HbaFile, Method, Outcome, Request, Roles};
+use qrd_exit::UserError;
 use qrd_pg::inventory::DbInfo;
 use qrd_pg::password::verifier::HashType;
 use qrd_pg::spec::{RoleAttrs, SUPPORTED_MAJORS};
@@ -816,7 +817,7 @@ fn client_tools(ctx: &Context<'_>) -> Vec<Finding> {
                     ctx.inventory.version,
                     first.rejected_summary()
                 ),
-                first.hint(),
+                first.hint().unwrap_or_default(),
             )]
         }
     }

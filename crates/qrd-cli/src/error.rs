@@ -1,24 +1,9 @@
-//! The user-facing error and the documented exit codes.
+//! The user-facing error. Every library error says its own exit code and next step where it is defined
+//! ([`qrd_exit::UserError`]; wrapping errors delegate to what they wrap), so this file has no table: one
+//! conversion serves them all.
 
-use qrd_pg::connect::{ConnectError, ConnectErrorKind};
-use qrd_pg::inventory::QueryError;
-
-/// Exit codes (README, "Exit codes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitStatus {
-    Success = 0,
-    /// `qrd check` found at least one `fail`.
-    ChecksFailed = 1,
-    /// Bad command line (clap), or an option whose file cannot be used (password file, root certificate).
-    Usage = 2,
-    /// Could not connect or authenticate.
-    Connect = 3,
-    /// Refused before changing anything: the server's state or the input does not allow the action.
-    Refused = 4,
-    /// Failed while working (a statement failed part-way, a query failed, an I/O error).
-    Failed = 5,
-}
+pub use qrd_exit::ExitStatus;
+use qrd_exit::UserError;
 
 /// An error as shown to the user: what failed, then the next step.
 #[derive(Debug)]
@@ -39,272 +24,151 @@ impl CliError {
     }
 }
 
-impl From<ConnectError> for CliError {
-    fn from(e: ConnectError) -> Self {
-        let hint = e.hint();
-        CliError::new(connect_status(&e), e.to_string()).hint(hint)
+impl<E: UserError> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError { status: e.exit_status(), message: e.to_string(), hint: e.hint().filter(|h| !h.trim().is_empty()) }
     }
 }
 
-impl From<QueryError> for CliError {
-    fn from(e: QueryError) -> Self {
-        match e {
-            QueryError::Connect(c) => c.into(),
-            other => CliError::new(ExitStatus::Failed, other.to_string())
-                .hint("run again with -v for the statements qrd runs; the server log may say more"),
+#[cfg(test)]
+mod tests {
+    //! The exit-code table, read through the one conversion the commands use: each error's own code, and
+    //! wrapping errors keeping the code of what they wrap (the defects this table guards against: a
+    //! connection failure inside a standby command exited 5, not 3; `qrd ha adopt --bundle missing` exited
+    //! 5 where `qrd restore missing` exits 2; an empty password exited 2 where the table says 4).
+
+    use std::path::PathBuf;
+
+    use qrd_backup::backup::BackupError;
+    use qrd_backup::bundle::ReadError;
+    use qrd_backup::restore::RestoreError;
+    use qrd_backup::verify::VerifyError;
+    use qrd_pg::connect::{ConnectError, ConnectErrorKind, Target};
+    use qrd_pg::inventory::QueryError;
+    use qrd_pg::password::PasswordError;
+    use qrd_pgbin::{FindError, PgVersion, Tool, ToolError};
+    use qrd_replica::ReplicaError;
+
+    use super::*;
+
+    fn connect(kind: ConnectErrorKind) -> ConnectError {
+        let target = Target { host: "db1".into(), port: 4432, user: "postgres".into(), dbname: "postgres".into() };
+        ConnectError { target, dbname: "postgres".into(), kind, reason: "FATAL: no".into() }
+    }
+
+    fn missing_bundle() -> ReadError {
+        let source = std::io::Error::from(std::io::ErrorKind::NotFound);
+        ReadError::Io { what: "open", path: PathBuf::from("/b/missing.tar.zst"), source }
+    }
+
+    fn no_tool() -> FindError {
+        let server = PgVersion { major: 16, minor: 4, text: "16.4".into() };
+        FindError { tool: Tool::PgRestore, server, searched: vec![], rejected: vec![] }
+    }
+
+    fn tool_failed() -> ToolError {
+        ToolError::Spawn {
+            action: "dump".into(),
+            command: "pg_dump".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
         }
     }
-}
 
-// ---- the error table: each library error, its exit code and its hint, in one place ----
-
-fn connect_status(e: &ConnectError) -> ExitStatus {
-    // A local input problem is not a connection failure: scripts can tell the two apart.
-    if e.kind == ConnectErrorKind::Config { ExitStatus::Usage } else { ExitStatus::Connect }
-}
-
-impl From<qrd_server::LocateError> for CliError {
-    fn from(e: qrd_server::LocateError) -> Self {
-        use qrd_server::LocateError as E;
-        let status = match &e {
-            E::Connect(c) => connect_status(c),
-            E::Query(_) => ExitStatus::Failed,
-            E::NoFile { .. } | E::Read { .. } => ExitStatus::Usage,
-        };
-        let hint = e.hint();
-        CliError::new(status, e.to_string()).hint(hint)
+    fn query() -> QueryError {
+        QueryError::Query { sql: "q.sql", database: "QSR".into(), message: "ERROR: no".into() }
     }
-}
 
-impl From<qrd_server::LocalError> for CliError {
-    fn from(e: qrd_server::LocalError) -> Self {
-        use qrd_server::LocalError as E;
-        let status = match &e {
-            E::Connect(c) => connect_status(c),
-            E::Query(_) => ExitStatus::Failed,
-            E::DataDirUnreachable { .. }
-            | E::OtherDataDir { .. }
-            | E::Read { .. }
-            | E::Conf(_)
-            | E::Hba(_)
-            | E::Setting { .. } => ExitStatus::Refused,
-        };
-        let hint = e.hint();
-        CliError::new(status, e.to_string()).hint(hint)
+    fn code(e: impl Into<CliError>) -> u8 {
+        let e: CliError = e.into();
+        assert!(e.hint.as_deref().is_none_or(|h| !h.trim().is_empty()), "an empty hint for {}", e.message);
+        e.status as u8
     }
-}
 
-impl From<qrd_server::WriteError> for CliError {
-    fn from(e: qrd_server::WriteError) -> Self {
-        // Every checked-write failure happens while working: the files are back as they were (or the
-        // message says which are not).
-        let hint = e.hint();
-        CliError::new(ExitStatus::Failed, e.to_string()).hint(hint)
-    }
-}
-
-impl From<qrd_tls::TlsError> for CliError {
-    fn from(e: qrd_tls::TlsError) -> Self {
-        use qrd_tls::TlsError as E;
-        match e {
-            // Errors of the shared homes keep their own entries.
-            E::Local(e) => e.into(),
-            E::Write(e) => e.into(),
-            e => {
-                let status = match &e {
-                    E::ReadInput { .. } => ExitStatus::Usage,
-                    e if e.is_refusal() => ExitStatus::Refused,
-                    _ => ExitStatus::Failed,
-                };
-                let hint = e.hint();
-                CliError::new(status, e.to_string()).hint(hint)
-            }
-        }
-    }
-}
-
-impl From<qrd_server::hba::HbaError> for CliError {
-    fn from(e: qrd_server::hba::HbaError) -> Self {
-        use qrd_server::hba::HbaError as E;
-        match e {
-            E::Locate(e) => e.into(),
-            E::Query(e) => e.into(),
-            e => {
-                let hint = e.hint();
-                CliError::new(ExitStatus::Refused, e.to_string()).hint(hint)
-            }
-        }
-    }
-}
-
-impl From<qrd_server::settings::SettingsError> for CliError {
-    fn from(e: qrd_server::settings::SettingsError) -> Self {
-        use qrd_server::settings::SettingsError as E;
-        match e {
-            E::Query(e) => e.into(),
-            e => {
-                let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
-                let hint = e.hint();
-                CliError::new(status, e.to_string()).hint(hint)
-            }
-        }
-    }
-}
-
-/// A password that cannot be had: an unreadable `--…-password-file` is a usage error (exit 2, as for
-/// `--password-file`); a password refused for what it is (empty, not UTF-8), or no terminal to ask on, or
-/// two typings that differ, is a refusal before anything changed (exit 4). The same in every command.
-fn password_status(e: &qrd_pg::password::PasswordError) -> ExitStatus {
-    match e {
-        qrd_pg::password::PasswordError::Read { .. } => ExitStatus::Usage,
-        _ => ExitStatus::Refused,
-    }
-}
-
-impl From<qrd_auth::AuthError> for CliError {
-    fn from(e: qrd_auth::AuthError) -> Self {
-        use qrd_auth::AuthError as E;
-        match e {
-            // Errors of the shared homes keep their own entries.
-            E::Connect(e) => e.into(),
-            E::Query(e) => e.into(),
-            E::Write(e) => e.into(),
-            e => {
-                let status = match &e {
-                    E::Password { source, .. } => password_status(source),
-                    e if e.is_refusal() => ExitStatus::Refused,
-                    _ => ExitStatus::Failed,
-                };
-                let hint = e.hint();
-                CliError::new(status, e.to_string()).hint(hint)
-            }
-        }
-    }
-}
-
-impl From<qrd_pg::provision::Refused> for CliError {
-    fn from(e: qrd_pg::provision::Refused) -> Self {
-        let hint = e.hint();
-        CliError::new(ExitStatus::Refused, e.to_string()).hint(hint)
-    }
-}
-
-impl From<qrd_pg::provision::ApplyError> for CliError {
-    fn from(e: qrd_pg::provision::ApplyError) -> Self {
-        use qrd_pg::provision::ApplyError as E;
-        match e {
-            E::Connect(c) => c.into(),
-            e => {
-                let status = if matches!(e, E::Locked) { ExitStatus::Refused } else { ExitStatus::Failed };
-                let hint = e.hint();
-                let err = CliError::new(status, e.to_string());
-                match hint {
-                    Some(h) => err.hint(h),
-                    None => err,
-                }
-            }
-        }
-    }
-}
-
-/// A library error that says its next step; `status` is its exit code.
-fn with_hint(status: ExitStatus, message: String, hint: String) -> CliError {
-    CliError::new(status, message).hint(hint)
-}
-
-impl From<qrd_backup::backup::BackupError> for CliError {
-    fn from(e: qrd_backup::backup::BackupError) -> Self {
-        use qrd_backup::backup::BackupError as E;
-        match e {
-            E::Connect(c) => c.into(),
-            e => {
-                let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
-                with_hint(status, e.to_string(), e.hint())
-            }
-        }
-    }
-}
-
-impl From<qrd_backup::verify::VerifyError> for CliError {
-    fn from(e: qrd_backup::verify::VerifyError) -> Self {
-        use qrd_backup::verify::VerifyError as E;
-        // A bundle that is missing or not one is the input's problem; a damaged one fails verification.
-        let status = match &e {
-            E::Read(qrd_backup::bundle::ReadError::Io { .. }) => ExitStatus::Usage,
-            E::Tools(_) => ExitStatus::Refused,
-            _ => ExitStatus::Failed,
-        };
-        with_hint(status, e.to_string(), e.hint())
-    }
-}
-
-impl From<qrd_backup::retention::PruneError> for CliError {
-    fn from(e: qrd_backup::retention::PruneError) -> Self {
-        // A bundle that could not be checked was kept: the prune did not do all its work.
-        with_hint(ExitStatus::Failed, e.to_string(), e.hint())
-    }
-}
-
-impl From<qrd_backup::retention::ListError> for CliError {
-    fn from(e: qrd_backup::retention::ListError) -> Self {
-        with_hint(ExitStatus::Usage, e.to_string(), e.hint())
-    }
-}
-
-impl From<qrd_backup::lock::LockError> for CliError {
-    fn from(e: qrd_backup::lock::LockError) -> Self {
-        with_hint(ExitStatus::Refused, e.to_string(), e.hint())
-    }
-}
-
-impl From<qrd_backup::restore::RestoreError> for CliError {
-    fn from(e: qrd_backup::restore::RestoreError) -> Self {
-        use qrd_backup::restore::RestoreError as E;
-        match e {
-            E::Connect(c) => c.into(),
-            E::Read(qrd_backup::bundle::ReadError::Io { .. }) => with_hint(ExitStatus::Usage, e.to_string(), e.hint()),
-            e => {
-                let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
-                with_hint(status, e.to_string(), e.hint())
-            }
-        }
-    }
-}
-
-impl From<qrd_backup::offline::OfflineError> for CliError {
-    fn from(e: qrd_backup::offline::OfflineError) -> Self {
-        let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
-        with_hint(status, e.to_string(), e.hint())
-    }
-}
-
-impl From<qrd_ha::HaError> for CliError {
-    fn from(e: qrd_ha::HaError) -> Self {
-        use qrd_ha::HaError as E;
-        let status = match e {
-            // Errors of the other parts of qrd keep their own entries (a missing bundle exits as for
-            // `qrd restore`, an empty password as for any command).
-            E::Query(q) => return q.into(),
-            E::Auth(a) => return a.into(),
-            E::Backup(b) => return b.into(),
-            E::Restore(r) => return r.into(),
-            // An option's file that cannot be used, or a command line that is not enough.
-            E::NoConfig { .. } | E::Usage(_) => ExitStatus::Usage,
-            ref e if e.is_refusal() => ExitStatus::Refused,
-            E::NoApi { .. } | E::Api { .. } => ExitStatus::Connect,
-            _ => ExitStatus::Failed,
-        };
-        let err = CliError::new(status, e.to_string());
-        match e.hint() {
-            Some(h) => err.hint(h),
-            None => err,
-        }
-    }
-}
-
-impl From<qrd_replica::ReplicaError> for CliError {
-    fn from(e: qrd_replica::ReplicaError) -> Self {
-        let status = if e.is_refusal() { ExitStatus::Refused } else { ExitStatus::Failed };
-        with_hint(status, e.to_string(), e.hint())
+    #[test]
+    fn every_error_keeps_its_code_through_the_errors_that_wrap_it() {
+        let empty = || PasswordError::Empty { origin: "file /pw".into() };
+        let unreadable = || PasswordError::Read { path: "/pw".into(), source: std::io::Error::other("denied") };
+        let table: Vec<(&str, u8, u8)> = vec![
+            // connections
+            ("refused connection", code(connect(ConnectErrorKind::Refused)), 3),
+            ("bad connection option", code(connect(ConnectErrorKind::Config)), 2),
+            ("query", code(query()), 5),
+            ("connection inside a query", code(QueryError::Connect(connect(ConnectErrorKind::Auth))), 3),
+            // passwords
+            ("empty password", code(empty()), 4),
+            ("unreadable password file", code(unreadable()), 2),
+            (
+                "empty password in auth",
+                code(qrd_auth::AuthError::Password { source: empty(), alternatives: String::new() }),
+                4,
+            ),
+            // tools
+            ("no fitting tool", code(no_tool()), 4),
+            ("tool failed", code(tool_failed()), 5),
+            // backups
+            ("backup: connection", code(BackupError::Connect(connect(ConnectErrorKind::Timeout))), 3),
+            (
+                "backup: query's connection",
+                code(BackupError::Query(QueryError::Connect(connect(ConnectErrorKind::Refused)))),
+                3,
+            ),
+            ("backup: no tool", code(BackupError::Tools(no_tool())), 4),
+            ("backup: tool", code(BackupError::Tool(tool_failed())), 5),
+            ("backup: no database", code(BackupError::NoDatabase { name: "QSR".into(), qlik: true }), 4),
+            ("verify: missing bundle", code(VerifyError::Read(missing_bundle())), 2),
+            ("verify: no tool", code(VerifyError::Tools(no_tool())), 4),
+            ("restore: missing bundle", code(RestoreError::Read(missing_bundle())), 2),
+            ("restore: connection", code(RestoreError::Connect(connect(ConnectErrorKind::Auth))), 3),
+            ("restore: not empty", code(RestoreError::NotEmpty { name: "QSR".into(), tables: 3 }), 4),
+            ("restore: row counts", code(RestoreError::RowCounts { mismatches: vec![] }), 5),
+            // standbys
+            ("replica: connection", code(ReplicaError::Connect(connect(ConnectErrorKind::Refused))), 3),
+            (
+                "replica: query's connection",
+                code(ReplicaError::Query(QueryError::Connect(connect(ConnectErrorKind::Refused)))),
+                3,
+            ),
+            ("replica: refusal", code(ReplicaError::NoStandby), 4),
+            ("replica: no tool", code(ReplicaError::Tools(no_tool())), 4),
+            ("replica: tool", code(ReplicaError::Tool(tool_failed())), 5),
+            // HA: the wrapped errors decide
+            ("ha adopt: missing bundle", code(qrd_ha::HaError::Restore(RestoreError::Read(missing_bundle()))), 2),
+            (
+                "ha: empty password",
+                code(qrd_ha::HaError::Auth(qrd_auth::AuthError::Password {
+                    source: empty(),
+                    alternatives: String::new(),
+                })),
+                4,
+            ),
+            ("ha: no REST API", code(qrd_ha::HaError::NoApi { tried: "https://pg1:8008".into() }), 3),
+            ("ha: usage", code(qrd_ha::HaError::Usage("no endpoint".into())), 2),
+            ("ha: refused", code(qrd_ha::HaError::Refused("no".into())), 4),
+            // configuration
+            (
+                "settings: query's connection",
+                code(qrd_server::settings::SettingsError::Query(QueryError::Connect(connect(
+                    ConnectErrorKind::Refused,
+                )))),
+                3,
+            ),
+            ("settings: invalid", code(qrd_server::settings::SettingsError::Invalid { problems: vec![] }), 4),
+            ("local: connection", code(qrd_server::LocalError::Connect(connect(ConnectErrorKind::Refused))), 3),
+            (
+                "tls: unreadable input",
+                code(qrd_tls::TlsError::ReadInput {
+                    what: "certificate",
+                    path: "/c".into(),
+                    source: std::io::Error::other("x"),
+                }),
+                2,
+            ),
+        ];
+        let wrong: Vec<String> = table
+            .iter()
+            .filter(|(_, got, want)| got != want)
+            .map(|(what, got, want)| format!("{what}: exit {got}, the table says {want}"))
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }

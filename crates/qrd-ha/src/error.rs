@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use qrd_exit::{ExitStatus, UserError};
 use qrd_pgbin::{TimedOut, WaitError};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,19 +51,32 @@ impl HaError {
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         HaError::Io { action, path: path.to_owned(), source }
     }
+}
 
-    /// Refused before anything changed (exit code 4), rather than failed while working.
-    pub fn is_refusal(&self) -> bool {
+impl UserError for HaError {
+    fn exit_status(&self) -> ExitStatus {
         match self {
-            HaError::Spec { .. } | HaError::Refused(_) => true,
-            HaError::Auth(e) => e.is_refusal(),
-            HaError::Backup(e) => e.is_refusal(),
-            HaError::Restore(e) => e.is_refusal(),
-            _ => false,
+            // Errors of the other parts of qrd keep their own codes (a missing bundle exits as for
+            // `qrd restore`, an empty password as for any command).
+            HaError::Query(e) => e.exit_status(),
+            HaError::Auth(e) => e.exit_status(),
+            HaError::Backup(e) => e.exit_status(),
+            HaError::Restore(e) => e.exit_status(),
+            // An option's file that cannot be used, or a command line that is not enough.
+            HaError::NoConfig { .. } | HaError::Usage(_) => ExitStatus::Usage,
+            // Refused before anything changed.
+            HaError::Spec { .. } | HaError::Refused(_) => ExitStatus::Refused,
+            // Patroni's REST API could not be reached or refused us.
+            HaError::NoApi { .. } | HaError::Api { .. } => ExitStatus::Connect,
+            HaError::Io { .. }
+            | HaError::Write(_)
+            | HaError::Timeout(_)
+            | HaError::Interrupted { .. }
+            | HaError::Cert(_) => ExitStatus::Failed,
         }
     }
 
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             HaError::Spec { .. } => Some("see qrd ha init --help".into()),
             HaError::NoConfig { .. } => Some(
@@ -84,9 +98,10 @@ impl HaError {
             HaError::Timeout(_) | HaError::Interrupted { .. } => {
                 Some("qrd ha status shows where the cluster stands".into())
             }
-            HaError::Auth(e) => Some(e.hint()),
-            HaError::Backup(e) => Some(e.hint()),
-            HaError::Restore(e) => Some(e.hint()),
+            HaError::Query(e) => e.hint(),
+            HaError::Auth(e) => e.hint(),
+            HaError::Backup(e) => e.hint(),
+            HaError::Restore(e) => e.hint(),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! Connecting the way libpq tools do: `-h/-p/-U/-d`, the `PG*` environment, `~/.pgpass`, sslmode, and
 //! errors that name host, port, user and the server's own message, within `--connect-timeout`.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -185,13 +186,24 @@ pub struct ConnectError {
     pub reason: String,
 }
 
+impl UserError for ConnectError {
+    /// A local input problem (a bad option) is not a connection failure: scripts can tell the two apart.
+    fn exit_status(&self) -> ExitStatus {
+        if self.kind == ConnectErrorKind::Config { ExitStatus::Usage } else { ExitStatus::Connect }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl ConnectError {
     fn new(target: &Target, dbname: &str, kind: ConnectErrorKind, reason: impl Into<String>) -> Self {
         Self { target: target.clone(), dbname: dbname.to_owned(), kind, reason: reason.into() }
     }
 
     /// The next step for the user.
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         let t = &self.target;
         match self.kind {
             ConnectErrorKind::Refused => format!(
@@ -563,7 +575,7 @@ mod tests {
             ConnectErrorKind::Auth,
             "FATAL: Peer authentication failed for user \"postgres\"",
         );
-        let hint = peer.hint();
+        let hint = peer.hint().unwrap();
         assert!(hint.contains("peer authentication"), "{hint}");
         assert!(hint.contains("`sudo -u postgres qrd …`"), "{hint}");
         assert!(hint.contains("-h localhost"), "{hint}");
@@ -576,7 +588,8 @@ mod tests {
             ConnectErrorKind::Auth,
             "FATAL: password authentication failed for user \"postgres\"",
         );
-        assert!(password.hint().starts_with("check the user name and password"), "{}", password.hint());
+        let hint = password.hint().unwrap();
+        assert!(hint.starts_with("check the user name and password"), "{hint}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! functions of an [`Inventory`], so they can be tested without a server.
 
 use futures_util::future::join_all;
+use qrd_exit::{ExitStatus, UserError};
 use qrd_pgbin::PgVersion;
 use tokio_postgres::Row;
 
@@ -20,6 +21,24 @@ pub enum QueryError {
     Query { sql: &'static str, database: String, message: String },
     #[error(transparent)]
     Connect(#[from] ConnectError),
+}
+
+impl UserError for QueryError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            QueryError::Connect(e) => e.exit_status(),
+            QueryError::Query { .. } => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            QueryError::Connect(e) => e.hint(),
+            QueryError::Query { .. } => {
+                Some("run again with -v for the statements qrd runs; the server log may say more".into())
+            }
+        }
+    }
 }
 
 impl QueryError {
@@ -304,7 +323,7 @@ impl Inventory {
                 let client = match session.db(&name).await {
                     Ok(client) => client,
                     Err(e) => {
-                        let hint = e.hint();
+                        let hint = e.hint().unwrap_or_default();
                         return Ok((name, Err(Unreachable { reason: e.to_string(), hint })));
                     }
                 };

@@ -14,6 +14,7 @@ use crate::session::Session;
 use crate::spec::{RepoSpec, RoleAttrs, SUPPORTED_MAJORS};
 use crate::sql_template;
 use crate::template::{Template, TemplateError, Vars};
+use qrd_exit::{ExitStatus, UserError};
 
 const CREATE_ROLE: Template = sql_template!("provision/create_role.sql");
 const ALTER_ROLE_ATTRIBUTES: Template = sql_template!("provision/alter_role_attributes.sql");
@@ -107,16 +108,20 @@ pub struct Refused {
     pub blockers: Vec<Blocker>,
 }
 
-impl Refused {
+impl UserError for Refused {
+    fn exit_status(&self) -> ExitStatus {
+        ExitStatus::Refused
+    }
+
     /// The distinct next steps, one per line.
-    pub fn hint(&self) -> String {
+    fn hint(&self) -> Option<String> {
         let mut hints: Vec<&str> = Vec::new();
         for b in &self.blockers {
             if !hints.contains(&b.hint.as_str()) {
                 hints.push(&b.hint);
             }
         }
-        hints.join("\n      ")
+        Some(hints.join("\n      "))
     }
 }
 
@@ -538,14 +543,24 @@ pub enum ApplyError {
     Query(#[from] QueryError),
 }
 
-impl ApplyError {
+impl UserError for ApplyError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            ApplyError::Locked => ExitStatus::Refused,
+            ApplyError::Connect(e) => e.exit_status(),
+            ApplyError::Query(e) => e.exit_status(),
+            ApplyError::Step { .. } | ApplyError::Template(_) => ExitStatus::Failed,
+        }
+    }
+
     /// The next step for the DBA (for a failed step, the caller adds what exists now).
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             ApplyError::Locked => {
                 Some("wait for the other run to finish (pg_locks shows it as an advisory lock), then run again".into())
             }
-            ApplyError::Connect(e) => Some(e.hint()),
+            ApplyError::Connect(e) => e.hint(),
+            ApplyError::Query(QueryError::Connect(e)) => e.hint(),
             _ => None,
         }
     }

@@ -40,6 +40,17 @@ pub fn literal(value: &str) -> Result<String, QuoteError> {
     Ok(postgres_protocol::escape::escape_literal(value).trim_start().to_owned())
 }
 
+impl qrd_exit::UserError for QuoteError {
+    /// A name or value PostgreSQL would refuse or mangle: refused before anything is sent.
+    fn exit_status(&self) -> qrd_exit::ExitStatus {
+        qrd_exit::ExitStatus::Refused
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some("choose a name of 1 to 63 bytes and values without NUL characters".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,28 @@ impl RepoSpec {
     pub fn new(role: impl Into<String>) -> Self {
         Self { role: role.into(), databases: QLIK_DATABASES.iter().map(|d| d.to_string()).collect() }
     }
+
+    /// The spec for the repository role named on the command line (`--repo-user`), refused when
+    /// PostgreSQL could not store that name as given.
+    pub fn for_role(role: &str) -> Result<Self, InvalidRepoRole> {
+        crate::quote::ident(role).map_err(InvalidRepoRole)?;
+        Ok(Self::new(role))
+    }
+}
+
+/// A `--repo-user` PostgreSQL would refuse or truncate.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid --repo-user: {0}")]
+pub struct InvalidRepoRole(pub crate::quote::QuoteError);
+
+impl qrd_exit::UserError for InvalidRepoRole {
+    fn exit_status(&self) -> qrd_exit::ExitStatus {
+        qrd_exit::ExitStatus::Refused
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some("choose a role name of 1 to 63 bytes without NUL characters".into())
+    }
 }
 
 impl Default for RepoSpec {

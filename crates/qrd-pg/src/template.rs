@@ -278,6 +278,28 @@ fn dollar_tag(src: &str, i: usize) -> Option<&str> {
     Some(&src[i..i + tag_len + 2])
 }
 
+impl qrd_exit::UserError for TemplateError {
+    fn exit_status(&self) -> qrd_exit::ExitStatus {
+        match self {
+            // A name given to qrd that PostgreSQL cannot take.
+            TemplateError::Quote { source, .. } => source.exit_status(),
+            // A value for the dry run's psql script that psql could not take (a password with a line break).
+            TemplateError::Value { .. } => qrd_exit::ExitStatus::Refused,
+            TemplateError::Missing { .. } | TemplateError::Unterminated { .. } | TemplateError::Include { .. } => {
+                qrd_exit::ExitStatus::Failed
+            }
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            TemplateError::Quote { source, .. } => source.hint(),
+            TemplateError::Value { .. } => Some("give a value without line breaks".into()),
+            _ => Some("this is a defect in qrd: nothing was run (please report it)".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,8 @@
 //! `/usr/lib/postgresql/<major>/bin`.
 
 use std::fmt;
+
+use qrd_exit::{ExitStatus, UserError};
 use std::path::{Path, PathBuf};
 
 use crate::version::PgVersion;
@@ -150,16 +152,22 @@ impl FindError {
             .collect();
         if parts.is_empty() { "none found".to_owned() } else { parts.join(", ") }
     }
+}
 
-    /// The next step for the user.
-    pub fn hint(&self) -> String {
-        format!(
+impl UserError for FindError {
+    /// Refused: no tool ran, nothing changed.
+    fn exit_status(&self) -> ExitStatus {
+        ExitStatus::Refused
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(format!(
             "install the PostgreSQL {major} client tools (Debian/Ubuntu: postgresql-client-{major}) or pass \
              --pg-bin-dir DIR pointing at a bin directory with {tool} {req}",
             major = self.server.major_text(),
             tool = self.tool,
             req = self.tool.requirement(&self.server),
-        )
+        ))
     }
 }
 
@@ -353,6 +361,6 @@ mod tests {
         let finder = Finder::new(vec![t.path().join("empty")]).with_distro_root(t.path().join("distro"));
         let err = finder.find(Tool::PgDump, &PgVersion::parse("16.1").unwrap()).unwrap_err();
         assert_eq!(err.searched, vec![t.path().join("empty")]);
-        assert!(err.hint().contains("--pg-bin-dir"));
+        assert!(err.hint().unwrap().contains("--pg-bin-dir"));
     }
 }

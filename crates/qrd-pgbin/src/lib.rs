@@ -17,6 +17,7 @@ mod wait;
 
 pub use find::{Candidate, FindError, Finder, FoundTool, ProbeError, Tool};
 pub use identity::{Identity, IdentityError};
+pub use qrd_exit::{ExitStatus, UserError};
 pub use run::{
     Passfile, ToolError, conninfo_value, describe_output, describe_status, indented_output, passfile_field,
     passfile_line, scrubbed_command,

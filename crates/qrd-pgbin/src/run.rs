@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Output};
 use std::time::Duration;
 
+use qrd_exit::UserError;
+
 /// A tool that could not be run or did not succeed. The message reads `failed to {action}: `{command}`
 /// exited with status N` followed by the child's stderr and stdout, indented, so the person at the console
 /// sees the tool's own words (pg_ctl's "could not start server", the server's FATAL line …).
@@ -108,6 +110,28 @@ impl ToolError {
                 format!("was stopped because qrd received {signal}{}", indented_output(stdout, stderr))
             }
             ToolError::Spawn { source, .. } => format!("could not be run: {source}"),
+        }
+    }
+}
+
+impl UserError for ToolError {
+    /// A tool that failed or could not run failed the command while it worked; the caller's error, which
+    /// wraps this one, says what that means for what it was doing.
+    fn exit_status(&self) -> qrd_exit::ExitStatus {
+        qrd_exit::ExitStatus::Failed
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ToolError::Spawn { .. } => Some("check that the program is installed and executable by this user".into()),
+            ToolError::Exit { .. } => None,
+            ToolError::Timeout { .. } => Some(
+                "it was stopped with everything it started; find what held it up (the lines above, the server log)"
+                    .into(),
+            ),
+            ToolError::Interrupted { .. } => {
+                Some("it was stopped with everything it started; run the command again when it can finish".into())
+            }
         }
     }
 }

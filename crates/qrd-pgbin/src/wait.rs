@@ -53,9 +53,10 @@ pub enum WaitError<E> {
 }
 
 /// The pause between looks: short at first (most conditions hold within a moment: a reload, a promote),
-/// then longer, never past the deadline.
+/// then every 100 ms, never past the deadline. Failover and switchover report how long the site waited, so
+/// a wait must not add much to what it measures; a look is one cheap query or request.
 fn pause(attempt: u32, left: Duration) -> Duration {
-    let step = Duration::from_millis(25u64 << attempt.min(5)).min(Duration::from_millis(500));
+    let step = Duration::from_millis(10u64 << attempt.min(4)).min(Duration::from_millis(100));
     step.min(left)
 }
 

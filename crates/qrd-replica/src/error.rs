@@ -1,5 +1,6 @@
 //! What can go wrong, each with its next step.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::path::PathBuf;
 
 use qrd_pg::inventory::QueryError;
@@ -95,8 +96,60 @@ pub enum ReplicaError {
     Internal(String),
 }
 
+impl UserError for ReplicaError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            // Errors of the shared homes keep their own codes: a connection failure exits 3.
+            ReplicaError::Connect(e) => e.exit_status(),
+            ReplicaError::Query(e) => e.exit_status(),
+            ReplicaError::Local(e) => e.exit_status(),
+            ReplicaError::Write(e) => e.exit_status(),
+            ReplicaError::Settings(e) => e.exit_status(),
+            ReplicaError::Tools(e) => e.exit_status(),
+            // Refused before anything changed.
+            ReplicaError::NoStandby
+            | ReplicaError::PasswordNeeded { .. }
+            | ReplicaError::Address { .. }
+            | ReplicaError::ServerRunning { .. }
+            | ReplicaError::NotEmpty { .. }
+            | ReplicaError::TriggerNotAbsolute { .. }
+            | ReplicaError::TriggerFileRemoved { .. }
+            | ReplicaError::OsUser { .. }
+            | ReplicaError::NotAStandby { .. }
+            | ReplicaError::OldPrimaryAlive { .. }
+            | ReplicaError::TriggerFileNotSet { .. }
+            | ReplicaError::StillRunning { .. }
+            | ReplicaError::NotADataDir { .. }
+            | ReplicaError::NotAPrimary { .. }
+            | ReplicaError::NotStreamingNow { .. }
+            | ReplicaError::ClusterMajor { .. }
+            | ReplicaError::NoConfiguration { .. } => ExitStatus::Refused,
+            // Failed while working.
+            ReplicaError::Hba { .. }
+            | ReplicaError::NotStreaming { .. }
+            | ReplicaError::AutoConf { .. }
+            | ReplicaError::ControlData { .. }
+            | ReplicaError::Io { .. }
+            | ReplicaError::Plan(_)
+            | ReplicaError::Tool(_)
+            | ReplicaError::PgCtl(_)
+            | ReplicaError::Service(_)
+            | ReplicaError::NotPromoted { .. }
+            | ReplicaError::Rewind { .. }
+            | ReplicaError::NotCleanlyStopped { .. }
+            | ReplicaError::NotCaughtUp { .. }
+            | ReplicaError::Interrupted { .. }
+            | ReplicaError::Internal(_) => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl ReplicaError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             ReplicaError::NoStandby | ReplicaError::Address { .. } => {
                 "give each standby's address as the primary sees it, e.g. --standby 10.0.0.12".into()
@@ -134,13 +187,13 @@ impl ReplicaError {
             }
             ReplicaError::Io { .. } => "check the directory's permissions and free space".into(),
             ReplicaError::Query(_) => "run again with -v for the statements qrd runs; connect as a superuser".into(),
-            ReplicaError::Local(e) => e.hint(),
+            ReplicaError::Local(e) => e.hint().unwrap_or_default(),
             ReplicaError::Plan(_) => {
                 "postgresql.conf could not be planned: `qrd conf get` shows where settings live".into()
             }
-            ReplicaError::Write(e) => e.hint(),
-            ReplicaError::Settings(e) => e.hint(),
-            ReplicaError::Tools(e) => e.hint(),
+            ReplicaError::Write(e) => e.hint().unwrap_or_default(),
+            ReplicaError::Settings(e) => e.hint().unwrap_or_default(),
+            ReplicaError::Tools(e) => e.hint().unwrap_or_default(),
             ReplicaError::Tool(qrd_pgbin::ToolError::Interrupted { .. }) | ReplicaError::Interrupted { .. } => {
                 "qrd was stopped part-way (a clone's partial copy is removed): `qrd standby status` on each server \
                  shows where it stands; run the command again to finish"
@@ -149,7 +202,7 @@ impl ReplicaError {
             ReplicaError::Tool(_) => "the tool's own words are above".into(),
             ReplicaError::PgCtl(_) => "the standby's log says why it did not start".into(),
             ReplicaError::Service(_) => "the server's own words are above (its log's last lines with them)".into(),
-            ReplicaError::Connect(e) => e.hint(),
+            ReplicaError::Connect(e) => e.hint().unwrap_or_default(),
             ReplicaError::NotAStandby { .. } => "connect to the standby to promote (-h/-p)".into(),
             ReplicaError::OldPrimaryAlive { .. } => {
                 "stop the old primary (or cut it off the network) first; --force promotes anyway".into()
@@ -187,30 +240,6 @@ impl ReplicaError {
             WaitError::Interrupted { what, signal } => ReplicaError::Interrupted { what, signal },
         }
     }
-
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            ReplicaError::NoStandby
-                | ReplicaError::PasswordNeeded { .. }
-                | ReplicaError::Address { .. }
-                | ReplicaError::ServerRunning { .. }
-                | ReplicaError::NotEmpty { .. }
-                | ReplicaError::TriggerNotAbsolute { .. }
-                | ReplicaError::TriggerFileRemoved { .. }
-                | ReplicaError::OsUser { .. }
-                | ReplicaError::Tools(_)
-                | ReplicaError::NotAStandby { .. }
-                | ReplicaError::OldPrimaryAlive { .. }
-                | ReplicaError::TriggerFileNotSet { .. }
-                | ReplicaError::StillRunning { .. }
-                | ReplicaError::NotADataDir { .. }
-                | ReplicaError::NotAPrimary { .. }
-                | ReplicaError::NotStreamingNow { .. }
-                | ReplicaError::ClusterMajor { .. }
-                | ReplicaError::NoConfiguration { .. }
-        )
-    }
 }
 
 #[cfg(test)]
@@ -241,7 +270,8 @@ mod tests {
             not_streaming,
         );
         assert_eq!(e.to_string(), "stopped waiting until its WAL receiver streams: qrd received SIGINT");
-        assert!(e.hint().starts_with("qrd was stopped part-way"), "{}", e.hint());
+        let hint = e.hint().unwrap();
+        assert!(hint.starts_with("qrd was stopped part-way"), "{hint}");
         let e = ReplicaError::from_wait(WaitError::Failed(ReplicaError::NoStandby), not_streaming);
         assert!(matches!(e, ReplicaError::NoStandby), "{e:?}");
     }

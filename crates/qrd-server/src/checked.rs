@@ -11,6 +11,7 @@
 //! Several files (of either kind) are one change: all are written, checked and reloaded together, and any
 //! failure puts every one of them back, last first.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::path::PathBuf;
 
 use qrd_conf::write::{self, Applied, FileEdit};
@@ -91,8 +92,24 @@ fn names(kinds: &[FileKind]) -> String {
     v.join(" and ")
 }
 
+impl UserError for WriteError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            // Asking the server failed before anything was written: as the query says (a lost connection is 3).
+            WriteError::Query(e) => e.exit_status(),
+            // Every failure after the first write happens while working: the files are back as they were
+            // (or the message says which are not).
+            _ => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl WriteError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             WriteError::Query(_) => "nothing was changed; run again with -v for the statements qrd runs".into(),
             WriteError::Write { earlier: false, .. } => "nothing was changed; check the file's permissions".into(),

@@ -2,6 +2,7 @@
 //! major will read differently), written back as a checked change, and the facts first-match needs from
 //! the server (role memberships) and from this machine (`@file` lists beside the file).
 
+use qrd_exit::{ExitStatus, UserError};
 use std::net::IpAddr;
 
 use qrd_conf::ParseError;
@@ -41,10 +42,28 @@ pub enum HbaError {
     NoSelection,
 }
 
-impl HbaError {
-    pub fn hint(&self) -> String {
+impl UserError for HbaError {
+    fn exit_status(&self) -> ExitStatus {
         match self {
-            HbaError::Locate(e) => e.hint(),
+            HbaError::Locate(e) => e.exit_status(),
+            HbaError::Query(e) => e.exit_status(),
+            HbaError::Parse(_)
+            | HbaError::Address(_)
+            | HbaError::Edit(_)
+            | HbaError::Rule(_)
+            | HbaError::NoSelection => ExitStatus::Refused,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
+impl HbaError {
+    fn hint_text(&self) -> String {
+        match self {
+            HbaError::Locate(e) => e.hint().unwrap_or_default(),
             HbaError::Query(_) => "run again with -v for the statements qrd runs".into(),
             HbaError::Parse(_) => "fix pg_hba.conf at the place named above; nothing was changed".into(),
             HbaError::Address(_) => "give node addresses as ADDR or ADDR/PREFIX".into(),

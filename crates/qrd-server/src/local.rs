@@ -5,6 +5,7 @@
 //! `/etc/postgresql/<major>/<name>`); and where such a server takes socket connections, connecting there as
 //! its owner (peer authentication) when qrd runs as root.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -65,10 +66,29 @@ pub enum LocalError {
     Setting { name: &'static str, value: String, at: String },
 }
 
-impl LocalError {
-    pub fn hint(&self) -> String {
+impl UserError for LocalError {
+    fn exit_status(&self) -> ExitStatus {
         match self {
-            LocalError::Connect(e) => e.hint(),
+            LocalError::Connect(e) => e.exit_status(),
+            LocalError::Query(e) => e.exit_status(),
+            LocalError::DataDirUnreachable { .. }
+            | LocalError::OtherDataDir { .. }
+            | LocalError::Read { .. }
+            | LocalError::Conf(_)
+            | LocalError::Hba(_)
+            | LocalError::Setting { .. } => ExitStatus::Refused,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
+impl LocalError {
+    fn hint_text(&self) -> String {
+        match self {
+            LocalError::Connect(e) => e.hint().unwrap_or_default(),
             LocalError::Query(_) => "run again with -v for the statements qrd runs; the server log may say more".into(),
             LocalError::DataDirUnreachable { .. } | LocalError::Read { .. } => {
                 "run qrd on the server's machine, as root or as the server's OS user (the owner of the data directory)"

@@ -1,6 +1,7 @@
 //! Finding the configuration file a command works on, and the optional server connection that checks and
 //! reloads it: `--file`, else the file of the cluster `--data-dir` names, else the path the server reports.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::path::{Path, PathBuf};
 
 use qrd_pg::Session;
@@ -63,13 +64,28 @@ pub enum LocateError {
     Read { path: PathBuf, from_server: bool, source: std::io::Error },
 }
 
+impl UserError for LocateError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            LocateError::Connect(e) => e.exit_status(),
+            LocateError::Query(e) => e.exit_status(),
+            // Options that name no usable file.
+            LocateError::NoFile { .. } | LocateError::Read { .. } => ExitStatus::Usage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl LocateError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             LocateError::Connect(e) => format!(
                 "{}; or, on the server's machine, name the file with --data-dir DIR or --file FILE (add --offline \
                  when the server is stopped)",
-                e.hint()
+                e.hint().unwrap_or_default()
             ),
             LocateError::Query(_) => "run again with -v for the statements qrd runs".into(),
             LocateError::NoFile { .. } => "pass --data-dir DIR (or PGDATA) or --file FILE".into(),

@@ -2,6 +2,7 @@
 //! the server runs with), values checked against the server's own catalog before anything is written,
 //! `ALTER SYSTEM` for online changes, and the restart a setting owes, done by whoever runs the server.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::path::{Path, PathBuf};
 
 use qrd_conf::pgconf::{
@@ -68,8 +69,28 @@ pub enum SettingsError {
     Restart { failure: Box<crate::service::RestartFailure>, hint: String },
 }
 
+impl UserError for SettingsError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            SettingsError::Query(e) => e.exit_status(),
+            SettingsError::Restart { .. } => ExitStatus::Failed,
+            // Refused before anything changed.
+            SettingsError::Invalid { .. }
+            | SettingsError::Shadowed(_)
+            | SettingsError::Plan(_)
+            | SettingsError::AlterSystem(_)
+            | SettingsError::NoPgCtl(_)
+            | SettingsError::Owner(_) => ExitStatus::Refused,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl SettingsError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             SettingsError::Invalid { .. } => "fix the values above (the messages are the server's own)".into(),
             SettingsError::Shadowed(PlanError::ShadowedByAlterSystem { name, .. }) => {
@@ -78,17 +99,12 @@ impl SettingsError {
             SettingsError::Shadowed(_) | SettingsError::Plan(_) => "fix the file at the place named above".into(),
             SettingsError::Query(_) => "run again with -v for the statements qrd runs".into(),
             SettingsError::AlterSystem(_) => "fix the value (the message is the server's own)".into(),
-            SettingsError::NoPgCtl(e) => e.hint(),
+            SettingsError::NoPgCtl(e) => e.hint().unwrap_or_default(),
             SettingsError::Restart { hint, .. } => hint.clone(),
             SettingsError::Owner(_) => {
                 "run qrd as root or as the data directory's owner, or restart the PostgreSQL service yourself".into()
             }
         }
-    }
-
-    /// Refused before anything changed (as opposed to failed while working).
-    pub fn is_refusal(&self) -> bool {
-        !matches!(self, SettingsError::Query(_) | SettingsError::Restart { .. })
     }
 }
 

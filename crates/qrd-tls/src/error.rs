@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use qrd_cert::{CertError, KeyMismatch};
+use qrd_exit::{ExitStatus, UserError};
 use qrd_server::{LocalError, SavedError, UndoProblem, WriteError};
 
 /// Why an `ssl` step did not happen or did not finish. Every variant says whether anything changed.
@@ -100,8 +101,30 @@ fn put_back(problems: &[UndoProblem], all_well: &str) -> String {
     }
 }
 
+impl UserError for TlsError {
+    fn exit_status(&self) -> ExitStatus {
+        use TlsError::*;
+        match self {
+            // Errors of the shared homes keep their own codes.
+            Local(e) => e.exit_status(),
+            Write(e) => e.exit_status(),
+            Query(e) => e.exit_status(),
+            // An option's file that cannot be read.
+            ReadInput { .. } => ExitStatus::Usage,
+            // Refused before anything changed.
+            e if is_refusal(e) => ExitStatus::Refused,
+            // Failed while working.
+            _ => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl TlsError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         use TlsError::*;
         match self {
             ReadInput { .. } => "check the path and that this user may read it".into(),
@@ -138,8 +161,8 @@ impl TlsError {
             QuotedConnType { word, .. } => format!("write it as {word} (no quotes) and run again"),
             NotUtf8 { .. } => "compare the saved copy with the file by hand".into(),
             NoSettings => "connect as a superuser (-U postgres)".into(),
-            Local(e) => e.hint(),
-            Write(e) => e.hint(),
+            Local(e) => e.hint().unwrap_or_default(),
+            Write(e) => e.hint().unwrap_or_default(),
             Saved(SavedError::Damaged { path, copy }) => {
                 format!("compare {} with {} by hand", copy.display(), path.display())
             }
@@ -164,29 +187,6 @@ impl TlsError {
             ),
         }
     }
-
-    /// Refused before anything changed (exit 4) rather than failed while working (exit 5) or bad input
-    /// (exit 2: [`TlsError::ReadInput`]).
-    pub fn is_refusal(&self) -> bool {
-        use TlsError::*;
-        matches!(
-            self,
-            BadCertificate { .. }
-                | BadKey { .. }
-                | KeyMismatch { .. }
-                | CaDidNotSign { .. }
-                | Expired { .. }
-                | NotYetValid { .. }
-                | BadHostname(_)
-                | TemporarilyDisabled { .. }
-                | AlreadyDisabled { .. }
-                | NothingToDisable
-                | NothingToRestore { .. }
-                | EditedSince { .. }
-                | ShadowedByAlterSystem { .. }
-                | QuotedConnType { .. }
-        )
-    }
 }
 
 impl From<qrd_conf::pgconf::PlanError> for TlsError {
@@ -199,4 +199,26 @@ impl From<qrd_conf::pgconf::PlanError> for TlsError {
             other => TlsError::Internal(other.to_string()),
         }
     }
+}
+
+/// Refused before anything changed (exit 4) rather than failed while working (exit 5).
+fn is_refusal(e: &TlsError) -> bool {
+    use TlsError::*;
+    matches!(
+        e,
+        BadCertificate { .. }
+            | BadKey { .. }
+            | KeyMismatch { .. }
+            | CaDidNotSign { .. }
+            | Expired { .. }
+            | NotYetValid { .. }
+            | BadHostname(_)
+            | TemporarilyDisabled { .. }
+            | AlreadyDisabled { .. }
+            | NothingToDisable
+            | NothingToRestore { .. }
+            | EditedSince { .. }
+            | ShadowedByAlterSystem { .. }
+            | QuotedConnType { .. }
+    )
 }

@@ -9,6 +9,7 @@
 //! to the destination only when every member checked out, so a directory under the destination's name
 //! is complete and verified.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -105,6 +106,23 @@ pub enum ReadError {
     DestinationExists { path: PathBuf },
 }
 
+impl UserError for ReadError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            // The file is missing or unreadable: the input's problem.
+            ReadError::Io { .. } => ExitStatus::Usage,
+            ReadError::NotABundle { .. }
+            | ReadError::NewerFormat { .. }
+            | ReadError::Damaged { .. }
+            | ReadError::DestinationExists { .. } => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl ReadError {
     /// Whether the bundle itself is wrong (a member's size or checksum, the compressed stream, a file that
     /// is no bundle) rather than unreadable from here: a file this user may not open, no room or no right
@@ -116,7 +134,7 @@ impl ReadError {
         }
     }
 
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             ReadError::Io { .. } => {
                 "check that the file exists and is readable, and the free space where it is extracted".into()

@@ -1,5 +1,6 @@
 //! Bundles written, read, damaged and forged on real files in temporary directories.
 
+use qrd_exit::UserError;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -309,7 +310,8 @@ fn a_byte_flipped_inside_a_member_is_caught_and_named() {
     let dest = root.path().join("restore");
     let err = extract(&written.path, &dest).unwrap_err();
     assert!(err.to_string().contains("QSR/3002.dat: damaged"), "{err}");
-    assert!(err.hint().contains("earlier one"), "{}", err.hint());
+    let hint = err.hint().unwrap();
+    assert!(hint.contains("earlier one"), "{hint}");
     assert!(!dest.exists());
     assert_eq!(names_in(root.path()), ["out", "staging"]);
 }

@@ -5,6 +5,7 @@
 //! password verifiers), until it is complete and flushed; then it is renamed to `NAME.tar.zst` (never over
 //! an existing file) and the directory is flushed. Dropping a [`Writer`], or any failure, removes it.
 
+use qrd_exit::{ExitStatus, UserError};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -67,8 +68,22 @@ pub enum WriteError {
     },
 }
 
+impl UserError for WriteError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            // Refused before the bundle was started.
+            WriteError::BadName { .. } | WriteError::Exists { .. } => ExitStatus::Refused,
+            _ => ExitStatus::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.hint_text())
+    }
+}
+
 impl WriteError {
-    pub fn hint(&self) -> String {
+    fn hint_text(&self) -> String {
         match self {
             WriteError::BadName { .. } => "choose a name without slashes that does not start with a dot".into(),
             WriteError::Exists { .. } => "the earlier bundle is kept; choose another name or directory".into(),

@@ -3,6 +3,7 @@
 
 use clap::Args;
 use qrd_check::{Context, Report, ServerSummary, Site, ToolsFound};
+use qrd_exit::UserError;
 use qrd_pg::inventory::Inventory;
 use qrd_pg::spec::{DEFAULT_REPO_ROLE, SUPPORTED_MAJORS};
 use qrd_pg::{RepoSpec, Session};
@@ -121,7 +122,11 @@ async fn backups(dir: &std::path::Path, finder: &qrd_pgbin::Finder) -> qrd_check
                 .not_checked()
                 .filter_map(|c| {
                     let e = c.verdict.error()?;
-                    Some(qrd_check::NotChecked { file: c.file_name.clone(), reason: e.to_string(), hint: e.hint() })
+                    Some(qrd_check::NotChecked {
+                        file: c.file_name.clone(),
+                        reason: e.to_string(),
+                        hint: e.hint().unwrap_or_default(),
+                    })
                 })
                 .collect(),
         },

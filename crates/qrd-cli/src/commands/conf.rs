@@ -120,8 +120,7 @@ pub async fn execute(args: ConfArgs) -> Result<ExitStatus, CliError> {
 }
 
 fn load_tree(loc: &Located) -> Result<ConfTree, CliError> {
-    ConfTree::load_with_data_dir(&loc.path, &loc.data_dir())
-        .map_err(|e| CliError::new(ExitStatus::Refused, e.to_string()).hint("fix the file at the place named above"))
+    Ok(ConfTree::load_with_data_dir(&loc.path, &loc.data_dir())?)
 }
 
 async fn get(args: GetArgs) -> Result<ExitStatus, CliError> {
@@ -190,8 +189,7 @@ async fn set_online(pairs: Vec<(String, String)>, apply: &ApplyArgs) -> Result<E
     let session = Session::open(&apply.conn.opts()).await?;
     settings::check_values(&session, &pairs).await?;
     if apply.dry_run {
-        let script =
-            settings::alter_system_script(&pairs).map_err(|e| CliError::new(ExitStatus::Refused, e.to_string()))?;
+        let script = settings::alter_system_script(&pairs)?;
         script.iter().for_each(|s| println!("{s}"));
         return Ok(ExitStatus::Success);
     }

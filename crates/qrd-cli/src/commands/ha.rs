@@ -186,7 +186,7 @@ async fn adopt(a: AdoptArgs) -> Result<ExitStatus, CliError> {
     let mut opts = a.conn.opts();
     if a.conn.host.is_none() {
         let (h, p) = cref.endpoint_host_port().ok_or_else(|| {
-            CliError::new(ExitStatus::Usage, "no endpoint known: pass -h and -p (HAProxy's or the leader's)")
+            qrd_ha::HaError::Usage("no endpoint known: pass -h and -p (HAProxy's or the leader's)".into())
         })?;
         (opts.host, opts.port) = (Some(h), Some(p));
     }

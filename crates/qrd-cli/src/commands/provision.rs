@@ -34,11 +34,7 @@ pub struct ProvisionArgs {
 }
 
 pub async fn execute(args: ProvisionArgs) -> Result<ExitStatus, CliError> {
-    qrd_pg::quote::ident(&args.repo_user).map_err(|e| {
-        CliError::new(ExitStatus::Refused, format!("invalid --repo-user: {e}"))
-            .hint("choose a role name of 1 to 63 bytes without NUL characters")
-    })?;
-    let spec = RepoSpec::new(&args.repo_user);
+    let spec = RepoSpec::for_role(&args.repo_user)?;
     let mut repo_password = source::repo_password(args.repo_password_file.as_deref())?;
 
     let session = Session::open(&args.conn.opts()).await?;
@@ -120,7 +116,7 @@ fn print_dry_run(plan: &Plan, inv: &Inventory, header: &str) -> Result<(), CliEr
         );
     }
     println!("\\set ON_ERROR_STOP on\n");
-    let script = plan.script(&inv.maintenance_db).map_err(|e| CliError::new(ExitStatus::Failed, e.to_string()))?;
+    let script = plan.script(&inv.maintenance_db)?;
     print!("{script}");
     note(format!("dry run: {} statement(s) shown, nothing changed", plan.steps.len()));
     Ok(())

@@ -414,3 +414,14 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
         _ => false,
     }
 }
+
+impl qrd_exit::UserError for LoadError {
+    /// A configuration qrd cannot read or parse as the server would: refused, nothing changed.
+    fn exit_status(&self) -> qrd_exit::ExitStatus {
+        qrd_exit::ExitStatus::Refused
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some("fix the file at the place named above; nothing was changed".into())
+    }
+}

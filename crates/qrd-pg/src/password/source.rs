@@ -4,6 +4,8 @@ use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use qrd_exit::{ExitStatus, UserError};
+
 use crate::password::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +24,34 @@ pub enum PasswordError {
     Mismatch,
     #[error("failed to read a password from the terminal: {0}")]
     Prompt(std::io::Error),
+}
+
+/// A password that cannot be had: an unreadable password file is a usage error (exit 2, as for
+/// `--password-file`); a password refused for what it is (empty, not UTF-8), or no terminal to ask on, or
+/// two typings that differ, is a refusal before anything changed (exit 4). The same in every command.
+impl UserError for PasswordError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            PasswordError::Read { .. } => ExitStatus::Usage,
+            _ => ExitStatus::Refused,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(
+            match self {
+                PasswordError::Read { .. } => "check the file's path and that this user may read it",
+                PasswordError::Empty { .. } => "give a non-empty password",
+                PasswordError::NotUtf8 { .. } => "save the password as UTF-8 text",
+                PasswordError::NoTerminal { .. } => {
+                    "give it in a file (the command's --…-password-file option) or its QRD_…PASSWORD variable"
+                }
+                PasswordError::Mismatch => "type the same password twice",
+                PasswordError::Prompt(_) => "give it in a file or its variable instead of typing it",
+            }
+            .to_owned(),
+        )
+    }
 }
 
 /// Reads a password file: its whole content minus one trailing line break (`\n` or `\r\n`). A file others
