@@ -287,7 +287,7 @@ impl HaLab {
 
     /// A machine crash: Patroni and its PostgreSQL killed at once (SIGKILL), no clean shutdown.
     pub fn crash_member(&mut self, i: usize) {
-        let postmaster = self.postmaster_pid(i);
+        let postmaster = self.running_postmaster(i);
         self.members[i].kill9();
         if let Some(pid) = postmaster {
             let _ = kill(pid, Signal::SIGKILL);
@@ -295,13 +295,13 @@ impl HaLab {
         }
     }
 
-    fn postmaster_pid(&self, i: usize) -> Option<Pid> {
-        let text = std::fs::read_to_string(self.data_dir(i).join("postmaster.pid")).ok()?;
-        text.lines().next()?.trim().parse().ok().map(Pid::from_raw)
+    /// The postmaster that runs on member `i`'s data directory now (its `postmaster.pid` names a live process).
+    fn running_postmaster(&self, i: usize) -> Option<Pid> {
+        qrd_server::pgctl::running_postmaster(&self.data_dir(i)).map(|pid| Pid::from_raw(pid as i32))
     }
 
     fn kill_postmaster(&self, i: usize) {
-        if let Some(pid) = self.postmaster_pid(i).filter(|p| kill(*p, None).is_ok()) {
+        if let Some(pid) = self.running_postmaster(i) {
             let _ = kill(pid, Signal::SIGQUIT);
             self.wait_gone(pid);
         }
