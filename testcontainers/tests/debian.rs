@@ -43,7 +43,8 @@ async fn a_debian_cluster_is_packaged_like_debians_and_goes_away() {
     let (config, data, log, port) = (cluster.config_dir(), cluster.data_dir(), cluster.log_path(), cluster.port());
     drop(cluster);
     assert!(!config.exists() && !data.exists() && !log.exists(), "pg_dropcluster left files behind");
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    let refused = std::net::TcpStream::connect(("127.0.0.1", port)).err().map(|e| e.kind());
+    assert_eq!(refused, Some(std::io::ErrorKind::ConnectionRefused), "port {port} still accepts connections");
 }
 
 /// pg_ctl as the data directory's owner keeps the owner's groups, so the server can read its key again

@@ -47,8 +47,12 @@ async fn guide_provisioned_site_with_qlogs(major: u32) {
         .get(0);
     assert!(readable);
 
-    let tcp = server.try_connect_tcp(server.host(), "QSR", REPO_ROLE, password).await;
-    assert!(tcp.is_ok(), "the guide's password should log the role in: {:?}", tcp.err());
+    let tcp = server
+        .try_connect_tcp(server.host(), "QSR", REPO_ROLE, password)
+        .await
+        .unwrap_or_else(|e| panic!("the guide's password should log the role in: {e:?}"));
+    let who: String = tcp.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+    assert_eq!(who, REPO_ROLE);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The harness against real servers of every installed major: start, log in, psql, clean up; md5 and
 //! trust host auth; namespaces with their own loopback addresses and hostname.
 
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::Instant;
 
@@ -23,6 +24,31 @@ async fn host_auth_methods(client: &tokio_postgres::Client) -> Vec<String> {
 async fn stored_password(client: &tokio_postgres::Client, role: &str) -> String {
     let row = client.query_one("SELECT rolpassword FROM pg_authid WHERE rolname = $1", &[&role]).await.unwrap();
     row.get(0)
+}
+
+async fn current_user(client: &tokio_postgres::Client) -> String {
+    client.query_one("SELECT current_user::text", &[]).await.unwrap().get(0)
+}
+
+/// How a TCP connect to `addr` failed (`None`: it connected).
+fn tcp_refusal(addr: (IpAddr, u16)) -> Option<ErrorKind> {
+    TcpStream::connect(addr).err().map(|e| e.kind())
+}
+
+/// The kind of I/O error under a failed connection attempt; otherwise what happened instead.
+fn io_failure(result: Result<tokio_postgres::Client, tokio_postgres::Error>) -> Result<ErrorKind, String> {
+    let err = match result {
+        Ok(_) => return Err("connected".to_owned()),
+        Err(e) => e,
+    };
+    let mut source = std::error::Error::source(&err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Ok(io.kind());
+        }
+        source = e.source();
+    }
+    Err(format!("{err:?}"))
 }
 
 /// Everything a test relies on for one major, then that drop leaves nothing behind.
@@ -79,8 +105,11 @@ async fn start_log_in_and_clean_up(major: u32) {
     drop(server);
     assert!(!data.exists(), "{} should be gone", data.display());
     assert!(!socket.exists(), "{} should be gone", socket.display());
-    let refused = TcpStream::connect((host, port));
-    assert!(refused.is_err(), "port {port} still accepts connections after drop");
+    assert_eq!(
+        tcp_refusal((host, port)),
+        Some(ErrorKind::ConnectionRefused),
+        "port {port} still accepts connections after drop"
+    );
 }
 
 #[tokio::test]
@@ -118,8 +147,11 @@ async fn md5_host_auth_stores_md5_hashes() {
         assert_eq!(host_auth_methods(&client).await, ["md5"], "PostgreSQL {major}");
         let enc: String = client.query_one("SHOW password_encryption", &[]).await.unwrap().get(0);
         assert_eq!(enc, "md5", "PostgreSQL {major}");
-        let tcp = server.try_connect_tcp(LOCALHOST, "postgres", "postgres", server.password()).await;
-        assert!(tcp.is_ok(), "PostgreSQL {major}: md5 login failed: {:?}", tcp.err());
+        let tcp = server
+            .try_connect_tcp(LOCALHOST, "postgres", "postgres", server.password())
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL {major}: md5 login failed: {e:?}"));
+        assert_eq!(current_user(&tcp).await, "postgres", "PostgreSQL {major}");
     }
 }
 
@@ -135,8 +167,11 @@ async fn superuser_names_that_need_quoting() {
         .unwrap();
     let client = server.connect("postgres").await;
     assert!(stored_password(&client, "Qlik Admin").await.starts_with("md5"));
-    let tcp = server.try_connect_tcp(LOCALHOST, "postgres", "Qlik Admin", "pa:ss'word\\1").await;
-    assert!(tcp.is_ok(), "{:?}", tcp.err());
+    let tcp = server
+        .try_connect_tcp(LOCALHOST, "postgres", "Qlik Admin", "pa:ss'word\\1")
+        .await
+        .unwrap_or_else(|e| panic!("md5 login with the chosen password failed: {e:?}"));
+    assert_eq!(current_user(&tcp).await, "Qlik Admin");
     let out = server.psql("postgres").args(["-At", "-c", "SELECT current_user"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Qlik Admin\n", "{}", String::from_utf8_lossy(&out.stderr));
     let name: String = client.query_one("SELECT current_setting('application_name')", &[]).await.unwrap().get(0);
@@ -149,8 +184,11 @@ async fn trust_host_auth_on_12() {
     let server = Server::builder(12).host_auth(HostAuth::Trust).start().unwrap();
     let client = server.connect("postgres").await;
     assert!(stored_password(&client, "postgres").await.starts_with("SCRAM-SHA-256$"));
-    let tcp = server.try_connect_tcp(LOCALHOST, "postgres", "postgres", "anything").await;
-    assert!(tcp.is_ok(), "trust accepts any password: {:?}", tcp.err());
+    let tcp = server
+        .try_connect_tcp(LOCALHOST, "postgres", "postgres", "anything")
+        .await
+        .unwrap_or_else(|e| panic!("trust accepts any password: {e:?}"));
+    assert_eq!(current_user(&tcp).await, "postgres");
 }
 
 /// A reloaded pg_hba.conf applies to the next connection; restart keeps the port; stop + restart works.
@@ -172,7 +210,7 @@ async fn reload_restart_stop() {
     assert_eq!(client.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
     drop(client);
     server.stop();
-    assert!(TcpStream::connect((LOCALHOST, port)).is_err());
+    assert_eq!(tcp_refusal((LOCALHOST, port)), Some(ErrorKind::ConnectionRefused), "the server is stopped");
     server.restart();
     server.connect("postgres").await;
     assert!(server.log().contains("database system is ready to accept connections"));
@@ -200,19 +238,18 @@ fn namespace_has_its_own_addresses_and_hostname() {
             let c = server.try_connect_tcp(host, "postgres", "postgres", server.password()).await.unwrap();
             c.query_one("SELECT host(inet_client_addr())", &[]).await.unwrap().get::<_, String>(0)
         };
-        let refused = server.try_connect_tcp(LO3, "postgres", "postgres", server.password()).await.is_err();
-        (via(LO2).await, via(LOCALHOST).await, refused)
+        let on_3 = io_failure(server.try_connect_tcp(LO3, "postgres", "postgres", server.password()).await);
+        (via(LO2).await, via(LOCALHOST).await, on_3)
     });
     assert_eq!(seen_via_2, "127.0.0.2");
     assert_eq!(seen_via_1, "127.0.0.1");
-    assert!(refused_on_3, "the server does not listen on 127.0.0.3");
+    assert_eq!(refused_on_3, Ok(ErrorKind::ConnectionRefused), "the server does not listen on 127.0.0.3");
 
     // Outside: the host's namespace has no such listener; the unix socket still works.
     for host in [LOCALHOST, LO2] {
-        let err = TcpStream::connect((host, server.port())).err();
         assert_eq!(
-            err.map(|e| e.kind()),
-            Some(std::io::ErrorKind::ConnectionRefused),
+            tcp_refusal((host, server.port())),
+            Some(ErrorKind::ConnectionRefused),
             "{host}:{} must not be reachable from the host's namespace",
             server.port()
         );
@@ -245,12 +282,16 @@ fn a_namespaced_server_restarts_and_reloads_inside_its_namespace() {
     assert_eq!(server.port(), port);
     let restarted = login(&server);
     assert_ne!(started, restarted, "the postmaster was not restarted");
-    assert!(TcpStream::connect((LO2, port)).is_err(), "the restarted server must listen in its namespace only");
+    assert_eq!(
+        tcp_refusal((LO2, port)),
+        Some(ErrorKind::ConnectionRefused),
+        "the restarted server must listen in its namespace only"
+    );
     server.reload();
     server.stop();
-    ns.block_on(async {
-        assert!(server.try_connect_tcp(LO2, "postgres", "postgres", server.password()).await.is_err());
-    });
+    let stopped =
+        ns.block_on(async { io_failure(server.try_connect_tcp(LO2, "postgres", "postgres", server.password()).await) });
+    assert_eq!(stopped, Ok(ErrorKind::ConnectionRefused), "the server is stopped");
     server.restart();
     login(&server);
 }

@@ -237,7 +237,8 @@ fn a_broken_edit_is_rolled_back(major: u32) {
     });
     assert_eq!(errors, 0, "the server reads the restored file without errors");
     connect_from(&ns, &server, LO2, ROLE, "QSR", REPO_PW).expect("the node still gets in");
-    assert!(connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW).is_err());
+    let err = connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW).unwrap_err();
+    assert!(err.starts_with("no pg_hba.conf entry for host \"127.0.0.3\""), "only the named node gets in: {err}");
 
     // Bad input is refused before anything is written.
     for (args, code, says) in [
@@ -285,14 +286,20 @@ fn allow_nodes_does_not_override_a_reject(major: u32) {
             0,
         );
     }
-    assert!(connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW).is_err(), "refused before");
+    let err = connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW).unwrap_err();
+    assert!(err.starts_with("pg_hba.conf rejects connection for host \"127.0.0.3\""), "refused before: {err}");
     // A colleague runs the guide's step for the subnet.
     run_expect(q(&server, &scratch).args(["hba", "allow-nodes", "127.0.0.0/30"]), 0);
     eprintln!("{}", hba_text(&server));
-    assert!(
-        connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW).is_err(),
-        "allow-nodes put its rule above the site's reject line: 127.0.0.3 is admitted again"
-    );
+    match connect_from(&ns, &server, LO3, ROLE, "QSR", REPO_PW) {
+        Ok(()) => panic!("allow-nodes put its rule above the site's reject line: 127.0.0.3 is admitted again"),
+        Err(e) => {
+            assert!(
+                e.starts_with("pg_hba.conf rejects connection for host \"127.0.0.3\""),
+                "the reject line refuses: {e}"
+            )
+        }
+    }
 }
 per_major!(allow_nodes_does_not_override_a_reject: pg16 = 16);
 

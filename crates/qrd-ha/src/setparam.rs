@@ -237,7 +237,12 @@ mod tests {
         let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["max_connections", "ttl"]);
         assert_eq!(patch_body(&changes), json!({"ttl": 30, "postgresql": {"parameters": {"max_connections": "220"}}}));
-        assert!(plan(&config, &parse_pairs(&["max_connections=lots".into()]).unwrap()).is_err());
-        assert!(parse_pairs(&["bad name=1".into()]).is_err());
+        let r = plan(&config, &parse_pairs(&["max_connections=lots".into()]).unwrap());
+        assert!(
+            matches!(&r, Err(HaError::Spec { reason }) if reason == "max_connections is a whole number, not \"lots\""),
+            "{r:?}"
+        );
+        let r = parse_pairs(&["bad name=1".into()]);
+        assert!(matches!(&r, Err(HaError::Spec { reason }) if reason == "\"bad name\" is not a setting name"), "{r:?}");
     }
 }

@@ -391,21 +391,29 @@ pub(crate) mod tests {
         }
     }
 
+    /// The reason of the `HaError::Spec` that `validate` must return.
+    fn refusal(s: &ClusterSpec) -> String {
+        match s.validate() {
+            Err(HaError::Spec { reason }) => reason,
+            other => panic!("expected HaError::Spec, got {other:?}"),
+        }
+    }
+
     #[test]
     fn validation_names_the_problem() {
-        assert!(lab().validate().is_ok());
+        lab().validate().unwrap_or_else(|e| panic!("the lab spec is valid: {e}"));
         let mut s = lab();
         s.members[1].name = "pg1".into();
-        assert!(s.validate().unwrap_err().to_string().contains("\"pg1\" is given twice"));
+        assert!(refusal(&s).contains("\"pg1\" is given twice"));
         let mut s = lab();
         s.timing = Timing { ttl: 20, loop_wait: 10, retry_timeout: 10 };
-        assert!(s.validate().unwrap_err().to_string().contains("loop_wait + 2 × retry_timeout"));
+        assert!(refusal(&s).contains("loop_wait + 2 × retry_timeout"));
         let mut s = lab();
         s.rewinder = "replicator".into();
-        assert!(s.validate().unwrap_err().to_string().contains("two purposes"));
+        assert!(refusal(&s).contains("two purposes"));
         let mut s = lab();
         s.members[0].name = "pg 1".into();
-        assert!(s.validate().is_err());
+        assert!(refusal(&s).starts_with("member name \"pg 1\": use letters, digits"), "{}", refusal(&s));
     }
 
     #[test]

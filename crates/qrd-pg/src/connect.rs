@@ -597,7 +597,10 @@ mod tests {
         for m in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
             assert_eq!(m.parse::<SslMode>().unwrap().to_string(), m);
         }
-        assert!("bogus".parse::<SslMode>().is_err());
+        assert_eq!(
+            "bogus".parse::<SslMode>(),
+            Err("invalid sslmode \"bogus\": use disable, prefer, require, verify-ca or verify-full".to_owned())
+        );
     }
 
     #[test]

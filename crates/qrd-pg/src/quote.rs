@@ -64,8 +64,8 @@ mod tests {
         assert_eq!(ident(""), Err(QuoteError::EmptyName));
         assert!(matches!(ident(&"x".repeat(64)), Err(QuoteError::NameTooLong { len: 64, .. })));
         // 21 three-byte characters = 63 bytes: fine; one more is not.
-        assert!(ident(&"€".repeat(21)).is_ok());
-        assert!(ident(&"€".repeat(22)).is_err());
+        assert_eq!(ident(&"€".repeat(21)), Ok(format!("\"{}\"", "€".repeat(21))));
+        assert!(matches!(ident(&"€".repeat(22)), Err(QuoteError::NameTooLong { len: 66, .. })));
     }
 
     #[test]
@@ -73,6 +73,6 @@ mod tests {
         assert_eq!(literal("it's").unwrap(), "'it''s'");
         assert_eq!(literal(r"a\b").unwrap(), r"E'a\\b'");
         assert_eq!(literal("$$").unwrap(), "'$$'");
-        assert!(literal("a\0b").is_err());
+        assert_eq!(literal("a\0b"), Err(QuoteError::Nul { what: "a literal" }));
     }
 }

@@ -263,7 +263,9 @@ mod tests {
         let path = p.path().to_owned();
         drop(p);
         assert!(!path.exists());
-        assert!(Passfile::new("a\nb").is_err());
+        let err = Passfile::new("a\nb").err().expect("a password with a line break cannot be written");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("line break"), "{err}");
     }
 
     #[test]

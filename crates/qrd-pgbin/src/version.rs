@@ -94,7 +94,8 @@ mod tests {
         assert_eq!((v.major, v.minor), (16, 2));
         let v = PgVersion::from_version_output("postgres (PostgreSQL) 17beta1").unwrap();
         assert_eq!((v.major, v.minor, v.text.as_str()), (17, 0, "17beta1"));
-        assert!(PgVersion::from_version_output("bash: pg_dump: command not found").is_err());
+        let err = PgVersion::from_version_output("bash: pg_dump: command not found").unwrap_err();
+        assert_eq!(err.0, "bash: pg_dump: command not found", "the error quotes the line it could not read");
     }
 
     #[test]

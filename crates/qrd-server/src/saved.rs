@@ -239,7 +239,12 @@ mod tests {
         let owner = Owner::of(root.path()).unwrap();
         let dir = root.path().join("saved");
         let missing = [ToSave { path: root.path().join("nope.conf"), kind: FileKind::Conf, written: None }];
-        assert!(SavedSet::create(&dir, owner, 4432, &missing).is_err());
+        let r = SavedSet::create(&dir, owner, 4432, &missing);
+        assert!(
+            matches!(&r, Err(SavedError::Io { what: "read", path, source })
+                if *path == missing[0].path && source.kind() == std::io::ErrorKind::NotFound),
+            "{r:?}"
+        );
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0, "no half-saved set, no temporary directory");
     }
 }

@@ -403,7 +403,10 @@ mod tests {
             Ok(Address::Netmask { addr: ip("10.0.0.0"), mask: ip("255.0.0.0"), zone: None })
         );
         assert!(Address::parse("10.0.0.1").unwrap_err().0.contains("10.0.0.1/32"));
-        assert!(Address::parse("1.2.3.4/40").is_err());
+        assert_eq!(
+            Address::parse("1.2.3.4/40"),
+            Err(AddressError("invalid CIDR mask in address \"1.2.3.4/40\"".into()))
+        );
         for wide in ["all", "0.0.0.0/0", "::/0", "1.2.3.4 0.0.0.0"] {
             assert!(Address::parse(wide).unwrap().covers_everything(), "{wide}");
         }

@@ -613,7 +613,7 @@ mod tests {
             assert_eq!(m.as_str().parse::<Method>(), Ok(m));
         }
         assert_eq!("hostssl".parse::<ConnType>(), Ok(ConnType::HostSsl));
-        assert!("HOST".parse::<ConnType>().is_err());
+        assert_eq!("HOST".parse::<ConnType>(), Err("invalid connection type \"HOST\"".to_owned()), "case-sensitive");
     }
 
     /// `at` is the text the column must point at; `None` means the end of the line.
@@ -759,8 +759,11 @@ mod tests {
         );
         let newline =
             Record::new(ConnType::Local, vec![Token::name("a\nb")], vec![Token::keyword("all")], None, Method::Md5);
-        assert!(newline.to_line().is_err());
+        assert_eq!(
+            newline.to_line(),
+            Err(RecordError::Invalid("names cannot contain line breaks or NUL characters".into()))
+        );
         let empty = Record::new(ConnType::Local, vec![], vec![Token::keyword("all")], None, Method::Md5);
-        assert!(empty.to_line().is_err());
+        assert_eq!(empty.to_line(), Err(RecordError::Invalid("end-of-line before authentication method".into())));
     }
 }

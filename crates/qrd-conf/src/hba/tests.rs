@@ -671,7 +671,8 @@ fn set_method_changes_one_word() {
         f.render(),
         "\u{feff}# x\r\nhost all all 10.0.0.0/8 scram-sha-256 # keep me\r\nhost \"QSR\" all \\\r\n  10.1.0.0/16 \\\r\n  scram-sha-256\r\nlocal all all peer\r\n"
     );
-    assert!(f.set_method(1, Method::Md5).is_err(), "a comment line has no method");
+    let r = f.set_method(1, Method::Md5);
+    assert!(matches!(r, Err(EditError::NotARecord(1))), "a comment line has no method: {r:?}");
     let roles = Roles::new().with("alice", &["qlik"]).with("qlik", &[]).with("bob", &[]);
     let mut facts = Facts::new(16);
     facts.roles = Some(roles);
@@ -760,8 +761,15 @@ fn node_addresses_and_their_ends() {
     let net = Address::parse_node("10.0.4.7/24").unwrap();
     let ends: Vec<String> = net.ends().unwrap().iter().map(|a| a.to_string()).collect();
     assert_eq!(ends, ["10.0.4.0", "10.0.4.255"]);
-    assert!(Address::parse_node("db.example.com").is_err());
-    assert!(Address::parse_node("samenet/8").is_err());
+    assert_eq!(
+        Address::parse_node("db.example.com"),
+        Err(AddressError("\"db.example.com\" is not an IP address".into())),
+        "a host name is not a node address"
+    );
+    assert_eq!(
+        Address::parse_node("samenet/8"),
+        Err(AddressError("specifying both host name and CIDR mask is invalid: \"samenet/8\"".into()))
+    );
     assert!(Address::may_overlap(Some(&net), Some(&Address::Hostname { name: "x".into() })));
     assert!(!Address::may_overlap(Some(&net), Address::parse_node("10.0.5.0/24").ok().as_ref()));
     assert!(Address::may_overlap(None, Some(&net)), "local records overlap everything");

@@ -156,6 +156,10 @@ mod tests {
         let plan = plan_settings(&t, &pairs(&[("ssl", "1")]), PlanOptions { skip_effective: true }).unwrap();
         assert!(plan.edits.is_empty());
         // `conf set` (no skipping) refuses even an equal value: the file edit would change nothing.
-        assert!(plan_settings(&t, &pairs(&[("ssl", "on")]), PlanOptions::default()).is_err());
+        let err = plan_settings(&t, &pairs(&[("ssl", "on")]), PlanOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::ShadowedByAlterSystem { name, line: 1, value, .. } if name == "ssl" && value == "on"),
+            "{err}"
+        );
     }
 }
