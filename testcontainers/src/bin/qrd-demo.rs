@@ -168,6 +168,32 @@ fn run(major: u32) -> Result<(), String> {
     if !status.success() {
         return Err(format!("qrd restore exited with {status}"));
     }
+    say("the new host on a managed service (Amazon RDS, Azure, Cloud SQL) has an admin that is no superuser \
+         (CREATEROLE CREATEDB, pg_read_all_settings, pg_monitor); qrd check as that admin: what it may not read \
+         (pg_authid, pg_hba.conf) is skip, never a failure");
+    let admin_pw = qrd_testcontainers::random_password().map_err(|e| e.to_string())?;
+    let create_admin = format!(
+        "CREATE ROLE qlik_admin LOGIN CREATEROLE CREATEDB PASSWORD {}; GRANT pg_read_all_settings, pg_monitor TO qlik_admin",
+        qrd_pg::quote::literal(&admin_pw).map_err(|e| e.to_string())?
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime
+        .block_on(async { target.connect("postgres").await.batch_execute(&create_admin).await })
+        .map_err(|e| e.to_string())?;
+    let mut check = Command::new(&qrd);
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("PG")) {
+            check.env_remove(k);
+        }
+    }
+    // The admin's password reaches qrd through its environment, as PGPASSWORD does for psql; never argv.
+    check.envs(target.client_env()).env("PGUSER", "qlik_admin").env("PGPASSWORD", &admin_pw);
+    check.env("HOME", scratch.path()).args(["check", "-U", "qlik_admin"]);
+    println!("$ qrd check -U qlik_admin");
+    let status = check.status().map_err(|e| format!("failed to run {}: {e}", qrd.display()))?;
+    if !matches!(status.code(), Some(0 | 1)) {
+        return Err(format!("qrd check as the managed admin exited with {status}"));
+    }
     say("a standby of the site on this machine: the primary prepared for its major, a clone that streams");
     let server_bin = server.installation().server_bin.to_str().unwrap().to_owned();
     let data_dir = server.data_dir().to_str().unwrap().to_owned();

@@ -404,6 +404,15 @@ fn scan(path: &Path, mut into: Option<&mut Extraction>) -> Result<Verified, Read
 
     let mut buf = vec![0u8; 256 << 10];
     loop {
+        // This runs on a blocking thread that the command's unwinding cannot stop: an interruption (Ctrl-C,
+        // SIGTERM) ends the scan between members, and nothing is claimed about the bundle.
+        if let Some(signal) = qrd_pgbin::interrupt::received() {
+            return Err(ReadError::Io {
+                what: "read",
+                path: path.to_owned(),
+                source: io::Error::other(format!("stopped: qrd received {signal}")),
+            });
+        }
         let mut entry = match entries.next() {
             None => break,
             Some(Ok(e)) => e,
